@@ -1,0 +1,30 @@
+// Package registry defines regchain's service-registry contract: the Instance
+// record, the Registry and Watcher interfaces every backend implements, the
+// Update a watcher delivers, small optional capability interfaces, the sentinel
+// errors and the validation and JSON codec shared by every backend.
+//
+// The package imports only the standard library. Backends live in
+// adapters/..., the fallback chain in chain/, and the conformance kit that holds
+// every implementation to this contract in registry/registrytest.
+//
+// # Watch semantics
+//
+// A Watcher delivers full snapshots, never deltas: each Update carries the
+// complete current instance set of one service. Identical consecutive states
+// are dropped, a slow reader never blocks the backend (latest wins), and the
+// first Next returns the current state at once, also when it is empty. A
+// backend error does not freeze a watcher: the backend retries with capped
+// backoff and Next reports the failure as a transient error, after which the
+// watcher goes on. Feed implements these rules for backends.
+//
+// # Ownership
+//
+// Values passed in are copied; slices, maps and Instances returned belong to the
+// caller, who may modify them freely.
+//
+// # Caveats
+//
+// Instance.Endpoints order carries no meaning: Equal compares them as sets, and
+// backends may return them in a different order than registered. Update
+// instances are sorted by ID.
+package registry

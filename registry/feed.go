@@ -1,0 +1,231 @@
+package registry
+
+import (
+	"context"
+	"fmt"
+	"sync"
+)
+
+// Feed is a ready-made Watcher for implementations: producers Publish full
+// states and report failures, one consumer calls Next. It applies the watch
+// rules of this package: latest state wins per service (a slow consumer never
+// blocks a producer), a state equal to the last one delivered for its service
+// is dropped, Next returns the caller's own copy, and Stop, the Watch ctx and
+// Close all end it.
+//
+// Feed is safe for concurrent use. Its methods never block, except Next.
+type Feed struct {
+	wake chan struct{} // capacity 1: a pending wake-up for Next
+	done chan struct{} // closed when the feed ends
+
+	onStop    func()
+	stopOnce  sync.Once
+	stopAfter func() bool
+
+	mu      sync.Mutex         // guards the fields below
+	pending map[string]*Update // not yet delivered, latest per service
+	order   []string           // services with a pending update, oldest first
+	last    map[string]*Update // last delivered per service
+	err     error              // transient, delivered once
+	final   error              // set when the feed ends
+}
+
+// NewFeed returns a feed that ends when ctx is done or Stop or End is called;
+// onStop (may be nil) runs once when it ends, so the producer can release its
+// resources. onStop must not block.
+func NewFeed(ctx context.Context, onStop func()) *Feed {
+	f := &Feed{
+		wake:    make(chan struct{}, 1),
+		done:    make(chan struct{}),
+		onStop:  onStop,
+		pending: make(map[string]*Update),
+		last:    make(map[string]*Update),
+	}
+	f.stopAfter = context.AfterFunc(ctx, func() {
+		f.End(fmt.Errorf("%w: %w", ErrStopped, context.Cause(ctx)))
+	})
+	return f
+}
+
+// Publish offers a new state. The feed takes ownership of u (it sorts
+// u.Instances and keeps them): the caller must not modify u afterwards. A
+// state equal to the last one delivered for its service replaces any pending
+// one and is not delivered again. Publishing also clears a pending transient
+// error: the new state supersedes it.
+func (f *Feed) Publish(u *Update) {
+	SortInstances(u.Instances)
+	f.mu.Lock()
+	if f.final != nil {
+		f.mu.Unlock()
+		return
+	}
+	f.err = nil
+	_, queued := f.pending[u.Service]
+	if last, ok := f.last[u.Service]; ok && last.SameState(u) {
+		if queued {
+			delete(f.pending, u.Service)
+			f.removeOrder(u.Service)
+		}
+		f.mu.Unlock()
+		return
+	}
+	f.pending[u.Service] = u
+	if !queued {
+		f.order = append(f.order, u.Service)
+	}
+	f.mu.Unlock()
+	f.signal()
+}
+
+// Fail reports a transient failure: the next Next returns err once (after
+// any pending state), then the feed goes on. A later Publish clears it.
+func (f *Feed) Fail(err error) {
+	f.mu.Lock()
+	if f.final == nil {
+		f.err = err
+	}
+	f.mu.Unlock()
+	f.signal()
+}
+
+// Forget drops the memory of the last state delivered for service, so that
+// the next Publish for it is delivered even if equal.
+func (f *Feed) Forget(service string) {
+	f.mu.Lock()
+	delete(f.last, service)
+	f.mu.Unlock()
+}
+
+// Next implements Watcher.
+func (f *Feed) Next() (*Update, error) {
+	for {
+		f.mu.Lock()
+		if f.final != nil {
+			err := f.final
+			f.mu.Unlock()
+			return nil, err
+		}
+		if len(f.order) > 0 {
+			svc := f.order[0]
+			f.order = f.order[1:]
+			u := f.pending[svc]
+			delete(f.pending, svc)
+			f.last[svc] = u
+			f.mu.Unlock()
+			return u.Clone(), nil
+		}
+		if err := f.err; err != nil {
+			f.err = nil
+			f.mu.Unlock()
+			return nil, err
+		}
+		f.mu.Unlock()
+		select {
+		case <-f.wake:
+		case <-f.done:
+		}
+	}
+}
+
+// Stop implements Watcher: it ends the feed with ErrStopped.
+func (f *Feed) Stop() error {
+	f.End(ErrStopped)
+	return nil
+}
+
+// End ends the feed: Next returns err from now on (ErrClosed when the
+// registry closes). The first End wins; later calls do nothing.
+func (f *Feed) End(err error) {
+	f.stopOnce.Do(func() {
+		f.mu.Lock()
+		f.final = err
+		f.pending = nil
+		f.order = nil
+		f.mu.Unlock()
+		f.stopAfter()
+		close(f.done)
+		if f.onStop != nil {
+			f.onStop()
+		}
+	})
+}
+
+// Done is closed when the feed has ended; producers select on it.
+func (f *Feed) Done() <-chan struct{} { return f.done }
+
+func (f *Feed) signal() {
+	select {
+	case f.wake <- struct{}{}:
+	default:
+	}
+}
+
+func (f *Feed) removeOrder(svc string) {
+	for i, s := range f.order {
+		if s == svc {
+			f.order = append(f.order[:i], f.order[i+1:]...)
+			return
+		}
+	}
+}
+
+// Hub fans states out to in-process feeds: the watchers of one service and
+// the watch-alls. Backends that see every change themselves (the file and
+// memory registries) use it. The zero Hub is ready; it is safe for concurrent
+// use.
+type Hub struct {
+	mu    sync.Mutex       // guards feeds
+	feeds map[*Feed]string // feed -> watched service ("" = all)
+}
+
+// Add subscribes f to service ("" for every service).
+func (h *Hub) Add(f *Feed, service string) {
+	h.mu.Lock()
+	if h.feeds == nil {
+		h.feeds = make(map[*Feed]string)
+	}
+	h.feeds[f] = service
+	h.mu.Unlock()
+}
+
+// Remove unsubscribes f.
+func (h *Hub) Remove(f *Feed) {
+	h.mu.Lock()
+	delete(h.feeds, f)
+	h.mu.Unlock()
+}
+
+// Publish gives each subscribed feed its own copy of u.
+func (h *Hub) Publish(u *Update) {
+	h.mu.Lock()
+	targets := make([]*Feed, 0, len(h.feeds))
+	for f, svc := range h.feeds {
+		if svc == "" || svc == u.Service {
+			targets = append(targets, f)
+		}
+	}
+	h.mu.Unlock()
+	for _, f := range targets {
+		f.Publish(u.Clone())
+	}
+}
+
+// EndAll ends every subscribed feed with err and forgets them.
+func (h *Hub) EndAll(err error) {
+	h.mu.Lock()
+	feeds := h.feeds
+	h.feeds = nil
+	h.mu.Unlock()
+	for f := range feeds {
+		f.End(err)
+	}
+}
+
+// Fail reports a transient error to every subscribed feed.
+func (h *Hub) Fail(err error) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	for f := range h.feeds {
+		f.Fail(err)
+	}
+}

@@ -1,0 +1,160 @@
+package registry
+
+import (
+	"context"
+	"time"
+)
+
+// Registry is a service registry: a backend (etcd, Consul, ZooKeeper, a bbolt
+// file), the fallback chain over several of them, or the in-memory reference
+// implementation in registrytest.
+//
+// Implementations are safe for concurrent use by multiple goroutines. Every
+// method honours its ctx for the duration of the call only; no method stores
+// it, except Watch, whose ctx bounds the watcher's life.
+type Registry interface {
+	// Register adds or updates the instance (idempotent per Name and ID) and
+	// keeps it alive (lease, session, TTL check) until Deregister or Close.
+	// ctx bounds the first write only: keepalives run on the registry's own
+	// context. Invalid input returns ErrInvalid and writes nothing.
+	Register(ctx context.Context, in *Instance) error
+
+	// Deregister stops the keepalive and removes the instance. Only Name and
+	// ID are required. Deregistering an unknown instance is not an error.
+	Deregister(ctx context.Context, in *Instance) error
+
+	// GetService returns the service's instances sorted by ID, or ErrNotFound
+	// when it has none.
+	GetService(ctx context.Context, name string) ([]*Instance, error)
+
+	// ListServices returns the names of the services that have at least one
+	// instance, sorted.
+	ListServices(ctx context.Context) ([]string, error)
+
+	// Watch starts a watcher on the service name, or on every service when
+	// name is "". It returns at once; the watcher lives until Stop, until ctx
+	// is done or until the registry is closed.
+	Watch(ctx context.Context, name string) (Watcher, error)
+
+	// Close deregisters nothing by itself (leases and sessions run out),
+	// stops every goroutine the registry started and makes every later call
+	// return ErrClosed. Close is idempotent.
+	Close() error
+}
+
+// Watcher delivers the states of a service (or, for a watch-all, of every
+// service, one Update per changed service).
+//
+// Next is meant for one goroutine; Stop may be called from any goroutine, any
+// number of times.
+type Watcher interface {
+	// Next blocks until there is a new state and returns it. The first call
+	// returns the current state at once: for a named service even when it has
+	// no instances; for a watch-all one Update per service that has
+	// instances. Later calls return only states that differ from the previous
+	// one of the same service. Each Update is the caller's to keep.
+	//
+	// After Stop, Next returns ErrStopped; after the Watch ctx is done, an
+	// error matching both ErrStopped and the ctx's error; after the registry's
+	// Close, ErrClosed. Any other error is transient: the watcher retries on
+	// its own and a later Next may return an Update.
+	Next() (*Update, error)
+
+	// Stop ends the watcher and unblocks a pending Next.
+	Stop() error
+}
+
+// Update is the complete current state of one service.
+type Update struct {
+	// Service is the service's name.
+	Service string
+	// Instances is the complete instance set, sorted by ID; never a delta.
+	// Empty means authoritatively empty.
+	Instances []*Instance
+	// Source names what produced the state: "etcd", "consul", "zookeeper",
+	// "file", "snapshot", or a chain tier's name.
+	Source string
+	// Revision is the backend's revision or index for this state, when the
+	// backend has one (etcd revision, Consul index, ZooKeeper zxid); else 0.
+	Revision int64
+	// Time is when the source last confirmed this state.
+	Time time.Time
+}
+
+// Clone returns a deep copy of u. Clone of nil is nil.
+func (u *Update) Clone() *Update {
+	if u == nil {
+		return nil
+	}
+	out := *u
+	out.Instances = CloneInstances(u.Instances)
+	return &out
+}
+
+// SameState reports whether u and o have the same service, source and
+// instances; Revision and Time are ignored. Watchers drop an Update that has
+// the same state as the previous one.
+func (u *Update) SameState(o *Update) bool {
+	if u == nil || o == nil {
+		return u == o
+	}
+	return u.Service == o.Service && u.Source == o.Source && EqualInstances(u.Instances, o.Instances)
+}
+
+// Pinger is implemented by registries that can check their backend's health
+// cheaply (the chain's probes use it). Ping returns nil when the backend
+// answers, an error wrapping ErrUnavailable when it does not, ErrClosed after
+// Close.
+type Pinger interface {
+	Ping(ctx context.Context) error
+}
+
+// RegistrationState describes one local registration of a keepalive backend.
+type RegistrationState struct {
+	// Instance is a copy of what was registered.
+	Instance *Instance
+	// Live is true while the backend holds the registration (lease granted,
+	// key present, session alive), false while it is being re-registered.
+	Live bool
+	// Since is when Live last changed.
+	Since time.Time
+	// Attempts counts failed re-registration attempts since the last success.
+	Attempts int
+	// LastError is the last re-registration error, nil once live again.
+	LastError error
+}
+
+// RegistrationReporter is implemented by registries that keep registrations
+// alive, to tell which ones are live and which are pending re-registration.
+type RegistrationReporter interface {
+	// Registrations returns the state of every live-or-pending registration,
+	// sorted by (Name, ID).
+	Registrations() []RegistrationState
+}
+
+// SnapshotStore persists the last accepted Update per service, the last
+// resort of the chain. adapters/file implements it.
+type SnapshotStore interface {
+	// SaveSnapshot stores the updates, replacing earlier entries of the same
+	// services, in one atomic transaction: all are stored or none.
+	SaveSnapshot(ctx context.Context, updates []*Update) error
+	// LoadSnapshot returns every stored entry. Entry.Update.Time is when the
+	// source last confirmed the state, so Entry.Age is how stale it is.
+	LoadSnapshot(ctx context.Context) ([]SnapshotEntry, error)
+}
+
+// SnapshotEntry is one service's stored state.
+type SnapshotEntry struct {
+	Update *Update
+	// Saved is when the entry was written.
+	Saved time.Time
+}
+
+// Age returns how old the entry's state is at now: now minus the time its
+// source last confirmed it.
+func (e SnapshotEntry) Age(now time.Time) time.Duration {
+	if e.Update == nil || e.Update.Time.IsZero() {
+		return now.Sub(e.Saved)
+	}
+	return now.Sub(e.Update.Time)
+}
