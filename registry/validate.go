@@ -2,6 +2,7 @@ package registry
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/url"
 )
@@ -122,13 +123,18 @@ func validateEndpoint(ep string) error {
 		return fmt.Errorf("endpoint is %d bytes, longer than %d", len(ep), MaxEndpointLen)
 	}
 	u, err := url.Parse(ep)
+	if err == nil && u.Scheme != "" && u.Host != "" {
+		return nil
+	}
+	msg := fmt.Sprintf("endpoint %q is not a URL with a scheme and a host (like grpc://10.0.0.1:9000)", ep)
 	if err != nil {
-		return fmt.Errorf("endpoint %q: %w", ep, err)
+		var uerr *url.Error
+		if errors.As(err, &uerr) {
+			err = uerr.Err
+		}
+		return fmt.Errorf("%s: %w", msg, err)
 	}
-	if u.Scheme == "" || u.Host == "" {
-		return fmt.Errorf("endpoint %q is not a URL with a scheme and a host (like grpc://10.0.0.1:9000)", ep)
-	}
-	return nil
+	return errors.New(msg)
 }
 
 // Marshal validates in and returns its JSON encoding (Kratos' ServiceInstance

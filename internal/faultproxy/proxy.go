@@ -25,8 +25,11 @@ type Proxy struct {
 }
 
 // Start listens on 127.0.0.1 at a random port and forwards to target.
-func Start(target string) (*Proxy, error) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+func Start(target string) (*Proxy, error) { return Listen("127.0.0.1:0", target) }
+
+// Listen listens on addr and forwards to target.
+func Listen(addr, target string) (*Proxy, error) {
+	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		return nil, err
 	}

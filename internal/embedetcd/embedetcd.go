@@ -1,0 +1,172 @@
+// Package embedetcd runs a real etcd server in-process on loopback, for
+// tests, benchmarks and the examples that must run with nothing installed.
+// The server keeps its client URL across Stop/Start, so clients reconnect
+// to a restarted server as they would to a real one.
+//
+// Clients reach etcd through an in-process TCP proxy (Endpoint). Stop closes
+// it first, cutting every client connection as a crash does, so it does not
+// wait for etcd's graceful shutdown of open watch streams (seconds); while
+// stopped, connections are refused. Proxy gives fault tests a partition
+// switch on the same path.
+//
+// A Server is safe for concurrent use.
+package embedetcd
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"net/url"
+	"sync"
+	"time"
+
+	"go.etcd.io/etcd/server/v3/embed"
+	"go.uber.org/zap"
+
+	"github.com/regchain/regchain/internal/faultproxy"
+)
+
+// Server is an embedded single-member etcd.
+type Server struct {
+	dir       string
+	endpoint  string  // the proxy's address, what clients use
+	clientURL url.URL // where etcd itself listens
+	peerURL   url.URL
+
+	mu    sync.Mutex // guards the fields below
+	e     *embed.Etcd
+	proxy *faultproxy.Proxy
+}
+
+// Start starts etcd with its data in dir on free loopback ports.
+func Start(dir string) (*Server, error) {
+	var ports [3]int
+	for i := range ports {
+		p, err := freePort()
+		if err != nil {
+			return nil, err
+		}
+		ports[i] = p
+	}
+	s := &Server{
+		dir:       dir,
+		endpoint:  fmt.Sprintf("127.0.0.1:%d", ports[0]),
+		clientURL: url.URL{Scheme: "http", Host: fmt.Sprintf("127.0.0.1:%d", ports[1])},
+		peerURL:   url.URL{Scheme: "http", Host: fmt.Sprintf("127.0.0.1:%d", ports[2])},
+	}
+	if err := s.Start(); err != nil {
+		return nil, err
+	}
+	return s, nil
+}
+
+func freePort() (int, error) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return 0, err
+	}
+	defer ln.Close()
+	return ln.Addr().(*net.TCPAddr).Port, nil
+}
+
+// Endpoint returns the client address ("127.0.0.1:port"), stable across
+// Stop and Start.
+func (s *Server) Endpoint() string { return s.endpoint }
+
+// Proxy returns the proxy between clients and the running etcd, to
+// partition them; nil while stopped. A restart makes a new one.
+func (s *Server) Proxy() *faultproxy.Proxy {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.proxy
+}
+
+// Running reports whether the server is up.
+func (s *Server) Running() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.e != nil
+}
+
+// Start starts a stopped server again on the same data dir and ports.
+func (s *Server) Start() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.e != nil {
+		return nil
+	}
+	cfg := embed.NewConfig()
+	cfg.Name = "regchain"
+	cfg.Dir = s.dir
+	cfg.ListenClientUrls = []url.URL{s.clientURL}
+	cfg.AdvertiseClientUrls = []url.URL{s.clientURL}
+	cfg.ListenPeerUrls = []url.URL{s.peerURL}
+	cfg.AdvertisePeerUrls = []url.URL{s.peerURL}
+	cfg.InitialCluster = cfg.Name + "=" + s.peerURL.String()
+	cfg.ZapLoggerBuilder = embed.NewZapLoggerBuilder(zap.NewNop())
+	cfg.LogLevel = "error"
+	var last error
+	// A port freed by a previous run may linger for a moment; retry binding.
+	for attempt := 0; attempt < 50; attempt++ {
+		e, err := embed.StartEtcd(cfg)
+		if err != nil {
+			last = err
+			time.Sleep(20 * time.Millisecond)
+			continue
+		}
+		select {
+		case <-e.Server.ReadyNotify():
+			p, err := listenProxy(s.endpoint, s.clientURL.Host)
+			if err != nil {
+				e.Close()
+				return fmt.Errorf("embedetcd: proxy: %w", err)
+			}
+			s.e, s.proxy = e, p
+			return nil
+		case err := <-e.Err():
+			e.Close()
+			return fmt.Errorf("embedetcd: start: %w", err)
+		case <-time.After(30 * time.Second):
+			e.Close()
+			return errors.New("embedetcd: server not ready within 30s")
+		}
+	}
+	return fmt.Errorf("embedetcd: start: %w", last)
+}
+
+// Stop stops the server (its data stays) and leaves no goroutine behind.
+// Clients see it down at once: their connections are cut and new ones
+// refused until Start.
+func (s *Server) Stop() {
+	s.mu.Lock()
+	e, p := s.e, s.proxy
+	s.e, s.proxy = nil, nil
+	s.mu.Unlock()
+	if p != nil {
+		p.Close()
+	}
+	if e != nil {
+		e.Close()
+	}
+}
+
+// listenProxy binds the stable client address again; the port a previous
+// proxy just released may take a moment to be free.
+func listenProxy(addr, target string) (*faultproxy.Proxy, error) {
+	var err error
+	for attempt := 0; attempt < 100; attempt++ {
+		var p *faultproxy.Proxy
+		if p, err = faultproxy.Listen(addr, target); err == nil {
+			return p, nil
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	return nil, err
+}
+
+// Etcd returns the running embedded server, nil when stopped.
+func (s *Server) Etcd() *embed.Etcd {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.e
+}
