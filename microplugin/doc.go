@@ -1,0 +1,58 @@
+// Package microplugin makes any regchain registry — one backend or the
+// fallback chain — the registry of a Go-Micro v4 service:
+//
+//	reg := microplugin.New(chain)
+//	svc := micro.NewService(micro.Name("greeter"), micro.Registry(reg))
+//
+// It imports only go-micro.dev/v4/registry (and its logger).
+//
+// # Mapping
+//
+// A go-micro Service{Name, Version, Metadata, Endpoints, Nodes} becomes one
+// regchain Instance per node (ToInstances): ID = node ID, Endpoints =
+// "<transport>://<node address>" (the node's "transport" metadata, or
+// "micro"), Metadata = the node's metadata plus two reserved keys holding
+// the service metadata and the RPC endpoint descriptors as JSON. Reading
+// back (FromInstances) groups instances into one Service per version and
+// restores all of it, so a service survives the round trip. Instances
+// written by other programs (Kratos apps) are read too, with the host of
+// their first endpoint as node address. go-micro's node IDs ("name-uuid")
+// are valid regchain IDs; names and IDs outside regchain's charset (letters,
+// digits, '.', '_', '-', ':') are refused with an error wrapping
+// registry.ErrInvalid.
+//
+// # Options
+//
+// go-micro's registry options are honoured where they make sense:
+//   - Timeout bounds each Register, Deregister, GetService and ListServices
+//     call (DefaultTimeout when zero); RegisterContext, DeregisterContext,
+//     GetContext and ListContext are the parents of those calls, and
+//     WatchContext bounds a watcher's life.
+//   - Logger receives the warnings (ignored options, records that cannot be
+//     mapped, transient watch errors).
+//   - WatchService selects the watched service; without it Watch watches
+//     every service.
+//   - Addrs, Secure and TLSConfig are ignored (and logged as such): the
+//     backend is given already connected, so addresses and TLS belong to its
+//     own Config.
+//   - RegisterTTL is ignored: each backend keeps its registrations alive with
+//     its own lease or session TTL, set in its Config, and keeps them until
+//     Deregister, so go-micro's periodic re-registration is merely harmless.
+//
+// Init may be called any number of times; options accumulate.
+//
+// # Caveats
+//
+//   - Empty node metadata comes back as nil, and nodes come back sorted by ID.
+//   - All nodes of one version share the service metadata and endpoint
+//     descriptors of the first (by ID), as with go-micro's own registries;
+//     watch results keep each node's own.
+//   - The descriptors are copied into every node's metadata. Backends with
+//     small metadata limits (Consul caps a value at 512 bytes) may refuse a
+//     service with many endpoints.
+//   - Watcher.Next does not return transient backend errors (it logs them):
+//     regchain watchers retry by themselves, and go-micro's cache would drop
+//     its watcher on an error.
+//   - Nothing is registered in go-micro's command-line table at import time;
+//     use Factory.
+package microplugin
