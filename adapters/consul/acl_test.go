@@ -1,0 +1,127 @@
+package consul
+
+import (
+	"errors"
+	"strings"
+	"testing"
+	"time"
+
+	consulapi "github.com/hashicorp/consul/api"
+
+	"github.com/regchain/regchain/internal/consultest"
+	"github.com/regchain/regchain/registry"
+)
+
+// isDenied reports whether err is the clear ACL error: ErrPermissionDenied
+// and ErrInvalid, not ErrUnavailable (no failover on a configuration error).
+func isDenied(err error) bool {
+	return errors.Is(err, ErrPermissionDenied) && errors.Is(err, registry.ErrInvalid) && !errors.Is(err, registry.ErrUnavailable)
+}
+
+// TestACL runs against an agent with ACLs on and default policy deny.
+func TestACL(t *testing.T) {
+	a := consultest.Start(t, consultest.Options{ACL: true})
+	mgmt := a.Client(t)
+
+	withToken := func(token string) *Registry {
+		cfg := testConfig(t, a.Addr)
+		cfg.Token = token
+		return newRegistry(t, cfg)
+	}
+	admin := withToken(a.Token)
+
+	t.Run("management token works", func(t *testing.T) {
+		svc := "acl-any"
+		in := instance(svc, "a1", 7400)
+		if err := admin.Register(ctxT(t, 10*time.Second), in); err != nil {
+			t.Fatalf("Register: %v", err)
+		}
+		waitFor(t, "GetService", recoverWithin, sees(t, admin, svc, in))
+		w, err := admin.Watch(ctxT(t, time.Minute), svc)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer w.Stop()
+		until(t, w, svc, recoverWithin, in)
+		if err := admin.Deregister(ctxT(t, 10*time.Second), in); err != nil {
+			t.Fatalf("Deregister: %v", err)
+		}
+		until(t, w, svc, recoverWithin)
+	})
+
+	t.Run("unknown token", func(t *testing.T) {
+		bad := withToken("00000000-1111-2222-3333-444444444444")
+		in := instance("acl-bad", "b1", 7410)
+		regErr := bad.Register(ctxT(t, 10*time.Second), in)
+		if !isDenied(regErr) || !strings.Contains(regErr.Error(), "ACL not found") {
+			t.Errorf("Register with an unknown token = %v; want ErrPermissionDenied saying \"ACL not found\"", regErr)
+		}
+		t.Logf("unknown token: %v", regErr)
+		// Ping checks reachability, not the token.
+		if err := bad.Ping(ctxT(t, 10*time.Second)); err != nil {
+			t.Errorf("Ping with an unknown token = %v, want nil", err)
+		}
+		if _, err := bad.GetService(ctxT(t, 10*time.Second), "acl-any"); !isDenied(err) {
+			t.Errorf("GetService with an unknown token = %v; want ErrPermissionDenied", err)
+		}
+		if _, err := bad.ListServices(ctxT(t, 10*time.Second)); !isDenied(err) {
+			t.Errorf("ListServices with an unknown token = %v; want ErrPermissionDenied", err)
+		}
+		w, err := bad.Watch(ctxT(t, time.Minute), "acl-any")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer w.Stop()
+		if _, err := next(t, w, recoverWithin); !isDenied(err) {
+			t.Errorf("Watch with an unknown token: Next = %v; want ErrPermissionDenied", err)
+		}
+		if len(bad.Registrations()) != 0 {
+			t.Errorf("a refused Register left a registration: %v", bad.Registrations())
+		}
+	})
+
+	t.Run("limited token", func(t *testing.T) {
+		policy, _, err := mgmt.ACL().PolicyCreate(&consulapi.ACLPolicy{
+			Name:  "regchain-acl-test",
+			Rules: `service_prefix "acl-allowed" { policy = "write" }` + "\n" + `node_prefix "" { policy = "read" }`,
+		}, nil)
+		if err != nil {
+			t.Fatalf("create policy: %v", err)
+		}
+		token, _, err := mgmt.ACL().TokenCreate(&consulapi.ACLToken{Policies: []*consulapi.ACLTokenPolicyLink{{ID: policy.ID}}}, nil)
+		if err != nil {
+			t.Fatalf("create token: %v", err)
+		}
+		limited := withToken(token.SecretID)
+
+		in := instance("acl-allowed-svc", "l1", 7420)
+		if err := limited.Register(ctxT(t, 10*time.Second), in); err != nil {
+			t.Fatalf("Register an allowed service: %v", err)
+		}
+		waitFor(t, "GetService", recoverWithin, sees(t, limited, in.Name, in))
+		// The heartbeat works with the token: fail the check behind its
+		// back and wait for it to pass again.
+		if err := mgmt.Agent().UpdateTTL(checkID(in.ID), "failed by the test", consulapi.HealthCritical); err != nil {
+			t.Fatalf("fail the check: %v", err)
+		}
+		waitFor(t, "check critical", recoverWithin, sees(t, admin, in.Name))
+		d := waitFor(t, "check passing again by the heartbeat", recoverWithin, sees(t, limited, in.Name, in))
+		t.Logf("heartbeat with a limited token passed the check again after %v", d)
+
+		denied := instance("acl-denied-svc", "l2", 7430)
+		err = limited.Register(ctxT(t, 10*time.Second), denied)
+		if !isDenied(err) || !strings.Contains(err.Error(), "service:write") {
+			t.Errorf("Register a service outside the policy = %v; want ErrPermissionDenied naming service:write", err)
+		}
+		t.Logf("limited token, denied service: %v", err)
+
+		secret := instance("acl-secret-svc", "s1", 7440)
+		if err := admin.Register(ctxT(t, 10*time.Second), secret); err != nil {
+			t.Fatal(err)
+		}
+		waitFor(t, "secret registered", recoverWithin, sees(t, admin, secret.Name, secret))
+		if _, err := limited.GetService(ctxT(t, 10*time.Second), secret.Name); !isDenied(err) {
+			t.Errorf("GetService of a service the token may not read = %v; want ErrPermissionDenied", err)
+		}
+	})
+}

@@ -1,0 +1,224 @@
+package consul
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"slices"
+	"sync"
+
+	consulapi "github.com/hashicorp/consul/api"
+
+	"github.com/regchain/regchain/registry"
+)
+
+// Source is the Update.Source of every update this package delivers.
+const Source = "consul"
+
+// Registry is a registry.Registry over a Consul agent. It is safe for
+// concurrent use.
+type Registry struct {
+	cfg    Config
+	client *consulapi.Client
+	tr     *http.Transport // ours to close on Close; nil for Config.Client
+	log    *slog.Logger
+
+	ctx    context.Context // the registry's own: keepalives and watch loops
+	cancel context.CancelFunc
+	wg     sync.WaitGroup // keepalive and watch goroutines
+	locks  keyLocks       // serialises Register/Deregister per instance ID
+
+	mu     sync.Mutex // guards the fields below
+	closed bool
+	regs   map[string]*registration // by Instance.Key()
+	bySID  map[string]*registration // by Consul service ID
+	feeds  map[*registry.Feed]struct{}
+}
+
+var (
+	_ registry.Registry             = (*Registry)(nil)
+	_ registry.Pinger               = (*Registry)(nil)
+	_ registry.RegistrationReporter = (*Registry)(nil)
+)
+
+// New returns a Registry configured by cfg. It does not contact the agent:
+// use Ping to check it is reachable.
+func New(cfg Config) (*Registry, error) {
+	cfg, err := cfg.withDefaults()
+	if err != nil {
+		return nil, err
+	}
+	r := &Registry{
+		cfg:    cfg,
+		client: cfg.Client,
+		log:    cfg.Logger.With("registry", Source),
+		regs:   make(map[string]*registration),
+		bySID:  make(map[string]*registration),
+		feeds:  make(map[*registry.Feed]struct{}),
+	}
+	if r.client == nil {
+		ac := consulapi.DefaultConfig()
+		if cfg.Address != "" {
+			ac.Address = cfg.Address
+		}
+		if cfg.Token != "" {
+			ac.Token = cfg.Token
+		}
+		if cfg.TLS != nil {
+			ac.Transport.TLSClientConfig = cfg.TLS.Clone()
+			ac.Scheme = "https"
+		}
+		if cfg.Scheme != "" {
+			ac.Scheme = cfg.Scheme
+		}
+		r.tr = ac.Transport
+		if r.client, err = consulapi.NewClient(ac); err != nil {
+			r.tr.CloseIdleConnections()
+			return nil, fmt.Errorf("consul: %w: client: %w", registry.ErrInvalid, err)
+		}
+	}
+	r.ctx, r.cancel = context.WithCancel(context.Background())
+	return r, nil
+}
+
+// errClosed is what every method returns after Close.
+func errClosed(op string) error { return fmt.Errorf("consul: %s: %w", op, registry.ErrClosed) }
+
+func (r *Registry) isClosed() bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.closed
+}
+
+// query returns QueryOptions for a read bounded by ctx.
+func (r *Registry) query(ctx context.Context) *consulapi.QueryOptions {
+	return (&consulapi.QueryOptions{Datacenter: r.cfg.Datacenter}).WithContext(ctx)
+}
+
+// GetService implements registry.Registry. It returns the instances whose
+// checks all pass, as Kratos' resolver does.
+func (r *Registry) GetService(ctx context.Context, name string) ([]*registry.Instance, error) {
+	if r.isClosed() {
+		return nil, errClosed("get")
+	}
+	if err := registry.ValidateName(name); err != nil {
+		return nil, fmt.Errorf("consul: get: %w", err)
+	}
+	entries, meta, err := r.client.Health().Service(name, "", true, r.query(ctx))
+	if err != nil {
+		return nil, fmt.Errorf("consul: get %q: %w", name, classify(err))
+	}
+	out := r.decodeEntries(entries, nil)
+	if len(out) == 0 {
+		if meta != nil && meta.ResultsFilteredByACLs {
+			return nil, fmt.Errorf("consul: get %q: %w: %w: the token may not read this service (results filtered by ACLs)", name, registry.ErrInvalid, ErrPermissionDenied)
+		}
+		return nil, fmt.Errorf("consul: get %q: %w", name, registry.ErrNotFound)
+	}
+	return out, nil
+}
+
+// ListServices implements registry.Registry: the services of the catalog
+// (whatever their health) whose names are valid registry names.
+func (r *Registry) ListServices(ctx context.Context) ([]string, error) {
+	if r.isClosed() {
+		return nil, errClosed("list")
+	}
+	services, _, err := r.client.Catalog().Services(r.query(ctx))
+	if err != nil {
+		return nil, fmt.Errorf("consul: list: %w", classify(err))
+	}
+	names := make([]string, 0, len(services))
+	for name := range services {
+		if registry.ValidateName(name) == nil {
+			names = append(names, name)
+		}
+	}
+	slices.Sort(names)
+	return names, nil
+}
+
+// Ping implements registry.Pinger: it asks the agent for the cluster's
+// leader, which needs no ACL permission. No leader is ErrUnavailable.
+func (r *Registry) Ping(ctx context.Context) error {
+	if r.isClosed() {
+		return errClosed("ping")
+	}
+	leader, err := r.client.Status().LeaderWithQueryOptions(r.query(ctx))
+	if err != nil {
+		return fmt.Errorf("consul: ping: %w", classify(err))
+	}
+	if leader == "" {
+		return fmt.Errorf("consul: ping: %w: no cluster leader", registry.ErrUnavailable)
+	}
+	return nil
+}
+
+// Close implements registry.Registry: it stops the heartbeats (the checks
+// then turn critical after their TTL and the agent removes the services
+// after DeregisterCriticalServiceAfter), ends every watcher with
+// registry.ErrClosed and waits for every goroutine to return.
+func (r *Registry) Close() error {
+	r.mu.Lock()
+	if r.closed {
+		r.mu.Unlock()
+		return nil
+	}
+	r.closed = true
+	feeds := make([]*registry.Feed, 0, len(r.feeds))
+	for f := range r.feeds {
+		feeds = append(feeds, f)
+	}
+	r.mu.Unlock()
+	for _, f := range feeds {
+		f.End(errClosed("watch"))
+	}
+	r.cancel()
+	r.wg.Wait()
+	if r.tr != nil {
+		r.tr.CloseIdleConnections()
+	}
+	return nil
+}
+
+// decodeEntries decodes health entries into instances sorted by ID; entries
+// that do not decode are skipped and logged (once per key in warned, when
+// warned is not nil). Two entries with one instance ID (one ID on two nodes,
+// or moved between service IDs) yield the most recently modified.
+func (r *Registry) decodeEntries(entries []*consulapi.ServiceEntry, warned map[string]bool) []*registry.Instance {
+	out := make([]*registry.Instance, 0, len(entries))
+	seen := make(map[string]int, len(entries)) // instance ID -> index in out
+	mod := make([]uint64, 0, len(entries))
+	for _, e := range entries {
+		if e == nil || e.Service == nil {
+			continue
+		}
+		node := ""
+		if e.Node != nil {
+			node = e.Node.Address
+		}
+		in, err := decode(e.Service, node)
+		if err != nil {
+			key := e.Service.Service + "/" + e.Service.ID
+			if warned == nil {
+				r.log.Debug("skipping undecodable service", "service", e.Service.Service, "id", e.Service.ID, "err", err)
+			} else if !warned[key] {
+				warned[key] = true
+				r.log.Warn("skipping undecodable service", "service", e.Service.Service, "id", e.Service.ID, "err", err)
+			}
+			continue
+		}
+		if i, dup := seen[in.ID]; dup {
+			if e.Service.ModifyIndex > mod[i] {
+				out[i], mod[i] = in, e.Service.ModifyIndex
+			}
+			continue
+		}
+		seen[in.ID] = len(out)
+		out = append(out, in)
+		mod = append(mod, e.Service.ModifyIndex)
+	}
+	registry.SortInstances(out)
+	return out
+}

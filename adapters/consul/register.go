@@ -1,0 +1,388 @@
+package consul
+
+import (
+	"cmp"
+	"context"
+	"fmt"
+	"net/http"
+	"slices"
+	"sync"
+	"time"
+
+	consulapi "github.com/hashicorp/consul/api"
+
+	"github.com/regchain/regchain/internal/backoff"
+	"github.com/regchain/regchain/registry"
+)
+
+// registration is one instance this registry keeps alive.
+type registration struct {
+	in  *registry.Instance // a private copy
+	sid string             // the Consul service ID
+	asr *consulapi.AgentServiceRegistration
+
+	// Set by start, used by stop: only by the holder of the instance ID's
+	// lock (Register, Deregister).
+	cancel context.CancelFunc
+	done   chan struct{}
+
+	// Guarded by Registry.mu.
+	live     bool
+	since    time.Time
+	attempts int
+	lastErr  error
+}
+
+// checkID is the ID of a registration's TTL check, the one Consul gives a
+// service's only check by default and Kratos' contrib registry uses.
+func checkID(sid string) string { return "service:" + sid }
+
+// qualifiedID is the Consul service ID of an instance whose own ID is taken
+// on the agent by another service.
+func qualifiedID(name, id string) string { return name + ":" + id }
+
+// Register implements registry.Registry. It writes the service with a TTL
+// check already passing, so the instance is visible at once, and starts its
+// heartbeat. Registering the same instance again replaces the definition.
+func (r *Registry) Register(ctx context.Context, in *registry.Instance) error {
+	if r.isClosed() {
+		return errClosed("register")
+	}
+	if err := registry.Validate(in); err != nil {
+		return fmt.Errorf("consul: register: %w", err)
+	}
+	in = in.Clone()
+	// Check Consul's limits before anything else: the service ID chosen
+	// below changes nothing about what fits.
+	if _, err := encode(in, in.ID); err != nil {
+		return fmt.Errorf("consul: register: %w", err)
+	}
+	unlock, err := r.locks.lock(ctx, in.ID)
+	if err != nil {
+		return fmt.Errorf("consul: register %s: %w: %w", in, registry.ErrUnavailable, err)
+	}
+	defer unlock()
+
+	r.mu.Lock()
+	old := r.regs[in.Key()]
+	r.mu.Unlock()
+	var sid string
+	if old != nil {
+		sid = old.sid
+	} else if sid, err = r.serviceID(ctx, in); err != nil {
+		return fmt.Errorf("consul: register %s: %w", in, err)
+	}
+	asr, err := r.definition(in, sid)
+	if err != nil {
+		return fmt.Errorf("consul: register: %w", err)
+	}
+	if old != nil {
+		old.stop() // its re-registration must not overwrite the new definition
+	}
+	if err := r.write(ctx, asr); err != nil {
+		if old != nil {
+			r.mu.Lock()
+			r.startLocked(old) // keep the previous registration alive
+			r.mu.Unlock()
+		}
+		return fmt.Errorf("consul: register %s: %w", in, err)
+	}
+	reg := &registration{in: in, sid: sid, asr: asr, live: true, since: time.Now()}
+	r.mu.Lock()
+	if r.closed {
+		r.mu.Unlock()
+		return errClosed("register")
+	}
+	r.regs[in.Key()] = reg
+	r.bySID[sid] = reg
+	r.startLocked(reg)
+	r.mu.Unlock()
+	r.log.Debug("registered", "instance", in.String(), "service_id", sid)
+	return nil
+}
+
+// definition returns the agent registration of in under sid, with its TTL
+// check initially passing.
+func (r *Registry) definition(in *registry.Instance, sid string) (*consulapi.AgentServiceRegistration, error) {
+	asr, err := encode(in, sid)
+	if err != nil {
+		return nil, err
+	}
+	asr.Check = &consulapi.AgentServiceCheck{
+		CheckID:                        checkID(sid),
+		Name:                           "regchain heartbeat",
+		TTL:                            r.cfg.TTL.String(),
+		Status:                         consulapi.HealthPassing,
+		DeregisterCriticalServiceAfter: r.cfg.DeregisterCriticalServiceAfter.String(),
+	}
+	return asr, nil
+}
+
+// serviceID picks the Consul service ID of a new registration: the instance
+// ID, as Kratos' contrib registry does, unless another service holds that ID
+// on the agent (one agent has one service ID namespace; regchain's key is
+// name and ID); then name:id, with the instance ID kept in Meta.
+func (r *Registry) serviceID(ctx context.Context, in *registry.Instance) (string, error) {
+	r.mu.Lock()
+	holder := r.bySID[in.ID]
+	r.mu.Unlock()
+	if holder != nil { // one of ours, of another service: the same key would be old
+		return qualifiedID(in.Name, in.ID), nil
+	}
+	svc, _, err := r.client.Agent().Service(in.ID, (&consulapi.QueryOptions{}).WithContext(ctx))
+	switch {
+	case err == nil && svc != nil && svc.Service != in.Name:
+		return qualifiedID(in.Name, in.ID), nil
+	case err == nil, isStatus(err, http.StatusNotFound):
+		return in.ID, nil
+	case isStatus(err, http.StatusForbidden):
+		// Held by a service the token may not read (or the token is bad,
+		// which the write reports): leave it alone.
+		return qualifiedID(in.Name, in.ID), nil
+	default:
+		return "", classify(err)
+	}
+}
+
+// write registers asr with the local agent and passes its check.
+func (r *Registry) write(ctx context.Context, asr *consulapi.AgentServiceRegistration) error {
+	opts := consulapi.ServiceRegisterOpts{ReplaceExistingChecks: true}.WithContext(ctx)
+	if err := r.client.Agent().ServiceRegisterOpts(asr, opts); err != nil {
+		return classify(err)
+	}
+	// A re-registration keeps a check's previous status: pass it explicitly.
+	if err := r.pass(ctx, asr.ID); err != nil {
+		return classify(err)
+	}
+	return nil
+}
+
+// pass sets the TTL check of service sid to passing.
+func (r *Registry) pass(ctx context.Context, sid string) error {
+	return r.client.Agent().UpdateTTLOpts(checkID(sid), "", consulapi.HealthPassing, (&consulapi.QueryOptions{}).WithContext(ctx))
+}
+
+// Deregister implements registry.Registry. It stops the heartbeat and
+// removes the service from the agent. For an instance this registry does not
+// hold, it removes what the agent holds under the instance's name and ID.
+func (r *Registry) Deregister(ctx context.Context, in *registry.Instance) error {
+	if r.isClosed() {
+		return errClosed("deregister")
+	}
+	if in == nil {
+		return fmt.Errorf("consul: deregister: %w: nil instance", registry.ErrInvalid)
+	}
+	if err := registry.ValidateName(in.Name); err != nil {
+		return fmt.Errorf("consul: deregister: %w", err)
+	}
+	if err := registry.ValidateID(in.ID); err != nil {
+		return fmt.Errorf("consul: deregister: %w", err)
+	}
+	key := in.Key()
+	unlock, err := r.locks.lock(ctx, in.ID)
+	if err != nil {
+		return fmt.Errorf("consul: deregister %s: %w: %w", key, registry.ErrUnavailable, err)
+	}
+	defer unlock()
+
+	r.mu.Lock()
+	reg := r.regs[key]
+	if reg != nil {
+		delete(r.regs, key)
+		delete(r.bySID, reg.sid)
+	}
+	r.mu.Unlock()
+	if reg != nil {
+		reg.stop()
+		if err := r.deregisterSID(ctx, reg.sid); err != nil {
+			return fmt.Errorf("consul: deregister %s: %w", key, err)
+		}
+		r.log.Debug("deregistered", "instance", key, "service_id", reg.sid)
+		return nil
+	}
+	svc, _, err := r.client.Agent().Service(in.ID, (&consulapi.QueryOptions{}).WithContext(ctx))
+	switch {
+	case err == nil && svc != nil && svc.Service == in.Name:
+		if err := r.deregisterSID(ctx, in.ID); err != nil {
+			return fmt.Errorf("consul: deregister %s: %w", key, err)
+		}
+	case err == nil, isStatus(err, http.StatusNotFound), isStatus(err, http.StatusForbidden):
+	default:
+		return fmt.Errorf("consul: deregister %s: %w", key, classify(err))
+	}
+	if err := r.deregisterSID(ctx, qualifiedID(in.Name, in.ID)); err != nil {
+		return fmt.Errorf("consul: deregister %s: %w", key, err)
+	}
+	return nil
+}
+
+// deregisterSID removes service sid from the agent; an unknown one is fine.
+func (r *Registry) deregisterSID(ctx context.Context, sid string) error {
+	err := r.client.Agent().ServiceDeregisterOpts(sid, (&consulapi.QueryOptions{}).WithContext(ctx))
+	if err == nil || isStatus(err, http.StatusNotFound) {
+		return nil
+	}
+	return classify(err)
+}
+
+// startLocked starts reg's heartbeat unless the registry is closed. r.mu is
+// held.
+func (r *Registry) startLocked(reg *registration) {
+	if r.closed {
+		return
+	}
+	ctx, cancel := context.WithCancel(r.ctx)
+	reg.cancel, reg.done = cancel, make(chan struct{})
+	r.wg.Add(1)
+	go r.keepalive(ctx, reg, reg.done)
+}
+
+// stop stops reg's heartbeat and waits for it to return.
+func (reg *registration) stop() {
+	if reg.cancel == nil {
+		return
+	}
+	reg.cancel()
+	<-reg.done
+	reg.cancel, reg.done = nil, nil
+}
+
+// keepalive passes reg's TTL check every TTL/3. When the agent answers that
+// the check is unknown (the agent restarted and lost its state, an operator
+// or the agent's reaper removed the service) it registers the service again;
+// any failure is retried with capped backoff and jitter until ctx ends.
+func (r *Registry) keepalive(ctx context.Context, reg *registration, done chan struct{}) {
+	defer r.wg.Done()
+	defer close(done)
+	interval := r.cfg.heartbeat()
+	// A slow answer is not a lost registration: give each attempt up to
+	// half the TTL (the check passes for a whole TTL after the last beat).
+	timeout := min(r.cfg.TTL/2, r.cfg.RequestTimeout)
+	b := backoff.Backoff{Base: min(100*time.Millisecond, interval), Max: interval}
+	timer := time.NewTimer(interval)
+	defer timer.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-timer.C:
+		}
+		err := r.attempt(ctx, timeout, func(ctx context.Context) error { return classify(r.pass(ctx, reg.sid)) })
+		if err != nil && ctx.Err() == nil && isStatus(err, http.StatusNotFound) {
+			r.failed(reg, err)
+			err = r.attempt(ctx, timeout, func(ctx context.Context) error { return r.write(ctx, reg.asr) })
+		}
+		if ctx.Err() != nil {
+			return
+		}
+		if err != nil {
+			r.failed(reg, err)
+			timer.Reset(b.Next())
+			continue
+		}
+		r.alive(reg)
+		b.Reset()
+		timer.Reset(interval)
+	}
+}
+
+// attempt runs f with a ctx bounded by timeout.
+func (r *Registry) attempt(ctx context.Context, timeout time.Duration, f func(context.Context) error) error {
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	return f(ctx)
+}
+
+// alive records a successful heartbeat or re-registration.
+func (r *Registry) alive(reg *registration) {
+	r.mu.Lock()
+	was, attempts, down := reg.live, reg.attempts, time.Since(reg.since)
+	if !reg.live {
+		reg.live, reg.since = true, time.Now()
+	}
+	reg.attempts, reg.lastErr = 0, nil
+	r.mu.Unlock()
+	if !was {
+		r.log.Info("registration restored", "instance", reg.in.String(), "service_id", reg.sid, "attempts", attempts, "down", down)
+	}
+}
+
+// failed records a failed heartbeat or re-registration.
+func (r *Registry) failed(reg *registration, err error) {
+	r.mu.Lock()
+	was := reg.live
+	if reg.live {
+		reg.live, reg.since = false, time.Now()
+	}
+	reg.attempts++
+	reg.lastErr = err
+	r.mu.Unlock()
+	if was {
+		r.log.Warn("heartbeat failed, retrying", "instance", reg.in.String(), "service_id", reg.sid, "err", err)
+	}
+}
+
+// Registrations implements registry.RegistrationReporter. After Close it
+// returns nothing.
+func (r *Registry) Registrations() []registry.RegistrationState {
+	r.mu.Lock()
+	if r.closed {
+		r.mu.Unlock()
+		return nil
+	}
+	out := make([]registry.RegistrationState, 0, len(r.regs))
+	for _, reg := range r.regs {
+		out = append(out, registry.RegistrationState{
+			Instance:  reg.in.Clone(),
+			Live:      reg.live,
+			Since:     reg.since,
+			Attempts:  reg.attempts,
+			LastError: reg.lastErr,
+		})
+	}
+	r.mu.Unlock()
+	slices.SortFunc(out, func(a, b registry.RegistrationState) int {
+		return cmp.Or(cmp.Compare(a.Instance.Name, b.Instance.Name), cmp.Compare(a.Instance.ID, b.Instance.ID))
+	})
+	return out
+}
+
+// keyLocks is a set of mutexes by key whose Lock honours a ctx.
+type keyLocks struct {
+	mu sync.Mutex // guards m
+	m  map[string]*keyLock
+}
+
+type keyLock struct {
+	ch   chan struct{} // holds a token while locked
+	refs int           // holders and waiters; guarded by keyLocks.mu
+}
+
+// lock locks key, or returns ctx's error. The returned func unlocks it.
+func (k *keyLocks) lock(ctx context.Context, key string) (func(), error) {
+	k.mu.Lock()
+	if k.m == nil {
+		k.m = make(map[string]*keyLock)
+	}
+	l := k.m[key]
+	if l == nil {
+		l = &keyLock{ch: make(chan struct{}, 1)}
+		k.m[key] = l
+	}
+	l.refs++
+	k.mu.Unlock()
+	release := func() {
+		k.mu.Lock()
+		if l.refs--; l.refs == 0 {
+			delete(k.m, key)
+		}
+		k.mu.Unlock()
+	}
+	select {
+	case l.ch <- struct{}{}:
+		return func() { <-l.ch; release() }, nil
+	case <-ctx.Done():
+		release()
+		return nil, ctx.Err()
+	}
+}

@@ -1,0 +1,64 @@
+package consultest
+
+import (
+	"errors"
+	"testing"
+	"time"
+
+	consulapi "github.com/hashicorp/consul/api"
+	"go.uber.org/goleak"
+)
+
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+
+// TestStartRestart checks that an agent serves requests, that Restart keeps
+// its address and loses its state (dev mode), and that ACL agents refuse
+// anonymous writes but accept the management token.
+func TestStartRestart(t *testing.T) {
+	a := Start(t, Options{})
+	c := a.Client(t)
+	reg := &consulapi.AgentServiceRegistration{ID: "x1", Name: "consultest-svc", Port: 1}
+	if err := c.Agent().ServiceRegister(reg); err != nil {
+		t.Fatalf("register: %v", err)
+	}
+	if _, _, err := c.Agent().Service("x1", nil); err != nil {
+		t.Fatalf("service after register: %v", err)
+	}
+	addr := a.Addr
+	start := time.Now()
+	a.Restart(t)
+	t.Logf("restart took %v", time.Since(start))
+	if a.Addr != addr || !a.Running() {
+		t.Fatalf("after Restart: addr %s running %v, want %s running", a.Addr, a.Running(), addr)
+	}
+	_, _, err := c.Agent().Service("x1", nil)
+	var se consulapi.StatusError
+	if !errors.As(err, &se) || se.Code != 404 {
+		t.Errorf("service after restart: %v, want a 404 (dev mode forgets)", err)
+	}
+	a.Stop()
+	if a.Running() {
+		t.Error("Running after Stop")
+	}
+	a.Stop() // idempotent
+}
+
+func TestACL(t *testing.T) {
+	a := Start(t, Options{ACL: true})
+	if a.Token == "" {
+		t.Fatal("ACL agent without a token")
+	}
+	reg := &consulapi.AgentServiceRegistration{ID: "x1", Name: "consultest-acl", Port: 1}
+	anon, tr, err := a.newClient("")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tr.CloseIdleConnections()
+	var se consulapi.StatusError
+	if err := anon.Agent().ServiceRegister(reg); !errors.As(err, &se) || se.Code != 403 {
+		t.Errorf("anonymous register: %v, want a 403", err)
+	}
+	if err := a.Client(t).Agent().ServiceRegister(reg); err != nil {
+		t.Errorf("register with the management token: %v", err)
+	}
+}
