@@ -1,0 +1,112 @@
+package etcd
+
+import (
+	"crypto/tls"
+	"log/slog"
+	"math"
+	"strings"
+	"time"
+
+	clientv3 "go.etcd.io/etcd/client/v3"
+)
+
+// Defaults applied by New to the zero fields of Config.
+const (
+	// DefaultNamespace is Kratos' contrib etcd registry's default prefix, so
+	// both find each other's records without configuration.
+	DefaultNamespace = "/microservices"
+	// DefaultEndpoint is etcd's default client address.
+	DefaultEndpoint = "127.0.0.1:2379"
+	// DefaultTTL is the lease TTL: a crashed process disappears from
+	// discovery this long after its last keepalive.
+	DefaultTTL = 15 * time.Second
+	// DefaultTimeout bounds each etcd request.
+	DefaultTimeout = 5 * time.Second
+	// DefaultDialTimeout bounds New's authentication and each connection
+	// attempt of a client New creates.
+	DefaultDialTimeout = 5 * time.Second
+	// DefaultMaxBackoff caps the delay between retries.
+	DefaultMaxBackoff = 5 * time.Second
+)
+
+// Config configures New. The zero value is usable: it talks to etcd on
+// 127.0.0.1:2379 under "/microservices" with 15 s leases.
+type Config struct {
+	// Client is a ready etcd client. When set, Endpoints, DialTimeout, TLS,
+	// Username and Password are ignored and Close leaves the client open:
+	// it belongs to the caller.
+	Client *clientv3.Client
+
+	// Endpoints are the etcd client addresses ("10.0.0.1:2379" or
+	// "https://etcd-1:2379"). If empty, 127.0.0.1:2379.
+	Endpoints []string
+	// DialTimeout bounds each connection attempt and, when Username is set,
+	// the authentication New performs. New does not otherwise wait for a
+	// connection: it succeeds while etcd is down. If zero, 5s.
+	DialTimeout time.Duration
+	// TLS, when not nil, makes the connection use TLS with this
+	// configuration. If nil, plain TCP.
+	TLS *tls.Config
+	// Username and Password authenticate to etcd when both are set.
+	Username string
+	Password string
+
+	// Namespace is the key prefix; instances live at
+	// <Namespace>/<name>/<id>. Trailing "/"s are dropped. If empty (or
+	// "/"), "/microservices" (Kratos' default).
+	Namespace string
+	// TTL is the lease TTL of each registration, rounded up to whole
+	// seconds: a process that dies disappears this long after its last
+	// keepalive. etcd raises TTLs below its minimum (2 s with the default
+	// election timeout). If zero, 15s.
+	TTL time.Duration
+	// Timeout bounds each etcd request: a caller's ctx with a later
+	// deadline (or none) is cut to Timeout, and so are the registry's own
+	// background requests. If zero, 5s.
+	Timeout time.Duration
+	// MaxBackoff caps the jittered exponential delay between retries of
+	// re-registration, watch resumption and, for a client New creates,
+	// reconnection: once etcd is back, recovery takes at most about this
+	// long. If zero, 5s.
+	MaxBackoff time.Duration
+	// Logger receives the registry's warnings (skipped malformed records,
+	// lost leases, restored keys) and debug messages. If nil,
+	// slog.Default().
+	Logger *slog.Logger
+}
+
+// withDefaults returns c with its zero fields set.
+func (c Config) withDefaults() Config {
+	if c.Client == nil && len(c.Endpoints) == 0 {
+		c.Endpoints = []string{DefaultEndpoint}
+	}
+	if c.DialTimeout <= 0 {
+		c.DialTimeout = DefaultDialTimeout
+	}
+	c.Namespace = strings.TrimRight(c.Namespace, "/")
+	if c.Namespace == "" {
+		c.Namespace = DefaultNamespace
+	}
+	if c.TTL <= 0 {
+		c.TTL = DefaultTTL
+	}
+	if c.Timeout <= 0 {
+		c.Timeout = DefaultTimeout
+	}
+	if c.MaxBackoff <= 0 {
+		c.MaxBackoff = DefaultMaxBackoff
+	}
+	if c.Logger == nil {
+		c.Logger = slog.Default()
+	}
+	return c
+}
+
+// ttlSeconds returns the TTL in whole seconds, rounded up, at least 1.
+func ttlSeconds(d time.Duration) int64 {
+	s := int64(math.Ceil(d.Seconds()))
+	if s < 1 {
+		s = 1
+	}
+	return s
+}

@@ -1,0 +1,551 @@
+package etcd
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"testing"
+	"time"
+
+	clientv3 "go.etcd.io/etcd/client/v3"
+
+	"github.com/regchain/regchain/internal/faultproxy"
+	"github.com/regchain/regchain/registry"
+)
+
+// reader reads a watcher on its own goroutine so tests can wait for states
+// with deadlines.
+type reader struct {
+	ch     chan result
+	latest map[string]*registry.Update // last Update per service, read by until
+}
+
+type result struct {
+	u   *registry.Update
+	err error
+}
+
+func watchReader(t *testing.T, r registry.Registry, name string) *reader {
+	t.Helper()
+	w, err := r.Watch(context.Background(), name)
+	if err != nil {
+		t.Fatalf("Watch(%q): %v", name, err)
+	}
+	rd := &reader{ch: make(chan result), latest: make(map[string]*registry.Update)}
+	stop, done := make(chan struct{}), make(chan struct{})
+	go func() {
+		defer close(done)
+		for {
+			u, err := w.Next()
+			select {
+			case rd.ch <- result{u, err}:
+			case <-stop:
+				return
+			}
+			if errors.Is(err, registry.ErrStopped) || errors.Is(err, registry.ErrClosed) {
+				return
+			}
+		}
+	}()
+	t.Cleanup(func() {
+		close(stop)
+		w.Stop()
+		<-done
+	})
+	return rd
+}
+
+// until waits until the latest Update of svc (possibly one received
+// earlier) holds exactly want and returns how long it took. Transient errors
+// are logged and counted.
+func (rd *reader) until(t *testing.T, timeout time.Duration, svc string, want ...*registry.Instance) (time.Duration, int) {
+	t.Helper()
+	start := time.Now()
+	timer := time.NewTimer(timeout)
+	defer timer.Stop()
+	last := rd.latest[svc]
+	if last != nil && registry.EqualInstances(last.Instances, want) {
+		return 0, 0
+	}
+	errs := 0
+	for {
+		select {
+		case res := <-rd.ch:
+			if res.err != nil {
+				if errors.Is(res.err, registry.ErrStopped) || errors.Is(res.err, registry.ErrClosed) {
+					t.Fatalf("watch %s: ended: %v", svc, res.err)
+				}
+				errs++
+				t.Logf("transient watch error: %v", res.err)
+				continue
+			}
+			if res.u.Source != Source || res.u.Revision == 0 || res.u.Time.IsZero() {
+				t.Errorf("Update %+v lacks Source, Revision or Time", res.u)
+			}
+			rd.latest[res.u.Service] = res.u
+			if res.u.Service != svc {
+				continue
+			}
+			last = res.u
+			if registry.EqualInstances(res.u.Instances, want) {
+				return time.Since(start), errs
+			}
+		case <-timer.C:
+			got := "nothing"
+			if last != nil {
+				got = fmt.Sprint(last.Instances)
+			}
+			t.Fatalf("watch %s: want %v within %v, last got %s", svc, want, timeout, got)
+		}
+	}
+}
+
+// regState returns the registration of name/id, or nil.
+func regState(r *Registry, name, id string) *registry.RegistrationState {
+	for _, s := range r.Registrations() {
+		if s.Instance.Name == name && s.Instance.ID == id {
+			return &s
+		}
+	}
+	return nil
+}
+
+// heldBy checks on the server, through cli, that key holds exactly val
+// under a lease that is alive; it returns "" or what is wrong.
+func heldBy(ctx context.Context, cli *clientv3.Client, key, val string) string {
+	resp, err := cli.Get(ctx, key)
+	if err != nil {
+		return err.Error()
+	}
+	if len(resp.Kvs) != 1 {
+		return "key missing"
+	}
+	kv := resp.Kvs[0]
+	if string(kv.Value) != val {
+		return fmt.Sprintf("value %q, want %q", kv.Value, val)
+	}
+	if kv.Lease == 0 {
+		return "no lease"
+	}
+	ttl, err := cli.TimeToLive(ctx, clientv3.LeaseID(kv.Lease))
+	if err != nil {
+		return err.Error()
+	}
+	if ttl.TTL <= 0 {
+		return "lease expired"
+	}
+	return ""
+}
+
+func mustMarshal(t *testing.T, in *registry.Instance) string {
+	t.Helper()
+	b, err := registry.Marshal(in)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
+}
+
+// TestEtcdRestart stops etcd for longer than the lease TTL and starts it
+// again on the same data: the registration comes back and the watcher
+// resumes without any call.
+func TestEtcdRestart(t *testing.T) {
+	srv := startEtcd(t)
+	cli := newClient(t, srv.Endpoint())
+	r := newRegistry(t, testConfig(t, srv.Endpoint()))
+	ctx := ctxT(t, time.Minute)
+	a := instance("restart", "a", 9000)
+	if err := r.Register(ctx, a); err != nil {
+		t.Fatal(err)
+	}
+	rd := watchReader(t, r, a.Name)
+	rd.until(t, 10*time.Second, a.Name, a)
+
+	stopping := time.Now()
+	srv.Stop()
+	t.Logf("etcd stopped in %v", time.Since(stopping))
+	waitFor(t, 20*time.Second, "registration seen as lost", func() string {
+		if s := regState(r, a.Name, a.ID); s == nil || s.Live {
+			return fmt.Sprintf("state %+v", s)
+		}
+		return ""
+	})
+	if err := srv.Start(); err != nil {
+		t.Fatal(err)
+	}
+	restarted := time.Now()
+	key, val := r.key(a.Name, a.ID), mustMarshal(t, a)
+	regBack := waitFor(t, 20*time.Second, "registration back after restart", func() string {
+		if s := regState(r, a.Name, a.ID); s == nil || !s.Live {
+			return fmt.Sprintf("state %+v", s)
+		}
+		return heldBy(ctx, cli, key, val)
+	})
+	b := instance(a.Name, "b", 9001)
+	if _, err := cli.Put(ctx, r.key(b.Name, b.ID), mustMarshal(t, b)); err != nil {
+		t.Fatal(err)
+	}
+	rd.until(t, 20*time.Second, a.Name, a, b)
+	watchBack := time.Since(restarted)
+	got, err := r.GetService(ctx, a.Name)
+	if err != nil || !registry.EqualInstances(got, []*registry.Instance{a, b}) {
+		t.Errorf("GetService after restart = %v, %v; want [a b]", got, err)
+	}
+	t.Logf("RECOVERY etcd restart: registration live %v after Start, watcher delivering %v after Start", regBack, watchBack)
+}
+
+// TestPartitionLongerThanTTL cuts the registry off from etcd until the
+// server expires the lease, then heals: the registration is restored with
+// no call from the user.
+func TestPartitionLongerThanTTL(t *testing.T) {
+	srv := startEtcd(t)
+	px, err := faultproxy.Start(srv.Endpoint())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { px.Close() })
+	cli := newClient(t, srv.Endpoint())
+	r := newRegistry(t, testConfig(t, px.Addr()))
+	ctx := ctxT(t, time.Minute)
+	a := instance("partition", "a", 9000)
+	if err := r.Register(ctx, a); err != nil {
+		t.Fatal(err)
+	}
+	key, val := r.key(a.Name, a.ID), mustMarshal(t, a)
+	resp, err := cli.Get(ctx, key)
+	if err != nil || len(resp.Kvs) != 1 {
+		t.Fatalf("Get %s = %v, %v", key, resp, err)
+	}
+	lease := clientv3.LeaseID(resp.Kvs[0].Lease)
+
+	px.Partition()
+	parted := time.Now()
+	waitFor(t, 20*time.Second, "lease expired on the server", func() string {
+		ttl, err := cli.TimeToLive(ctx, lease)
+		if err != nil {
+			return err.Error()
+		}
+		if ttl.TTL != -1 {
+			return fmt.Sprintf("TTL %d", ttl.TTL)
+		}
+		resp, err := cli.Get(ctx, key)
+		if err != nil {
+			return err.Error()
+		}
+		if len(resp.Kvs) != 0 {
+			return "key still there"
+		}
+		return ""
+	})
+	t.Logf("lease expired on the server %v after the partition began", time.Since(parted))
+	if s := regState(r, a.Name, a.ID); s == nil || s.Live {
+		// The client's keepalive deadline is the TTL too, so by now it knows.
+		waitFor(t, 10*time.Second, "registration seen as lost", func() string {
+			if s := regState(r, a.Name, a.ID); s == nil || s.Live {
+				return fmt.Sprintf("state %+v", s)
+			}
+			return ""
+		})
+	}
+	px.Heal()
+	took := waitFor(t, 20*time.Second, "registration restored after heal", func() string {
+		if s := regState(r, a.Name, a.ID); s == nil || !s.Live {
+			return fmt.Sprintf("state %+v", s)
+		}
+		return heldBy(ctx, cli, key, val)
+	})
+	t.Logf("RECOVERY partition > TTL: registration restored %v after heal", took)
+}
+
+// TestCompactionDuringWatch makes the watchers' stream miss events that
+// are then compacted away: they must list again and reach the right state.
+func TestCompactionDuringWatch(t *testing.T) {
+	srv := startEtcd(t)
+	px, err := faultproxy.Start(srv.Endpoint())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { px.Close() })
+	cli := newClient(t, srv.Endpoint())
+	cfg := testConfig(t, px.Addr())
+	var rec *logRecorder
+	cfg.Logger = testLogger(t, &rec)
+	r := newRegistry(t, cfg)
+	ctx := ctxT(t, time.Minute)
+	svc := "compact"
+	put := func(in *registry.Instance) {
+		t.Helper()
+		if _, err := cli.Put(ctx, r.key(in.Name, in.ID), mustMarshal(t, in)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	a, b, c := instance(svc, "a", 9000), instance(svc, "b", 9001), instance(svc, "c", 9002)
+	put(a)
+	one := watchReader(t, r, svc)
+	all := watchReader(t, r, "")
+	one.until(t, 10*time.Second, svc, a)
+	all.until(t, 10*time.Second, svc, a)
+
+	px.Partition()
+	put(b)
+	if _, err := cli.Delete(ctx, r.key(a.Name, a.ID)); err != nil {
+		t.Fatal(err)
+	}
+	put(c)
+	c2 := c.Clone()
+	c2.Version = "v2"
+	put(c2)
+	other := instance("compact-other", "x", 9100)
+	put(other)
+	resp, err := cli.Get(ctx, "anything")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := cli.Compact(ctx, resp.Header.Revision, clientv3.WithCompactPhysical()); err != nil {
+		t.Fatal(err)
+	}
+	px.Sever() // the streams reconnect after Heal, from compacted revisions
+	healed := time.Now()
+	px.Heal()
+	one.until(t, 20*time.Second, svc, b, c2)
+	all.until(t, 20*time.Second, svc, b, c2)
+	all.until(t, 20*time.Second, other.Name, other)
+	took := time.Since(healed)
+	if n := rec.count("compacted"); n == 0 {
+		t.Errorf("no watcher reported a compacted revision; the test did not exercise the relist path")
+	}
+	t.Logf("RECOVERY compaction during watch: watchers correct %v after heal", took)
+}
+
+// TestTamper has another client revoke the lease, delete the key or
+// overwrite it: the registration restores itself.
+func TestTamper(t *testing.T) {
+	srv := sharedEtcd(t)
+	cli := newClient(t, srv.Endpoint())
+	cases := []struct {
+		name   string
+		tamper func(ctx context.Context, key string, lease clientv3.LeaseID) error
+	}{
+		{"RevokeLease", func(ctx context.Context, key string, lease clientv3.LeaseID) error {
+			_, err := cli.Revoke(ctx, lease)
+			return err
+		}},
+		{"DeleteKey", func(ctx context.Context, key string, lease clientv3.LeaseID) error {
+			_, err := cli.Delete(ctx, key)
+			return err
+		}},
+		{"OverwriteKey", func(ctx context.Context, key string, lease clientv3.LeaseID) error {
+			_, err := cli.Put(ctx, key, `{"id":"a","name":"tamper","version":"evil","metadata":null,"endpoints":["grpc://10.6.6.6:1"]}`)
+			return err
+		}},
+		{"OverwriteKeyOtherLease", func(ctx context.Context, key string, lease clientv3.LeaseID) error {
+			g, err := cli.Grant(ctx, 60)
+			if err != nil {
+				return err
+			}
+			// Same bytes, someone else's lease: when that lease goes, so would the key.
+			resp, err := cli.Get(ctx, key)
+			if err != nil || len(resp.Kvs) != 1 {
+				return fmt.Errorf("get: %v %v", resp, err)
+			}
+			_, err = cli.Put(ctx, key, string(resp.Kvs[0].Value), clientv3.WithLease(g.ID))
+			return err
+		}},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			r := newRegistry(t, testConfig(t, srv.Endpoint()))
+			ctx := ctxT(t, time.Minute)
+			a := instance("tamper", "a", 9000)
+			if err := r.Register(ctx, a); err != nil {
+				t.Fatal(err)
+			}
+			rd := watchReader(t, r, a.Name)
+			rd.until(t, 10*time.Second, a.Name, a)
+			key, val := r.key(a.Name, a.ID), mustMarshal(t, a)
+			resp, err := cli.Get(ctx, key)
+			if err != nil || len(resp.Kvs) != 1 {
+				t.Fatalf("Get = %v, %v", resp, err)
+			}
+			lease := clientv3.LeaseID(resp.Kvs[0].Lease)
+			start := time.Now()
+			if err := tc.tamper(ctx, key, lease); err != nil {
+				t.Fatal(err)
+			}
+			took := waitFor(t, 20*time.Second, "key restored", func() string {
+				if why := heldBy(ctx, cli, key, val); why != "" {
+					return why
+				}
+				resp, err := cli.Get(ctx, key)
+				if err != nil {
+					return err.Error()
+				}
+				if s := regState(r, a.Name, a.ID); s == nil || !s.Live {
+					return fmt.Sprintf("state %+v", s)
+				}
+				r.mu.Lock()
+				g := r.regs[key]
+				r.mu.Unlock()
+				if g == nil {
+					return "registration gone"
+				}
+				if got := clientv3.LeaseID(resp.Kvs[0].Lease); got != g.currentLease() {
+					return fmt.Sprintf("key on lease %x, registration holds %x", got, g.currentLease())
+				}
+				return ""
+			})
+			rd.until(t, 10*time.Second, a.Name, a)
+			t.Logf("RECOVERY %s: key restored %v after tampering (watcher back at [a] %v)", tc.name, took, time.Since(start))
+		})
+	}
+}
+
+// TestRegisterWhileDown: with etcd unreachable Register fails with
+// ErrUnavailable and keeps nothing, reads fail with ErrUnavailable, Watch
+// returns at once and reports the failure, and everything works once etcd
+// is reachable.
+func TestRegisterWhileDown(t *testing.T) {
+	srv := sharedEtcd(t)
+	px, err := faultproxy.Start(srv.Endpoint())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { px.Close() })
+	px.Refuse(true)
+	cfg := testConfig(t, px.Addr())
+	cfg.Timeout = 300 * time.Millisecond
+	r := newRegistry(t, cfg)
+	ctx := ctxT(t, time.Minute)
+	a := instance("down", "a", 9000)
+
+	if err := r.Register(ctx, a); !errors.Is(err, registry.ErrUnavailable) {
+		t.Fatalf("Register while down = %v, want ErrUnavailable", err)
+	}
+	if regs := r.Registrations(); len(regs) != 0 {
+		t.Errorf("Registrations after a failed Register = %+v, want none", regs)
+	}
+	if _, err := r.GetService(ctx, a.Name); !errors.Is(err, registry.ErrUnavailable) {
+		t.Errorf("GetService while down = %v, want ErrUnavailable", err)
+	}
+	if _, err := r.ListServices(ctx); !errors.Is(err, registry.ErrUnavailable) {
+		t.Errorf("ListServices while down = %v, want ErrUnavailable", err)
+	}
+	if err := r.Ping(ctx); !errors.Is(err, registry.ErrUnavailable) {
+		t.Errorf("Ping while down = %v, want ErrUnavailable", err)
+	}
+	if err := r.Deregister(ctx, a); !errors.Is(err, registry.ErrUnavailable) {
+		t.Errorf("Deregister while down = %v, want ErrUnavailable", err)
+	}
+	start := time.Now()
+	rd := watchReader(t, r, a.Name)
+	if d := time.Since(start); d > time.Second {
+		t.Errorf("Watch took %v while etcd is down; it must return at once", d)
+	}
+	select {
+	case res := <-rd.ch:
+		if !errors.Is(res.err, registry.ErrUnavailable) {
+			t.Errorf("first Next while down = %+v, %v; want a transient ErrUnavailable", res.u, res.err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("first Next while down: nothing within 10s")
+	}
+
+	px.Refuse(false)
+	rd.until(t, 10*time.Second, a.Name) // the current, empty, state
+	waitFor(t, 10*time.Second, "Ping after etcd is back", func() string {
+		if err := r.Ping(ctx); err != nil {
+			return err.Error()
+		}
+		return ""
+	})
+	if err := r.Register(ctx, a); err != nil {
+		t.Fatalf("Register after etcd is back: %v", err)
+	}
+	rd.until(t, 10*time.Second, a.Name, a)
+}
+
+// TestUpdateWhileDown: updating a registration while etcd is unreachable
+// fails, but the registration stays with the new data and writes it when
+// etcd is back.
+func TestUpdateWhileDown(t *testing.T) {
+	srv := sharedEtcd(t)
+	px, err := faultproxy.Start(srv.Endpoint())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { px.Close() })
+	cli := newClient(t, srv.Endpoint())
+	cfg := testConfig(t, px.Addr())
+	cfg.Timeout = 300 * time.Millisecond
+	r := newRegistry(t, cfg)
+	ctx := ctxT(t, time.Minute)
+	a := instance("update-down", "a", 9000)
+	if err := r.Register(ctx, a); err != nil {
+		t.Fatal(err)
+	}
+	px.Refuse(true)
+	px.Sever()
+	a2 := a.Clone()
+	a2.Version = "v2"
+	if err := r.Register(ctx, a2); !errors.Is(err, registry.ErrUnavailable) {
+		t.Fatalf("update while down = %v, want ErrUnavailable", err)
+	}
+	s := regState(r, a.Name, a.ID)
+	if s == nil || s.Live || s.Instance.Version != "v2" || s.LastError == nil {
+		t.Fatalf("state after a failed update = %+v, want pending v2 with an error", s)
+	}
+	px.Refuse(false)
+	took := waitFor(t, 20*time.Second, "update written once etcd is back", func() string {
+		if s := regState(r, a.Name, a.ID); s == nil || !s.Live {
+			return fmt.Sprintf("state %+v", s)
+		}
+		return heldBy(ctx, cli, r.key(a.Name, a.ID), mustMarshal(t, a2))
+	})
+	t.Logf("RECOVERY update while down: written %v after etcd became reachable", took)
+}
+
+// TestSameInstanceTwoRegistries: two registries holding the same (name, ID)
+// overwrite each other with growing delays instead of fighting at network
+// speed, and once one deregisters the other's record stays.
+func TestSameInstanceTwoRegistries(t *testing.T) {
+	srv := sharedEtcd(t)
+	cli := newClient(t, srv.Endpoint())
+	cfg1 := testConfig(t, srv.Endpoint())
+	var rec1, rec2 *logRecorder
+	cfg1.Logger = testLogger(t, &rec1)
+	cfg2 := cfg1
+	cfg2.Logger = testLogger(t, &rec2)
+	r1, r2 := newRegistry(t, cfg1), newRegistry(t, cfg2)
+	ctx := ctxT(t, time.Minute)
+	a1 := instance("twice", "a", 9000)
+	a2 := instance("twice", "a", 9001)
+	if err := r1.Register(ctx, a1); err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	if err := r2.Register(ctx, a2); err != nil {
+		t.Fatal(err)
+	}
+	const fixes = 8
+	waitFor(t, 30*time.Second, "both registries restore their record several times", func() string {
+		n1, n2 := rec1.count("restoring"), rec2.count("restoring")
+		if n1+n2 < fixes {
+			return fmt.Sprintf("%d + %d restores", n1, n2)
+		}
+		return ""
+	})
+	// Undamped, the two would exchange thousands of writes per second. The
+	// damped schedule (first at once, then 50-100ms, 100-200ms, ... capped
+	// at MaxBackoff) needs well over 200ms for 8 restores.
+	if d := time.Since(start); d < 200*time.Millisecond {
+		t.Errorf("%d restores took only %v: the registries fight without backing off", fixes, d)
+	}
+	t.Logf("%d restores in %v", rec1.count("restoring")+rec2.count("restoring"), time.Since(start))
+	if err := r2.Deregister(ctx, a2); err != nil {
+		t.Fatal(err)
+	}
+	took := waitFor(t, 20*time.Second, "r1's record back after r2 deregistered", func() string {
+		return heldBy(ctx, cli, r1.key(a1.Name, a1.ID), mustMarshal(t, a1))
+	})
+	t.Logf("r1's record restored %v after r2 deregistered", took)
+}

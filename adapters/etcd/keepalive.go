@@ -1,0 +1,481 @@
+package etcd
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	"go.etcd.io/etcd/api/v3/mvccpb"
+	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
+	clientv3 "go.etcd.io/etcd/client/v3"
+
+	"github.com/regchain/regchain/internal/backoff"
+	"github.com/regchain/regchain/registry"
+)
+
+var (
+	errLeaseLost   = errors.New("lease keepalive ended (lease expired, revoked or unreachable)")
+	errKeyTampered = errors.New("key deleted or overwritten by another client")
+)
+
+// registration is one instance kept alive by its own goroutine (run), the
+// only writer of its key once Register has returned.
+type registration struct {
+	r      *Registry
+	key    string
+	ctx    context.Context // ends the keeper; child of the registry's context
+	cancel context.CancelFunc
+	done   chan struct{}   // closed when run returns
+	reqs   chan *updateReq // updates from Register, served by run
+
+	mu       sync.Mutex // guards the fields below
+	inst     *registry.Instance
+	val      string // desired record
+	lease    clientv3.LeaseID
+	live     bool
+	since    time.Time
+	attempts int
+	lastErr  error
+}
+
+// updateReq asks the keeper to write new data for its instance.
+type updateReq struct {
+	ctx  context.Context // the caller's: bounds this write only
+	op   string
+	inst *registry.Instance
+	val  string
+	done chan error // capacity 1
+}
+
+func newRegistration(r *Registry, key string, inst *registry.Instance, val string, lease clientv3.LeaseID) *registration {
+	ctx, cancel := context.WithCancel(r.ctx)
+	return &registration{
+		r:      r,
+		key:    key,
+		ctx:    ctx,
+		cancel: cancel,
+		done:   make(chan struct{}),
+		reqs:   make(chan *updateReq),
+		inst:   inst,
+		val:    val,
+		lease:  lease,
+		live:   true,
+		since:  time.Now(),
+	}
+}
+
+// update hands new data to the keeper and waits for its first write.
+func (g *registration) update(ctx context.Context, op string, inst *registry.Instance, val string) error {
+	req := &updateReq{ctx: ctx, op: op, inst: inst, val: val, done: make(chan error, 1)}
+	select {
+	case g.reqs <- req:
+	case <-ctx.Done():
+		return g.r.wrapErr(ctx, op, ctx.Err())
+	case <-g.done:
+		return g.r.errClosed(op)
+	}
+	select {
+	case err := <-req.done:
+		return err
+	case <-g.done:
+		return g.r.errClosed(op)
+	}
+}
+
+// stop ends the keeper, waits for it and returns the lease it held (0 if
+// none).
+func (g *registration) stop() clientv3.LeaseID {
+	g.cancel()
+	<-g.done
+	return g.currentLease()
+}
+
+func (g *registration) state() registry.RegistrationState {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return registry.RegistrationState{
+		Instance:  g.inst.Clone(),
+		Live:      g.live,
+		Since:     g.since,
+		Attempts:  g.attempts,
+		LastError: g.lastErr,
+	}
+}
+
+func (g *registration) value() string {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return g.val
+}
+
+func (g *registration) currentLease() clientv3.LeaseID {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return g.lease
+}
+
+func (g *registration) setLease(id clientv3.LeaseID) {
+	g.mu.Lock()
+	g.lease = id
+	g.mu.Unlock()
+}
+
+// markLive records a successful write.
+func (g *registration) markLive() {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if !g.live {
+		g.live = true
+		g.since = time.Now()
+	}
+	g.attempts = 0
+	g.lastErr = nil
+}
+
+// markDown records that the registration is no longer held by etcd (or
+// holds stale data); failed says whether it was an attempt to restore it.
+func (g *registration) markDown(err error, failed bool) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.live {
+		g.live = false
+		g.since = time.Now()
+	}
+	if failed {
+		g.attempts++
+	}
+	g.lastErr = err
+}
+
+// keeper is the state of run, owned by its goroutine.
+type keeper struct {
+	g *registration
+	r *Registry
+
+	lease     clientv3.LeaseID // 0 when none is held
+	granted   time.Time        // when lease was granted
+	stale     clientv3.LeaseID // a lease given up on, revoked after the next grant
+	written   string           // the record last written
+	lastWrite int64            // revision of our last write
+
+	ka       <-chan *clientv3.LeaseKeepAliveResponse
+	kaCancel context.CancelFunc
+	wch      clientv3.WatchChan // the own key's watch, once started
+	wReady   chan clientv3.WatchChan
+	wCancel  context.CancelFunc
+
+	dirty   bool            // the key must be (re)written
+	verify  bool            // the own-key watch was lost: check the key, watch again
+	bo      backoff.Backoff // retry schedule of writes and checks
+	retryAt time.Time       // no attempt before this
+
+	fixBo   backoff.Backoff // damps fights with another writer of the key
+	lastFix time.Time
+}
+
+// run keeps the registration alive until its context ends: it drains the
+// keepalive channel, watches its own key and restores it whenever the
+// lease is gone or the key was deleted or overwritten, retrying with
+// capped backoff for as long as the registration lives.
+func (g *registration) run(lease clientv3.LeaseID, rev int64) {
+	defer g.r.wg.Done()
+	defer close(g.done)
+	k := &keeper{
+		g:         g,
+		r:         g.r,
+		lease:     lease,
+		granted:   time.Now(),
+		written:   g.value(),
+		lastWrite: rev,
+		bo:        backoff.Backoff{Base: 100 * time.Millisecond, Max: g.r.maxBackoff},
+		fixBo:     backoff.Backoff{Base: 100 * time.Millisecond, Max: g.r.maxBackoff},
+	}
+	defer k.release()
+	k.startKeepAlive()
+	k.startWatch(rev + 1)
+
+	timer := time.NewTimer(time.Hour)
+	defer timer.Stop()
+	for {
+		if g.ctx.Err() != nil {
+			return
+		}
+		pending := k.dirty || k.lease == 0 || k.verify
+		if pending && !time.Now().Before(k.retryAt) {
+			var err error
+			if k.dirty || k.lease == 0 {
+				err = k.write(g.ctx)
+			} else {
+				err = k.check(g.ctx)
+			}
+			if err != nil {
+				if g.ctx.Err() != nil {
+					return
+				}
+				k.failed(err)
+			}
+			continue
+		}
+		var retry <-chan time.Time
+		if pending {
+			timer.Reset(time.Until(k.retryAt))
+			retry = timer.C
+		}
+		select {
+		case <-g.ctx.Done():
+			return
+		case <-retry:
+		case _, ok := <-k.ka:
+			if !ok {
+				k.leaseLost()
+			}
+		case ch := <-k.wReady:
+			k.wch, k.wReady = ch, nil
+		case wr, ok := <-k.wch:
+			k.onWatch(wr, ok)
+		case req := <-g.reqs:
+			k.handle(req)
+		}
+		timer.Stop()
+	}
+}
+
+// release stops the keepalive and the watch.
+func (k *keeper) release() {
+	if k.kaCancel != nil {
+		k.kaCancel()
+	}
+	k.stopWatch()
+}
+
+func (k *keeper) startKeepAlive() {
+	if k.kaCancel != nil {
+		k.kaCancel()
+	}
+	ctx, cancel := context.WithCancel(k.g.ctx)
+	// On error (the client is closed) ch is closed: the loop sees the lease
+	// as lost and retries, which reports the error.
+	ch, _ := k.r.client.KeepAlive(ctx, k.lease)
+	k.ka, k.kaCancel = ch, cancel
+}
+
+// startWatch watches the own key from revision from. clientv3's Watch
+// blocks while its stream is (re)connecting, so it is called on a helper
+// goroutine and the loop picks the channel up from wReady.
+func (k *keeper) startWatch(from int64) {
+	k.stopWatch()
+	ctx, cancel := context.WithCancel(k.g.ctx)
+	ready := make(chan clientv3.WatchChan, 1)
+	k.r.wg.Add(1)
+	go func() {
+		defer k.r.wg.Done()
+		ready <- k.r.client.Watch(ctx, k.g.key, clientv3.WithRev(from))
+	}()
+	k.wReady, k.wCancel = ready, cancel
+}
+
+// watching reports whether the own-key watch is running or starting.
+func (k *keeper) watching() bool { return k.wch != nil || k.wReady != nil }
+
+func (k *keeper) stopWatch() {
+	if k.wCancel != nil {
+		k.wCancel()
+	}
+	k.wch, k.wReady, k.wCancel = nil, nil, nil
+}
+
+// dropLease forgets the current lease; stale says it may still exist and
+// should be revoked once a new one holds the key.
+func (k *keeper) dropLease(stale bool) {
+	if k.kaCancel != nil {
+		k.kaCancel()
+		k.kaCancel = nil
+	}
+	k.ka = nil
+	if stale {
+		k.stale = k.lease
+	}
+	k.lease = 0
+	k.g.setLease(0)
+}
+
+func (k *keeper) leaseLost() {
+	if k.g.ctx.Err() != nil {
+		return
+	}
+	k.r.log.Warn("etcd: lease lost; registering again", "key", k.g.key, "lease", int64(k.lease))
+	young := time.Since(k.granted) < time.Second
+	k.dropLease(true)
+	k.retryAt = time.Time{}
+	if young {
+		// A lease lost right after its grant: do not loop on grants.
+		k.retryAt = time.Now().Add(k.bo.Next())
+	}
+	k.g.markDown(errLeaseLost, false)
+}
+
+// onWatch looks at the own key's events: a delete, or a put that is not our
+// last write, means someone else touched the key.
+func (k *keeper) onWatch(wr clientv3.WatchResponse, ok bool) {
+	if !ok || wr.Err() != nil {
+		if k.g.ctx.Err() != nil {
+			return
+		}
+		k.r.log.Debug("etcd: own-key watch ended; checking the key", "key", k.g.key, "error", wr.Err())
+		k.stopWatch()
+		k.verify = true
+		return
+	}
+	tampered := false
+	for _, ev := range wr.Events {
+		if ev.Kv.ModRevision <= k.lastWrite {
+			continue // superseded by our own later write
+		}
+		switch ev.Type {
+		case mvccpb.DELETE:
+			tampered = true
+		case mvccpb.PUT:
+			if clientv3.LeaseID(ev.Kv.Lease) != k.lease || string(ev.Kv.Value) != k.written {
+				tampered = true
+			}
+		}
+	}
+	if tampered {
+		k.tampered()
+	}
+}
+
+// tampered schedules restoring the key. The first restore is immediate;
+// repeated ones back off, so two processes registering the same instance
+// do not fight at network speed.
+func (k *keeper) tampered() {
+	k.r.log.Warn("etcd: registered key deleted or overwritten by another client; restoring it", "key", k.g.key)
+	k.dirty = true
+	k.g.markDown(errKeyTampered, false)
+	now := time.Now()
+	var delay time.Duration
+	if !k.lastFix.IsZero() && now.Sub(k.lastFix) < 2*k.r.maxBackoff {
+		delay = k.fixBo.Next()
+	} else {
+		k.fixBo.Reset()
+	}
+	k.lastFix = now
+	if at := now.Add(delay); at.After(k.retryAt) {
+		k.retryAt = at
+	}
+}
+
+// handle serves an update from Register: it writes at once, bounded by the
+// caller's ctx, and reports the result. On failure the new data stays
+// desired and the loop keeps retrying.
+func (k *keeper) handle(req *updateReq) {
+	k.g.mu.Lock()
+	k.g.inst, k.g.val = req.inst, req.val
+	k.g.mu.Unlock()
+	if req.val == k.written && k.lease != 0 && !k.dirty && !k.verify {
+		req.done <- nil // already held as is
+		return
+	}
+	k.dirty = true
+	ctx, cancel := context.WithCancel(k.g.ctx)
+	stop := context.AfterFunc(req.ctx, cancel)
+	err := k.write(ctx)
+	stop()
+	cancel()
+	if err != nil {
+		if k.g.ctx.Err() != nil {
+			req.done <- k.r.errClosed(req.op)
+			return
+		}
+		k.failed(err)
+		req.done <- k.r.wrapErr(req.ctx, req.op, err)
+		return
+	}
+	req.done <- nil
+}
+
+// failed records a failed attempt and schedules the next one.
+func (k *keeper) failed(err error) {
+	k.g.markDown(err, true)
+	k.retryAt = time.Now().Add(k.bo.Next())
+	k.r.log.Debug("etcd: restoring registration failed; will retry", "key", k.g.key, "attempts", k.bo.Attempts(), "error", err)
+}
+
+// write makes the key hold the desired record under a live lease: a put on
+// the current lease, or a new lease and a put when there is none or etcd
+// no longer knows it.
+func (k *keeper) write(parent context.Context) error {
+	ctx, cancel := k.r.opCtx(parent)
+	defer cancel()
+	val := k.g.value()
+	recovered := k.lease == 0 || k.dirty && !k.g.isLive()
+	if k.lease != 0 {
+		resp, err := k.r.client.Put(ctx, k.g.key, val, clientv3.WithLease(k.lease))
+		if err == nil {
+			k.wrote(resp.Header.Revision, val, recovered)
+			return nil
+		}
+		if !errors.Is(err, rpctypes.ErrLeaseNotFound) {
+			return fmt.Errorf("put: %w", err)
+		}
+		k.dropLease(false)
+	}
+	lease, rev, err := k.r.grantPut(ctx, k.g.key, val)
+	if err != nil {
+		return err
+	}
+	k.lease, k.granted = lease, time.Now()
+	k.g.setLease(lease)
+	k.startKeepAlive()
+	k.wrote(rev, val, true)
+	if k.stale != 0 {
+		// The key is on the new lease now: revoking the old one (if etcd
+		// still has it) deletes nothing of ours.
+		k.r.client.Revoke(ctx, k.stale) //nolint:errcheck // best effort; it expires anyway
+		k.stale = 0
+	}
+	return nil
+}
+
+func (k *keeper) wrote(rev int64, val string, recovered bool) {
+	k.written = val
+	k.lastWrite = rev
+	k.dirty, k.verify = false, false
+	k.bo.Reset()
+	k.retryAt = time.Time{}
+	if !k.watching() {
+		k.startWatch(rev + 1)
+	}
+	if recovered {
+		k.r.log.Info("etcd: registration restored", "key", k.g.key, "lease", int64(k.lease))
+	}
+	k.g.markLive()
+}
+
+// check reads the key after the own-key watch was lost (compaction, a
+// closed stream), restores it if needed and watches again.
+func (k *keeper) check(parent context.Context) error {
+	ctx, cancel := k.r.opCtx(parent)
+	defer cancel()
+	resp, err := k.r.client.Get(ctx, k.g.key)
+	if err != nil {
+		return fmt.Errorf("check key: %w", err)
+	}
+	ok := len(resp.Kvs) == 1 &&
+		clientv3.LeaseID(resp.Kvs[0].Lease) == k.lease &&
+		string(resp.Kvs[0].Value) == k.written
+	k.verify = false
+	k.startWatch(resp.Header.Revision + 1)
+	if !ok {
+		k.tampered()
+	}
+	return nil
+}
+
+func (g *registration) isLive() bool {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return g.live
+}
