@@ -36,9 +36,11 @@ type Registry interface {
 	// is done or until the registry is closed.
 	Watch(ctx context.Context, name string) (Watcher, error)
 
-	// Close deregisters nothing by itself (leases and sessions run out),
-	// stops every goroutine the registry started and makes every later call
-	// return ErrClosed. Close is idempotent.
+	// Close stops keepalives and every goroutine the registry started and
+	// makes every later call return ErrClosed. It does not deregister: the
+	// records go when their lease or TTL runs out, or at once where the
+	// backend ties them to a session that Close ends (ZooKeeper). Close is
+	// idempotent.
 	Close() error
 }
 

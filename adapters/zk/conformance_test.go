@@ -1,0 +1,31 @@
+package zk_test
+
+import (
+	"testing"
+	"time"
+
+	"github.com/regchain/regchain/adapters/zk"
+	"github.com/regchain/regchain/registry"
+	"github.com/regchain/regchain/registry/registrytest"
+)
+
+func TestConformance(t *testing.T) {
+	registrytest.Run(t, func(t *testing.T) registry.Registry {
+		return newRegistry(t, nil, zk.Config{})
+	})
+}
+
+// With digest credentials every node gets a restrictive ACL; the contract
+// holds all the same.
+func TestConformanceDigest(t *testing.T) {
+	registrytest.Run(t, func(t *testing.T) registry.Registry {
+		return newRegistry(t, nil, zk.Config{User: "regchain", Password: "s3cret"})
+	})
+}
+
+// A connection passed in: the Registry polls its state and leaves it open.
+func TestConformanceSharedConn(t *testing.T) {
+	registrytest.Run(t, func(t *testing.T) registry.Registry {
+		return newRegistry(t, nil, zk.Config{Conn: server(t).Connect(t, 2*time.Second)})
+	})
+}

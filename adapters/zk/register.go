@@ -1,0 +1,434 @@
+package zk
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	gozk "github.com/go-zookeeper/zk"
+
+	"github.com/regchain/regchain/internal/backoff"
+	"github.com/regchain/regchain/registry"
+)
+
+// registration is one (Name, ID) this Registry keeps registered (want) or
+// is removing (!want). Its keeper goroutine converges ZooKeeper to it.
+type registration struct {
+	key  string
+	path string
+	kick chan struct{} // capacity 1: wakes the keeper
+
+	mu       sync.Mutex // guards the fields below
+	in       *registry.Instance
+	data     []byte
+	want     bool          // true: the node must exist with data; false: it must not
+	gen      uint64        // bumped by every Register and Deregister
+	tried    uint64        // gen of the keeper's last finished attempt
+	triedErr error         // that attempt's error
+	changed  chan struct{} // closed and replaced when tried changes
+	live     bool
+	everLive bool
+	since    time.Time
+	attempts int
+	lastErr  error
+}
+
+func (g *registration) poke() {
+	select {
+	case g.kick <- struct{}{}:
+	default:
+	}
+}
+
+// Register creates the ephemeral node <root>/<name>/<id> holding the
+// instance's JSON (parents are created as needed) or updates its data, and
+// keeps it there for as long as the Registry lives: a node lost with its
+// session, deleted or overwritten by someone else is put back, with capped
+// backoff, until Deregister or Close.
+//
+// Register returns once the first write has succeeded or failed, within ctx
+// and Config.RequestTimeout. When it fails (an error wrapping
+// registry.ErrUnavailable if ZooKeeper could not be reached), the
+// registration is kept and retried in the background; Registrations shows
+// it, and Deregister abandons it. Invalid input returns ErrInvalid and keeps
+// nothing.
+func (r *Registry) Register(ctx context.Context, in *registry.Instance) error {
+	data, err := registry.Marshal(in)
+	if err != nil {
+		return fmt.Errorf("zookeeper: register: %w", err)
+	}
+	key := in.Key()
+	r.mu.Lock()
+	if r.closed {
+		r.mu.Unlock()
+		return fmt.Errorf("zookeeper: register %s: %w", in, registry.ErrClosed)
+	}
+	g := r.regs[key]
+	fresh := g == nil
+	if fresh {
+		g = &registration{
+			key:     key,
+			path:    r.instancePath(in.Name, in.ID),
+			kick:    make(chan struct{}, 1),
+			changed: make(chan struct{}),
+			since:   time.Now(),
+		}
+		r.regs[key] = g
+	}
+	g.mu.Lock() // under r.mu: a keeper retiring g checks gen under both
+	g.in, g.data, g.want = in.Clone(), data, true
+	g.gen++
+	gen := g.gen
+	g.mu.Unlock()
+	if fresh { // now that g holds its first generation
+		r.wg.Add(1)
+		go r.keep(g)
+	}
+	r.mu.Unlock()
+	g.poke()
+	return r.await(ctx, g, gen, "register "+in.String())
+}
+
+// Deregister stops keeping the instance and deletes its node. Only Name and
+// ID are used. Deregistering an instance that is not registered deletes its
+// node if there is one and is not an error. If the delete fails, the keeper
+// goes on trying in the background; the node is ephemeral in any case.
+func (r *Registry) Deregister(ctx context.Context, in *registry.Instance) error {
+	if in == nil {
+		return fmt.Errorf("zookeeper: deregister: %w: nil instance", registry.ErrInvalid)
+	}
+	if err := registry.ValidateName(in.Name); err != nil {
+		return fmt.Errorf("zookeeper: deregister: %w", err)
+	}
+	if err := registry.ValidateID(in.ID); err != nil {
+		return fmt.Errorf("zookeeper: deregister: %w", err)
+	}
+	op := "deregister " + in.Name + "/" + in.ID
+	r.mu.Lock()
+	if r.closed {
+		r.mu.Unlock()
+		return fmt.Errorf("zookeeper: %s: %w", op, registry.ErrClosed)
+	}
+	g := r.regs[in.Key()]
+	if g == nil {
+		r.mu.Unlock()
+		ctx, cancel := r.bound(ctx)
+		defer cancel()
+		if err := r.do(ctx, func() error { return r.remove(r.instancePath(in.Name, in.ID)) }); err != nil {
+			return r.fail(op, err)
+		}
+		return nil
+	}
+	g.mu.Lock()
+	g.want = false
+	g.gen++
+	gen := g.gen
+	g.mu.Unlock()
+	r.mu.Unlock()
+	g.poke()
+	return r.await(ctx, g, gen, op)
+}
+
+// await waits until g's keeper has finished an attempt at generation gen or
+// later and returns that attempt's error.
+func (r *Registry) await(ctx context.Context, g *registration, gen uint64, op string) error {
+	ctx, cancel := r.bound(ctx)
+	defer cancel()
+	for {
+		g.mu.Lock()
+		tried, err, changed := g.tried, g.triedErr, g.changed
+		g.mu.Unlock()
+		if tried >= gen {
+			if err != nil {
+				return r.fail(op, err)
+			}
+			return nil
+		}
+		select {
+		case <-changed:
+		case <-ctx.Done():
+			return r.fail(op+" (kept pending)", context.Cause(ctx))
+		case <-r.ctx.Done():
+			return r.fail(op, registry.ErrClosed)
+		}
+	}
+}
+
+// Registrations implements registry.RegistrationReporter. Live is the last
+// state the keeper confirmed: during a disconnection shorter than the session
+// timeout ZooKeeper keeps the node and it stays Live; once the session is
+// known to be lost it turns false until the node is re-created.
+func (r *Registry) Registrations() []registry.RegistrationState {
+	r.mu.Lock()
+	regs := make([]*registration, 0, len(r.regs))
+	for _, g := range r.regs {
+		regs = append(regs, g)
+	}
+	r.mu.Unlock()
+	out := make([]registry.RegistrationState, 0, len(regs))
+	for _, g := range regs {
+		g.mu.Lock()
+		if g.want {
+			out = append(out, registry.RegistrationState{
+				Instance:  g.in.Clone(),
+				Live:      g.live,
+				Since:     g.since,
+				Attempts:  g.attempts,
+				LastError: g.lastErr,
+			})
+		}
+		g.mu.Unlock()
+	}
+	slices.SortFunc(out, func(a, b registry.RegistrationState) int {
+		if c := strings.Compare(a.Instance.Name, b.Instance.Name); c != 0 {
+			return c
+		}
+		return strings.Compare(a.Instance.ID, b.Instance.ID)
+	})
+	return out
+}
+
+// keep is g's keeper: it makes ZooKeeper match g (node present with g.data,
+// or absent), then waits on a watch of the node, a kick or a retry timer,
+// until g is deregistered and its node deleted, or the Registry closes.
+func (r *Registry) keep(g *registration) {
+	defer r.wg.Done()
+	b := backoff.Backoff{Max: r.cfg.MaxRetryDelay}
+	var watch <-chan gozk.Event // data watch on g.path, nil when none is set
+	for {
+		g.mu.Lock()
+		gen, want, data := g.gen, g.want, g.data
+		g.mu.Unlock()
+		var err error
+		if want {
+			var ch <-chan gozk.Event
+			needWatch := watch == nil
+			err = r.do(r.ctx, func() error {
+				var err error
+				ch, err = r.ensure(g.path, data, needWatch)
+				return err
+			})
+			if err == nil && ch != nil {
+				watch = ch
+			}
+		} else {
+			err = r.do(r.ctx, func() error { return r.remove(g.path) })
+		}
+		if r.ctx.Err() != nil {
+			return
+		}
+		r.finish(g, gen, want, err)
+		// A delete refused by ZooKeeper (ErrNoAuth: not ours to delete) is
+		// not retried: the registration is dropped with that error.
+		if !want && (err == nil || !unavailable(err)) && r.retire(g, gen) {
+			return
+		}
+		var retry *time.Timer
+		var retryC <-chan time.Time
+		if err != nil {
+			d := b.Next()
+			r.log.Warn("zookeeper: registration attempt failed", "path", g.path, "want", want, "attempt", b.Attempts(), "retry_in", d, "err", err)
+			retry = time.NewTimer(d)
+			retryC = retry.C
+		} else {
+			b.Reset()
+		}
+		select {
+		case ev := <-watch:
+			watch = nil
+			r.log.Debug("zookeeper: own node event", "path", g.path, "type", ev.Type, "state", ev.State, "err", ev.Err)
+		case <-g.kick:
+		case <-retryC:
+		case <-r.ctx.Done():
+		}
+		if retry != nil {
+			retry.Stop()
+		}
+	}
+}
+
+// finish records the outcome of g's attempt at generation gen.
+func (r *Registry) finish(g *registration, gen uint64, want bool, err error) {
+	now := time.Now()
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	g.tried, g.triedErr = gen, err
+	close(g.changed)
+	g.changed = make(chan struct{})
+	if !want {
+		return
+	}
+	if err != nil {
+		g.attempts++
+		g.lastErr = err
+	} else {
+		if !g.live && (g.everLive || g.attempts > 0) {
+			r.log.Info("zookeeper: registration restored", "path", g.path, "failed_attempts", g.attempts)
+		}
+		g.attempts, g.lastErr, g.everLive = 0, nil, true
+	}
+	if live := err == nil; live != g.live {
+		g.live, g.since = live, now
+	}
+}
+
+// retire removes g from the Registry if nothing re-registered it since the
+// delete of generation gen; the keeper then exits.
+func (r *Registry) retire(g *registration, gen uint64) bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.gen != gen || g.want {
+		return false
+	}
+	delete(r.regs, g.key)
+	return true
+}
+
+// lost kicks every keeper to check its node at once. A non-nil cause means
+// the session is gone, and with it the nodes: the registrations are marked
+// not live until their keepers re-create them.
+func (r *Registry) lost(cause error) {
+	r.mu.Lock()
+	regs := make([]*registration, 0, len(r.regs))
+	for _, g := range r.regs {
+		regs = append(regs, g)
+	}
+	r.mu.Unlock()
+	now := time.Now()
+	for _, g := range regs {
+		g.mu.Lock()
+		if cause != nil && g.want && g.live {
+			g.live, g.since, g.lastErr = false, now, cause
+		}
+		g.mu.Unlock()
+		g.poke()
+	}
+}
+
+// maxEnsureSteps bounds the reads and writes of one ensure: more means
+// someone keeps changing the node under us.
+const maxEnsureSteps = 8
+
+// ensure makes path an ephemeral node of the current session holding data.
+// A node left by an earlier session (or written by another client) is
+// deleted and re-created; foreign data is overwritten. With watch, it returns
+// a data watch set on the final state (it fires on change and on delete).
+func (r *Registry) ensure(path string, data []byte, watch bool) (<-chan gozk.Event, error) {
+	for range maxEnsureSteps {
+		var (
+			got []byte
+			st  *gozk.Stat
+			ch  <-chan gozk.Event
+			err error
+		)
+		if watch {
+			got, st, ch, err = r.conn.GetW(path)
+		} else {
+			got, st, err = r.conn.Get(path)
+		}
+		switch {
+		case errors.Is(err, gozk.ErrNoNode):
+			if err := r.create(path, data); err != nil {
+				return nil, err
+			}
+			continue
+		case err != nil:
+			return nil, err
+		}
+		// Watches set on the way (GetW) fire on our own delete or set below
+		// and are dropped by go-zookeeper then.
+		if owner := r.conn.SessionID(); st.EphemeralOwner != owner {
+			r.log.Info("zookeeper: replacing node not owned by this session", "path", path, "owner", fmt.Sprintf("%#x", st.EphemeralOwner), "session", fmt.Sprintf("%#x", owner))
+			if err := r.conn.Delete(path, st.Version); err != nil && !errors.Is(err, gozk.ErrNoNode) && !errors.Is(err, gozk.ErrBadVersion) {
+				return nil, err
+			}
+			continue
+		}
+		if !bytes.Equal(got, data) {
+			if _, err := r.conn.Set(path, data, st.Version); err != nil && !errors.Is(err, gozk.ErrNoNode) && !errors.Is(err, gozk.ErrBadVersion) {
+				return nil, err
+			}
+			continue
+		}
+		return ch, nil
+	}
+	return nil, fmt.Errorf("%s keeps changing under us (%d steps)", path, maxEnsureSteps)
+}
+
+// create creates path as an ephemeral node holding data, and its missing
+// parents as persistent empty nodes. A node that already exists is not an
+// error (ensure reads it back).
+func (r *Registry) create(path string, data []byte) error {
+	_, err := r.conn.Create(path, data, gozk.FlagEphemeral, r.acl)
+	if errors.Is(err, gozk.ErrNoNode) {
+		if err := r.parents(path); err != nil {
+			return err
+		}
+		_, err = r.conn.Create(path, data, gozk.FlagEphemeral, r.acl)
+	}
+	if err != nil && !errors.Is(err, gozk.ErrNodeExists) {
+		return err
+	}
+	return nil
+}
+
+// parents creates every missing ancestor of path as a persistent empty node,
+// as Kratos' contrib registry does: the root and the service node with the
+// Registry's ACL, the ancestors of the root (not ours: other applications
+// may share them) world-writable.
+func (r *Registry) parents(path string) error {
+	for i := 1; i < len(path); i++ {
+		if path[i] != '/' {
+			continue
+		}
+		acl := r.acl
+		if i < len(r.root) {
+			acl = gozk.WorldACL(gozk.PermAll)
+		}
+		_, err := r.conn.Create(path[:i], []byte{}, gozk.FlagPersistent, acl)
+		if err != nil && !errors.Is(err, gozk.ErrNodeExists) {
+			return err
+		}
+	}
+	return nil
+}
+
+// remove deletes path; a missing node is not an error. (ZooKeeper checks the
+// parent's ACL before the node's existence: without DELETE permission a
+// missing node would fail with ErrNoAuth, hence the Exists first.)
+func (r *Registry) remove(path string) error {
+	if ok, _, err := r.conn.Exists(path); err != nil || !ok {
+		return err
+	}
+	if err := r.conn.Delete(path, -1); err != nil && !errors.Is(err, gozk.ErrNoNode) {
+		return err
+	}
+	return nil
+}
+
+// auth adds the digest credentials to the connection once: go-zookeeper
+// re-sends them after every reconnect. Deferred to the first call (see do)
+// so that New never waits for a server; reads need it too, for nodes that
+// Kratos' contrib registry made readable only with the credentials.
+func (r *Registry) auth() error {
+	if r.cfg.User == "" {
+		return nil
+	}
+	r.authMu.Lock()
+	defer r.authMu.Unlock()
+	if r.authed {
+		return nil
+	}
+	if err := r.conn.AddAuth("digest", []byte(r.cfg.User+":"+r.cfg.Password)); err != nil {
+		return fmt.Errorf("add digest auth: %w", err)
+	}
+	r.authed = true
+	return nil
+}

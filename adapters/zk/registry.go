@@ -1,0 +1,343 @@
+package zk
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	gozk "github.com/go-zookeeper/zk"
+
+	"github.com/regchain/regchain/registry"
+)
+
+// Source is the Update.Source of this backend.
+const Source = "zookeeper"
+
+// closeWait bounds how long Close waits for go-zookeeper's connection
+// goroutine to exit after closing an owned connection.
+const closeWait = 10 * time.Second
+
+// Registry is a registry.Registry over ZooKeeper: each instance is an
+// ephemeral node <root>/<name>/<id> holding its JSON, kept alive by the
+// ZooKeeper session and put back whenever the session is replaced or the node
+// is deleted or overwritten. It also implements registry.Pinger and
+// registry.RegistrationReporter.
+//
+// A Registry is safe for concurrent use by multiple goroutines.
+type Registry struct {
+	conn   *gozk.Conn
+	owned  bool              // conn was dialled by New: Close closes it
+	events <-chan gozk.Event // owned conn's event channel, closed when its goroutine ends
+	dialer *dialer           // owned conn's dialer
+	root   string
+	acl    []gozk.ACL
+	cfg    Config
+	log    *slog.Logger
+
+	ctx    context.Context // done on Close: every goroutine's lifetime
+	cancel context.CancelFunc
+	wg     sync.WaitGroup // keepers, watchers and the session monitor
+	calls  sync.WaitGroup // go-zookeeper calls in flight (see do)
+	wake   chan struct{}  // capacity 1: a session event for the monitor
+	feeds  registry.Hub   // every live watcher, ended by Close
+
+	authMu sync.Mutex // serializes AddAuth; guards authed
+	authed bool
+
+	mu      sync.Mutex // guards the fields below
+	closed  bool
+	regs    map[string]*registration // by Instance.Key
+	session chan struct{}            // closed and replaced when the session state changes
+}
+
+// New returns a Registry configured by cfg. It does not wait for ZooKeeper: an
+// unreachable server is not an error here (calls return ErrUnavailable until
+// it answers). It fails only on an invalid Config or when no server address
+// resolves.
+func New(cfg Config) (*Registry, error) {
+	c, err := cfg.withDefaults()
+	if err != nil {
+		return nil, err
+	}
+	r := &Registry{
+		root:    c.Root,
+		cfg:     c,
+		log:     c.Logger,
+		wake:    make(chan struct{}, 1),
+		regs:    make(map[string]*registration),
+		session: make(chan struct{}),
+	}
+	if c.User != "" {
+		r.acl = append(gozk.DigestACL(gozk.PermAll, c.User, c.Password), gozk.WorldACL(gozk.PermRead)...)
+	} else {
+		r.acl = gozk.WorldACL(gozk.PermAll)
+	}
+	if c.Conn != nil {
+		r.conn = c.Conn
+	} else {
+		r.dialer = newDialer()
+		conn, events, err := gozk.Connect(c.Servers, c.SessionTimeout, gozk.WithDialer(r.dialer.dial),
+			gozk.WithLogger(zkLogger{c.Logger}), gozk.WithEventCallback(r.onEvent))
+		if err != nil {
+			return nil, fmt.Errorf("zookeeper: connect %v: %w: %w", c.Servers, registry.ErrUnavailable, err)
+		}
+		r.conn, r.events, r.owned = conn, events, true
+	}
+	r.ctx, r.cancel = context.WithCancel(context.Background())
+	r.wg.Add(1)
+	go r.monitor()
+	return r, nil
+}
+
+var (
+	_ registry.Registry             = (*Registry)(nil)
+	_ registry.Pinger               = (*Registry)(nil)
+	_ registry.RegistrationReporter = (*Registry)(nil)
+)
+
+// Close stops every keeper and watcher (their Next returns ErrClosed) and
+// waits for them. If New dialled the connection, Close closes it: the session
+// ends and ZooKeeper deletes the Registry's ephemeral nodes at once. A
+// connection passed in Config.Conn is left open, and its nodes stay until
+// its session ends. Close is idempotent.
+func (r *Registry) Close() error {
+	r.mu.Lock()
+	if r.closed {
+		r.mu.Unlock()
+		return nil
+	}
+	r.closed = true
+	r.mu.Unlock()
+	r.cancel()
+	r.feeds.EndAll(registry.ErrClosed)
+	r.wg.Wait()
+	if r.owned {
+		r.conn.Close()      // ends the session (waits up to 1 s for the server's answer)
+		r.dialer.closeAll() // unblocks a handshake go-zookeeper may be stuck in
+		timeout := time.NewTimer(closeWait)
+		defer timeout.Stop()
+	drain:
+		for {
+			select {
+			case _, ok := <-r.events:
+				if !ok {
+					break drain
+				}
+			case <-timeout.C:
+				r.log.Warn("zookeeper: connection goroutine still running after Close", "wait", closeWait)
+				break drain
+			}
+		}
+		r.calls.Wait() // a closed connection fails every pending request at once
+	}
+	return nil
+}
+
+// GetService returns the service's instances sorted by ID, or an error
+// wrapping registry.ErrNotFound when it has none. Nodes whose data is not a
+// valid Instance of this service are skipped and logged.
+func (r *Registry) GetService(ctx context.Context, name string) ([]*registry.Instance, error) {
+	if err := registry.ValidateName(name); err != nil {
+		return nil, fmt.Errorf("zookeeper: get: %w", err)
+	}
+	ctx, cancel := r.bound(ctx)
+	defer cancel()
+	var out []*registry.Instance
+	err := r.do(ctx, func() error {
+		svc := r.servicePath(name)
+		ids, _, err := r.conn.Children(svc)
+		if err != nil {
+			return err
+		}
+		found := make([]*registry.Instance, len(ids))
+		errs := make([]error, len(ids))
+		parallel(len(ids), func(i int) {
+			data, _, err := r.conn.Get(svc + "/" + ids[i])
+			switch {
+			case errors.Is(err, gozk.ErrNoNode): // deleted since the listing
+			case err != nil:
+				errs[i] = err
+			default:
+				found[i] = r.decode(name, ids[i], data)
+			}
+		})
+		if err := errors.Join(errs...); err != nil {
+			return err
+		}
+		out = slices.DeleteFunc(found, func(in *registry.Instance) bool { return in == nil })
+		return nil
+	})
+	if errors.Is(err, gozk.ErrNoNode) || err == nil && len(out) == 0 {
+		return nil, fmt.Errorf("zookeeper: get %q: %w", name, registry.ErrNotFound)
+	}
+	if err != nil {
+		return nil, r.fail(fmt.Sprintf("get %q", name), err)
+	}
+	registry.SortInstances(out)
+	return out, nil
+}
+
+// ListServices returns the sorted names of the services that have at least
+// one instance node.
+func (r *Registry) ListServices(ctx context.Context) ([]string, error) {
+	ctx, cancel := r.bound(ctx)
+	defer cancel()
+	var out []string
+	err := r.do(ctx, func() error {
+		names, _, err := r.conn.Children(r.root)
+		if errors.Is(err, gozk.ErrNoNode) {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		keep := make([]bool, len(names))
+		errs := make([]error, len(names))
+		parallel(len(names), func(i int) {
+			ok, st, err := r.conn.Exists(r.servicePath(names[i]))
+			errs[i] = err
+			keep[i] = err == nil && ok && st.NumChildren > 0
+		})
+		if err := errors.Join(errs...); err != nil {
+			return err
+		}
+		list := make([]string, 0, len(names))
+		for i, n := range names {
+			if keep[i] && registry.ValidateName(n) == nil {
+				list = append(list, n)
+			}
+		}
+		out = list
+		return nil
+	})
+	if err != nil {
+		return nil, r.fail("list services", err)
+	}
+	slices.Sort(out)
+	return out, nil
+}
+
+// Ping implements registry.Pinger: one round trip (Exists on the root),
+// bounded by ctx and Config.RequestTimeout.
+func (r *Registry) Ping(ctx context.Context) error {
+	ctx, cancel := r.bound(ctx)
+	defer cancel()
+	err := r.do(ctx, func() error {
+		_, _, err := r.conn.Exists(r.root)
+		return err
+	})
+	if err != nil {
+		return r.fail("ping", err)
+	}
+	return nil
+}
+
+// decode decodes an instance node's data, logging and returning nil for a
+// malformed record.
+func (r *Registry) decode(service, id string, data []byte) *registry.Instance {
+	in, err := decodeNode(service, id, data)
+	if err != nil {
+		r.log.Warn("zookeeper: skipping malformed instance node", "path", r.instancePath(service, id), "err", err)
+		return nil
+	}
+	return in
+}
+
+// bound limits ctx by Config.RequestTimeout.
+func (r *Registry) bound(ctx context.Context) (context.Context, context.CancelFunc) {
+	return context.WithTimeout(ctx, r.cfg.RequestTimeout)
+}
+
+// do runs f, which makes go-zookeeper calls, in a goroutine of its own and
+// waits for it, for ctx or for Close, whichever comes first: go-zookeeper
+// calls take no ctx and wait for as long as the connection is down. A call
+// left behind ends when go-zookeeper answers or the connection closes. f's
+// results may be read only when do returns f's own result (not ctx's error
+// or ErrClosed). The credentials, if any, are added to the connection first.
+func (r *Registry) do(ctx context.Context, f func() error) error {
+	r.mu.Lock()
+	if r.closed {
+		r.mu.Unlock()
+		return registry.ErrClosed
+	}
+	r.calls.Add(1)
+	r.mu.Unlock()
+	done := make(chan error, 1)
+	go func() {
+		defer r.calls.Done()
+		if err := r.auth(); err != nil {
+			done <- err
+			return
+		}
+		done <- f()
+	}()
+	select {
+	case err := <-done:
+		return err
+	case <-ctx.Done():
+		return context.Cause(ctx)
+	case <-r.ctx.Done():
+		return registry.ErrClosed
+	}
+}
+
+// fail wraps err from operation op with the sentinel it stands for.
+func (r *Registry) fail(op string, err error) error {
+	switch {
+	case r.ctx.Err() != nil || errors.Is(err, registry.ErrClosed):
+		return fmt.Errorf("zookeeper: %s: %w", op, registry.ErrClosed)
+	case unavailable(err):
+		return fmt.Errorf("zookeeper: %s: %w: %w", op, registry.ErrUnavailable, err)
+	default:
+		return fmt.Errorf("zookeeper: %s: %w", op, err)
+	}
+}
+
+// answers are the errors that are ZooKeeper's answer to a request (or the
+// caller's own cancellation) rather than a sign that it cannot be reached.
+var answers = []error{
+	gozk.ErrNoNode, gozk.ErrNoAuth, gozk.ErrBadVersion, gozk.ErrNoChildrenForEphemerals,
+	gozk.ErrNodeExists, gozk.ErrNotEmpty, gozk.ErrInvalidACL, gozk.ErrInvalidFlags,
+	gozk.ErrAuthFailed, gozk.ErrInvalidPath, gozk.ErrBadArguments, gozk.ErrAPIError,
+	registry.ErrInvalid, registry.ErrClosed, context.Canceled,
+}
+
+// unavailable reports whether err means ZooKeeper could not be reached or did
+// not answer in time: no server, connection closed, session expired or moved,
+// a timeout, a network error, a server-side system error.
+func unavailable(err error) bool {
+	for _, a := range answers {
+		if errors.Is(err, a) {
+			return false
+		}
+	}
+	return err != nil
+}
+
+// parallel calls f(i) for every i in [0, n) from up to 8 goroutines (go-
+// zookeeper pipelines concurrent requests on its connection) and returns when
+// all are done.
+func parallel(n int, f func(i int)) {
+	workers := min(n, 8)
+	var next atomic.Int64
+	var wg sync.WaitGroup
+	for range workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				i := int(next.Add(1) - 1)
+				if i >= n {
+					return
+				}
+				f(i)
+			}
+		}()
+	}
+	wg.Wait()
+}

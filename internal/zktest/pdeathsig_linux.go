@@ -1,0 +1,12 @@
+package zktest
+
+import (
+	"os/exec"
+	"syscall"
+)
+
+// setPdeathsig makes the kernel kill the JVM if the test binary dies without
+// stopping it (a panic, a timeout kill).
+func setPdeathsig(cmd *exec.Cmd) {
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+}
