@@ -18,21 +18,23 @@ type Feed struct {
 	wake chan struct{} // capacity 1: a pending wake-up for Next
 	done chan struct{} // closed when the feed ends
 
-	onStop    func()
-	stopOnce  sync.Once
-	stopAfter func() bool
+	onStop   func()
+	stopOnce sync.Once
 
-	mu      sync.Mutex         // guards the fields below
-	pending map[string]*Update // not yet delivered, latest per service
-	order   []string           // services with a pending update, oldest first
-	last    map[string]*Update // last delivered per service
-	err     error              // transient, delivered once
-	final   error              // set when the feed ends
+	mu        sync.Mutex         // guards the fields below
+	stopAfter func() bool        // unregisters the ctx callback; nil until set
+	pending   map[string]*Update // not yet delivered, latest per service
+	order     []string           // services with a pending update, oldest first
+	last      map[string]*Update // last delivered per service
+	err       error              // transient, delivered once
+	final     error              // set when the feed ends
 }
 
 // NewFeed returns a feed that ends when ctx is done or Stop or End is called;
 // onStop (may be nil) runs once when it ends, so the producer can release its
-// resources. onStop must not block.
+// resources. onStop must not block, and may run before NewFeed returns (when
+// ctx is already done): it must not use the returned feed through a variable
+// assigned from NewFeed's result. A Hub forgets ended feeds by itself.
 func NewFeed(ctx context.Context, onStop func()) *Feed {
 	f := &Feed{
 		wake:    make(chan struct{}, 1),
@@ -41,9 +43,19 @@ func NewFeed(ctx context.Context, onStop func()) *Feed {
 		pending: make(map[string]*Update),
 		last:    make(map[string]*Update),
 	}
-	f.stopAfter = context.AfterFunc(ctx, func() {
+	if ctx.Err() != nil {
+		// Ended before anything can be published: Next reports it at once.
+		f.End(fmt.Errorf("%w: %w", ErrStopped, context.Cause(ctx)))
+		return f
+	}
+	// The callback may run before AfterFunc returns, so stopAfter is set
+	// under the lock and End copes with its absence.
+	stop := context.AfterFunc(ctx, func() {
 		f.End(fmt.Errorf("%w: %w", ErrStopped, context.Cause(ctx)))
 	})
+	f.mu.Lock()
+	f.stopAfter = stop
+	f.mu.Unlock()
 	return f
 }
 
@@ -141,8 +153,11 @@ func (f *Feed) End(err error) {
 		f.final = err
 		f.pending = nil
 		f.order = nil
+		stop := f.stopAfter
 		f.mu.Unlock()
-		f.stopAfter()
+		if stop != nil {
+			stop()
+		}
 		close(f.done)
 		if f.onStop != nil {
 			f.onStop()
@@ -178,9 +193,11 @@ type Hub struct {
 	feeds map[*Feed]string // feed -> watched service ("" = all)
 }
 
-// Add subscribes f to service ("" for every service).
+// Add subscribes f to service ("" for every service). The hub forgets f
+// once it has ended.
 func (h *Hub) Add(f *Feed, service string) {
 	h.mu.Lock()
+	h.pruneLocked()
 	if h.feeds == nil {
 		h.feeds = make(map[*Feed]string)
 	}
@@ -198,6 +215,7 @@ func (h *Hub) Remove(f *Feed) {
 // Publish gives each subscribed feed its own copy of u.
 func (h *Hub) Publish(u *Update) {
 	h.mu.Lock()
+	h.pruneLocked()
 	targets := make([]*Feed, 0, len(h.feeds))
 	for f, svc := range h.feeds {
 		if svc == "" || svc == u.Service {
@@ -228,4 +246,23 @@ func (h *Hub) Fail(err error) {
 	for f := range h.feeds {
 		f.Fail(err)
 	}
+}
+
+// pruneLocked forgets the feeds that have ended.
+func (h *Hub) pruneLocked() {
+	for f := range h.feeds {
+		select {
+		case <-f.done:
+			delete(h.feeds, f)
+		default:
+		}
+	}
+}
+
+// Len returns how many live feeds are subscribed.
+func (h *Hub) Len() int {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.pruneLocked()
+	return len(h.feeds)
 }

@@ -106,7 +106,9 @@ func TestValidateMessages(t *testing.T) {
 		{func(in *registry.Instance) { in.ID = strings.Repeat("x", 300) }, "longer than 256"},
 		{func(in *registry.Instance) { in.Endpoints = nil }, "no endpoints"},
 		{func(in *registry.Instance) { in.Endpoints = []string{"10.0.0.1:80"} }, "scheme and a host"},
-		{func(in *registry.Instance) { in.Metadata = map[string]string{"k": strings.Repeat("v", registry.MaxMetadataSize)} }, "metadata is"},
+		{func(in *registry.Instance) {
+			in.Metadata = map[string]string{"k": strings.Repeat("v", registry.MaxMetadataSize)}
+		}, "metadata is"},
 		{func(in *registry.Instance) { in.Metadata = map[string]string{strings.Repeat("k", 300): ""} }, "metadata key"},
 	}
 	for _, c := range cases {
@@ -305,5 +307,30 @@ func TestSnapshotEntryAge(t *testing.T) {
 	e.Update.Time = time.Time{}
 	if got := e.Age(now); got != time.Second {
 		t.Errorf("Age without Update.Time = %v, want 1s (from Saved)", got)
+	}
+}
+
+// A ctx that is already done (or is cancelled while the feed is made) ends
+// the feed cleanly: no race, no panic, Next reports it.
+func TestFeedWithDoneContext(t *testing.T) {
+	for i := 0; i < 200; i++ {
+		ctx, cancel := context.WithCancel(context.Background())
+		if i%2 == 0 {
+			cancel()
+		} else {
+			go cancel()
+		}
+		var ran sync.WaitGroup
+		ran.Add(1)
+		f := registry.NewFeed(ctx, ran.Done)
+		var h registry.Hub
+		h.Add(f, "a")
+		ran.Wait()
+		if _, err := f.Next(); !errors.Is(err, context.Canceled) {
+			t.Fatalf("Next = %v, want context.Canceled", err)
+		}
+		if n := h.Len(); n != 0 {
+			t.Fatalf("hub keeps %d ended feeds", n)
+		}
 	}
 }

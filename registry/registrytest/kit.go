@@ -529,6 +529,31 @@ func testWatchContextCancel(t *testing.T, k *kit) {
 	case <-time.After(Timeout):
 		t.Fatalf("ctx cancel did not unblock Next within %v", Timeout)
 	}
+
+	// A watch started with a ctx that is already done ends at once.
+	k.register(t, k.instance(svc, "h1", 9970))
+	done, cancelDone := context.WithCancel(context.Background())
+	cancelDone()
+	w2, err := k.r.Watch(done, svc)
+	if err != nil {
+		if !errors.Is(err, context.Canceled) {
+			t.Errorf("Watch(done ctx) error = %v, want nil or context.Canceled", err)
+		}
+		return
+	}
+	defer w2.Stop()
+	go func() {
+		_, err := w2.Next()
+		ch <- err
+	}()
+	select {
+	case err := <-ch:
+		if !errors.Is(err, context.Canceled) || !errors.Is(err, registry.ErrStopped) {
+			t.Errorf("Next on a watcher whose ctx was done = %v, want an error matching context.Canceled and ErrStopped", err)
+		}
+	case <-time.After(Timeout):
+		t.Fatalf("Next on a watcher whose ctx was done did not return within %v", Timeout)
+	}
 }
 
 func testConcurrent(t *testing.T, k *kit) {

@@ -170,8 +170,7 @@ func (m *Memory) Watch(ctx context.Context, name string) (registry.Watcher, erro
 	if m.closed {
 		return nil, fmt.Errorf("%s: %w", m.source, registry.ErrClosed)
 	}
-	var f *registry.Feed
-	f = registry.NewFeed(ctx, func() { m.hub.Remove(f) })
+	f := registry.NewFeed(ctx, nil) // the hub forgets it when it ends
 	m.hub.Add(f, name)
 	if !m.available {
 		f.Fail(fmt.Errorf("%s: %w: simulated outage", m.source, registry.ErrUnavailable))

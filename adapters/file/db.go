@@ -1,0 +1,275 @@
+package file
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"log/slog"
+	"os"
+	"runtime/debug"
+	"sync"
+	"syscall"
+	"time"
+
+	bolt "go.etcd.io/bbolt"
+	berrors "go.etcd.io/bbolt/errors"
+
+	"github.com/regchain/regchain/registry"
+)
+
+// File layout. One bbolt file holds a meta bucket with the schema version
+// and the registry's revision, and the data bucket of whoever opened it: the
+// Registry's instance records or the Store's snapshot entries.
+const (
+	bucketMeta      = "regchain"
+	bucketInstances = "instances"
+	bucketSnapshot  = "snapshot"
+
+	keySchema   = "schema"   // uint64 big-endian
+	keyRevision = "revision" // int64 big-endian, Registry only
+
+	// schemaVersion is the layout this build writes and the newest it reads.
+	schemaVersion = 1
+)
+
+// db is the bbolt file shared by Registry and Store: opening with the
+// checks, and transactions that turn bbolt panics into errors.
+type db struct {
+	bolt     *bolt.DB
+	path     string
+	log      *slog.Logger
+	readOnly bool
+
+	mu     sync.Mutex // guards broken
+	broken error      // set once bbolt panicked: the file is not used again
+}
+
+// openDB opens path, checks the file's structure and schema, and creates
+// the meta and data buckets if the file is new.
+func openDB(path string, cfg Config, data string) (*db, error) {
+	timeout := cfg.timeout()
+	start := time.Now()
+	if err := precheck(path, timeout); err != nil {
+		return nil, err
+	}
+	if timeout > 0 {
+		// bbolt gets what is left of the wait, at least one try (a zero
+		// Timeout would make bbolt wait forever).
+		if timeout -= time.Since(start); timeout <= 0 {
+			timeout = -1
+		}
+	}
+	var file *os.File
+	opts := &bolt.Options{
+		Timeout:      timeout,
+		ReadOnly:     cfg.ReadOnly,
+		FreelistType: bolt.FreelistMapType,
+		// Keep the file bbolt opens, to release its lock if bbolt panics
+		// half-way through Open.
+		OpenFile: func(name string, flag int, perm os.FileMode) (*os.File, error) {
+			f, err := os.OpenFile(name, flag, perm)
+			file = f
+			return f, err
+		},
+	}
+	b, err := openBolt(path, opts, &file)
+	if err != nil {
+		var pathErr *fs.PathError
+		var errno syscall.Errno
+		switch {
+		case errors.Is(err, ErrCorrupt):
+			return nil, err
+		case errors.Is(err, berrors.ErrTimeout):
+			return nil, lockedErr(path, cfg.timeout())
+		case errors.As(err, &pathErr), errors.As(err, &errno):
+			return nil, fmt.Errorf("file: open %s: %w", path, err)
+		default:
+			// Every other error of bbolt's Open is about the content:
+			// bad magic, version or checksum, a file too small.
+			return nil, fmt.Errorf("file: open %s: %w: %w: %w", path, ErrCorrupt, registry.ErrInvalid, err)
+		}
+	}
+	d := &db{bolt: b, path: path, log: cfg.logger(), readOnly: cfg.ReadOnly}
+	if err := d.initSchema(data); err != nil {
+		b.Close()
+		return nil, err
+	}
+	return d, nil
+}
+
+func lockedErr(path string, waited time.Duration) error {
+	return fmt.Errorf("file: open %s: %w (waited %v): %w", path, ErrLocked, max(waited, 0), registry.ErrUnavailable)
+}
+
+// precheck reads the file at path and verifies its structure (see verify)
+// before bbolt opens it: on some damage bbolt panics, loops, or crashes the
+// process from a goroutine of its own already inside Open. It holds a shared
+// lock while it reads, so it never reads a file another process is
+// writing. A missing, unreadable or empty file is left to bbolt, which
+// creates it or reports the error.
+func precheck(path string, timeout time.Duration) error {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil
+	}
+	defer f.Close() // releases the lock
+	if err := lockShared(f, timeout); err != nil {
+		if errors.Is(err, errWouldBlock) {
+			return lockedErr(path, timeout)
+		}
+		return fmt.Errorf("file: open %s: lock: %w", path, err)
+	}
+	info, err := f.Stat()
+	if err != nil {
+		return fmt.Errorf("file: open %s: %w", path, err)
+	}
+	if info.Size() == 0 {
+		return nil
+	}
+	buf := make([]byte, info.Size())
+	if _, err := io.ReadFull(f, buf); err != nil {
+		return fmt.Errorf("file: open %s: read: %w", path, err)
+	}
+	if err := verify(buf); err != nil {
+		return fmt.Errorf("file: open %s: %w: %w: %w", path, ErrCorrupt, registry.ErrInvalid, err)
+	}
+	return nil
+}
+
+// openBolt is bolt.Open with its panics and memory faults (a truncated
+// file is mapped past its end) turned into ErrCorrupt. precheck makes them
+// unlikely; this is the second line.
+func openBolt(path string, opts *bolt.Options, file **os.File) (b *bolt.DB, err error) {
+	defer debug.SetPanicOnFault(debug.SetPanicOnFault(true))
+	defer func() {
+		if p := recover(); p != nil {
+			// bbolt's half-opened DB cannot be closed, and its memory
+			// mapping keeps the file open: unlock the file explicitly,
+			// then close the descriptor (the mapping leaks).
+			if *file != nil {
+				unlock(*file)
+				(*file).Close()
+			}
+			b, err = nil, fmt.Errorf("file: open %s: %w: %w: bbolt: %v", path, ErrCorrupt, registry.ErrInvalid, p)
+		}
+	}()
+	return bolt.Open(path, 0o600, opts)
+}
+
+// initSchema checks the schema version, and on a new file (or one missing
+// the data bucket) writes the meta and data buckets. It writes nothing when
+// both are present, so opening an intact file never writes.
+func (d *db) initSchema(data string) error {
+	var fresh, missing bool
+	err := d.view(func(tx *bolt.Tx) error {
+		for _, name := range []string{bucketMeta, data} {
+			if k, v := tx.Cursor().Seek([]byte(name)); string(k) == name && v != nil {
+				return fmt.Errorf("file: open %s: %w: %w: %q is a value, not a bucket", d.path, ErrCorrupt, registry.ErrInvalid, name)
+			}
+		}
+		meta := tx.Bucket([]byte(bucketMeta))
+		if meta == nil {
+			fresh = true
+			return tx.ForEach(func(name []byte, _ *bolt.Bucket) error {
+				return fmt.Errorf("file: open %s: %w: %w: a bbolt file without regchain's %q bucket (it has %q): not written by regchain",
+					d.path, ErrSchema, registry.ErrInvalid, bucketMeta, name)
+			})
+		}
+		v := meta.Get([]byte(keySchema))
+		if len(v) != 8 {
+			return fmt.Errorf("file: open %s: %w: %w: schema version is %d bytes, want 8", d.path, ErrCorrupt, registry.ErrInvalid, len(v))
+		}
+		switch ver := binary.BigEndian.Uint64(v); {
+		case ver == 0:
+			return fmt.Errorf("file: open %s: %w: %w: schema version 0", d.path, ErrCorrupt, registry.ErrInvalid)
+		case ver > schemaVersion:
+			return fmt.Errorf("file: open %s: %w: %w: schema version %d is newer than %d, the newest this build reads: use a newer regchain",
+				d.path, ErrSchema, registry.ErrInvalid, ver, schemaVersion)
+		}
+		missing = tx.Bucket([]byte(data)) == nil
+		return nil
+	})
+	if err != nil || !(fresh || missing) || d.readOnly {
+		return err
+	}
+	err = d.update(func(tx *bolt.Tx) error {
+		meta, err := tx.CreateBucketIfNotExists([]byte(bucketMeta))
+		if err != nil {
+			return err
+		}
+		if fresh {
+			if err := meta.Put([]byte(keySchema), binary.BigEndian.AppendUint64(nil, schemaVersion)); err != nil {
+				return err
+			}
+		}
+		_, err = tx.CreateBucketIfNotExists([]byte(data))
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("file: open %s: initialize: %w", d.path, err)
+	}
+	return nil
+}
+
+// view runs a read transaction; see guard.
+func (d *db) view(fn func(*bolt.Tx) error) (err error) {
+	if err := d.brokenErr(); err != nil {
+		return err
+	}
+	defer debug.SetPanicOnFault(debug.SetPanicOnFault(true))
+	defer d.guard(&err)
+	return d.bolt.View(fn)
+}
+
+// update runs a write transaction; see guard.
+func (d *db) update(fn func(*bolt.Tx) error) (err error) {
+	if err := d.brokenErr(); err != nil {
+		return err
+	}
+	defer debug.SetPanicOnFault(debug.SetPanicOnFault(true))
+	defer d.guard(&err)
+	return d.bolt.Update(fn)
+}
+
+// guard turns a panic or memory fault inside bbolt (damage the check at
+// Open did not see) into ErrCorrupt, and marks the file broken: bbolt has
+// rolled the transaction back, but its state is not trusted any more.
+func (d *db) guard(err *error) {
+	p := recover()
+	if p == nil {
+		return
+	}
+	e := fmt.Errorf("file: %s: %w: %w: bbolt: %v", d.path, ErrCorrupt, registry.ErrInvalid, p)
+	d.mu.Lock()
+	if d.broken == nil {
+		d.broken = e
+	}
+	d.mu.Unlock()
+	d.log.Error("file: bbolt panicked; refusing further use of the file", "path", d.path, "panic", fmt.Sprint(p))
+	*err = e
+}
+
+func (d *db) brokenErr() error {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.broken
+}
+
+func (d *db) close() error {
+	if err := d.bolt.Close(); err != nil {
+		return fmt.Errorf("file: close %s: %w", d.path, err)
+	}
+	return nil
+}
+
+// writeErr classifies a failed write: damage and read-only as they are,
+// anything else (a full disk, an I/O error) as ErrUnavailable, on which the
+// chain tries its next tier. Nothing was written: bbolt rolled back.
+func writeErr(what string, err error) error {
+	if errors.Is(err, ErrCorrupt) || errors.Is(err, ErrReadOnly) || errors.Is(err, registry.ErrInvalid) {
+		return fmt.Errorf("file: %s: %w", what, err)
+	}
+	return fmt.Errorf("file: %s: %w: %w", what, registry.ErrUnavailable, err)
+}

@@ -1,0 +1,66 @@
+// Package file keeps service registrations and the chain's snapshot in a
+// local bbolt file.
+//
+// It has two uses:
+//
+//   - Registry, from Open, is a registry.Registry for a single process:
+//     development, tests, one host. Every change is written to the file in
+//     one fsync'ed transaction, together with a revision counter, before it
+//     is visible; reads come from memory; watchers are fed in-process, in
+//     the order of the changes, with Source "file".
+//   - Store, from OpenStore, is the registry.SnapshotStore the chain falls
+//     back to when every registry is down: per service, the last accepted
+//     Update (instances, source, revision, time) and when it was saved.
+//     SaveSnapshot writes a batch in one transaction; LoadSnapshot reads
+//     everything back. 1,000 services of 10 instances take 1.3 MB of
+//     entries, save in one transaction in 15–40 ms (fsync included) and
+//     load in 10–20 ms on two shared cores.
+//
+// Files are created with mode 0600; the directory must exist. A file holds
+// a schema version; a newer one gives ErrSchema rather than a misreading.
+//
+// # Damaged files
+//
+// A truncated, corrupt or foreign file gives an error wrapping ErrCorrupt
+// (or ErrSchema) and registry.ErrInvalid; it never panics and never hangs.
+// bbolt checksums its meta pages only, and trusts its data pages: a damaged
+// page can make it panic, read outside the file, or loop. So Open reads the
+// file once and walks its page tree, bounded, before bbolt does; bbolt's
+// own panics and memory faults (debug.SetPanicOnFault) are recovered into
+// ErrCorrupt, after which the Registry or Store refuses further work.
+// Snapshot entries carry a CRC-32C over key and value: a damaged entry is
+// skipped and logged, never returned as data. Registry records (the
+// instance's JSON, under "name/id") are validated when loaded; one that
+// does not decode is skipped and logged.
+//
+// A write that fails (a full disk, an I/O error) returns an error wrapping
+// registry.ErrUnavailable and changes nothing: bbolt rolls the transaction
+// back, the Registry's memory and watchers are updated only after a
+// commit, and a Store keeps its previous snapshot.
+//
+// # Caveats
+//
+// One process at a time: bbolt takes an exclusive flock on the file. A
+// second process, or a second Open of the same file in the same process
+// (Linux locks per open file, not per process), waits up to Config.Timeout
+// and then fails with ErrLocked; it never waits forever. flock may not work
+// on network file systems: keep the file on a local disk. A Registry and a
+// Store need separate files.
+//
+// Registrations have no lease: they stay in the file until Deregister,
+// across Close, restarts and crashes. The Registry does not notice changes
+// made to the file by anything else.
+//
+// Every write is fsync'ed: a Register costs a disk sync. The file grows to
+// hold its largest state and does not shrink (bbolt reuses the free pages);
+// bbolt's "compact" command shrinks a closed file.
+//
+// Open reads the whole file once to check it: time and memory in
+// proportion to the file (a few milliseconds for a 4 MB snapshot file). If
+// bbolt panics inside Open on a damaged file, the file descriptor and lock
+// are released but bbolt's memory mapping of the file is not.
+//
+// Loaded snapshot endpoints are checked for the shape scheme://host, not
+// parsed as URLs again: SaveSnapshot validated them with registry.Validate
+// and the CRC proves they are what it saved.
+package file

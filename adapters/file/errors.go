@@ -1,0 +1,31 @@
+package file
+
+import "errors"
+
+// Errors of this package, in addition to the registry sentinels. Each is
+// wrapped together with the registry sentinel that classifies it, so both
+// errors.Is(err, file.ErrLocked) and errors.Is(err, registry.ErrUnavailable)
+// hold for a locked file.
+var (
+	// ErrLocked is returned by Open and OpenStore when another process, or
+	// another Open of the same file in this process, holds the file's lock
+	// for longer than Config.Timeout. It comes with registry.ErrUnavailable.
+	ErrLocked = errors.New("file: locked by another process or another open of the same file")
+
+	// ErrCorrupt is returned when the file is truncated, is not a bbolt file,
+	// or its pages or records are damaged: by Open and OpenStore when the
+	// check of the file fails, and by any later call if bbolt trips over
+	// damage it did not see before. It comes with registry.ErrInvalid. After
+	// it, the Registry or Store refuses further work: close it and move or
+	// restore the file.
+	ErrCorrupt = errors.New("file: corrupt or truncated")
+
+	// ErrSchema is returned by Open and OpenStore when the file was written
+	// with a newer schema version than this build reads, or is a bbolt file
+	// that regchain did not write. It comes with registry.ErrInvalid.
+	ErrSchema = errors.New("file: unsupported schema")
+
+	// ErrReadOnly is returned by writes to a file opened with
+	// Config.ReadOnly.
+	ErrReadOnly = errors.New("file: opened read-only")
+)

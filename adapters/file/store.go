@@ -1,0 +1,166 @@
+package file
+
+import (
+	"cmp"
+	"context"
+	"fmt"
+	"slices"
+	"sync"
+	"time"
+
+	bolt "go.etcd.io/bbolt"
+
+	"github.com/regchain/regchain/registry"
+)
+
+// Store is a registry.SnapshotStore kept in a bbolt file: per service, the
+// last Update saved (instances, source, revision, time) and when it was
+// saved. The chain uses it as its last resort. Use a file of its own: a
+// Registry and a Store cannot hold the same file open at once.
+//
+// Store is safe for concurrent use.
+type Store struct {
+	d *db
+
+	mu     sync.RWMutex // guards closed; read-held across every transaction, so Close waits for them
+	closed bool
+}
+
+var _ registry.SnapshotStore = (*Store)(nil)
+
+// OpenStore opens or creates (mode 0600) the snapshot file at path. The
+// directory must exist. It fails like Open: ErrLocked, ErrCorrupt,
+// ErrSchema.
+func OpenStore(path string, cfg Config) (*Store, error) {
+	d, err := openDB(path, cfg, bucketSnapshot)
+	if err != nil {
+		return nil, err
+	}
+	return &Store{d: d}, nil
+}
+
+// Path returns the file's path.
+func (s *Store) Path() string { return s.d.path }
+
+// SaveSnapshot implements registry.SnapshotStore: it replaces the entries
+// of the updates' services in one fsync'ed transaction; other services'
+// entries stay. An Update with no instances is stored as such
+// (authoritatively empty). If several updates name the same service, the
+// last one wins. An invalid update returns registry.ErrInvalid; a failed
+// write (full disk, I/O error) returns an error wrapping
+// registry.ErrUnavailable. Either way nothing is written and the previous
+// snapshot is intact.
+func (s *Store) SaveSnapshot(ctx context.Context, updates []*registry.Update) error {
+	if err := ctx.Err(); err != nil {
+		return fmt.Errorf("file: save snapshot: %w", err)
+	}
+	saved := time.Now()
+	type record struct {
+		key        string
+		start, end int
+	}
+	records := make([]record, 0, len(updates))
+	var buf []byte
+	for i, u := range updates {
+		ins, err := checkUpdate(u)
+		if err != nil {
+			return fmt.Errorf("file: save snapshot: %w", err)
+		}
+		start := len(buf)
+		buf = appendEntry(buf, saved, u, ins)
+		records = append(records, record{u.Service, start, len(buf)})
+		if i == 0 {
+			// Services tend to be alike: size the buffer after the first.
+			buf = slices.Grow(buf, len(buf)*(len(updates)-1)*9/8)
+		}
+	}
+	// Sorted keys make bbolt's inserts sequential; the stable sort keeps
+	// the last of several updates of a service last.
+	slices.SortStableFunc(records, func(a, b record) int { return cmp.Compare(a.key, b.key) })
+
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	if s.closed {
+		return fmt.Errorf("file: save snapshot: %w", registry.ErrClosed)
+	}
+	if s.d.readOnly {
+		return fmt.Errorf("file: save snapshot: %w", ErrReadOnly)
+	}
+	if len(records) == 0 {
+		return nil
+	}
+	err := s.d.update(func(tx *bolt.Tx) error {
+		b := tx.Bucket([]byte(bucketSnapshot))
+		if b == nil {
+			return fmt.Errorf("%w: %w: bucket %q missing", ErrCorrupt, registry.ErrInvalid, bucketSnapshot)
+		}
+		// Keys go in sorted, as in an append: pack pages full rather than
+		// half full, which halves the pages each save writes and syncs.
+		b.FillPercent = 1.0
+		for _, r := range records {
+			// buf is not modified until the transaction ends, as bbolt
+			// requires of values.
+			if err := b.Put([]byte(r.key), buf[r.start:r.end]); err != nil {
+				return err
+			}
+		}
+		return ctx.Err()
+	})
+	if err != nil {
+		return writeErr(fmt.Sprintf("save snapshot of %d services to %s", len(records), s.d.path), err)
+	}
+	return nil
+}
+
+// LoadSnapshot implements registry.SnapshotStore: every stored entry,
+// sorted by service. An entry that cannot be decoded is skipped and logged:
+// the others are still worth having when everything else is down.
+func (s *Store) LoadSnapshot(ctx context.Context) ([]registry.SnapshotEntry, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, fmt.Errorf("file: load snapshot: %w", err)
+	}
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	if s.closed {
+		return nil, fmt.Errorf("file: load snapshot: %w", registry.ErrClosed)
+	}
+	var out []registry.SnapshotEntry
+	err := s.d.view(func(tx *bolt.Tx) error {
+		b := tx.Bucket([]byte(bucketSnapshot))
+		if b == nil {
+			return nil // a new file opened read-only
+		}
+		c := b.Cursor()
+		i := 0
+		for k, v := c.First(); k != nil; k, v = c.Next() {
+			if i++; i%128 == 0 {
+				if err := ctx.Err(); err != nil {
+					return err
+				}
+			}
+			e, err := decodeEntry(string(k), v)
+			if err != nil {
+				s.d.log.Warn("file: skipping a snapshot entry that cannot be decoded", "path", s.d.path, "service", string(k), "err", err)
+				continue
+			}
+			out = append(out, e)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("file: load snapshot from %s: %w", s.d.path, err)
+	}
+	return out, nil
+}
+
+// Close closes the file, releasing its lock, after the transactions in
+// progress. Later calls return registry.ErrClosed. Close is idempotent.
+func (s *Store) Close() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return nil
+	}
+	s.closed = true
+	return s.d.close()
+}

@@ -1,0 +1,130 @@
+package chain
+
+import (
+	"sync/atomic"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// metrics holds the chain's counters; gauges are computed at scrape time.
+type metrics struct {
+	failovers atomic.Int64
+	failbacks atomic.Int64
+	held      atomic.Int64
+	confirmed atomic.Int64
+	discarded atomic.Int64
+
+	tierUp, tierFailures, tierDowns, replays, pending   *prometheus.Desc
+	failoverD, failbackD, heldD, confirmedD, discardedD *prometheus.Desc
+	services, frozen, snapCommits, snapErrors           *prometheus.Desc
+	snapLastSave, snapAge, snapEntries                  *prometheus.Desc
+}
+
+func (m *metrics) init(c *Chain) {
+	labels := prometheus.Labels{"chain": c.opts.name}
+	d := func(name, help string, vars ...string) *prometheus.Desc {
+		return prometheus.NewDesc("regchain_chain_"+name, help, vars, labels)
+	}
+	m.tierUp = d("tier_up", "1 while the tier's circuit is closed (the tier is used), 0 while it is open.", "tier")
+	m.tierFailures = d("tier_failures_total", "Failed probes, calls and watch errors that count against the tier's health.", "tier")
+	m.tierDowns = d("tier_downs_total", "Times the tier's circuit opened.", "tier")
+	m.replays = d("replays_total", "Registrations and deregistrations written to the tier in the background (after a failure or a recovery).", "tier")
+	m.pending = d("pending_registrations", "Registrations and deregistrations the tier does not hold yet.", "tier")
+	m.failoverD = d("failovers_total", "Service source switches to a lower tier or to the snapshot.")
+	m.failbackD = d("failbacks_total", "Service source switches to a higher tier or away from the snapshot.")
+	m.heldD = d("guard_held_total", "Suspect drops held by the empty-push guard.")
+	m.confirmedD = d("guard_confirmed_total", "Held drops confirmed by the re-read and served.")
+	m.discardedD = d("guard_discarded_total", "Held drops never served: superseded or contradicted by the re-read.")
+	m.services = d("services", "Services by the source of their current view.", "source")
+	m.frozen = d("frozen", "1 while the chain is frozen on the snapshot.")
+	m.snapCommits = d("snapshot_commits_total", "Successful snapshot saves.")
+	m.snapErrors = d("snapshot_errors_total", "Failed snapshot saves.")
+	m.snapLastSave = d("snapshot_last_save_timestamp_seconds", "When the snapshot was last saved (Unix time), 0 if never.")
+	m.snapAge = d("snapshot_served_age_seconds", "Age of the oldest state served from the snapshot, 0 if none is.")
+	m.snapEntries = d("snapshot_services", "Services the snapshot holds.")
+}
+
+// switched counts a change of a service's source tiers.
+func (m *metrics) switched(c *Chain, name string, old, nv *view) {
+	n := len(c.tiers)
+	o, w := lowest(old.mask, n), lowest(nv.mask, n)
+	back := w < o || (w == o && old.mask&^nv.mask == 0)
+	if back {
+		m.failbacks.Add(1)
+		c.log.Info("chain: failback", "service", name, "from", old.u.Source, "to", nv.u.Source)
+		return
+	}
+	m.failovers.Add(1)
+	c.log.Warn("chain: failover", "service", name, "from", old.u.Source, "to", nv.u.Source)
+}
+
+// Collector returns a Prometheus collector of the chain's metrics (tier
+// health, failovers, failbacks, replays, pending registrations, guard
+// counts, sources, snapshot commits and age). All carry the constant label
+// chain (see WithName). Register it with a prometheus.Registerer.
+func (c *Chain) Collector() prometheus.Collector { return collector{c} }
+
+type collector struct{ c *Chain }
+
+func (k collector) Describe(ch chan<- *prometheus.Desc) {
+	m := &k.c.m
+	for _, d := range []*prometheus.Desc{
+		m.tierUp, m.tierFailures, m.tierDowns, m.replays, m.pending,
+		m.failoverD, m.failbackD, m.heldD, m.confirmedD, m.discardedD,
+		m.services, m.frozen, m.snapCommits, m.snapErrors, m.snapLastSave, m.snapAge, m.snapEntries,
+	} {
+		ch <- d
+	}
+}
+
+func (k collector) Collect(ch chan<- prometheus.Metric) {
+	c := k.c
+	m := &c.m
+	st := c.Status()
+	gauge := func(d *prometheus.Desc, v float64, lv ...string) {
+		ch <- prometheus.MustNewConstMetric(d, prometheus.GaugeValue, v, lv...)
+	}
+	counter := func(d *prometheus.Desc, v int64, lv ...string) {
+		ch <- prometheus.MustNewConstMetric(d, prometheus.CounterValue, float64(v), lv...)
+	}
+	for i, ts := range st.Tiers {
+		t := c.tiers[i]
+		gauge(m.tierUp, b2f(ts.Up), ts.Name)
+		counter(m.tierFailures, t.failures.Load(), ts.Name)
+		counter(m.tierDowns, t.downs.Load(), ts.Name)
+		if !t.readOnly {
+			counter(m.replays, t.replays.Load(), ts.Name)
+			gauge(m.pending, float64(ts.Pending), ts.Name)
+		}
+	}
+	counter(m.failoverD, m.failovers.Load())
+	counter(m.failbackD, m.failbacks.Load())
+	counter(m.heldD, m.held.Load())
+	counter(m.confirmedD, m.confirmed.Load())
+	counter(m.discardedD, m.discarded.Load())
+	bySource := make(map[string]int)
+	for _, s := range st.Services {
+		bySource[s.Source]++
+	}
+	for src, n := range bySource {
+		gauge(m.services, float64(n), src)
+	}
+	gauge(m.frozen, b2f(st.Frozen))
+	counter(m.snapCommits, st.Snapshot.Commits)
+	counter(m.snapErrors, st.Snapshot.Errors)
+	last := 0.0
+	if !st.Snapshot.LastSave.IsZero() {
+		last = float64(st.Snapshot.LastSave.UnixNano()) / float64(time.Second)
+	}
+	gauge(m.snapLastSave, last)
+	gauge(m.snapAge, st.Snapshot.ServedAge.Seconds())
+	gauge(m.snapEntries, float64(st.Snapshot.Services))
+}
+
+func b2f(b bool) float64 {
+	if b {
+		return 1
+	}
+	return 0
+}

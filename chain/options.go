@@ -1,0 +1,228 @@
+package chain
+
+import (
+	"log/slog"
+	"time"
+
+	"github.com/regchain/regchain/registry"
+)
+
+// ReadPolicy decides which tiers a service's view is built from.
+type ReadPolicy int
+
+const (
+	// FirstHealthy serves each service from the first tier, in chain order,
+	// that is up and has the service's state. It is the default.
+	FirstHealthy ReadPolicy = iota
+	// Merge serves the union of every tier that is up, the first tier in
+	// chain order winning when two hold the same instance ID. It is meant for
+	// migrating from one registry to another. A merged Update's Source is the
+	// names of the tiers it was built from joined by "+", e.g. "old+new".
+	Merge
+)
+
+// String returns "first-healthy" or "merge".
+func (p ReadPolicy) String() string {
+	switch p {
+	case FirstHealthy:
+		return "first-healthy"
+	case Merge:
+		return "merge"
+	}
+	return "ReadPolicy(?)"
+}
+
+// Guard configures the empty-push guard: a state that drops a service to
+// zero instances, or removes more than MaxDropShare of them at once, coming
+// from a tier the chain has reason to distrust (it just became the service's
+// source, or it changed health less than Window ago) is held — the previous
+// state keeps being served — and re-read from the tier after Grace. The
+// re-read state then goes through, whatever it is: a confirmed removal is
+// never held twice.
+//
+// The zero Guard is the default guard.
+type Guard struct {
+	// Disabled turns the guard off: every state goes through at once.
+	Disabled bool
+	// Grace is how long a suspect drop is held before the re-read.
+	// If zero, 5s.
+	Grace time.Duration
+	// MaxDropShare is the share of instances (0 to 1) one state may remove
+	// before it counts as a drop; a drop to zero always counts. If zero, 0.5.
+	MaxDropShare float64
+	// Window is how long after a tier changed health its drops stay suspect.
+	// If zero, 30s.
+	Window time.Duration
+}
+
+// Option configures a Chain.
+type Option func(*options)
+
+type options struct {
+	name          string
+	store         registry.SnapshotStore
+	maxAge        time.Duration
+	flushInterval time.Duration
+	refresh       time.Duration
+	policy        ReadPolicy
+	probeInterval time.Duration
+	probeTimeout  time.Duration
+	callTimeout   time.Duration
+	threshold     int
+	failbackAfter time.Duration
+	strict        bool
+	guard         Guard
+	logger        *slog.Logger
+	ownTiers      bool
+}
+
+func defaultOptions() options {
+	return options{
+		name:          "chain",
+		flushInterval: 100 * time.Millisecond,
+		refresh:       time.Minute,
+		probeInterval: time.Second,
+		probeTimeout:  time.Second,
+		callTimeout:   2 * time.Second,
+		threshold:     2,
+		failbackAfter: 10 * time.Second,
+	}
+}
+
+// WithName names the chain in logs (attribute "chain") and metrics (constant
+// label "chain"), to tell several chains of one process apart. If unset,
+// "chain".
+func WithName(name string) Option { return func(o *options) { o.name = name } }
+
+// WithSnapshot makes store the chain's last resort: every state the chain
+// accepts from a tier is saved to it (debounced, see WithFlushInterval), and
+// at start the chain answers GetService and Watch from it at once, with
+// Source "snapshot", while the tiers are tried. Without a store the chain
+// still falls back to the last states it saw in this process.
+func WithSnapshot(store registry.SnapshotStore) Option {
+	return func(o *options) { o.store = store }
+}
+
+// WithSnapshotMaxAge sets how old a snapshot state may be (measured from
+// when its source last confirmed it) and still be served; older states are
+// not served and GetService returns ErrUnavailable instead. If zero, any age
+// is served: stale peers are usually better than none.
+func WithSnapshotMaxAge(d time.Duration) Option { return func(o *options) { o.maxAge = d } }
+
+// WithFlushInterval sets the minimum time between two snapshot commits;
+// changes in between are batched into one SaveSnapshot. If zero, 100ms
+// (at most 10 commits per second).
+func WithFlushInterval(d time.Duration) Option {
+	return func(o *options) {
+		if d > 0 {
+			o.flushInterval = d
+		}
+	}
+}
+
+// WithSnapshotRefresh sets how often the snapshot's confirmation times are
+// refreshed for services whose source tier is up, so that after a crash the
+// snapshot's age says how long ago the states were last seen live rather
+// than when they last changed. If zero, 1m.
+func WithSnapshotRefresh(d time.Duration) Option {
+	return func(o *options) {
+		if d > 0 {
+			o.refresh = d
+		}
+	}
+}
+
+// WithReadPolicy sets the read policy. If unset, FirstHealthy.
+func WithReadPolicy(p ReadPolicy) Option { return func(o *options) { o.policy = p } }
+
+// WithProbeInterval sets how often each tier is probed (registry.Pinger's
+// Ping, or for tiers without it a GetService of a service that does not
+// exist). If zero, 1s.
+func WithProbeInterval(d time.Duration) Option {
+	return func(o *options) {
+		if d > 0 {
+			o.probeInterval = d
+		}
+	}
+}
+
+// WithProbeTimeout bounds each probe. If zero, 1s.
+func WithProbeTimeout(d time.Duration) Option {
+	return func(o *options) {
+		if d > 0 {
+			o.probeTimeout = d
+		}
+	}
+}
+
+// WithCallTimeout bounds each call the chain makes to a tier on its own
+// account: the first read of a service, writes, replays, re-reads. A call
+// that times out counts as a tier failure. If zero, 2s.
+func WithCallTimeout(d time.Duration) Option {
+	return func(o *options) {
+		if d > 0 {
+			o.callTimeout = d
+		}
+	}
+}
+
+// WithFailureThreshold sets how many consecutive failures (probes, calls or
+// watch errors that wrap registry.ErrUnavailable) open a tier's circuit:
+// the tier is then skipped until a probe succeeds. If zero, 2.
+func WithFailureThreshold(n int) Option {
+	return func(o *options) {
+		if n > 0 {
+			o.threshold = n
+		}
+	}
+}
+
+// WithFailbackAfter sets the hysteresis of failback: a tier that recovers
+// becomes a service's source again only after it has stayed up this long,
+// so a flapping tier is not switched to and away from on every flap.
+// Leaving the snapshot for a tier that is up needs no wait. If zero, 10s.
+func WithFailbackAfter(d time.Duration) Option {
+	return func(o *options) {
+		if d > 0 {
+			o.failbackAfter = d
+		}
+	}
+}
+
+// WithStrictRegister makes Register return an error wrapping
+// registry.ErrUnavailable when no tier accepted the registration within its
+// ctx; the registration is then dropped rather than left pending. By
+// default Register keeps the registration, retries it in the background and
+// returns nil.
+func WithStrictRegister(strict bool) Option { return func(o *options) { o.strict = strict } }
+
+// WithGuard configures the empty-push guard (see Guard).
+func WithGuard(g Guard) Option { return func(o *options) { o.guard = g } }
+
+// WithLogger sets the structured logger. If nil or unset, slog.Default().
+func WithLogger(l *slog.Logger) Option { return func(o *options) { o.logger = l } }
+
+// WithOwnTiers makes Close close the tiers' registries too. By default the
+// chain closes nothing it was given: the tiers are the caller's.
+func WithOwnTiers(own bool) Option { return func(o *options) { o.ownTiers = own } }
+
+func (g Guard) grace() time.Duration {
+	if g.Grace > 0 {
+		return g.Grace
+	}
+	return 5 * time.Second
+}
+
+func (g Guard) share() float64 {
+	if g.MaxDropShare > 0 {
+		return g.MaxDropShare
+	}
+	return 0.5
+}
+
+func (g Guard) window() time.Duration {
+	if g.Window > 0 {
+		return g.Window
+	}
+	return 30 * time.Second
+}

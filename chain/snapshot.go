@@ -1,0 +1,312 @@
+package chain
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/regchain/regchain/internal/backoff"
+	"github.com/regchain/regchain/registry"
+)
+
+// snapshot keeps the last state the chain accepted from a tier for every
+// service — in memory always, in the store when one is configured — and
+// serves it when no tier can.
+type snapshot struct {
+	c     *Chain
+	store registry.SnapshotStore
+	wake  chan struct{} // capacity 1: wakes the flusher
+
+	mu         sync.Mutex                  // guards the fields below
+	entries    map[string]*registry.Update // Source: the tier; Time: last confirmed
+	dirty      map[string]struct{}
+	lastSave   time.Time
+	lastErr    error
+	commits    int64
+	failures   int64
+	lastCommit time.Time
+}
+
+func newSnapshot(c *Chain) *snapshot {
+	return &snapshot{
+		c:       c,
+		store:   c.opts.store,
+		wake:    make(chan struct{}, 1),
+		entries: make(map[string]*registry.Update),
+		dirty:   make(map[string]struct{}),
+	}
+}
+
+// load reads the store. Entries that make no sense are skipped.
+func (s *snapshot) load() {
+	if s.store == nil {
+		return
+	}
+	ctx, cancel := context.WithTimeout(s.c.ctx, s.c.opts.callTimeout)
+	defer cancel()
+	entries, err := s.store.LoadSnapshot(ctx)
+	if err != nil {
+		s.c.log.Error("chain: cannot load the snapshot; starting without it", "error", err)
+		s.mu.Lock()
+		s.lastErr = err
+		s.mu.Unlock()
+		return
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	skipped := 0
+	for _, e := range entries {
+		u := sanitize(e)
+		if u == nil {
+			skipped++
+			continue
+		}
+		if old := s.entries[u.Service]; old == nil || old.Time.Before(u.Time) {
+			s.entries[u.Service] = u
+		}
+	}
+	if skipped > 0 {
+		s.c.log.Warn("chain: skipped malformed snapshot entries", "count", skipped)
+	}
+	s.c.log.Info("chain: snapshot loaded", "services", len(s.entries))
+}
+
+// sanitize returns the entry's state cleaned of anything malformed, or nil
+// when it is unusable.
+func sanitize(e registry.SnapshotEntry) *registry.Update {
+	if e.Update == nil || registry.ValidateName(e.Update.Service) != nil {
+		return nil
+	}
+	u := &registry.Update{Service: e.Update.Service, Source: e.Update.Source, Revision: e.Update.Revision, Time: e.Update.Time}
+	if u.Time.IsZero() {
+		u.Time = e.Saved
+	}
+	seen := make(map[string]bool, len(e.Update.Instances))
+	u.Instances = make([]*registry.Instance, 0, len(e.Update.Instances))
+	for _, in := range e.Update.Instances {
+		if in == nil || in.Name != u.Service || registry.ValidateID(in.ID) != nil || seen[in.ID] {
+			continue
+		}
+		seen[in.ID] = true
+		u.Instances = append(u.Instances, in)
+	}
+	registry.SortInstances(u.Instances)
+	return u
+}
+
+// accept records a state the chain now serves from a tier.
+func (s *snapshot) accept(name string, u *registry.Update) {
+	s.mu.Lock()
+	s.entries[name] = u
+	s.markLocked(name)
+	s.mu.Unlock()
+}
+
+func (s *snapshot) markLocked(name string) {
+	if s.store == nil {
+		return
+	}
+	s.dirty[name] = struct{}{}
+	select {
+	case s.wake <- struct{}{}:
+	default:
+	}
+}
+
+// swap replaces the entry old by the equal state u, without saving it.
+func (s *snapshot) swap(name string, old, u *registry.Update) {
+	s.mu.Lock()
+	if s.entries[name] == old {
+		s.entries[name] = u
+	}
+	s.mu.Unlock()
+}
+
+// serve returns the service's snapshot state as an Update with Source
+// "snapshot", nil if there is none. A confirmed time later than the
+// entry's (the source tier's last sign of life) moves the entry's Time.
+func (s *snapshot) serve(name string, confirmed time.Time) *registry.Update {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	e := s.entries[name]
+	if e == nil {
+		return nil
+	}
+	if confirmed.After(e.Time) {
+		cp := *e
+		cp.Time = confirmed
+		e = &cp
+		s.entries[name] = e
+		s.markLocked(name)
+	}
+	return &registry.Update{Service: name, Instances: e.Instances, Source: SnapshotSource, Revision: e.Revision, Time: e.Time}
+}
+
+// fresh reports whether a snapshot state may still be served at now.
+func (s *snapshot) fresh(u *registry.Update, now time.Time) bool {
+	return s.c.opts.maxAge <= 0 || now.Sub(u.Time) <= s.c.opts.maxAge
+}
+
+func (s *snapshot) any() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return len(s.entries) > 0
+}
+
+// names returns the sorted names of the services with instances; with a
+// non-zero now, only those fresh enough to serve.
+func (s *snapshot) names(now time.Time) []string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := make([]string, 0, len(s.entries))
+	for name, e := range s.entries {
+		if len(e.Instances) > 0 && (now.IsZero() || s.fresh(e, now)) {
+			out = append(out, name)
+		}
+	}
+	slices.Sort(out)
+	return out
+}
+
+// confirm moves the confirmation time of every service served from a tier
+// that is up to now, so that the stored age stays truthful after a crash.
+func (s *snapshot) confirm(now time.Time) {
+	if s.store == nil || s.c.frozen.Load() {
+		return
+	}
+	for _, svc := range s.c.serviceList() {
+		v := svc.view.Load()
+		if v == nil || v.mask == 0 {
+			continue
+		}
+		up := true
+		for m := v.mask; m != 0; m &= m - 1 {
+			up = up && s.c.tiers[lowest(m, len(s.c.tiers))].isUp()
+		}
+		if up {
+			s.serve(svc.name, now)
+		}
+	}
+}
+
+// flusher saves the changed states at most once per flush interval and
+// refreshes the confirmation times periodically.
+func (s *snapshot) flusher() {
+	if s.store == nil {
+		return
+	}
+	c := s.c
+	refresh := time.NewTicker(c.opts.refresh)
+	defer refresh.Stop()
+	timer := time.NewTimer(time.Hour)
+	timer.Stop()
+	defer timer.Stop()
+	b := backoff.Backoff{Base: c.opts.flushInterval, Max: 30 * time.Second}
+	for {
+		select {
+		case <-c.ctx.Done():
+			return
+		case <-s.wake:
+		case <-refresh.C:
+			s.confirm(time.Now())
+		case <-timer.C:
+		}
+		// Debounce: at most one commit per flush interval.
+		s.mu.Lock()
+		wait := time.Until(s.lastCommit.Add(c.opts.flushInterval))
+		s.mu.Unlock()
+		if wait > 0 {
+			timer.Stop()
+			timer.Reset(wait)
+			select {
+			case <-c.ctx.Done():
+				return
+			case <-timer.C:
+			}
+		}
+		if err := s.flush(false); err != nil {
+			if c.ctx.Err() != nil {
+				return
+			}
+			timer.Stop()
+			timer.Reset(b.Next())
+			continue
+		}
+		b.Reset()
+	}
+}
+
+// flush saves the dirty states in one SaveSnapshot. At Close (final) it
+// first confirms the live states and runs on its own short deadline.
+func (s *snapshot) flush(final bool) error {
+	if s.store == nil {
+		return nil
+	}
+	if final {
+		s.confirm(time.Now())
+	}
+	s.mu.Lock()
+	if len(s.dirty) == 0 {
+		s.mu.Unlock()
+		return nil
+	}
+	names := make([]string, 0, len(s.dirty))
+	ups := make([]*registry.Update, 0, len(s.dirty))
+	for name := range s.dirty {
+		names = append(names, name)
+		ups = append(ups, s.entries[name])
+	}
+	s.dirty = make(map[string]struct{})
+	s.lastCommit = time.Now()
+	s.mu.Unlock()
+
+	parent := s.c.ctx
+	if final {
+		parent = context.Background()
+	}
+	ctx, cancel := context.WithTimeout(parent, s.c.opts.callTimeout)
+	defer cancel()
+	err := s.store.SaveSnapshot(ctx, ups)
+	if errors.Is(err, registry.ErrInvalid) && len(ups) > 1 {
+		// One bad state must not block the others forever: save them one
+		// by one and drop those the store refuses.
+		err = nil
+		for _, u := range ups {
+			if e := s.store.SaveSnapshot(ctx, []*registry.Update{u}); e != nil && !errors.Is(e, registry.ErrInvalid) {
+				err = e
+			}
+		}
+	}
+	if errors.Is(err, registry.ErrInvalid) {
+		s.c.log.Error("chain: the snapshot store refused a state; it is not saved", "error", err)
+		err = nil
+	}
+
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if err != nil {
+		s.failures++
+		s.lastErr = err
+		for _, name := range names {
+			s.dirty[name] = struct{}{}
+		}
+		if !errors.Is(err, context.Canceled) {
+			s.c.log.Error("chain: snapshot save failed", "services", len(ups), "error", err)
+		}
+		return fmt.Errorf("chain: save snapshot: %w", err)
+	}
+	s.commits++
+	s.lastSave = time.Now()
+	s.lastErr = nil
+	return nil
+}
+
+// status returns the snapshot's counters.
+func (s *snapshot) status() (entries int, lastSave time.Time, lastErr error, commits, failures int64) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return len(s.entries), s.lastSave, s.lastErr, s.commits, s.failures
+}

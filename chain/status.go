@@ -1,0 +1,137 @@
+package chain
+
+import (
+	"slices"
+	"strings"
+	"time"
+)
+
+// Status is a point-in-time report of the chain, for readiness probes and
+// operators.
+type Status struct {
+	// Ready is true when at least one tier is up, or the chain is frozen:
+	// the chain serves live (or deliberately frozen) states. A chain that
+	// serves from the snapshot because every tier is down is not Ready,
+	// though it still answers.
+	Ready bool
+	// Frozen is true while Freeze(true) is in effect.
+	Frozen bool
+	// Tiers, in chain order.
+	Tiers []TierStatus
+	// Services the chain has a view of, sorted by name.
+	Services []ServiceStatus
+	// PendingRegistrations counts the registrations and deregistrations not
+	// yet held by every writable tier.
+	PendingRegistrations int
+	// Snapshot describes the last resort.
+	Snapshot SnapshotStatus
+}
+
+// TierStatus is the health of one tier.
+type TierStatus struct {
+	// Name and ReadOnly are the tier's, as given to New.
+	Name     string
+	ReadOnly bool
+	// Up is true while the tier's circuit is closed.
+	Up bool
+	// Stable is true when Up and up for at least the failback hysteresis
+	// (or since the chain started).
+	Stable bool
+	// Since is when Up last changed (zero: not since the chain started).
+	Since time.Time
+	// Failures counts consecutive failures; LastError is the last one.
+	Failures  int
+	LastError string
+	// LastOK is the last time the tier answered.
+	LastOK time.Time
+	// Pending counts the registrations and deregistrations it lacks.
+	Pending int
+}
+
+// ServiceStatus is the view of one service.
+type ServiceStatus struct {
+	// Name is the service's name.
+	Name string
+	// Source is the tier (tiers joined by "+" under Merge, or "snapshot")
+	// the view comes from.
+	Source string
+	// Instances is the number of instances served.
+	Instances int
+	// Time is when the source last confirmed the state; Age is now - Time.
+	Time time.Time
+	Age  time.Duration
+	// Held is true while the empty-push guard holds a drop back.
+	Held bool
+}
+
+// SnapshotStatus describes the snapshot.
+type SnapshotStatus struct {
+	// Configured is true when a SnapshotStore was given.
+	Configured bool
+	// Services is the number of services it holds.
+	Services int
+	// Serving counts the services currently served from it; ServedAge is
+	// the age of the oldest of them.
+	Serving   int
+	ServedAge time.Duration
+	// LastSave is when it was last saved; LastError the last save or load
+	// error, "" after a success.
+	LastSave  time.Time
+	LastError string
+	// Commits and Errors count saves.
+	Commits, Errors int64
+}
+
+// Status returns the chain's current status.
+func (c *Chain) Status() Status {
+	now := time.Now()
+	st := Status{Frozen: c.frozen.Load()}
+	st.Ready = st.Frozen
+	for _, t := range c.tiers {
+		t.mu.Lock()
+		ts := TierStatus{
+			Name:     t.name,
+			ReadOnly: t.readOnly,
+			Up:       t.up.Load(),
+			Since:    t.since,
+			Failures: t.consecutive,
+			LastOK:   t.lastOK,
+		}
+		if t.lastErr != nil {
+			ts.LastError = t.lastErr.Error()
+		}
+		ts.Stable = ts.Up && (t.upSince.IsZero() || now.Sub(t.upSince) >= c.opts.failbackAfter)
+		t.mu.Unlock()
+		if !t.readOnly {
+			ts.Pending = c.pendingCount(t)
+		}
+		st.Ready = st.Ready || ts.Up
+		st.Tiers = append(st.Tiers, ts)
+	}
+	for _, s := range c.serviceList() {
+		v := s.view.Load()
+		if v == nil {
+			continue
+		}
+		s.mu.Lock()
+		held := s.hold != nil
+		s.mu.Unlock()
+		ss := ServiceStatus{Name: s.name, Source: v.u.Source, Instances: len(v.u.Instances), Time: v.u.Time, Age: now.Sub(v.u.Time), Held: held}
+		if v.mask == 0 {
+			st.Snapshot.Serving++
+			st.Snapshot.ServedAge = max(st.Snapshot.ServedAge, ss.Age)
+		}
+		st.Services = append(st.Services, ss)
+	}
+	slices.SortFunc(st.Services, func(a, b ServiceStatus) int { return strings.Compare(a.Name, b.Name) })
+	st.PendingRegistrations = c.pendingCount(nil)
+	entries, lastSave, lastErr, commits, failures := c.snap.status()
+	st.Snapshot.Configured = c.snap.store != nil
+	st.Snapshot.Services = entries
+	st.Snapshot.LastSave = lastSave
+	if lastErr != nil {
+		st.Snapshot.LastError = lastErr.Error()
+	}
+	st.Snapshot.Commits, st.Snapshot.Errors = commits, failures
+	return st
+}

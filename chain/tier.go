@@ -1,0 +1,197 @@
+package chain
+
+import (
+	"context"
+	"errors"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/regchain/regchain/registry"
+)
+
+// probeService is the service the probe shim reads from tiers that do not
+// implement registry.Pinger; any answer, "not found" included, means up.
+const probeService = "regchain.health-probe"
+
+// tier is one tier with its health: a circuit breaker that opens after
+// threshold consecutive failures and closes on the first successful probe.
+type tier struct {
+	c        *Chain
+	idx      int
+	name     string
+	reg      registry.Registry
+	readOnly bool
+	ping     func(ctx context.Context) error
+	wake     chan struct{} // capacity 1: wakes the replay loop
+
+	up       atomic.Bool // breaker closed; read without the lock on hot paths
+	failures atomic.Int64
+	replays  atomic.Int64
+	downs    atomic.Int64
+	epoch    atomic.Int64 // counts recoveries: watchers of an older epoch are restarted
+
+	mu          sync.Mutex // guards the fields below
+	since       time.Time  // last health change; zero: none since start
+	upSince     time.Time  // when it last came up; zero: up since start
+	consecutive int
+	lastErr     error
+	lastOK      time.Time
+}
+
+func newTier(c *Chain, idx int, t Tier) *tier {
+	tr := &tier{c: c, idx: idx, name: t.Name, reg: t.Registry, readOnly: t.ReadOnly, wake: make(chan struct{}, 1)}
+	if p, ok := t.Registry.(registry.Pinger); ok {
+		tr.ping = p.Ping
+	} else {
+		tr.ping = func(ctx context.Context) error {
+			_, err := t.Registry.GetService(ctx, probeService)
+			if errors.Is(err, registry.ErrNotFound) {
+				return nil
+			}
+			return err
+		}
+	}
+	tr.up.Store(true) // optimistic: the first probe runs at once
+	return tr
+}
+
+func (t *tier) isUp() bool { return t.up.Load() }
+
+// stable reports whether the tier is up and has been for the failback
+// hysteresis (or since the chain started).
+func (t *tier) stable(now time.Time) bool {
+	if !t.up.Load() {
+		return false
+	}
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.upSince.IsZero() || now.Sub(t.upSince) >= t.c.opts.failbackAfter
+}
+
+// provenAs reports whether t has been up at least as long as o: failing
+// back from o to t then needs no hysteresis (both came back together).
+func (t *tier) provenAs(o *tier) bool {
+	if !o.up.Load() {
+		return true
+	}
+	t.mu.Lock()
+	ts := t.upSince
+	t.mu.Unlock()
+	o.mu.Lock()
+	os := o.upSince
+	o.mu.Unlock()
+	return !ts.After(os)
+}
+
+// stableAt returns when an up tier becomes stable, ok false when down.
+func (t *tier) stableAt() (time.Time, bool) {
+	if !t.up.Load() {
+		return time.Time{}, false
+	}
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.upSince.IsZero() {
+		return time.Time{}, false
+	}
+	return t.upSince.Add(t.c.opts.failbackAfter), true
+}
+
+// recentlyChanged reports whether the tier changed health less than d ago.
+func (t *tier) recentlyChanged(now time.Time, d time.Duration) bool {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return !t.since.IsZero() && now.Sub(t.since) < d
+}
+
+func (t *tier) lastConfirmed() time.Time {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.lastOK
+}
+
+// countsAsFailure reports whether err says something about the tier's
+// health (rather than about the request).
+func countsAsFailure(err error) bool {
+	return errors.Is(err, registry.ErrUnavailable) || errors.Is(err, registry.ErrClosed) || errors.Is(err, context.DeadlineExceeded)
+}
+
+// report feeds the outcome of a call, watch or probe into the breaker. Only
+// a probe closes an open breaker.
+func (t *tier) report(err error, probe bool) {
+	now := time.Now()
+	if err == nil || !countsAsFailure(err) {
+		t.mu.Lock()
+		t.lastOK = now
+		t.consecutive = 0
+		t.lastErr = nil
+		recovered := probe && !t.up.Load()
+		if recovered {
+			t.epoch.Add(1)
+			t.up.Store(true)
+			t.since, t.upSince = now, now
+		}
+		t.mu.Unlock()
+		if recovered {
+			t.c.onTierUp(t)
+		}
+		return
+	}
+	t.failures.Add(1)
+	t.mu.Lock()
+	t.consecutive++
+	t.lastErr = err
+	opened := t.up.Load() && t.consecutive >= t.c.opts.threshold
+	if opened {
+		t.up.Store(false)
+		t.since = now
+	}
+	t.mu.Unlock()
+	if opened {
+		t.downs.Add(1)
+		t.c.onTierDown(t, err)
+	}
+}
+
+// probeLoop probes the tier at once and then every probe interval.
+func (t *tier) probeLoop() {
+	tick := time.NewTicker(t.c.opts.probeInterval)
+	defer tick.Stop()
+	for {
+		ctx, cancel := context.WithTimeout(t.c.ctx, t.c.opts.probeTimeout)
+		err := t.ping(ctx)
+		cancel()
+		if t.c.ctx.Err() != nil {
+			return
+		}
+		if err != nil && ctx.Err() != nil && !countsAsFailure(err) {
+			err = errors.Join(registry.ErrUnavailable, err)
+		}
+		t.report(err, true)
+		select {
+		case <-t.c.ctx.Done():
+			return
+		case <-tick.C:
+		}
+	}
+}
+
+func (c *Chain) onTierDown(t *tier, err error) {
+	c.log.Warn("chain: tier down", "tier", t.name, "error", err)
+	c.wakeControl()
+}
+
+func (c *Chain) onTierUp(t *tier) {
+	c.log.Info("chain: tier up", "tier", t.name)
+	if !t.readOnly {
+		c.replayAll(t)
+	}
+	c.wakeControl()
+}
+
+func (t *tier) wakeReplay() {
+	select {
+	case t.wake <- struct{}{}:
+	default:
+	}
+}

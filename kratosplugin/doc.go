@@ -1,0 +1,62 @@
+// Package kratosplugin makes any regchain registry — one backend or a
+// fallback chain — the service registry of Kratos
+// (github.com/go-kratos/kratos/v2) apps and clients: Registry implements
+// Kratos' registry.Registrar and registry.Discovery.
+//
+//	reg := kratosplugin.New(c) // c: a *chain.Chain, or any registry.Registry
+//	app := kratos.New(kratos.Name("greeter"), kratos.Server(gs, hs), kratos.Registrar(reg))
+//	conn, err := grpc.DialInsecure(ctx,
+//		grpc.WithEndpoint("discovery:///greeter"), grpc.WithDiscovery(reg))
+//	client, err := http.NewClient(ctx,
+//		http.WithEndpoint("discovery:///greeter"), http.WithDiscovery(reg))
+//
+// Kratos' ServiceInstance and regchain's Instance have the same fields and
+// the same JSON; ToInstance and FromInstance convert field for field, so
+// Version and Metadata (such as the "weight" Kratos' selectors read) pass
+// through untouched, and records are shared with Kratos' contrib etcd
+// registry when the etcd adapter uses the same namespace.
+//
+// # Kratos semantics
+//
+//   - Register passes Kratos' context (App uses one of 10 s) to the
+//     underlying registry, which bounds only the first write with it: the
+//     keepalive runs on the registry's own context, and the chain keeps a
+//     registration it could not yet write and retries it.
+//   - Watch returns within a fraction of a second even when every backend is
+//     unreachable; Kratos' gRPC resolver gives watcher creation its dial
+//     timeout (2 s by default) before failing with "discovery create watcher
+//     overtime". If the underlying Watch blocks or fails with
+//     registry.ErrUnavailable, the watcher keeps trying in the background.
+//   - The first Next returns the current list at once; later calls block
+//     until the list changes. Each call returns the complete list as fresh
+//     copies: Kratos' ServiceInstance.Equal sorts endpoint slices in place.
+//     A change of source alone (etcd to snapshot and back) is not a change.
+//   - Transient watch failures are logged (WithLogger), not returned: Kratos'
+//     resolvers would only log them and sleep a second before calling Next
+//     again, which would delay the recovery; the last list stays in use.
+//   - Once a watcher has ended — Stop, its Watch context done, the registry
+//     closed — Next returns an error wrapping context.Canceled (and
+//     registry.ErrStopped or registry.ErrClosed), the error on which
+//     Kratos' resolver loops exit.
+//   - Watch after Stop for the same service works: gRPC's idle mode closes
+//     and rebuilds resolvers.
+//   - GetService of a service without instances returns an empty list and a
+//     nil error, as Kratos' contrib etcd registry does; other failures are
+//     errors wrapping regchain's sentinels. Over a chain, GetService of a
+//     service the chain watches is answered from memory.
+//
+// # Caveats
+//
+//   - A watcher lives as long as the context given to Watch. Kratos' HTTP
+//     client passes the context of http.NewClient: give it one without a
+//     deadline, or the client stops following changes when it expires
+//     (Kratos' contrib registries behave the same).
+//   - Kratos' resolvers ignore empty lists ("Zero endpoint found, refused to
+//     write"): when a service drops to no instances, clients keep their last
+//     addresses until instances come back.
+//   - Registry does not own the underlying registry: close it yourself after
+//     the apps and clients using it have stopped.
+//   - Service names must pass registry.ValidateName (letters, digits, '.',
+//     '_', '-', ':'); Register and Watch reject others with
+//     registry.ErrInvalid.
+package kratosplugin

@@ -1,0 +1,130 @@
+package kratosplugin
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/go-kratos/kratos/v2/log"
+	kratosregistry "github.com/go-kratos/kratos/v2/registry"
+
+	"github.com/regchain/regchain/registry"
+)
+
+var (
+	_ kratosregistry.Registrar = (*Registry)(nil)
+	_ kratosregistry.Discovery = (*Registry)(nil)
+)
+
+// watchWait bounds how long Watch waits for the underlying registry's Watch
+// before returning a watcher that finishes connecting in the background. It
+// is well under the 2 s Kratos' gRPC client gives watcher creation, so a
+// registry that blocks in Watch never fails a dial.
+const watchWait = 250 * time.Millisecond
+
+// Option configures a Registry.
+type Option func(o *options)
+
+type options struct {
+	logger log.Logger
+}
+
+// WithLogger sets the logger for the errors a watcher handles by itself
+// (transient watch failures, retried Watch creation). If not set, Kratos'
+// global logger (log.GetLogger) is used.
+func WithLogger(logger log.Logger) Option {
+	return func(o *options) { o.logger = logger }
+}
+
+// Registry is a Kratos registry.Registrar and registry.Discovery over a
+// regchain registry.Registry: a single backend or a chain. Pass it to
+// kratos.Registrar and to the transports' WithDiscovery options.
+//
+// Registry is safe for concurrent use. It does not own the underlying
+// registry: closing that one is the caller's job, after the Kratos apps and
+// clients using it have stopped.
+type Registry struct {
+	r   registry.Registry
+	log *log.Helper
+}
+
+// New returns a Registry over r.
+func New(r registry.Registry, opts ...Option) *Registry {
+	o := options{}
+	for _, opt := range opts {
+		opt(&o)
+	}
+	if o.logger == nil {
+		o.logger = log.GetLogger()
+	}
+	return &Registry{r: r, log: log.NewHelper(log.With(o.logger, "module", "regchain/kratosplugin"))}
+}
+
+// Register registers the instance. ctx bounds the first write only: the
+// underlying registry keeps the registration alive on its own context, so
+// the 10 s context Kratos' App passes may end without affecting it.
+func (r *Registry) Register(ctx context.Context, si *kratosregistry.ServiceInstance) error {
+	if si == nil {
+		return fmt.Errorf("kratosplugin: register: %w: nil instance", registry.ErrInvalid)
+	}
+	if err := r.r.Register(ctx, ToInstance(si)); err != nil {
+		return fmt.Errorf("kratosplugin: register %s: %w", si, err)
+	}
+	return nil
+}
+
+// Deregister stops keeping the instance alive and removes it. Only Name and
+// ID are used.
+func (r *Registry) Deregister(ctx context.Context, si *kratosregistry.ServiceInstance) error {
+	if si == nil {
+		return fmt.Errorf("kratosplugin: deregister: %w: nil instance", registry.ErrInvalid)
+	}
+	if err := r.r.Deregister(ctx, ToInstance(si)); err != nil {
+		return fmt.Errorf("kratosplugin: deregister %s: %w", si, err)
+	}
+	return nil
+}
+
+// GetService returns the service's instances as fresh copies. A service
+// without instances (registry.ErrNotFound) gives an empty list and a nil
+// error, as Kratos' contrib etcd registry does; any other failure is
+// returned wrapped (errors.Is works on regchain's sentinels).
+//
+// Over a chain, a service the chain already watches is answered from memory.
+func (r *Registry) GetService(ctx context.Context, name string) ([]*kratosregistry.ServiceInstance, error) {
+	ins, err := r.r.GetService(ctx, name)
+	if errors.Is(err, registry.ErrNotFound) {
+		return []*kratosregistry.ServiceInstance{}, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("kratosplugin: get service %q: %w", name, err)
+	}
+	return fromInstances(ins), nil
+}
+
+// Watch returns a watcher of the service name. It returns within a fraction
+// of a second even when every backend is unreachable or the underlying Watch
+// blocks: the watcher then keeps trying to start the underlying watch in the
+// background (with capped backoff), and its first Next waits for it. Only
+// errors that retrying cannot fix are returned: an invalid name, a closed
+// registry, a done ctx.
+//
+// The watcher lives until Stop or until ctx is done.
+func (r *Registry) Watch(ctx context.Context, name string) (kratosregistry.Watcher, error) {
+	if err := registry.ValidateName(name); err != nil {
+		return nil, fmt.Errorf("kratosplugin: watch: %w", err)
+	}
+	w := newWatcher(ctx, r.r, name, r.log)
+	t := time.NewTimer(watchWait)
+	defer t.Stop()
+	select {
+	case <-w.ready:
+		if err := w.createErr(); err != nil {
+			w.Stop()
+			return nil, fmt.Errorf("kratosplugin: watch %q: %w", name, err)
+		}
+	case <-t.C:
+	}
+	return w, nil
+}
