@@ -73,6 +73,7 @@ type Chain struct {
 var (
 	_ registry.Registry             = (*Chain)(nil)
 	_ registry.RegistrationReporter = (*Chain)(nil)
+	_ registry.SharedReader         = (*Chain)(nil)
 )
 
 // New returns a chain over tiers, in order of preference. It loads the
@@ -265,7 +266,8 @@ func (c *Chain) GetService(ctx context.Context, name string) ([]*registry.Instan
 	return cloneInstances(v.u.Instances), nil
 }
 
-// GetServiceShared is GetService without the deep copy: the returned slice
+// GetServiceShared implements registry.SharedReader: GetService without
+// the deep copy. The returned slice
 // is the caller's, but the Instances it points to are shared with the chain
 // and with other callers and must not be modified (they never change once
 // published: a new state holds new Instances). It costs one allocation

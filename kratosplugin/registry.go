@@ -93,7 +93,8 @@ func (r *Registry) Deregister(ctx context.Context, si *kratosregistry.ServiceIns
 //
 // Over a chain, a service the chain already watches is answered from memory.
 func (r *Registry) GetService(ctx context.Context, name string) ([]*kratosregistry.ServiceInstance, error) {
-	ins, err := r.r.GetService(ctx, name)
+	// Instances are converted (copied) below, so the shared read is safe.
+	ins, err := registry.GetServiceShared(ctx, r.r, name)
 	if errors.Is(err, registry.ErrNotFound) {
 		return []*kratosregistry.ServiceInstance{}, nil
 	}

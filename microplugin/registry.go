@@ -172,7 +172,8 @@ func (p *Registry) GetService(name string, opts ...mreg.GetOption) ([]*mreg.Serv
 	}
 	ctx, cancel := p.callContext(o.Context)
 	defer cancel()
-	ins, err := p.backend.GetService(ctx, name)
+	// Instances are converted (copied) below, so the shared read is safe.
+	ins, err := registry.GetServiceShared(ctx, p.backend, name)
 	if errors.Is(err, registry.ErrNotFound) {
 		return nil, mreg.ErrNotFound
 	}

@@ -118,7 +118,8 @@ type RegistrationState struct {
 	// Live is true while the backend holds the registration (lease granted,
 	// key present, session alive), false while it is being re-registered.
 	Live bool
-	// Since is when Live last changed.
+	// Since is when Live last changed (for a registry that keeps a desired
+	// set across tiers, the chain, when the registration last changed).
 	Since time.Time
 	// Attempts counts failed re-registration attempts since the last success.
 	Attempts int
@@ -159,4 +160,24 @@ func (e SnapshotEntry) Age(now time.Time) time.Duration {
 		return now.Sub(e.Saved)
 	}
 	return now.Sub(e.Update.Time)
+}
+
+// SharedReader is implemented by registries that answer reads from memory
+// (the chain). GetServiceShared is GetService without the deep copy: the
+// slice is the caller's, but the Instances it holds are shared with the
+// registry and other readers. They never change once returned (a new state
+// holds new Instances) and must not be modified. Callers that convert
+// instances into their own types anyway (the plugins) save a copy.
+type SharedReader interface {
+	GetServiceShared(ctx context.Context, name string) ([]*Instance, error)
+}
+
+// GetServiceShared reads through r's SharedReader when it has one, and
+// falls back to GetService otherwise. The Instances returned must not be
+// modified.
+func GetServiceShared(ctx context.Context, r Registry, name string) ([]*Instance, error) {
+	if sr, ok := r.(SharedReader); ok {
+		return sr.GetServiceShared(ctx, name)
+	}
+	return r.GetService(ctx, name)
 }

@@ -39,6 +39,7 @@ func Run(t *testing.T, newRegistry func(t *testing.T) registry.Registry) {
 		{"WatchContextCancel", testWatchContextCancel},
 		{"Concurrent", testConcurrent},
 		{"Copies", testCopies},
+		{"SharedRead", testSharedRead},
 		{"Close", testClose},
 	}
 	run := randomToken()
@@ -710,5 +711,59 @@ func testClose(t *testing.T, k *kit) {
 	}
 	if err := k.r.Close(); err != nil {
 		t.Errorf("second Close: %v", err)
+	}
+}
+
+// testSharedRead holds registry.GetServiceShared (a SharedReader, or the
+// GetService fallback) to its promise: the same answer as GetService, a
+// slice of the caller's own, and Instances that never change afterwards.
+func testSharedRead(t *testing.T, k *kit) {
+	svc := k.service("shared")
+	i1, i2 := k.instance(svc, "i1", 9980), k.instance(svc, "i2", 9990)
+	k.register(t, i1)
+	k.register(t, i2)
+	k.waitInstances(t, svc, i1, i2)
+	if _, ok := k.r.(registry.SharedReader); !ok {
+		t.Logf("%T has no SharedReader: checking the GetService fallback", k.r)
+	}
+	var old []*registry.Instance
+	eventually(t, "GetServiceShared("+svc+")", func() string {
+		got, err := registry.GetServiceShared(ctxT(t), k.r, svc)
+		if err != nil {
+			return err.Error()
+		}
+		if !registry.EqualInstances(got, []*registry.Instance{i1, i2}) {
+			return fmt.Sprintf("got %s, want %s", describe(got), describe([]*registry.Instance{i1, i2}))
+		}
+		old = got
+		return ""
+	})
+	held := slices.Clone(old)              // the shared Instances themselves
+	before := registry.CloneInstances(old) // what they held when returned
+	old[0], old[1] = nil, nil              // the slice is the caller's
+
+	i1b := i1.Clone()
+	i1b.Metadata["weight"] = "77"
+	i1b.Endpoints = []string{"grpc://127.0.0.3:9981"}
+	k.register(t, i1b)
+	k.waitInstances(t, svc, i1b, i2)
+	eventually(t, "GetServiceShared sees the update", func() string {
+		got, err := registry.GetServiceShared(ctxT(t), k.r, svc)
+		if err != nil {
+			return err.Error()
+		}
+		if !registry.EqualInstances(got, []*registry.Instance{i1b, i2}) {
+			return fmt.Sprintf("got %s", describe(got))
+		}
+		return ""
+	})
+	// Instances handed out earlier did not change with the new state.
+	for i, in := range held {
+		if !in.Equal(before[i]) {
+			t.Errorf("shared instance %s changed after a re-register: now %s, was %s", in, describe([]*registry.Instance{in}), describe(before[i:i+1]))
+		}
+	}
+	if _, err := registry.GetServiceShared(ctxT(t), k.r, k.service("none")); !errors.Is(err, registry.ErrNotFound) {
+		t.Errorf("GetServiceShared(unknown) error = %v, want ErrNotFound", err)
 	}
 }
