@@ -68,19 +68,25 @@ func checkToken(what, s string, max int) error {
 	return nil
 }
 
-// Validate returns nil if in can be registered: a valid name and ID, a version
-// of at most MaxVersionLen bytes without control characters, 1 to
-// MaxEndpoints endpoints that parse as URLs with a scheme and a host, and
-// metadata within MaxMetadataKeyLen and MaxMetadataSize. Errors wrap
-// ErrInvalid and say what is wrong.
-func Validate(in *Instance) error {
+// ValidateKey returns nil if in identifies an instance: not nil, with a
+// valid Name and ID. Deregister needs no more than that.
+func ValidateKey(in *Instance) error {
 	if in == nil {
 		return fmt.Errorf("%w: nil instance", ErrInvalid)
 	}
 	if err := ValidateName(in.Name); err != nil {
 		return err
 	}
-	if err := ValidateID(in.ID); err != nil {
+	return ValidateID(in.ID)
+}
+
+// Validate returns nil if in can be registered: a valid name and ID, a version
+// of at most MaxVersionLen bytes without control characters, 1 to
+// MaxEndpoints endpoints that parse as URLs with a scheme and a host, and
+// metadata within MaxMetadataKeyLen and MaxMetadataSize. Errors wrap
+// ErrInvalid and say what is wrong.
+func Validate(in *Instance) error {
+	if err := ValidateKey(in); err != nil {
 		return err
 	}
 	if len(in.Version) > MaxVersionLen {

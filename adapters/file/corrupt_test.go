@@ -107,9 +107,9 @@ func (f *fixture) exercise(t *testing.T, data []byte) (string, error) {
 	}
 }
 
-// acceptable reports whether err is one a damaged file may give.
+// acceptable reports whether err is one a damaged (or wrong) file may give.
 func acceptable(err error) bool {
-	return err == nil || errors.Is(err, registry.ErrInvalid) && (errors.Is(err, ErrCorrupt) || errors.Is(err, ErrSchema))
+	return err == nil || errors.Is(err, registry.ErrInvalid) && (errors.Is(err, ErrCorrupt) || errors.Is(err, ErrSchema) || errors.Is(err, ErrWrongKind))
 }
 
 func (f *fixture) exerciseRegistry(path string) (string, error) {

@@ -34,6 +34,12 @@ const (
 	schemaVersion = 1
 )
 
+// otherKind and kindName tell a registry file from a snapshot store file.
+var (
+	otherKind = map[string]string{bucketInstances: bucketSnapshot, bucketSnapshot: bucketInstances}
+	kindName  = map[string]string{bucketInstances: "registry (Open)", bucketSnapshot: "snapshot store (OpenStore)"}
+)
+
 // db is the bbolt file shared by Registry and Store: opening with the
 // checks, and transactions that turn bbolt panics into errors.
 type db struct {
@@ -51,6 +57,13 @@ type db struct {
 func openDB(path string, cfg Config, data string) (*db, error) {
 	timeout := cfg.timeout()
 	start := time.Now()
+	if cfg.ReadOnly {
+		// A read-only open cannot initialize an empty file; bbolt would fail
+		// with an obscure write error.
+		if info, err := os.Stat(path); err == nil && info.Size() == 0 {
+			return nil, fmt.Errorf("file: open %s: %w: %w: the file is empty, not a regchain file", path, ErrCorrupt, registry.ErrInvalid)
+		}
+	}
 	if err := precheck(path, timeout); err != nil {
 		return nil, err
 	}
@@ -189,6 +202,10 @@ func (d *db) initSchema(data string) error {
 				d.path, ErrSchema, registry.ErrInvalid, ver, schemaVersion)
 		}
 		missing = tx.Bucket([]byte(data)) == nil
+		if other := otherKind[data]; missing && tx.Bucket([]byte(other)) != nil {
+			return fmt.Errorf("file: open %s: %w: %w: this is a %s file, not a %s file: a Registry (Open) and a snapshot Store (OpenStore) need separate files",
+				d.path, ErrWrongKind, registry.ErrInvalid, kindName[other], kindName[data])
+		}
 		return nil
 	})
 	if err != nil || !(fresh || missing) || d.readOnly {

@@ -29,7 +29,7 @@
 // own panics and memory faults (debug.SetPanicOnFault) are recovered into
 // ErrCorrupt, after which the Registry or Store refuses further work.
 // Snapshot entries carry a CRC-32C over key and value: a damaged entry is
-// skipped and logged, never returned as data. Registry records (the
+// skipped and logged, never returned as data (Store.Load names them). Registry records (the
 // instance's JSON, under "name/id") are validated when loaded; one that
 // does not decode is skipped and logged.
 //
@@ -45,7 +45,8 @@
 // (Linux locks per open file, not per process), waits up to Config.Timeout
 // and then fails with ErrLocked; it never waits forever. flock may not work
 // on network file systems: keep the file on a local disk. A Registry and a
-// Store need separate files.
+// Store need separate files: opening one kind's file as the other gives
+// ErrWrongKind and writes nothing.
 //
 // Registrations have no lease: they stay in the file until Deregister,
 // across Close, restarts and crashes. The Registry does not notice changes

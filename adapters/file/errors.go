@@ -25,6 +25,11 @@ var (
 	// that regchain did not write. It comes with registry.ErrInvalid.
 	ErrSchema = errors.New("file: unsupported schema")
 
+	// ErrWrongKind is returned by Open for a snapshot store's file and by
+	// OpenStore for a registry's file: the two need separate files. It comes
+	// with registry.ErrInvalid; nothing is written to the file.
+	ErrWrongKind = errors.New("file: wrong kind of file")
+
 	// ErrReadOnly is returned by writes to a file opened with
 	// Config.ReadOnly.
 	ErrReadOnly = errors.New("file: opened read-only")

@@ -116,16 +116,23 @@ func (s *Store) SaveSnapshot(ctx context.Context, updates []*registry.Update) er
 // sorted by service. An entry that cannot be decoded is skipped and logged:
 // the others are still worth having when everything else is down.
 func (s *Store) LoadSnapshot(ctx context.Context) ([]registry.SnapshotEntry, error) {
+	entries, _, err := s.Load(ctx)
+	return entries, err
+}
+
+// Load is LoadSnapshot that also names the services whose entries are
+// damaged (they fail their checksum or do not decode) and were skipped, for
+// tools that check a file (regctl snapshot inspect).
+func (s *Store) Load(ctx context.Context) (entries []registry.SnapshotEntry, damaged []string, err error) {
 	if err := ctx.Err(); err != nil {
-		return nil, fmt.Errorf("file: load snapshot: %w", err)
+		return nil, nil, fmt.Errorf("file: load snapshot: %w", err)
 	}
 	s.mu.RLock()
 	defer s.mu.RUnlock()
 	if s.closed {
-		return nil, fmt.Errorf("file: load snapshot: %w", registry.ErrClosed)
+		return nil, nil, fmt.Errorf("file: load snapshot: %w", registry.ErrClosed)
 	}
-	var out []registry.SnapshotEntry
-	err := s.d.view(func(tx *bolt.Tx) error {
+	err = s.d.view(func(tx *bolt.Tx) error {
 		b := tx.Bucket([]byte(bucketSnapshot))
 		if b == nil {
 			return nil // a new file opened read-only
@@ -141,16 +148,17 @@ func (s *Store) LoadSnapshot(ctx context.Context) ([]registry.SnapshotEntry, err
 			e, err := decodeEntry(string(k), v)
 			if err != nil {
 				s.d.log.Warn("file: skipping a snapshot entry that cannot be decoded", "path", s.d.path, "service", string(k), "err", err)
+				damaged = append(damaged, string(k))
 				continue
 			}
-			out = append(out, e)
+			entries = append(entries, e)
 		}
 		return nil
 	})
 	if err != nil {
-		return nil, fmt.Errorf("file: load snapshot from %s: %w", s.d.path, err)
+		return nil, nil, fmt.Errorf("file: load snapshot from %s: %w", s.d.path, err)
 	}
-	return out, nil
+	return entries, damaged, nil
 }
 
 // Close closes the file, releasing its lock, after the transactions in

@@ -256,4 +256,12 @@ func TestStoreSkipsUndecodableEntries(t *testing.T) {
 			t.Errorf("log does not mention %q:\n%s", words, logs.String())
 		}
 	}
+	// Load names what it skipped.
+	entries, damaged, err := s.Load(ctxT(t))
+	if err != nil || len(entries) != 2 {
+		t.Fatalf("Load = %d entries, %v; want 2", len(entries), err)
+	}
+	if want := []string{"bad/key", good[1].Service}; !slices.Equal(damaged, want) {
+		t.Errorf("Load damaged = %q, want %q", damaged, want)
+	}
 }

@@ -99,13 +99,7 @@ func (m *Memory) Register(ctx context.Context, in *registry.Instance) error {
 
 // Deregister implements registry.Registry.
 func (m *Memory) Deregister(ctx context.Context, in *registry.Instance) error {
-	if in == nil {
-		return fmt.Errorf("%w: nil instance", registry.ErrInvalid)
-	}
-	if err := registry.ValidateName(in.Name); err != nil {
-		return err
-	}
-	if err := registry.ValidateID(in.ID); err != nil {
+	if err := registry.ValidateKey(in); err != nil {
 		return err
 	}
 	m.mu.Lock()
