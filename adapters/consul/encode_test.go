@@ -1,10 +1,12 @@
 package consul
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"maps"
 	"net"
+	"net/url"
 	"regexp"
 	"strings"
 	"testing"
@@ -231,6 +233,9 @@ func TestClassify(t *testing.T) {
 		{consulapi.StatusError{Code: 429, Body: "rate limited"}, true, false, false},
 		{consulapi.StatusError{Code: 400, Body: "bad"}, false, true, false},
 		{fmt.Errorf("wrapped: %w", &net.OpError{Op: "dial", Err: errors.New("connection refused")}), true, false, false},
+		{&url.Error{Op: "Get", URL: "http://127.0.0.1:8500/v1/health/service/x", Err: context.DeadlineExceeded}, true, false, false},
+		// The caller gave up: not an outage the chain should fail over on.
+		{&url.Error{Op: "Get", URL: "http://127.0.0.1:8500/v1/health/service/x", Err: context.Canceled}, false, false, false},
 	}
 	for _, c := range cases {
 		got := classify(c.err)

@@ -1,6 +1,7 @@
 package consul
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"net/http"
@@ -20,12 +21,17 @@ var ErrPermissionDenied = errors.New("consul: permission denied by ACL")
 // classify wraps an error of the Consul API with the sentinel it means:
 //   - 401, 403: registry.ErrInvalid and ErrPermissionDenied;
 //   - 429, 5xx, transport errors, timeouts: registry.ErrUnavailable;
-//   - other 4xx: registry.ErrInvalid.
+//   - other 4xx: registry.ErrInvalid;
+//   - a ctx cancelled by the caller: returned as it is (the caller gave up;
+//     nothing says the agent is unreachable).
 //
 // 404 means different things per endpoint: callers handle it before.
 func classify(err error) error {
 	if err == nil {
 		return nil
+	}
+	if errors.Is(err, context.Canceled) {
+		return err
 	}
 	var se consulapi.StatusError
 	if errors.As(err, &se) {

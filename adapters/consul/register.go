@@ -59,7 +59,7 @@ func (r *Registry) Register(ctx context.Context, in *registry.Instance) error {
 	}
 	unlock, err := r.locks.lock(ctx, in.ID)
 	if err != nil {
-		return fmt.Errorf("consul: register %s: %w: %w", in, registry.ErrUnavailable, err)
+		return fmt.Errorf("consul: register %s: %w", in, classify(err))
 	}
 	defer unlock()
 
@@ -181,7 +181,7 @@ func (r *Registry) Deregister(ctx context.Context, in *registry.Instance) error 
 	key := in.Key()
 	unlock, err := r.locks.lock(ctx, in.ID)
 	if err != nil {
-		return fmt.Errorf("consul: deregister %s: %w: %w", key, registry.ErrUnavailable, err)
+		return fmt.Errorf("consul: deregister %s: %w", key, classify(err))
 	}
 	defer unlock()
 

@@ -73,6 +73,11 @@ type Config struct {
 	// lost leases, restored keys) and debug messages. If nil,
 	// slog.Default().
 	Logger *slog.Logger
+
+	// noConnMonitor turns off watching the client's connection state, as if
+	// other endpoints of the cluster stayed up: tests use it to make a
+	// broken watch stream resume through clientv3 from its last revision.
+	noConnMonitor bool
 }
 
 // withDefaults returns c with its zero fields set.

@@ -29,8 +29,11 @@
 // A watcher lists its prefix, then follows an etcd watch from the next
 // revision, applying events to an in-memory copy (no read per event) and
 // delivering the complete instance set of each changed service through a
-// registry.Feed. After compaction, a lost leader or a broken stream it lists
-// again and resumes. Update.Revision is the etcd revision.
+// registry.Feed. After compaction, a lost leader, a broken stream or a lost
+// connection it lists again and resumes; a lost connection or leader is
+// reported by Next as a transient registry.ErrUnavailable, and the state
+// listed afterwards is delivered even if unchanged. Update.Revision is the
+// etcd revision.
 //
 // # Caveats
 //
@@ -52,5 +55,8 @@
 //   - With Username set, New authenticates and therefore fails while etcd is
 //     unreachable; without it New never needs the server.
 //   - With a Client passed in Config, reconnection timing and logging are the
-//     caller's client's (New tunes only the clients it creates).
+//     caller's client's (New tunes only the clients it creates). A lost
+//     connection is noticed from the client's gRPC connection state: behind
+//     a silent partition that takes the client's keepalive pings (New's
+//     clients: 10 s plus 5 s); without them, until TCP gives up.
 package etcd

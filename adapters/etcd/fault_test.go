@@ -260,6 +260,15 @@ func TestPartitionLongerThanTTL(t *testing.T) {
 // TestCompactionDuringWatch makes the watchers' stream miss events that
 // are then compacted away: they must list again and reach the right state.
 func TestCompactionDuringWatch(t *testing.T) {
+	// With the connection monitor the registry notices the severed
+	// connection and lists again; without it (other endpoints of a cluster
+	// up) clientv3 resumes the streams from their compacted revisions.
+	for _, monitor := range []bool{true, false} {
+		t.Run(fmt.Sprintf("monitor=%v", monitor), func(t *testing.T) { testCompactionDuringWatch(t, monitor) })
+	}
+}
+
+func testCompactionDuringWatch(t *testing.T, monitor bool) {
 	srv := startEtcd(t)
 	px, err := faultproxy.Start(srv.Endpoint())
 	if err != nil {
@@ -270,6 +279,7 @@ func TestCompactionDuringWatch(t *testing.T) {
 	cfg := testConfig(t, px.Addr())
 	var rec *logRecorder
 	cfg.Logger = testLogger(t, &rec)
+	cfg.noConnMonitor = !monitor
 	r := newRegistry(t, cfg)
 	ctx := ctxT(t, time.Minute)
 	svc := "compact"
@@ -304,15 +314,18 @@ func TestCompactionDuringWatch(t *testing.T) {
 	if _, err := cli.Compact(ctx, resp.Header.Revision, clientv3.WithCompactPhysical()); err != nil {
 		t.Fatal(err)
 	}
-	px.Sever() // the streams reconnect after Heal, from compacted revisions
+	px.Sever() // the streams break; they resume after Heal
 	healed := time.Now()
 	px.Heal()
 	one.until(t, 20*time.Second, svc, b, c2)
 	all.until(t, 20*time.Second, svc, b, c2)
 	all.until(t, 20*time.Second, other.Name, other)
 	took := time.Since(healed)
-	if n := rec.count("compacted"); n == 0 {
+	if n := rec.count("compacted"); !monitor && n == 0 {
 		t.Errorf("no watcher reported a compacted revision; the test did not exercise the relist path")
+	}
+	if n := rec.count("connection lost"); monitor && n == 0 {
+		t.Errorf("the registry did not notice the severed connection")
 	}
 	t.Logf("RECOVERY compaction during watch: watchers correct %v after heal", took)
 }
@@ -548,4 +561,49 @@ func TestSameInstanceTwoRegistries(t *testing.T) {
 		return heldBy(ctx, cli, r1.key(a1.Name, a1.ID), mustMarshal(t, a1))
 	})
 	t.Logf("r1's record restored %v after r2 deregistered", took)
+}
+
+// TestWatchReportsOutage: a watcher whose etcd goes away must say so
+// (a transient ErrUnavailable from Next) instead of staying silent for the
+// whole outage -- clientv3 keeps retrying its watch stream without closing
+// the channel -- and must deliver what changed once etcd is back.
+func TestWatchReportsOutage(t *testing.T) {
+	srv := startEtcd(t)
+	cli := newClient(t, srv.Endpoint())
+	r := newRegistry(t, testConfig(t, srv.Endpoint()))
+	ctx := ctxT(t, time.Minute)
+	a := instance("outage", "a", 9000)
+	if _, err := cli.Put(ctx, r.key(a.Name, a.ID), mustMarshal(t, a)); err != nil {
+		t.Fatal(err)
+	}
+	one := watchReader(t, r, a.Name)
+	all := watchReader(t, r, "")
+	one.until(t, 10*time.Second, a.Name, a)
+	all.until(t, 10*time.Second, a.Name, a)
+
+	srv.Stop()
+	stopped := time.Now()
+	for name, rd := range map[string]*reader{"named": one, "watch-all": all} {
+		select {
+		case res := <-rd.ch:
+			if !errors.Is(res.err, registry.ErrUnavailable) {
+				t.Fatalf("%s watcher while etcd is down: Next = %+v, %v; want a transient ErrUnavailable", name, res.u, res.err)
+			}
+			t.Logf("%s watcher reported the outage after %v: %v", name, time.Since(stopped), res.err)
+		case <-time.After(20 * time.Second):
+			t.Fatalf("%s watcher silent for 20s while etcd is down", name)
+		}
+	}
+	if err := srv.Start(); err != nil {
+		t.Fatal(err)
+	}
+	b := instance(a.Name, "b", 9001)
+	waitFor(t, 20*time.Second, "put after restart", func() string {
+		if _, err := cli.Put(ctx, r.key(b.Name, b.ID), mustMarshal(t, b)); err != nil {
+			return err.Error()
+		}
+		return ""
+	})
+	one.until(t, 20*time.Second, a.Name, a, b)
+	all.until(t, 20*time.Second, a.Name, a, b)
 }

@@ -17,6 +17,7 @@ import (
 	"google.golang.org/grpc"
 	grpcbackoff "google.golang.org/grpc/backoff"
 	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/connectivity"
 	"google.golang.org/grpc/status"
 
 	"github.com/regchain/regchain/registry"
@@ -46,7 +47,7 @@ type Registry struct {
 	mu     sync.Mutex // guards the fields below
 	closed bool
 	regs   map[string]*registration // by etcd key
-	feeds  map[*registry.Feed]struct{}
+	feeds  map[*registry.Feed]*watcher
 
 	badMu sync.Mutex       // guards bad
 	bad   map[string]int64 // malformed key -> mod revision already logged
@@ -75,7 +76,7 @@ func New(cfg Config) (*Registry, error) {
 		maxBackoff: cfg.MaxBackoff,
 		log:        cfg.Logger,
 		regs:       make(map[string]*registration),
-		feeds:      make(map[*registry.Feed]struct{}),
+		feeds:      make(map[*registry.Feed]*watcher),
 		bad:        make(map[string]int64),
 	}
 	if r.client == nil {
@@ -105,7 +106,57 @@ func New(cfg Config) (*Registry, error) {
 		r.ownClient = true
 	}
 	r.ctx, r.cancel = context.WithCancel(context.Background())
+	if conn := r.client.ActiveConnection(); conn != nil && !cfg.noConnMonitor {
+		r.wg.Add(1)
+		go r.monitorConn(conn)
+	}
 	return r, nil
+}
+
+// monitorConn follows the state of the client's gRPC connection. When a
+// connection that was ready starts reconnecting (etcd stopped, the
+// connection cut or, with keepalive pings, found dead), every watcher is
+// told: clientv3 retries its watch streams by itself and never closes their
+// channels, so a watcher would otherwise stay silent for the whole outage.
+func (r *Registry) monitorConn(conn *grpc.ClientConn) {
+	defer r.wg.Done()
+	state := conn.GetState()
+	ready := state == connectivity.Ready
+	for conn.WaitForStateChange(r.ctx, state) {
+		state = conn.GetState()
+		switch state {
+		case connectivity.Ready:
+			ready = true
+		case connectivity.Idle, connectivity.Connecting, connectivity.TransientFailure:
+			// A transport that closes goes through Idle; so does a channel
+			// unused for a long while, which has no watcher to tell.
+			if ready {
+				ready = false
+				r.connLost(state)
+			}
+		}
+	}
+}
+
+// connLost wakes every watcher to report the lost connection and confirm
+// its state by a fresh read once etcd answers.
+func (r *Registry) connLost(state connectivity.State) {
+	r.mu.Lock()
+	ws := make([]*watcher, 0, len(r.feeds))
+	for _, w := range r.feeds {
+		ws = append(ws, w)
+	}
+	r.mu.Unlock()
+	if len(ws) == 0 {
+		return
+	}
+	r.log.Warn("etcd: connection lost; watchers report it and list again once etcd answers", "state", state.String(), "watchers", len(ws))
+	for _, w := range ws {
+		select {
+		case w.lost <- struct{}{}:
+		default:
+		}
+	}
 }
 
 // key returns the etcd key of an instance: <namespace>/<name>/<id>.

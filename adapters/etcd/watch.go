@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sync/atomic"
 	"time"
 
 	"go.etcd.io/etcd/api/v3/mvccpb"
@@ -14,7 +15,10 @@ import (
 	"github.com/regchain/regchain/registry"
 )
 
-var errWatchClosed = errors.New("watch channel closed")
+var (
+	errWatchClosed = errors.New("watch channel closed")
+	errConnLost    = errors.New("connection to etcd lost")
+)
 
 // Watch implements registry.Registry. It returns at once; a goroutine lists
 // the service (or, for name "", the whole namespace, grouped by service),
@@ -22,11 +26,14 @@ var errWatchClosed = errors.New("watch channel closed")
 // with WithRequireLeader and WithProgressNotify, keeping the state in
 // memory and publishing the service's complete instance set after each
 // batch of events. When the watch fails (compaction, lost leader, closed
-// stream) it lists again after a backoff, publishes the listed state if it
-// differs, and resumes from the list's revision. Failures other than
-// compaction are reported once by Next as transient errors (wrapping
-// ErrUnavailable when etcd is unreachable or has no leader); the watcher
-// goes on. Update.Revision is the etcd revision of the state.
+// stream) or the client's connection to etcd is lost (clientv3 itself
+// would wait for etcd silently), it lists again after a backoff, publishes
+// the listed state if it differs, and resumes from the list's revision.
+// Failures other than compaction are reported once by Next as transient
+// errors (wrapping ErrUnavailable when etcd is unreachable or has no
+// leader); the watcher goes on, and the first state listed after such an
+// error is delivered even if unchanged, to confirm it. Update.Revision is
+// the etcd revision of the state.
 func (r *Registry) Watch(ctx context.Context, name string) (registry.Watcher, error) {
 	prefix := r.ns + "/"
 	if name != "" {
@@ -41,6 +48,7 @@ func (r *Registry) Watch(ctx context.Context, name string) (registry.Watcher, er
 		name:     name,
 		prefix:   prefix,
 		ctx:      wctx,
+		lost:     make(chan struct{}, 1),
 		services: make(map[string]map[string]*registry.Instance),
 	}
 	// Ending the feed (Stop, ctx, Close) ends run, which unlists the feed.
@@ -52,7 +60,7 @@ func (r *Registry) Watch(ctx context.Context, name string) (registry.Watcher, er
 		w.feed.End(r.errClosed("watch"))
 		return nil, r.errClosed("watch")
 	}
-	r.feeds[w.feed] = struct{}{}
+	r.feeds[w.feed] = w
 	r.wg.Add(1)
 	r.mu.Unlock()
 	go w.run()
@@ -66,6 +74,11 @@ type watcher struct {
 	prefix string
 	ctx    context.Context // ends with the feed or the registry
 	feed   *registry.Feed
+	lost   chan struct{} // capacity 1: the client's connection was lost
+
+	// stale says an error was reported since the last state: the next list
+	// delivers its state even if unchanged, to confirm it.
+	stale bool
 
 	// services holds the current state: service -> etcd key -> instance.
 	// Instances are never modified once stored, so published Updates may
@@ -88,7 +101,7 @@ func (w *watcher) run() {
 				return
 			}
 			w.r.log.Debug("etcd: watch list failed; will retry", "prefix", w.prefix, "error", err)
-			w.feed.Fail(err)
+			w.fail(err)
 			if !w.sleep(bo.Next()) {
 				return
 			}
@@ -102,7 +115,7 @@ func (w *watcher) run() {
 			w.r.log.Info("etcd: watch revision compacted; listing again", "prefix", w.prefix, "revision", rev)
 		} else {
 			w.r.log.Warn("etcd: watch failed; listing again", "prefix", w.prefix, "error", err)
-			w.feed.Fail(w.r.wrapErr(nil, "watch "+w.prefix, err))
+			w.fail(w.r.wrapErr(nil, "watch "+w.prefix, err))
 		}
 		if progressed {
 			// It worked for a while: resume at once.
@@ -113,6 +126,12 @@ func (w *watcher) run() {
 			return
 		}
 	}
+}
+
+// fail reports a transient error; the next list confirms its state.
+func (w *watcher) fail(err error) {
+	w.stale = true
+	w.feed.Fail(err)
 }
 
 // sleep waits d; false when the watcher ended first.
@@ -130,6 +149,10 @@ func (w *watcher) sleep(d time.Duration) bool {
 // relist reads the prefix, replaces the state with it and publishes every
 // service whose state may have changed. It returns the read's revision.
 func (w *watcher) relist() (int64, error) {
+	select {
+	case <-w.lost: // a loss before this read: the read tells
+	default:
+	}
 	ctx, cancel := w.r.opCtx(w.ctx)
 	defer cancel()
 	resp, err := w.r.client.Get(ctx, w.prefix, clientv3.WithPrefix())
@@ -152,6 +175,16 @@ func (w *watcher) relist() (int64, error) {
 	}
 	rev := resp.Header.Revision
 	now := time.Now()
+	if w.stale {
+		// After an error the consumer hears the state confirmed.
+		w.stale = false
+		for name := range w.services {
+			w.feed.Forget(name)
+		}
+		if w.name != "" {
+			w.feed.Forget(w.name)
+		}
+	}
 	if w.name != "" {
 		w.publish(w.name, rev, now) // even when empty: the first Next needs it
 		return rev, nil
@@ -169,14 +202,35 @@ func (w *watcher) relist() (int64, error) {
 
 func (w *watcher) wants(name string) bool { return w.name == "" || name == w.name }
 
-// follow watches from rev+1 and applies events until the watch fails or
-// the watcher ends. progressed says whether any response arrived.
+// follow watches from rev+1 and applies events until the watch fails, the
+// client's connection is lost or the watcher ends. progressed says whether
+// any response arrived.
 func (w *watcher) follow(rev int64) (progressed bool, err error) {
 	ctx, cancel := context.WithCancel(clientv3.WithRequireLeader(w.ctx))
 	defer cancel()
+	// A lost connection ends the watch, even while clientv3's Watch is still
+	// waiting for its stream: clientv3 would wait for etcd silently.
+	var lost atomic.Bool
+	followDone, helperDone := make(chan struct{}), make(chan struct{})
+	go func() {
+		defer close(helperDone)
+		select {
+		case <-w.lost:
+			lost.Store(true)
+			cancel()
+		case <-followDone:
+		}
+	}()
+	defer func() {
+		close(followDone)
+		<-helperDone
+	}()
 	wch := w.r.client.Watch(ctx, w.prefix, clientv3.WithPrefix(), clientv3.WithRev(rev+1), clientv3.WithProgressNotify())
 	changed := make(map[string]struct{})
 	for resp := range wch {
+		if lost.Load() {
+			break
+		}
 		if err := resp.Err(); err != nil {
 			return progressed, err
 		}
@@ -197,6 +251,9 @@ func (w *watcher) follow(rev int64) (progressed bool, err error) {
 	}
 	if err := w.ctx.Err(); err != nil {
 		return progressed, err
+	}
+	if lost.Load() {
+		return progressed, errConnLost
 	}
 	return progressed, errWatchClosed
 }

@@ -40,10 +40,17 @@
 // # Caveats
 //
 //   - go-zookeeper calls take no context and queue while the connection is
-//     down; the Registry bounds them with ctx and Config.RequestTimeout, and a
-//     call left behind finishes when the connection answers or closes. With a
-//     connection passed in Config.Conn, such calls may outlive Close until
-//     that connection is closed.
+//     down, so the Registry issues none without a session: a call waits for
+//     one within its ctx and Config.RequestTimeout and then fails with
+//     registry.ErrUnavailable. A call whose connection drops under it is left
+//     behind until go-zookeeper answers or fails it. With a connection passed
+//     in Config.Conn, such calls may outlive Close until that connection is
+//     closed.
+//   - Two live Registries holding the same (name, ID) -- a replacement
+//     process started while the old one still runs -- each replace the
+//     other's node; repeated takeovers back off (from 100 ms up to
+//     Config.MaxRetryDelay), so the node changes hands a few times a second
+//     at most until one of them deregisters or exits.
 //   - go-zookeeper fires each watch once and keeps its channel until then: a
 //     watcher stopped before its watches fire leaves them registered on the
 //     connection (one small buffered channel each, no goroutine) until the

@@ -196,31 +196,61 @@ func (r *Registry) Registrations() []registry.RegistrationState {
 // keep is g's keeper: it makes ZooKeeper match g (node present with g.data,
 // or absent), then waits on a watch of the node, a kick or a retry timer,
 // until g is deregistered and its node deleted, or the Registry closes.
+//
+// A repair the node's watch asked for (someone else deleted, replaced or
+// overwrote the node) is made at once the first time; repeated ones back
+// off, so two live Registries holding the same instance (an old process
+// still running next to its replacement) trade the node at a damped pace
+// instead of at network speed. Register, Deregister and a lost session act
+// at once.
 func (r *Registry) keep(g *registration) {
 	defer r.wg.Done()
 	b := backoff.Backoff{Max: r.cfg.MaxRetryDelay}
-	var watch <-chan gozk.Event // data watch on g.path, nil when none is set
+	fixBo := backoff.Backoff{Max: r.cfg.MaxRetryDelay}
+	var (
+		watch     <-chan gozk.Event // data watch on g.path, nil when none is set
+		byWatch   bool              // this attempt answers the watch
+		lastFix   time.Time         // when a watch-triggered attempt last repaired the node
+		notBefore time.Time         // damping: no watch-triggered attempt before this
+	)
 	for {
+		if !r.damp(g, notBefore) {
+			return
+		}
+		notBefore = time.Time{}
 		g.mu.Lock()
 		gen, want, data := g.gen, g.want, g.data
 		g.mu.Unlock()
+		current := func() bool {
+			g.mu.Lock()
+			defer g.mu.Unlock()
+			return g.gen == gen
+		}
 		var err error
 		if want {
 			var ch <-chan gozk.Event
+			var repaired bool
 			needWatch := watch == nil
-			err = r.do(r.ctx, func() error {
+			err = r.keeperCall(func() error {
 				var err error
-				ch, err = r.ensure(g.path, data, needWatch)
+				ch, repaired, err = r.ensure(g.path, data, needWatch, current)
 				return err
 			})
 			if err == nil && ch != nil {
 				watch = ch
 			}
+			if err == nil && repaired && byWatch {
+				lastFix = time.Now()
+			}
 		} else {
-			err = r.do(r.ctx, func() error { return r.remove(g.path) })
+			err = r.keeperCall(func() error { return r.remove(g.path) })
 		}
+		byWatch = false
 		if r.ctx.Err() != nil {
 			return
+		}
+		if errors.Is(err, errSuperseded) {
+			continue // Register or Deregister changed g meanwhile: start over
 		}
 		r.finish(g, gen, want, err)
 		// A delete refused by ZooKeeper (ErrNoAuth: not ours to delete) is
@@ -240,8 +270,13 @@ func (r *Registry) keep(g *registration) {
 		}
 		select {
 		case ev := <-watch:
-			watch = nil
+			watch, byWatch = nil, true
 			r.log.Debug("zookeeper: own node event", "path", g.path, "type", ev.Type, "state", ev.State, "err", ev.Err)
+			if !lastFix.IsZero() && time.Since(lastFix) < 2*r.cfg.MaxRetryDelay {
+				notBefore = time.Now().Add(fixBo.Next())
+			} else {
+				fixBo.Reset()
+			}
 		case <-g.kick:
 		case <-retryC:
 		case <-r.ctx.Done():
@@ -250,6 +285,39 @@ func (r *Registry) keep(g *registration) {
 			retry.Stop()
 		}
 	}
+}
+
+// keeperCall runs a keeper's attempt f. Without a session it waits for one
+// at most Config.RequestTimeout and then fails the attempt (counted, shown by
+// Registrations, retried with backoff or as soon as the session is back);
+// once f has started it waits for f, which go-zookeeper ends when it answers
+// or the connection drops: a keeper never runs two attempts at once.
+func (r *Registry) keeperCall(f func() error) error {
+	ctx, cancel := context.WithTimeout(r.ctx, r.cfg.RequestTimeout)
+	err := r.awaitSession(ctx)
+	cancel()
+	if err != nil {
+		return err
+	}
+	return r.do(r.ctx, f)
+}
+
+// damp waits until notBefore unless g is kicked (Register, Deregister, a
+// lost session act at once). It returns false when the Registry closes.
+func (r *Registry) damp(g *registration, notBefore time.Time) bool {
+	d := time.Until(notBefore)
+	if d <= 0 {
+		return r.ctx.Err() == nil
+	}
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+	case <-g.kick:
+	case <-r.ctx.Done():
+		return false
+	}
+	return true
 }
 
 // finish records the outcome of g's attempt at generation gen.
@@ -316,18 +384,25 @@ func (r *Registry) lost(cause error) {
 // someone keeps changing the node under us.
 const maxEnsureSteps = 8
 
+// errSuperseded ends an attempt whose registration changed (Register with
+// new data, Deregister) while it waited: writing the old state now would
+// put back a node that was just deregistered.
+var errSuperseded = errors.New("registration changed during the attempt")
+
 // ensure makes path an ephemeral node of the current session holding data.
 // A node left by an earlier session (or written by another client) is
-// deleted and re-created; foreign data is overwritten. With watch, it returns
-// a data watch set on the final state (it fires on change and on delete).
-func (r *Registry) ensure(path string, data []byte, watch bool) (<-chan gozk.Event, error) {
+// deleted and re-created; foreign data is overwritten. Before each write it
+// checks current and gives up with errSuperseded when that reports false.
+// With watch, it returns a data watch set on the final state (it fires on
+// change and on delete). repaired says whether it had to write anything.
+func (r *Registry) ensure(path string, data []byte, watch bool, current func() bool) (ch <-chan gozk.Event, repaired bool, err error) {
 	for range maxEnsureSteps {
 		var (
 			got []byte
 			st  *gozk.Stat
-			ch  <-chan gozk.Event
 			err error
 		)
+		ch = nil
 		if watch {
 			got, st, ch, err = r.conn.GetW(path)
 		} else {
@@ -335,31 +410,43 @@ func (r *Registry) ensure(path string, data []byte, watch bool) (<-chan gozk.Eve
 		}
 		switch {
 		case errors.Is(err, gozk.ErrNoNode):
+			if !current() {
+				return nil, repaired, errSuperseded
+			}
+			repaired = true
 			if err := r.create(path, data); err != nil {
-				return nil, err
+				return nil, repaired, err
 			}
 			continue
 		case err != nil:
-			return nil, err
+			return nil, repaired, err
 		}
 		// Watches set on the way (GetW) fire on our own delete or set below
 		// and are dropped by go-zookeeper then.
 		if owner := r.conn.SessionID(); st.EphemeralOwner != owner {
+			if !current() {
+				return nil, repaired, errSuperseded
+			}
+			repaired = true
 			r.log.Info("zookeeper: replacing node not owned by this session", "path", path, "owner", fmt.Sprintf("%#x", st.EphemeralOwner), "session", fmt.Sprintf("%#x", owner))
 			if err := r.conn.Delete(path, st.Version); err != nil && !errors.Is(err, gozk.ErrNoNode) && !errors.Is(err, gozk.ErrBadVersion) {
-				return nil, err
+				return nil, repaired, err
 			}
 			continue
 		}
 		if !bytes.Equal(got, data) {
+			if !current() {
+				return nil, repaired, errSuperseded
+			}
+			repaired = true
 			if _, err := r.conn.Set(path, data, st.Version); err != nil && !errors.Is(err, gozk.ErrNoNode) && !errors.Is(err, gozk.ErrBadVersion) {
-				return nil, err
+				return nil, repaired, err
 			}
 			continue
 		}
-		return ch, nil
+		return ch, repaired, nil
 	}
-	return nil, fmt.Errorf("%s keeps changing under us (%d steps)", path, maxEnsureSteps)
+	return nil, repaired, fmt.Errorf("%s keeps changing under us (%d steps)", path, maxEnsureSteps)
 }
 
 // create creates path as an ephemeral node holding data, and its missing

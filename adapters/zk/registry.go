@@ -255,11 +255,19 @@ func (r *Registry) bound(ctx context.Context) (context.Context, context.CancelFu
 
 // do runs f, which makes go-zookeeper calls, in a goroutine of its own and
 // waits for it, for ctx or for Close, whichever comes first: go-zookeeper
-// calls take no ctx and wait for as long as the connection is down. A call
-// left behind ends when go-zookeeper answers or the connection closes. f's
-// results may be read only when do returns f's own result (not ctx's error
-// or ErrClosed). The credentials, if any, are added to the connection first.
+// calls take no ctx and wait for as long as the connection is down. f starts
+// only once the connection has a session: a call issued without one would
+// queue on the connection (go-zookeeper keeps such requests while a
+// handshake hangs, and sends them all when it completes), leaving a
+// goroutine and a stale request behind each attempt that gave up. A call
+// left behind anyway (the connection dropped under it) ends when
+// go-zookeeper answers or the connection closes. f's results may be read
+// only when do returns f's own result (not ctx's error or ErrClosed). The
+// credentials, if any, are added to the connection first.
 func (r *Registry) do(ctx context.Context, f func() error) error {
+	if err := r.awaitSession(ctx); err != nil {
+		return err
+	}
 	r.mu.Lock()
 	if r.closed {
 		r.mu.Unlock()
@@ -283,6 +291,35 @@ func (r *Registry) do(ctx context.Context, f func() error) error {
 		return context.Cause(ctx)
 	case <-r.ctx.Done():
 		return registry.ErrClosed
+	}
+}
+
+// sessionPoll is how often awaitSession reads the connection's state, in
+// case the session event that would wake it was missed.
+const sessionPoll = 50 * time.Millisecond
+
+// awaitSession waits until the connection has a session, for ctx or Close.
+func (r *Registry) awaitSession(ctx context.Context) error {
+	var poll <-chan time.Time
+	for {
+		changed := r.sessionChanged()
+		state := r.conn.State()
+		if state == gozk.StateHasSession {
+			return nil
+		}
+		if poll == nil {
+			t := time.NewTicker(sessionPoll)
+			defer t.Stop()
+			poll = t.C
+		}
+		select {
+		case <-changed:
+		case <-poll:
+		case <-ctx.Done():
+			return fmt.Errorf("no session (%v): %w", state, context.Cause(ctx))
+		case <-r.ctx.Done():
+			return registry.ErrClosed
+		}
 	}
 }
 

@@ -34,6 +34,9 @@ type Options struct {
 	// with this certificate (PEM files; the CA is only used to verify
 	// clients that present a certificate).
 	TLS *TLSFiles
+	// HCL holds extra agent configuration, one HCL snippet per entry
+	// (passed as -hcl), e.g. `limits { http_max_conns_per_client = 20 }`.
+	HCL []string
 }
 
 // TLSFiles names the PEM files of an agent's TLS setup.
@@ -180,6 +183,9 @@ func Start(t testing.TB, opts Options) *Agent {
     agent = %q
   }
 }`, a.Token, a.Token))
+	}
+	for _, h := range opts.HCL {
+		a.args = append(a.args, "-hcl", h)
 	}
 	t.Cleanup(a.Stop)
 	if err := a.start(); err != nil {
