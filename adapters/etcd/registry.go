@@ -304,13 +304,7 @@ func (r *Registry) grantPut(ctx context.Context, key, val string) (clientv3.Leas
 // error wrapping ErrUnavailable; the keepalive is stopped all the same, so
 // the record disappears when its lease runs out.
 func (r *Registry) Deregister(ctx context.Context, in *registry.Instance) error {
-	if in == nil {
-		return fmt.Errorf("etcd: deregister: %w: nil instance", registry.ErrInvalid)
-	}
-	if err := registry.ValidateName(in.Name); err != nil {
-		return fmt.Errorf("etcd: deregister: %w", err)
-	}
-	if err := registry.ValidateID(in.ID); err != nil {
+	if err := registry.ValidateKey(in); err != nil {
 		return fmt.Errorf("etcd: deregister: %w", err)
 	}
 	op := "deregister " + in.Key()

@@ -129,13 +129,7 @@ func (r *Registry) Register(ctx context.Context, in *registry.Instance) error {
 // Deregister implements registry.Registry; only in.Name and in.ID are
 // used. Removing an absent instance writes nothing and is not an error.
 func (r *Registry) Deregister(ctx context.Context, in *registry.Instance) error {
-	if in == nil {
-		return fmt.Errorf("file: deregister: %w: nil instance", registry.ErrInvalid)
-	}
-	if err := registry.ValidateName(in.Name); err != nil {
-		return fmt.Errorf("file: deregister: %w", err)
-	}
-	if err := registry.ValidateID(in.ID); err != nil {
+	if err := registry.ValidateKey(in); err != nil {
 		return fmt.Errorf("file: deregister: %w", err)
 	}
 	return r.write(ctx, "deregister "+in.Key(), in.Name, in.ID, func(old []*registry.Instance, i int, found bool) ([]*registry.Instance, []byte, bool) {

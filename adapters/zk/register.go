@@ -99,13 +99,7 @@ func (r *Registry) Register(ctx context.Context, in *registry.Instance) error {
 // node if there is one and is not an error. If the delete fails, the keeper
 // goes on trying in the background; the node is ephemeral in any case.
 func (r *Registry) Deregister(ctx context.Context, in *registry.Instance) error {
-	if in == nil {
-		return fmt.Errorf("zookeeper: deregister: %w: nil instance", registry.ErrInvalid)
-	}
-	if err := registry.ValidateName(in.Name); err != nil {
-		return fmt.Errorf("zookeeper: deregister: %w", err)
-	}
-	if err := registry.ValidateID(in.ID); err != nil {
+	if err := registry.ValidateKey(in); err != nil {
 		return fmt.Errorf("zookeeper: deregister: %w", err)
 	}
 	op := "deregister " + in.Name + "/" + in.ID
