@@ -62,9 +62,10 @@ type Chain struct {
 	services map[string]*service
 	closed   bool
 
-	allMu    sync.Mutex // guards allFeeds
-	allFeeds map[*registry.Feed]struct{}
-	disc     *discovery // watch-all name discovery, started by the first Watch("")
+	allMu     sync.Mutex // guards the fields below
+	allFeeds  map[*registry.Feed]struct{}
+	disc      *discovery // watch-all name discovery, started by the first Watch("")
+	allClosed bool       // set by Close: no feed or discovery may start
 
 	regMu sync.Mutex // guards regs and the per-tier fields of every reg
 	regs  map[string]*reg
@@ -74,6 +75,7 @@ var (
 	_ registry.Registry             = (*Chain)(nil)
 	_ registry.RegistrationReporter = (*Chain)(nil)
 	_ registry.SharedReader         = (*Chain)(nil)
+	_ registry.Pinger               = (*Chain)(nil)
 )
 
 // New returns a chain over tiers, in order of preference. It loads the
@@ -395,6 +397,13 @@ func (c *Chain) watchAll(ctx context.Context) (registry.Watcher, error) {
 		c.allMu.Unlock()
 	})
 	c.allMu.Lock()
+	if c.allClosed {
+		// Close ran after Watch's check: it would never end this feed.
+		c.allMu.Unlock()
+		err := c.errClosed("watch")
+		f.End(err)
+		return nil, err
+	}
 	select {
 	case <-f.Done():
 		c.allMu.Unlock()
@@ -447,13 +456,36 @@ func (c *Chain) isClosed() bool {
 // tiers (off), for registry maintenance. While frozen, every service is
 // served from the last states the chain accepted (or loaded from the store)
 // with Source "snapshot"; services it never saw are not found. Writes still
-// go to the tiers, and the snapshot is not updated.
+// go to the tiers, and the snapshot is not updated. The switch is in effect
+// for every read made once Freeze returns.
 func (c *Chain) Freeze(on bool) {
 	if c.frozen.Swap(on) == on {
 		return
 	}
 	c.log.Warn("chain: freeze switched", "frozen", on)
-	c.wakeControl()
+	// Reconciled here rather than by the control loop, so that reads made
+	// once Freeze returns see the switch.
+	c.reconcileAll()
+}
+
+// Ping implements registry.Pinger, so that a chain can be a tier of
+// another chain: it returns nil while the chain is Ready (a tier is up, or
+// the chain is frozen), an error wrapping registry.ErrUnavailable while
+// the chain can answer only from the snapshot, and registry.ErrClosed after
+// Close. It does no I/O: it reports the health the probes found.
+func (c *Chain) Ping(ctx context.Context) error {
+	if c.isClosed() {
+		return c.errClosed("ping")
+	}
+	if c.frozen.Load() {
+		return nil
+	}
+	for _, t := range c.tiers {
+		if t.isUp() {
+			return nil
+		}
+	}
+	return fmt.Errorf("chain %s: ping: %w: every tier is down", c.opts.name, registry.ErrUnavailable)
 }
 
 // Frozen reports whether the chain is frozen.
@@ -487,6 +519,7 @@ func (c *Chain) Close() error {
 		s.close(errClosed)
 	}
 	c.allMu.Lock()
+	c.allClosed = true
 	feeds := c.allFeeds
 	c.allFeeds = make(map[*registry.Feed]struct{})
 	d := c.disc

@@ -2,6 +2,7 @@ package chain
 
 import (
 	"maps"
+	"slices"
 
 	"github.com/regchain/regchain/registry"
 )
@@ -40,4 +41,16 @@ func cloneInstances(src []*registry.Instance) []*registry.Instance {
 		out[i] = b
 	}
 	return out
+}
+
+// tidy returns the instances a tier handed over without nil entries and
+// sorted, reusing s: a tier is any registry.Registry, and a nil Instance
+// from one must not crash the chain.
+func tidy(s []*registry.Instance) []*registry.Instance {
+	s = slices.DeleteFunc(s, func(in *registry.Instance) bool { return in == nil })
+	if s == nil {
+		s = []*registry.Instance{}
+	}
+	registry.SortInstances(s)
+	return s
 }

@@ -32,7 +32,8 @@
 // probe closes it. A tier whose circuit is open is skipped and its watchers
 // are stopped; when it comes back they are restarted, so its first states
 // after an outage are fresh. registry.ErrNotFound from a tier that is up is
-// an answer, not a failure.
+// an answer, not a failure. A Chain is itself a registry.Pinger (up while
+// one of its tiers is), so a chain can be a tier of another.
 //
 // When a service's source tier goes down, the view keeps its last state
 // until the next tier's first state arrives, so watchers never see a gap;
@@ -107,7 +108,10 @@
 //
 // At start with a snapshot, a service the snapshot holds is served from it
 // until the tiers' first states arrive (milliseconds when they are up),
-// even if the tiers are healthy.
+// even if the tiers are healthy. The chain then waits for the first tier
+// that is up rather than take a lower tier that answered first, but for no
+// longer than WithCallTimeout: a tier that is up but whose watch does not
+// answer is passed over.
 //
 // Registrations().Since is when the instance was last registered or
 // deregistered through the chain, not when its Live state last changed.

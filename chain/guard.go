@@ -12,8 +12,6 @@ import (
 // hold is a suspect drop the empty-push guard keeps back until a re-read.
 type hold struct {
 	mask     uint64
-	cand     *registry.Update
-	data     []*registry.Update // the tier states the candidate was built from
 	timer    *time.Timer
 	attempts int
 }
@@ -70,8 +68,6 @@ func (s *service) guardLocked(cur *view, cand *registry.Update, mask uint64, now
 		s.armLocked(h, g.grace())
 	}
 	s.hold.mask = mask
-	s.hold.cand = cand
-	s.hold.data = slices.Clone(s.data)
 	return true
 }
 
@@ -93,7 +89,10 @@ func (s *service) armLocked(h *hold, d time.Duration) {
 }
 
 // confirm re-reads the tiers a held drop came from and serves what they say
-// now: the drop if they confirm it, the fresher state otherwise.
+// now: the drop if they confirm it, the fresher state otherwise. A tier
+// whose watcher delivered a state while the re-read was in flight keeps
+// that state: it may be newer than the re-read's, and nothing would
+// correct an older one.
 func (s *service) confirm(h *hold) {
 	c := s.c
 	s.mu.Lock()
@@ -102,6 +101,7 @@ func (s *service) confirm(h *hold) {
 		return
 	}
 	mask := h.mask
+	before := slices.Clone(s.data)
 	s.mu.Unlock()
 
 	reread := make([]*registry.Update, len(c.tiers))
@@ -131,7 +131,7 @@ func (s *service) confirm(h *hold) {
 			s.mu.Unlock()
 			return
 		}
-		registry.SortInstances(got)
+		got = tidy(got)
 		reread[i] = &registry.Update{Service: s.name, Instances: got, Source: t.name, Time: time.Now()}
 		parts = append(parts, i)
 	}
@@ -145,16 +145,19 @@ func (s *service) confirm(h *hold) {
 		s.armLocked(h, 0) // the drop moved to other tiers meanwhile: re-read those
 		return
 	}
-	var cand *registry.Update
-	if len(parts) == 1 {
-		cand = reread[parts[0]]
-	} else {
-		cand = mergeStates(s.name, c.tiers, reread, parts)
-	}
 	for _, i := range parts {
-		if s.data[i] == h.data[i] && s.data[i] != nil {
+		if s.watchers[i] != nil && (s.data[i] == nil || s.data[i] == before[i]) {
 			s.data[i] = reread[i]
 		}
+	}
+	now := time.Now()
+	cand, cmask, ok := s.candidateLocked(now)
+	if !ok || cmask != mask {
+		// The tiers moved on during the re-read: judge the new candidate
+		// afresh (it gets a hold, and a timer, of its own if suspect).
+		s.dropHoldLocked(false)
+		s.recomputeLocked(now)
+		return
 	}
 	cur := s.view.Load()
 	confirmed := cur != nil && isDrop(cur.u.Instances, cand.Instances, c.opts.guard.share())
@@ -166,8 +169,7 @@ func (s *service) confirm(h *hold) {
 		c.m.discarded.Add(1)
 		c.log.Info("chain: suspect drop not confirmed by the re-read", "service", s.name, "from", cand.Source, "instances", len(cand.Instances))
 	}
-	now := time.Now()
-	if cur == nil || cur.mask != mask || !cur.u.SameState(cand) {
-		s.setViewLocked(cand, mask, now)
+	if cur == nil || cur.mask != cmask || !cur.u.SameState(cand) {
+		s.setViewLocked(cand, cmask, now)
 	}
 }

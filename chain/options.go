@@ -157,7 +157,9 @@ func WithProbeTimeout(d time.Duration) Option {
 
 // WithCallTimeout bounds each call the chain makes to a tier on its own
 // account: the first read of a service, writes, replays, re-reads. A call
-// that times out counts as a tier failure. If zero, 2s.
+// that times out counts as a tier failure. It is also how long a service's
+// view waits for a tier watch's first state before passing the tier over.
+// If zero, 2s.
 func WithCallTimeout(d time.Duration) Option {
 	return func(o *options) {
 		if d > 0 {
@@ -191,8 +193,10 @@ func WithFailbackAfter(d time.Duration) Option {
 
 // WithStrictRegister makes Register return an error wrapping
 // registry.ErrUnavailable when no tier accepted the registration within its
-// ctx; the registration is then dropped rather than left pending. By
-// default Register keeps the registration, retries it in the background and
+// ctx; the registration is then dropped rather than left pending, and the
+// chain goes back to what it kept for the instance before (an earlier
+// registration of the same Name and ID stays registered). By default
+// Register keeps the registration, retries it in the background and
 // returns nil.
 func WithStrictRegister(strict bool) Option { return func(o *options) { o.strict = strict } }
 

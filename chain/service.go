@@ -87,8 +87,16 @@ func newService(c *Chain, name string) *service {
 // startLocked seeds the view from the snapshot, when it holds a state fresh
 // enough, and starts the watchers.
 func (s *service) startLocked(now time.Time) {
-	if u := s.c.snap.serve(s.name, time.Time{}); u != nil && s.c.snap.fresh(u, now) {
-		s.setViewLocked(u, 0, now)
+	// The service is in the chain's map before it is started: the control
+	// loop may have given it a live view already, which the snapshot must
+	// not replace.
+	if s.closed {
+		return
+	}
+	if s.view.Load() == nil {
+		if u := s.c.snap.serve(s.name, time.Time{}); u != nil && s.c.snap.fresh(u, now) {
+			s.setViewLocked(u, 0, now)
+		}
 	}
 	s.reconcileLocked(now)
 }
@@ -105,7 +113,8 @@ func (s *service) reconcileLocked(now time.Time) {
 
 // wantedLocked reports whether tier i should be watched: it is up, and it
 // is the current source, above it (a failback candidate), or the first tier
-// that is up. Under Merge every tier that is up is watched.
+// that is up and not late with its first state. Under Merge every tier that
+// is up is watched.
 func (s *service) wantedLocked(i int) bool {
 	t := s.c.tiers[i]
 	if !t.isUp() {
@@ -124,12 +133,33 @@ func (s *service) wantedLocked(i int) bool {
 	}
 	first := n
 	for j, t := range s.c.tiers {
-		if t.isUp() {
+		if t.isUp() && !s.lateLocked(j) {
 			first = j
 			break
 		}
 	}
 	return i <= max(cur, first)
+}
+
+// lateLocked reports whether tier i's watcher has not delivered its first
+// state within the call timeout: the view does not wait for it any longer.
+// A tier not watched yet is not late (its watcher is about to start).
+func (s *service) lateLocked(i int) bool {
+	w := s.watchers[i]
+	return s.data[i] == nil && w != nil && w.late
+}
+
+// onTierLate is called when w has not delivered its first state within the
+// call timeout.
+func (s *service) onTierLate(w *tierWatcher) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed || s.watchers[w.t.idx] != w || s.data[w.t.idx] != nil {
+		return
+	}
+	w.late = true
+	s.c.log.Info("chain: tier slow to answer a watch; not waiting for it", "tier", w.t.name, "service", s.name)
+	s.reconcileLocked(time.Now())
 }
 
 func (s *service) reconcileWatchersLocked() {
@@ -170,8 +200,11 @@ func (s *service) candidateLocked(now time.Time) (u *registry.Update, mask uint6
 	}
 	if c.opts.policy == Merge {
 		u, mask, pending := s.mergeLocked(now, curMask)
-		if pending && cur == nil {
-			return nil, 0, false // the first view waits for every tier that is up
+		if pending && curMask == 0 {
+			// The first view, and the first after the snapshot's, waits for
+			// every tier that is up (and not late), rather than switch to a
+			// part of the union and then to the whole.
+			return nil, 0, false
 		}
 		if mask != 0 {
 			return u, mask, true
@@ -186,11 +219,15 @@ func (s *service) candidateLocked(now time.Time) (u *registry.Update, mask uint6
 			}
 			d := s.data[i]
 			if d == nil {
-				if i < curIdx && cur != nil {
+				if i < curIdx && curIdx < n {
 					continue // a failback candidate whose state is on its way
 				}
-				// Keep serving until the new source answers; with no view yet,
-				// wait for the first tier rather than take a lower one first.
+				if s.lateLocked(i) {
+					continue // up, but its watch does not answer: do not wait
+				}
+				// Keep serving until the new source answers; with no view yet
+				// or the snapshot's, wait for the first tier rather than take
+				// a lower one first (and switch again when it answers).
 				return nil, 0, false
 			}
 			if i < curIdx && curIdx < n && !t.stable(now) && !t.provenAs(c.tiers[curIdx]) {
@@ -212,7 +249,7 @@ func (s *service) candidateLocked(now time.Time) (u *registry.Update, mask uint6
 }
 
 // mergeLocked builds the union of the tiers that are up. pending reports a
-// tier that is up but whose state is not there yet.
+// tier that is up but whose state is not there yet (and not late).
 func (s *service) mergeLocked(now time.Time, curMask uint64) (u *registry.Update, mask uint64, pending bool) {
 	var parts []int
 	for i, t := range s.c.tiers {
@@ -220,7 +257,7 @@ func (s *service) mergeLocked(now time.Time, curMask uint64) (u *registry.Update
 			continue
 		}
 		if s.data[i] == nil {
-			pending = true
+			pending = pending || !s.lateLocked(i)
 			continue
 		}
 		if curMask != 0 && curMask&bit(i) == 0 && !t.stable(now) {
@@ -328,12 +365,14 @@ func (s *service) watch(ctx context.Context) (registry.Watcher, error) {
 		s.mu.Unlock()
 	})
 	s.mu.Lock()
-	defer s.mu.Unlock()
 	if s.closed {
+		s.mu.Unlock()
+		// Ended outside the lock: the feed's onStop takes it.
 		err := s.c.errClosed("watch " + s.name)
 		f.End(err)
 		return nil, err
 	}
+	defer s.mu.Unlock()
 	select {
 	case <-f.Done():
 		return f, nil // ctx was done already; onStop may have run
@@ -447,7 +486,7 @@ func (s *service) loadTiers() error {
 		default:
 			return fmt.Errorf("chain: get %q: tier %s: %w", s.name, t.name, err)
 		}
-		registry.SortInstances(got)
+		got = tidy(got)
 		data[t.idx] = &registry.Update{Service: s.name, Instances: got, Source: t.name, Time: time.Now()}
 		parts = append(parts, t.idx)
 		if c.opts.policy == FirstHealthy {
@@ -464,9 +503,18 @@ func (s *service) loadTiers() error {
 		var mask uint64
 		for _, i := range parts {
 			mask |= bit(i)
-			if s.watchers[i] != nil && s.data[i] == nil {
-				s.data[i] = data[i]
+			if s.watchers[i] == nil {
+				continue
 			}
+			if s.data[i] == nil {
+				s.data[i] = data[i]
+				continue
+			}
+			// The tier's watcher answered while the read was in flight. Its
+			// state may be newer than the read's, and nothing would correct
+			// the read's then; if the read's is the newer, the watcher
+			// delivers it next.
+			data[i] = s.data[i]
 		}
 		u := data[parts[0]]
 		if len(parts) > 1 {
@@ -492,13 +540,14 @@ func (s *service) onTierUpdate(w *tierWatcher, u *registry.Update) {
 	if u.Time.IsZero() {
 		u.Time = now
 	}
-	if u.Instances == nil {
-		u.Instances = []*registry.Instance{}
-	}
+	u.Instances = tidy(u.Instances)
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.closed || s.watchers[w.t.idx] != w {
 		return
+	}
+	if s.data[w.t.idx] == nil && w.lateT != nil {
+		w.lateT.Stop()
 	}
 	s.data[w.t.idx] = u
 	s.recomputeLocked(now)
@@ -527,9 +576,9 @@ func (s *service) close(err error) {
 }
 
 // tierWatcher runs one tier's Watch of one service (or of every service,
-// for discovery) and hands its states over. The tier's watcher gets a
-// context that is never cancelled: stop ends it with Stop instead, which
-// keeps a Watch call in flight from racing with its own cancellation.
+// for discovery) and hands its states over. The tier's Watch gets the
+// watcher's context, so that stop (or Close) also ends a Watch call still in
+// flight; a watcher it returned is ended with Stop as well.
 type tierWatcher struct {
 	t       *tier
 	name    string
@@ -537,10 +586,16 @@ type tierWatcher struct {
 	ctx     context.Context // done when the watcher is stopped
 	cancel  context.CancelFunc
 	deliver func(w *tierWatcher, u *registry.Update)
+	lateT   *time.Timer // a service's: fires onTierLate; nil for discovery
+	late    bool        // guarded by the service's lock
 }
 
 func startTierWatcher(s *service, t *tier) *tierWatcher {
-	return spawnWatcher(s.c, t, s.name, s.onTierUpdate)
+	w := spawnWatcher(s.c, t, s.name, s.onTierUpdate)
+	if w != nil {
+		w.lateT = time.AfterFunc(s.c.opts.callTimeout, func() { s.onTierLate(w) })
+	}
+	return w
 }
 
 func spawnWatcher(c *Chain, t *tier, name string, deliver func(*tierWatcher, *registry.Update)) *tierWatcher {
@@ -554,7 +609,12 @@ func spawnWatcher(c *Chain, t *tier, name string, deliver func(*tierWatcher, *re
 }
 
 // stop ends the watcher; it does not wait for its goroutine.
-func (w *tierWatcher) stop() { w.cancel() }
+func (w *tierWatcher) stop() {
+	w.cancel()
+	if w.lateT != nil {
+		w.lateT.Stop()
+	}
+}
 
 // wait sleeps d unless the watcher is stopped first.
 func (w *tierWatcher) wait(d time.Duration) bool {
@@ -572,7 +632,7 @@ func (w *tierWatcher) run() {
 	defer w.cancel()
 	b := backoff.Backoff{Base: 50 * time.Millisecond, Max: 5 * time.Second}
 	for w.ctx.Err() == nil {
-		rw, err := w.t.reg.Watch(context.WithoutCancel(w.ctx), w.name)
+		rw, err := w.t.reg.Watch(w.ctx, w.name)
 		if err != nil {
 			if w.ctx.Err() != nil {
 				return

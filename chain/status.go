@@ -57,7 +57,9 @@ type ServiceStatus struct {
 	Source string
 	// Instances is the number of instances served.
 	Instances int
-	// Time is when the source last confirmed the state; Age is now - Time.
+	// Time is when the source last confirmed the state (for tiers that are
+	// up, when they last answered, since their watches keep the state
+	// current); Age is now - Time.
 	Time time.Time
 	Age  time.Duration
 	// Held is true while the empty-push guard holds a drop back.
@@ -116,7 +118,11 @@ func (c *Chain) Status() Status {
 		s.mu.Lock()
 		held := s.hold != nil
 		s.mu.Unlock()
-		ss := ServiceStatus{Name: s.name, Source: v.u.Source, Instances: len(v.u.Instances), Time: v.u.Time, Age: now.Sub(v.u.Time), Held: held}
+		ss := ServiceStatus{Name: s.name, Source: v.u.Source, Instances: len(v.u.Instances), Time: v.u.Time, Held: held}
+		if at := c.confirmedAt(v); at.After(ss.Time) {
+			ss.Time = at
+		}
+		ss.Age = now.Sub(ss.Time)
 		if v.mask == 0 {
 			st.Snapshot.Serving++
 			st.Snapshot.ServedAge = max(st.Snapshot.ServedAge, ss.Age)
@@ -134,4 +140,22 @@ func (c *Chain) Status() Status {
 	}
 	st.Snapshot.Commits, st.Snapshot.Errors = commits, failures
 	return st
+}
+
+// confirmedAt returns when the tiers a live view comes from last answered,
+// zero if one of them is down or the view is the snapshot's: a state a
+// tier's watch keeps delivering is confirmed as long as the tier answers,
+// not only when it last changed.
+func (c *Chain) confirmedAt(v *view) time.Time {
+	var at time.Time
+	for m := v.mask; m != 0; m &= m - 1 {
+		t := c.tiers[lowest(m, len(c.tiers))]
+		if !t.isUp() {
+			return time.Time{}
+		}
+		if ok := t.lastConfirmed(); at.IsZero() || ok.Before(at) {
+			at = ok
+		}
+	}
+	return at
 }

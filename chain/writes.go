@@ -79,6 +79,7 @@ func (c *Chain) Register(ctx context.Context, in *registry.Instance) error {
 		r = c.newReg(in.Key())
 		c.regs[r.key] = r
 	}
+	prevInst, prevLive, prevSince := r.inst, r.live, r.since
 	r.inst, r.live, r.since = in.Clone(), true, time.Now()
 	r.gen++
 	gen := r.gen
@@ -92,8 +93,13 @@ func (c *Chain) Register(ctx context.Context, in *registry.Instance) error {
 		c.regMu.Lock()
 		if r.gen == gen {
 			// Nothing was accepted, but a timed-out write may have landed:
-			// turn the entry into a tombstone so that it is cleaned up.
-			r.live = false
+			// go back to what the chain kept before (the previous
+			// registration, or a tombstone so that it is cleaned up) and
+			// have every tier rewritten with it.
+			r.inst, r.live, r.since = prevInst, prevLive, prevSince
+			if r.inst == nil {
+				r.inst = in.Clone()
+			}
 			r.gen++
 		}
 		c.regMu.Unlock()
