@@ -10,6 +10,7 @@ import (
 	clientv3 "go.etcd.io/etcd/client/v3"
 
 	"github.com/regchain/regchain/internal/faultproxy"
+	"github.com/regchain/regchain/internal/testutil"
 	"github.com/regchain/regchain/registry"
 )
 
@@ -164,7 +165,7 @@ func TestEtcdRestart(t *testing.T) {
 	stopping := time.Now()
 	srv.Stop()
 	t.Logf("etcd stopped in %v", time.Since(stopping))
-	waitFor(t, 20*time.Second, "registration seen as lost", func() string {
+	testutil.WaitFor(t, 20*time.Second, "registration seen as lost", func() string {
 		if s := regState(r, a.Name, a.ID); s == nil || s.Live {
 			return fmt.Sprintf("state %+v", s)
 		}
@@ -175,7 +176,7 @@ func TestEtcdRestart(t *testing.T) {
 	}
 	restarted := time.Now()
 	key, val := r.key(a.Name, a.ID), mustMarshal(t, a)
-	regBack := waitFor(t, 20*time.Second, "registration back after restart", func() string {
+	regBack := testutil.WaitFor(t, 20*time.Second, "registration back after restart", func() string {
 		if s := regState(r, a.Name, a.ID); s == nil || !s.Live {
 			return fmt.Sprintf("state %+v", s)
 		}
@@ -220,7 +221,7 @@ func TestPartitionLongerThanTTL(t *testing.T) {
 
 	px.Partition()
 	parted := time.Now()
-	waitFor(t, 20*time.Second, "lease expired on the server", func() string {
+	testutil.WaitFor(t, 20*time.Second, "lease expired on the server", func() string {
 		ttl, err := cli.TimeToLive(ctx, lease)
 		if err != nil {
 			return err.Error()
@@ -240,7 +241,7 @@ func TestPartitionLongerThanTTL(t *testing.T) {
 	t.Logf("lease expired on the server %v after the partition began", time.Since(parted))
 	if s := regState(r, a.Name, a.ID); s == nil || s.Live {
 		// The client's keepalive deadline is the TTL too, so by now it knows.
-		waitFor(t, 10*time.Second, "registration seen as lost", func() string {
+		testutil.WaitFor(t, 10*time.Second, "registration seen as lost", func() string {
 			if s := regState(r, a.Name, a.ID); s == nil || s.Live {
 				return fmt.Sprintf("state %+v", s)
 			}
@@ -248,7 +249,7 @@ func TestPartitionLongerThanTTL(t *testing.T) {
 		})
 	}
 	px.Heal()
-	took := waitFor(t, 20*time.Second, "registration restored after heal", func() string {
+	took := testutil.WaitFor(t, 20*time.Second, "registration restored after heal", func() string {
 		if s := regState(r, a.Name, a.ID); s == nil || !s.Live {
 			return fmt.Sprintf("state %+v", s)
 		}
@@ -385,7 +386,7 @@ func TestTamper(t *testing.T) {
 			if err := tc.tamper(ctx, key, lease); err != nil {
 				t.Fatal(err)
 			}
-			took := waitFor(t, 20*time.Second, "key restored", func() string {
+			took := testutil.WaitFor(t, 20*time.Second, "key restored", func() string {
 				if why := heldBy(ctx, cli, key, val); why != "" {
 					return why
 				}
@@ -465,7 +466,7 @@ func TestRegisterWhileDown(t *testing.T) {
 
 	px.Refuse(false)
 	rd.until(t, 10*time.Second, a.Name) // the current, empty, state
-	waitFor(t, 10*time.Second, "Ping after etcd is back", func() string {
+	testutil.WaitFor(t, 10*time.Second, "Ping after etcd is back", func() string {
 		if err := r.Ping(ctx); err != nil {
 			return err.Error()
 		}
@@ -508,7 +509,7 @@ func TestUpdateWhileDown(t *testing.T) {
 		t.Fatalf("state after a failed update = %+v, want pending v2 with an error", s)
 	}
 	px.Refuse(false)
-	took := waitFor(t, 20*time.Second, "update written once etcd is back", func() string {
+	took := testutil.WaitFor(t, 20*time.Second, "update written once etcd is back", func() string {
 		if s := regState(r, a.Name, a.ID); s == nil || !s.Live {
 			return fmt.Sprintf("state %+v", s)
 		}
@@ -540,7 +541,7 @@ func TestSameInstanceTwoRegistries(t *testing.T) {
 		t.Fatal(err)
 	}
 	const fixes = 8
-	waitFor(t, 30*time.Second, "both registries restore their record several times", func() string {
+	testutil.WaitFor(t, 30*time.Second, "both registries restore their record several times", func() string {
 		n1, n2 := rec1.count("restoring"), rec2.count("restoring")
 		if n1+n2 < fixes {
 			return fmt.Sprintf("%d + %d restores", n1, n2)
@@ -557,7 +558,7 @@ func TestSameInstanceTwoRegistries(t *testing.T) {
 	if err := r2.Deregister(ctx, a2); err != nil {
 		t.Fatal(err)
 	}
-	took := waitFor(t, 20*time.Second, "r1's record back after r2 deregistered", func() string {
+	took := testutil.WaitFor(t, 20*time.Second, "r1's record back after r2 deregistered", func() string {
 		return heldBy(ctx, cli, r1.key(a1.Name, a1.ID), mustMarshal(t, a1))
 	})
 	t.Logf("r1's record restored %v after r2 deregistered", took)
@@ -598,7 +599,7 @@ func TestWatchReportsOutage(t *testing.T) {
 		t.Fatal(err)
 	}
 	b := instance(a.Name, "b", 9001)
-	waitFor(t, 20*time.Second, "put after restart", func() string {
+	testutil.WaitFor(t, 20*time.Second, "put after restart", func() string {
 		if _, err := cli.Put(ctx, r.key(b.Name, b.ID), mustMarshal(t, b)); err != nil {
 			return err.Error()
 		}

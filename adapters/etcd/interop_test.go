@@ -9,6 +9,7 @@ import (
 	kratosetcd "github.com/go-kratos/kratos/contrib/registry/etcd/v2"
 	kratosregistry "github.com/go-kratos/kratos/v2/registry"
 
+	"github.com/regchain/regchain/internal/testutil"
 	"github.com/regchain/regchain/registry"
 )
 
@@ -115,7 +116,7 @@ func TestKratosInterop(t *testing.T) {
 	if err != nil || !kratosHas(klist, k1, r1) {
 		t.Errorf("kratos GetService = %v, %v; want [k1 r1]", klist, err)
 	}
-	waitFor(t, 20*time.Second, "kratos watcher sees r1", func() string {
+	testutil.WaitFor(t, 20*time.Second, "kratos watcher sees r1", func() string {
 		if list := kratosNext(t, kw); !kratosHas(list, k1, r1) {
 			return "got " + kratosString(list)
 		}

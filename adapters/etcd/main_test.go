@@ -133,26 +133,6 @@ func instance(name, id string, port int) *registry.Instance {
 	}
 }
 
-// waitFor polls cond every 5ms until it returns "" or timeout passes, and
-// returns how long that took. It never sleeps a fixed time.
-func waitFor(tb testing.TB, timeout time.Duration, what string, cond func() string) time.Duration {
-	tb.Helper()
-	start := time.Now()
-	deadline := start.Add(timeout)
-	tick := time.NewTicker(5 * time.Millisecond)
-	defer tick.Stop()
-	for {
-		why := cond()
-		if why == "" {
-			return time.Since(start)
-		}
-		if time.Now().After(deadline) {
-			tb.Fatalf("%s: not true within %v: %s", what, timeout, why)
-		}
-		<-tick.C
-	}
-}
-
 // logRecorder is a slog.Handler that forwards to the test log and keeps the
 // messages, so tests can check which path the registry took.
 type logRecorder struct {

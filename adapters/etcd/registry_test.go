@@ -16,6 +16,7 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
+	"github.com/regchain/regchain/internal/testutil"
 	"github.com/regchain/regchain/registry"
 )
 
@@ -310,7 +311,7 @@ func TestCloseLeavesLeasesAndClient(t *testing.T) {
 		t.Fatalf("record gone right after Close: %v", resp.Kvs)
 	}
 	lease := clientv3.LeaseID(resp.Kvs[0].Lease)
-	expired := waitFor(t, 20*time.Second, "record expires with its lease", func() string {
+	expired := testutil.WaitFor(t, 20*time.Second, "record expires with its lease", func() string {
 		resp, err := cli.Get(ctx, r.key(a.Name, a.ID))
 		if err != nil {
 			return err.Error()

@@ -10,6 +10,7 @@ import (
 	gozk "github.com/go-zookeeper/zk"
 
 	"github.com/regchain/regchain/adapters/zk"
+	"github.com/regchain/regchain/internal/testutil"
 	"github.com/regchain/regchain/registry"
 )
 
@@ -94,7 +95,7 @@ func TestDigestACL(t *testing.T) {
 	if err := owner.Delete(p, -1); err != nil {
 		t.Fatalf("Delete with the credentials: %v", err)
 	}
-	d := waitFor(t, recoveryTimeout, "node restored", func() string { return nodeState(anon, p, want, nil) })
+	d := testutil.WaitFor(t, recoveryTimeout, "node restored", func() string { return nodeState(anon, p, want, nil) })
 	t.Logf("guarded node deleted by a credential holder restored in %v", d)
 }
 

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/regchain/regchain/adapters/zk"
+	"github.com/regchain/regchain/internal/testutil"
 	"github.com/regchain/regchain/registry"
 )
 
@@ -41,7 +42,7 @@ func TestSameInstanceTwoRegistries(t *testing.T) {
 	register(t, r2, a2)
 
 	const takeovers = 8
-	waitFor(t, recoveryTimeout, "both registries take the node over several times", func() string {
+	testutil.WaitFor(t, recoveryTimeout, "both registries take the node over several times", func() string {
 		if n := takeoversSoFar(); n < takeovers {
 			return fmt.Sprintf("%d takeovers", n)
 		}
@@ -61,9 +62,9 @@ func TestSameInstanceTwoRegistries(t *testing.T) {
 	}
 	o := srv.Connect(t, 2*time.Second)
 	want, _ := registry.Marshal(a1)
-	took := waitFor(t, recoveryTimeout, "r1's node back after r2 deregistered", func() string {
+	took := testutil.WaitFor(t, recoveryTimeout, "r1's node back after r2 deregistered", func() string {
 		return nodeState(o, nodePath(root, a1), want, nil)
 	})
-	waitFor(t, recoveryTimeout, "r1's registration live", live(r1, 1))
+	testutil.WaitFor(t, recoveryTimeout, "r1's registration live", live(r1, 1))
 	t.Logf("r1's node restored %v after r2 deregistered", took)
 }

@@ -10,6 +10,7 @@ import (
 
 	"github.com/regchain/regchain/adapters/zk"
 	"github.com/regchain/regchain/internal/faultproxy"
+	"github.com/regchain/regchain/internal/testutil"
 	"github.com/regchain/regchain/internal/zktest"
 	"github.com/regchain/regchain/registry"
 )
@@ -72,11 +73,11 @@ func TestNodeDeletedIsRestored(t *testing.T) {
 	if err := o.Delete(p, -1); err != nil {
 		t.Fatalf("observer Delete: %v", err)
 	}
-	waitFor(t, recoveryTimeout, "node restored", func() string {
+	testutil.WaitFor(t, recoveryTimeout, "node restored", func() string {
 		return nodeState(o, p, want, func(o int64) bool { return o == owner })
 	})
 	t.Logf("RECOVERY node deleted behind our back: restored in %v", time.Since(start))
-	waitFor(t, recoveryTimeout, "registration live", live(r, 1))
+	testutil.WaitFor(t, recoveryTimeout, "registration live", live(r, 1))
 }
 
 // Someone overwrites our node's data: the keeper's data watch fires and the
@@ -96,7 +97,7 @@ func TestDataOverwrittenIsRestored(t *testing.T) {
 		if _, err := o.Set(p, []byte(junk), -1); err != nil {
 			t.Fatalf("observer Set: %v", err)
 		}
-		waitFor(t, recoveryTimeout, "data restored", func() string { return nodeState(o, p, want, nil) })
+		testutil.WaitFor(t, recoveryTimeout, "data restored", func() string { return nodeState(o, p, want, nil) })
 		t.Logf("RECOVERY data overwritten (%.20q...): restored in %v", junk, time.Since(start))
 	}
 	got, err := r.GetService(ctxT(t, 10*time.Second), in.Name)
@@ -137,7 +138,7 @@ func TestSessionExpiry(t *testing.T) {
 
 	px.Partition()
 	cut := time.Now()
-	expired := waitFor(t, recoveryTimeout, "server expires the partitioned session", func() string {
+	expired := testutil.WaitFor(t, recoveryTimeout, "server expires the partitioned session", func() string {
 		if ok, _, err := o.Exists(p); err != nil || ok {
 			return "node still there"
 		}
@@ -145,7 +146,7 @@ func TestSessionExpiry(t *testing.T) {
 	})
 	t.Logf("partition: ZooKeeper expired the session and deleted the node after %v (session timeout 1s)", expired)
 	// Hold the partition a little longer than the expiry itself.
-	waitFor(t, recoveryTimeout, "partition outlasts session", func() string {
+	testutil.WaitFor(t, recoveryTimeout, "partition outlasts session", func() string {
 		if time.Since(cut) < 1500*time.Millisecond {
 			return "partitioned for " + time.Since(cut).String()
 		}
@@ -154,11 +155,11 @@ func TestSessionExpiry(t *testing.T) {
 
 	px.Heal()
 	healed := time.Now()
-	d := waitFor(t, recoveryTimeout, "node re-created by a new session", func() string {
+	d := testutil.WaitFor(t, recoveryTimeout, "node re-created by a new session", func() string {
 		return nodeState(o, p, want, func(owner int64) bool { return owner != oldOwner })
 	})
 	t.Logf("RECOVERY session expiry (partition %v): node re-created %v after heal", healed.Sub(cut).Round(time.Millisecond), d)
-	waitFor(t, recoveryTimeout, "registration live", live(r, 1))
+	testutil.WaitFor(t, recoveryTimeout, "registration live", live(r, 1))
 
 	// The watcher resumed: it sees an instance registered by someone else.
 	other := newRegistry(t, nil, zk.Config{Root: root})
@@ -188,7 +189,7 @@ func TestServerRestart(t *testing.T) {
 	}
 	up := time.Since(start)
 	t.Logf("server killed and back (accepting sessions) in %v", up)
-	pinged := waitFor(t, recoveryTimeout, "Ping", func() string {
+	pinged := testutil.WaitFor(t, recoveryTimeout, "Ping", func() string {
 		if err := r.Ping(ctxT(t, time.Second)); err != nil {
 			return err.Error()
 		}
@@ -204,7 +205,7 @@ func TestServerRestart(t *testing.T) {
 	o := srv.Connect(t, 2*time.Second)
 	want1, _ := registry.Marshal(in)
 	want2, _ := registry.Marshal(in2)
-	d := waitFor(t, recoveryTimeout, "both nodes owned by the current session", func() string {
+	d := testutil.WaitFor(t, recoveryTimeout, "both nodes owned by the current session", func() string {
 		_, st, err := o.Get(nodePath(root, in2))
 		if err != nil {
 			return err.Error()
@@ -215,7 +216,7 @@ func TestServerRestart(t *testing.T) {
 		return nodeState(o, nodePath(root, in), want1, func(owner int64) bool { return owner == st.EphemeralOwner })
 	})
 	n.until(recoveryTimeout, in.Name, in, in2)
-	waitFor(t, recoveryTimeout, "registrations live", live(r, 2))
+	testutil.WaitFor(t, recoveryTimeout, "registrations live", live(r, 2))
 	t.Logf("RECOVERY server restart: registrations and watcher current %v after the server is back (%v after the kill; nodes confirmed after %v)", time.Since(start)-up, time.Since(start), d)
 }
 
@@ -271,7 +272,7 @@ func TestStartWhileDown(t *testing.T) {
 
 	px.Refuse(false)
 	up := time.Now()
-	d := waitFor(t, recoveryTimeout, "registration live", live(r, 1))
+	d := testutil.WaitFor(t, recoveryTimeout, "registration live", live(r, 1))
 	n.until(recoveryTimeout, in.Name, in)
 	t.Logf("RECOVERY server reachable again: registration live in %v, watcher current in %v", d, time.Since(up))
 }

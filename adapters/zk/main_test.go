@@ -16,6 +16,7 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/regchain/regchain/adapters/zk"
+	"github.com/regchain/regchain/internal/testutil"
 	"github.com/regchain/regchain/internal/zktest"
 	"github.com/regchain/regchain/registry"
 )
@@ -175,26 +176,6 @@ func (h *recorder) find(sub string) bool {
 	return false
 }
 
-// waitFor polls cond every 10 ms until it returns "" or timeout passes, then
-// fails with its last reason. It returns how long it waited.
-func waitFor(t testing.TB, timeout time.Duration, what string, cond func() string) time.Duration {
-	t.Helper()
-	start := time.Now()
-	deadline := start.Add(timeout)
-	tick := time.NewTicker(10 * time.Millisecond)
-	defer tick.Stop()
-	for {
-		why := cond()
-		if why == "" {
-			return time.Since(start)
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%s: not within %v: %s", what, timeout, why)
-		}
-		<-tick.C
-	}
-}
-
 // register registers in. A first attempt that fails with ErrUnavailable (a
 // loaded machine can drop a short session's connection) is kept and retried
 // by the Registry: then it waits for the registration to go live.
@@ -208,7 +189,7 @@ func register(t testing.TB, r *zk.Registry, in *registry.Instance) {
 		t.Fatalf("Register(%s): %v", in, err)
 	}
 	t.Logf("Register(%s): %v; waiting for the retry", in, err)
-	waitFor(t, 30*time.Second, "registration of "+in.String()+" live", func() string {
+	testutil.WaitFor(t, 30*time.Second, "registration of "+in.String()+" live", func() string {
 		for _, s := range r.Registrations() {
 			if s.Instance.Key() == in.Key() {
 				if s.Live {

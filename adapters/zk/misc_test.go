@@ -9,6 +9,7 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/regchain/regchain/adapters/zk"
+	"github.com/regchain/regchain/internal/testutil"
 	"github.com/regchain/regchain/registry"
 )
 
@@ -137,7 +138,7 @@ func TestDeregisterUnknownDeletesNode(t *testing.T) {
 		t.Fatal(err)
 	}
 	// a's keeper puts it back: a still wants it.
-	waitFor(t, recoveryTimeout, "re-created by its owner", func() string {
+	testutil.WaitFor(t, recoveryTimeout, "re-created by its owner", func() string {
 		got, err := b.GetService(ctxT(t, 5*time.Second), in.Name)
 		if err != nil || len(got) != 1 {
 			return "not back yet"

@@ -9,6 +9,7 @@ import (
 
 	"github.com/regchain/regchain/adapters/zk"
 	"github.com/regchain/regchain/internal/faultproxy"
+	"github.com/regchain/regchain/internal/testutil"
 	"github.com/regchain/regchain/registry"
 )
 
@@ -47,7 +48,7 @@ func TestOutageLeavesNoCallsBehind(t *testing.T) {
 
 	px.Partition()
 	px.Sever()
-	waitFor(t, recoveryTimeout, "watcher reports the outage", func() string {
+	testutil.WaitFor(t, recoveryTimeout, "watcher reports the outage", func() string {
 		select {
 		case res := <-n.ch:
 			if errors.Is(res.err, registry.ErrUnavailable) {
@@ -72,7 +73,7 @@ func TestOutageLeavesNoCallsBehind(t *testing.T) {
 		t.Errorf("%d calls left waiting on the connection after %d probes while down (%d before): they pile up until the handshake ends", got, 2*probes, base)
 	}
 	px.Heal()
-	waitFor(t, recoveryTimeout, "Ping after the outage", func() string {
+	testutil.WaitFor(t, recoveryTimeout, "Ping after the outage", func() string {
 		if err := r.Ping(ctxT(t, time.Second)); err != nil {
 			return err.Error()
 		}
@@ -108,7 +109,7 @@ func TestDeregisteredWhileDownNeverAppears(t *testing.T) {
 	// proxy accepts, and the handshake hangs until Heal.
 	px.Partition()
 	px.Sever()
-	waitFor(t, recoveryTimeout, "connection lost", func() string {
+	testutil.WaitFor(t, recoveryTimeout, "connection lost", func() string {
 		if err := r.Ping(ctxT(t, 50*time.Millisecond)); !errors.Is(err, registry.ErrUnavailable) {
 			return "Ping still answers"
 		}
