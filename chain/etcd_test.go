@@ -15,6 +15,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/regchain/regchain/internal/testutil"
+
 	"github.com/regchain/regchain/adapters/etcd"
 	"github.com/regchain/regchain/adapters/file"
 	"github.com/regchain/regchain/chain"
@@ -113,25 +115,6 @@ func realOpts(extra ...chain.Option) []chain.Option {
 	}, extra...)
 }
 
-// waitFor polls cond every 5ms until it returns "" or timeout passes, and
-// returns how long that took.
-func waitFor(tb testing.TB, timeout time.Duration, what string, cond func() string) time.Duration {
-	tb.Helper()
-	start := time.Now()
-	tick := time.NewTicker(5 * time.Millisecond)
-	defer tick.Stop()
-	for {
-		why := cond()
-		if why == "" {
-			return time.Since(start)
-		}
-		if time.Since(start) > timeout {
-			tb.Fatalf("%s: not true within %v: %s", what, timeout, why)
-		}
-		<-tick.C
-	}
-}
-
 // watchLog collects a chain watcher's updates in the background.
 type watchLog struct {
 	w    registry.Watcher
@@ -183,7 +166,7 @@ func (l *watchLog) all() []*registry.Update {
 // until waits for the last update to have the source and IDs.
 func (l *watchLog) until(tb testing.TB, timeout time.Duration, source string, wantIDs ...string) time.Duration {
 	tb.Helper()
-	return waitFor(tb, timeout, fmt.Sprintf("watcher at %s %v", source, wantIDs), func() string {
+	return testutil.WaitFor(tb, timeout, fmt.Sprintf("watcher at %s %v", source, wantIDs), func() string {
 		u := l.last()
 		if u == nil {
 			return "no update"
@@ -352,7 +335,7 @@ func TestEtcdFailoverReplay(t *testing.T) {
 		t.Errorf("%d of %d reads failed during the outages, last: %v", failures, reads, lastErr)
 	}
 
-	waitFor(t, 20*time.Second, "both servers stopped", func() string {
+	testutil.WaitFor(t, 20*time.Second, "both servers stopped", func() string {
 		if srv1.Running() || srv2.Running() {
 			return "still running"
 		}
@@ -366,7 +349,7 @@ func TestEtcdFailoverReplay(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Logf("tier 1 started in %v", time.Since(revived))
-	waitFor(t, 20*time.Second, "replay into tier 1", func() string {
+	testutil.WaitFor(t, 20*time.Second, "replay into tier 1", func() string {
 		if got := tierIDs(t, e1, "svc"); fmt.Sprint(got) != "[a1 a2 a3]" {
 			return fmt.Sprintf("tier 1 holds %v", got)
 		}
@@ -378,7 +361,7 @@ func TestEtcdFailoverReplay(t *testing.T) {
 	if got := tierIDs(t, e2, "svc"); fmt.Sprint(got) != "[a1 a2 a3]" {
 		t.Errorf("tier 2 holds %v, want [a1 a2 a3]", got)
 	}
-	waitFor(t, 10*time.Second, "nothing pending", func() string {
+	testutil.WaitFor(t, 10*time.Second, "nothing pending", func() string {
 		if n := c.Status().PendingRegistrations; n != 0 {
 			return fmt.Sprintf("%d pending", n)
 		}
@@ -474,7 +457,7 @@ func TestEtcdGuard(t *testing.T) {
 	wl := startWatchLog(t, c, "other")
 	wl.until(t, 10*time.Second, "etcd1", "x1")
 	stopAsync(t, srv1)
-	waitFor(t, 20*time.Second, "the drop held", func() string {
+	testutil.WaitFor(t, 20*time.Second, "the drop held", func() string {
 		for _, s := range c.Status().Services {
 			if s.Name == "other" && s.Held {
 				return ""
