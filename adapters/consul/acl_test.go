@@ -123,5 +123,31 @@ func TestACL(t *testing.T) {
 		if _, err := limited.GetService(ctxT(t, 10*time.Second), secret.Name); !isDenied(err) {
 			t.Errorf("GetService of a service the token may not read = %v; want ErrPermissionDenied", err)
 		}
+
+		// Watchers sharing the registry's hub: the service the token may
+		// not read looks empty (Consul filters it out, no error), and the
+		// watchers of readable services are not disturbed.
+		watch := func(name string) registry.Watcher {
+			w, err := limited.Watch(ctxT(t, time.Minute), name)
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { w.Stop() })
+			return w
+		}
+		wSecret, wAllowed, wAll := watch(secret.Name), watch(in.Name), watch("")
+		if u, err := next(t, wSecret, recoverWithin); err != nil || u.Service != secret.Name || len(u.Instances) != 0 {
+			t.Errorf("watching a service the token may not read: Next = %v, %v; want an empty state", u, err)
+		}
+		until(t, wAllowed, in.Name, recoverWithin, in)
+		in2 := instance("acl-allowed-two", "l3", 7450)
+		if err := limited.Register(ctxT(t, 10*time.Second), in2); err != nil {
+			t.Fatal(err)
+		}
+		st := make(state)
+		follow(t, wAll, st, recoverWithin, holds(map[string][]*registry.Instance{in.Name: {in}, in2.Name: {in2}}))
+		if got, ok := st[secret.Name]; ok {
+			t.Errorf("the watch-all of the limited token delivered %s: %v", secret.Name, got)
+		}
 	})
 }

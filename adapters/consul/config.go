@@ -29,7 +29,7 @@ const (
 	DefaultWaitTime = time.Minute
 
 	// DefaultRequestTimeout bounds the registry's own non-blocking requests
-	// (heartbeats, watch relists); callers' requests are bounded by their
+	// (heartbeats, watch reads); callers' requests are bounded by their
 	// ctx instead.
 	DefaultRequestTimeout = 10 * time.Second
 

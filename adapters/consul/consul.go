@@ -24,9 +24,9 @@ type Registry struct {
 	tr     *http.Transport // ours to close on Close; nil for Config.Client
 	log    *slog.Logger
 
-	ctx    context.Context // the registry's own: keepalives and watch loops
+	ctx    context.Context // the registry's own: keepalives and the watch hub
 	cancel context.CancelFunc
-	wg     sync.WaitGroup // keepalive and watch goroutines
+	wg     sync.WaitGroup // keepalive goroutines and the hub's scheduler
 	locks  keyLocks       // serialises Register/Deregister per instance ID
 
 	mu     sync.Mutex // guards the fields below
@@ -34,6 +34,7 @@ type Registry struct {
 	regs   map[string]*registration // by Instance.Key()
 	bySID  map[string]*registration // by Consul service ID
 	feeds  map[*registry.Feed]struct{}
+	hub    *hub // serves every watcher; nil while there is none
 }
 
 var (
@@ -72,6 +73,9 @@ func New(cfg Config) (*Registry, error) {
 		if cfg.Scheme != "" {
 			ac.Scheme = cfg.Scheme
 		}
+		// Keep the hub's connections (maxReads+2) and a few heartbeats
+		// alive between uses instead of redialling.
+		ac.Transport.MaxIdleConnsPerHost = max(ac.Transport.MaxIdleConnsPerHost, maxReads+4)
 		r.tr = ac.Transport
 		if r.client, err = consulapi.NewClient(ac); err != nil {
 			r.tr.CloseIdleConnections()

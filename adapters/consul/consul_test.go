@@ -152,9 +152,9 @@ func TestUnavailable(t *testing.T) {
 }
 
 // TestStopAndCloseUnblock checks that Stop, the Watch ctx and Close end
-// watch loops whose blocking query hangs (behind a partition, with a wait
-// of minutes) at once, and that Close returns promptly with a heartbeat
-// stuck too.
+// watchers whose queries hang (behind a partition, with a wait of minutes)
+// at once, that the hub stops promptly when its last watcher stops, and
+// that Close returns promptly with a heartbeat stuck too.
 func TestStopAndCloseUnblock(t *testing.T) {
 	a := consultest.Start(t, consultest.Options{})
 	p, err := faultproxy.Start(a.Addr)
@@ -166,6 +166,7 @@ func TestStopAndCloseUnblock(t *testing.T) {
 	cfg.WaitTime = 5 * time.Minute
 	cfg.RequestTimeout = time.Minute
 	r := newRegistry(t, cfg)
+	other := newRegistry(t, cfg)
 	svc := "unblock"
 	if err := r.Register(ctxT(t, 10*time.Second), instance(svc, "b1", 7900)); err != nil {
 		t.Fatal(err)
@@ -188,26 +189,47 @@ func TestStopAndCloseUnblock(t *testing.T) {
 		}
 		ws = append(ws, w)
 	}
+	lone, err := other.Watch(ctxT(t, time.Minute), svc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer lone.Stop()
+	if _, err := next(t, lone, recoverWithin); err != nil {
+		t.Fatalf("first Next: %v", err)
+	}
 	p.Partition() // every request from now on hangs
 
-	loops := func(want int) func() string {
+	watchers := func(want int) func() string {
 		return func() string {
 			r.mu.Lock()
 			n := len(r.feeds)
 			r.mu.Unlock()
 			if n != want {
-				return fmt.Sprintf("%d watch loops running, want %d", n, want)
+				return fmt.Sprintf("%d watchers, want %d", n, want)
 			}
 			return ""
 		}
 	}
 	ws[0].Stop()
-	d := waitFor(t, "loop ended by Stop", 5*time.Second, loops(2))
-	t.Logf("Stop ended its loop in %v", d)
+	d := waitFor(t, "watcher ended by Stop", 5*time.Second, watchers(2))
+	t.Logf("Stop ended its watcher in %v", d)
 	cancel()
-	d = waitFor(t, "loop ended by the Watch ctx", 5*time.Second, loops(1))
-	t.Logf("ctx cancel ended its loop in %v", d)
+	d = waitFor(t, "watcher ended by the Watch ctx", 5*time.Second, watchers(1))
+	t.Logf("ctx cancel ended its watcher in %v", d)
+
+	other.mu.Lock()
+	h := other.hub
+	other.mu.Unlock()
 	start := time.Now()
+	lone.Stop()
+	select {
+	case <-h.done:
+		t.Logf("the hub stopped %v after its last watcher, its queries hanging", time.Since(start))
+	case <-time.After(5 * time.Second):
+		t.Error("the hub did not stop within 5s of its last watcher")
+	}
+
+	start = time.Now()
 	if err := r.Close(); err != nil {
 		t.Fatal(err)
 	}

@@ -1,6 +1,7 @@
 // Package consul is regchain's Consul backend: a registry.Registry that
 // registers instances as services of the local Consul agent, keeps them
-// alive with a TTL check, and discovers them with blocking queries.
+// alive with a TTL check, and discovers them with blocking queries that all
+// of a registry's watchers share.
 //
 //	r, err := consul.New(consul.Config{Address: "127.0.0.1:8500", Token: token})
 //	...
@@ -63,14 +64,42 @@
 //
 // # Watch
 //
-// A watcher runs blocking queries on /v1/health/service/<name>?passing with
-// the index of the previous answer: an index that goes backwards is reset to
-// 0, an index of 0 is never waited on, each loop is rate-limited, and every
-// query is bounded by WaitTime plus Consul's jitter plus a margin so that a
-// dead connection fails instead of hanging. Empty states are delivered. After
-// a failure the loop backs off and relists. Update.Revision is the Consul
-// index. A watch-all follows /v1/catalog/services (blocking too) and runs one
-// such loop per service.
+// Every watcher of a Registry, named or watch-all, is served by one hub,
+// which starts with the first watcher and stops with the last one (or
+// Close). It holds at most six connections to the agent however many
+// services are watched: two blocking queries and up to four reads at a
+// time, all on the registry's HTTP client.
+//
+//   - /v1/health/state/any, blocking, filtered to the checks of the
+//     services watched by name and the node checks (unfiltered while a
+//     watch-all runs, or past 256 services): its index moves on any check
+//     change. A fingerprint of each service's checks (IDs, statuses,
+//     indexes) and of the node checks of their nodes says which services
+//     changed; only those are read again.
+//   - /v1/catalog/services, blocking: its index moves on any registration
+//     change, including a re-registration with new Meta or addresses that
+//     touches no check. It lists the services for watch-alls; when its index
+//     moves (or a node check changes, which can matter to instances without
+//     a check of their own) every watched service is read again, since
+//     nothing says which one changed. A full re-read starts at least a
+//     second after the previous one ended, later after a long one (nine
+//     times its duration, and no more than 50 reads a second on average),
+//     but never more than 30 seconds later.
+//   - A read is /v1/health/service/<name>?passing, not blocking. A new
+//     watcher's service is read at once, before anything else: the first
+//     Next returns the state read after Watch was called.
+//
+// The blocking loops follow Consul's rules: an index that goes backwards is
+// reset to 0 and everything is read again, an index of 0 is never waited
+// on, each loop is rate-limited (50ms), and every query is bounded by
+// WaitTime plus Consul's jitter plus a margin so that a dead connection
+// fails instead of hanging. A failed loop query reaches every watcher as a
+// transient error; a failed read reaches the watchers of that service and
+// the watch-alls. Both are retried with capped backoff, and after a loop
+// failure everything is read again. Empty states are delivered; a watch-all
+// hears of a service once it has passing instances, and then of every
+// state, down to the empty one when its last instance leaves.
+// Update.Revision is the index of the read.
 //
 // # Errors
 //
@@ -97,9 +126,19 @@
 //     still overwrite each other, as with Kratos' registry.
 //   - Metadata values are sent as JSON strings: bytes that are not UTF-8 come
 //     back as U+FFFD, as with every JSON-based backend.
-//   - Every watch loop holds one HTTP connection in a blocking query, and a
-//     watch-all runs one loop per service. Consul caps connections per client
-//     IP (limits.http_max_conns_per_client, 200 by default), which every
+//   - A change that touches no check (new Meta, addresses or tags on a
+//     re-registration) is seen through the catalog query, by a full
+//     re-read: up to about a second later when another one just ran, more
+//     with many watched services. Any registration change in the
+//     datacenter starts such a re-read, so a registry watching many
+//     services reads them all again once a second while the catalog keeps
+//     changing.
+//   - The check query returns on every check change in the datacenter (at
+//     most 20 times a second): with a watch-all it carries every check,
+//     otherwise the node checks and those of the watched services.
+//   - The hub's six connections add to the heartbeats' and the caller's
+//     own requests. Consul caps connections per client IP
+//     (limits.http_max_conns_per_client, 200 by default), which every
 //     process on a host shares when they all talk to the local agent.
 //   - Ping asks for the leader, which Consul answers whatever the token: a
 //     bad token shows up on the first real call, as ErrPermissionDenied.

@@ -11,19 +11,20 @@ import (
 	"github.com/regchain/regchain/registry"
 )
 
-// minQueryInterval rate-limits each watch loop, as Consul asks of blocking
+// minQueryInterval rate-limits each blocking loop, as Consul asks of blocking
 // query clients: a query that returns at once (an index that moves without
 // a change that matters to us) does not turn into a busy loop.
 const minQueryInterval = 50 * time.Millisecond
 
-// watchRetryMax caps the backoff between failed queries of a watch loop.
+// watchRetryMax caps the backoff between failed queries of the watch hub.
 const watchRetryMax = 5 * time.Second
 
-// Watch implements registry.Registry. A named watch runs blocking queries
-// on the service's passing instances; a watch-all ("") runs a blocking query
-// on the catalog's service list and one such loop per listed service.
-// Failures reach Next as transient errors; the loop retries with capped
-// backoff and relists.
+// Watch implements registry.Registry. Every watcher of the registry shares
+// one hub (see doc.go, "Watch"): two blocking queries, on the checks and on
+// the catalog, tell which services changed, and those are read again, a few
+// at a time. The first Next returns the service's state read after Watch was
+// called. Failures reach Next as transient errors; the hub retries with
+// capped backoff and reads again what may have changed meanwhile.
 func (r *Registry) Watch(ctx context.Context, name string) (registry.Watcher, error) {
 	if r.isClosed() {
 		return nil, errClosed("watch")
@@ -33,31 +34,75 @@ func (r *Registry) Watch(ctx context.Context, name string) (registry.Watcher, er
 			return nil, fmt.Errorf("consul: watch: %w", err)
 		}
 	}
-	lctx, cancel := context.WithCancel(r.ctx)
-	feed := registry.NewFeed(ctx, cancel)
-	r.mu.Lock()
-	if r.closed {
-		r.mu.Unlock()
-		feed.End(errClosed("watch"))
-		return nil, errClosed("watch")
-	}
-	r.feeds[feed] = struct{}{}
-	r.wg.Add(1)
-	r.mu.Unlock()
-	go func() {
-		defer r.wg.Done()
-		defer func() {
-			r.mu.Lock()
-			delete(r.feeds, feed)
+	s := &subscription{name: name}
+	feed := registry.NewFeed(ctx, func() { r.unsubscribe(s) })
+	for {
+		r.mu.Lock()
+		if r.closed {
 			r.mu.Unlock()
-		}()
-		if name == "" {
-			r.watchAll(lctx, feed)
-		} else {
-			r.watchService(lctx, feed, name, true)
+			feed.End(errClosed("watch"))
+			return nil, errClosed("watch")
 		}
-	}()
-	return feed, nil
+		if s.ended { // ctx was done already: Next says so
+			r.mu.Unlock()
+			return feed, nil
+		}
+		s.feed = feed
+		r.feeds[feed] = struct{}{}
+		h := r.hub
+		if h == nil {
+			h = newHub(r)
+			if added, _ := h.add(feed, name); !added { // ended meanwhile
+				r.mu.Unlock()
+				return feed, nil
+			}
+			s.hub, r.hub = h, h
+			r.wg.Add(1)
+			go h.run()
+			r.mu.Unlock()
+			return feed, nil
+		}
+		s.hub = h
+		r.mu.Unlock()
+		if _, stopped := h.add(feed, name); !stopped {
+			return feed, nil
+		}
+		// Its last watcher left meanwhile: start another.
+		r.mu.Lock()
+		if r.hub == h {
+			r.hub = nil
+		}
+		r.mu.Unlock()
+	}
+}
+
+// subscription is one watcher's link to the hub. Its fields are guarded by
+// Registry.mu.
+type subscription struct {
+	name  string
+	feed  *registry.Feed // nil until Watch registers it
+	hub   *hub
+	ended bool // the feed's onStop ran
+}
+
+// unsubscribe is the onStop of a watcher's feed: it forgets the feed and
+// stops the hub when it was the last watcher. It does not block.
+func (r *Registry) unsubscribe(s *subscription) {
+	r.mu.Lock()
+	s.ended = true
+	f, h := s.feed, s.hub
+	if f != nil {
+		delete(r.feeds, f)
+	}
+	r.mu.Unlock()
+	if h == nil || !h.remove(f, s.name) {
+		return
+	}
+	r.mu.Lock()
+	if r.hub == h {
+		r.hub = nil
+	}
+	r.mu.Unlock()
 }
 
 // blocking tracks the index of a blocking-query loop and applies Consul's
@@ -111,8 +156,9 @@ func sleep(ctx context.Context, d time.Duration) bool {
 
 // options returns the QueryOptions of one query of a loop and the ctx that
 // bounds it: WaitTime plus Consul's jitter (up to WaitTime/16) plus a margin
-// (WaitTime, at most 5s) for a blocking query, RequestTimeout for a relist. A dead connection (a
-// partition) thus fails the query instead of freezing the watcher.
+// (WaitTime, at most 5s) for a blocking query, RequestTimeout for a relist.
+// A dead connection (a partition) thus fails the query instead of freezing
+// the watchers.
 func (r *Registry) options(ctx context.Context, q *blocking) (*consulapi.QueryOptions, context.CancelFunc) {
 	timeout := r.cfg.RequestTimeout
 	opts := &consulapi.QueryOptions{Datacenter: r.cfg.Datacenter}
@@ -123,101 +169,4 @@ func (r *Registry) options(ctx context.Context, q *blocking) (*consulapi.QueryOp
 	}
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	return opts.WithContext(ctx), cancel
-}
-
-// watchService publishes the passing instances of service name until ctx
-// ends. With emptyFirst false (inside a watch-all) empty states are held
-// back until a non-empty one was published. It reports whether it published
-// a non-empty state last.
-func (r *Registry) watchService(ctx context.Context, feed *registry.Feed, name string, emptyFirst bool) (nonEmpty bool) {
-	q := blocking{b: backoff.Backoff{Base: 100 * time.Millisecond, Max: watchRetryMax}}
-	warned := make(map[string]bool)
-	published := false
-	for q.wait(ctx) {
-		opts, cancel := r.options(ctx, &q)
-		entries, meta, err := r.client.Health().Service(name, "", true, opts)
-		cancel()
-		if ctx.Err() != nil {
-			return nonEmpty
-		}
-		if err != nil {
-			feed.Fail(fmt.Errorf("consul: watch %q: %w", name, classify(err)))
-			if !q.failed(ctx) {
-				return nonEmpty
-			}
-			continue
-		}
-		ins := r.decodeEntries(entries, warned)
-		if len(ins) == 0 && meta.ResultsFilteredByACLs && !warned[""] {
-			warned[""] = true
-			r.log.Warn("watch sees no instances: results filtered by ACLs, the token may not read this service", "service", name)
-		}
-		if len(ins) > 0 || emptyFirst || published {
-			feed.Publish(&registry.Update{Service: name, Instances: ins, Source: Source, Revision: int64(meta.LastIndex), Time: time.Now()})
-			published = true
-			nonEmpty = len(ins) > 0
-		}
-		q.ok(meta.LastIndex)
-	}
-	return nonEmpty
-}
-
-// watchAll follows the catalog's service list and runs a watchService loop
-// per service; when a service leaves the catalog its loop stops and, if it
-// had published instances, an empty state is published for it.
-func (r *Registry) watchAll(ctx context.Context, feed *registry.Feed) {
-	type child struct {
-		cancel   context.CancelFunc
-		done     chan struct{}
-		nonEmpty bool // written before done is closed
-	}
-	children := make(map[string]*child)
-	defer func() {
-		for _, c := range children {
-			c.cancel()
-		}
-		for _, c := range children {
-			<-c.done
-		}
-	}()
-	q := blocking{b: backoff.Backoff{Base: 100 * time.Millisecond, Max: watchRetryMax}}
-	for q.wait(ctx) {
-		opts, cancel := r.options(ctx, &q)
-		services, meta, err := r.client.Catalog().Services(opts)
-		cancel()
-		if ctx.Err() != nil {
-			return
-		}
-		if err != nil {
-			feed.Fail(fmt.Errorf("consul: watch all: %w", classify(err)))
-			if !q.failed(ctx) {
-				return
-			}
-			continue
-		}
-		for name := range services {
-			if children[name] != nil || registry.ValidateName(name) != nil {
-				continue
-			}
-			cctx, cancel := context.WithCancel(ctx)
-			c := &child{cancel: cancel, done: make(chan struct{})}
-			children[name] = c
-			go func() {
-				defer close(c.done)
-				c.nonEmpty = r.watchService(cctx, feed, name, false)
-			}()
-		}
-		for name, c := range children {
-			if _, ok := services[name]; ok {
-				continue
-			}
-			c.cancel()
-			<-c.done
-			delete(children, name)
-			if c.nonEmpty {
-				feed.Publish(&registry.Update{Service: name, Instances: []*registry.Instance{}, Source: Source, Revision: int64(meta.LastIndex), Time: time.Now()})
-			}
-		}
-		q.ok(meta.LastIndex)
-	}
 }
