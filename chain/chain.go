@@ -372,7 +372,9 @@ func (c *Chain) ListServices(ctx context.Context) ([]string, error) {
 // service's current view (from memory, or from the snapshot at start); each
 // later Update is a change of the view, with Source the tier (or tiers, or
 // "snapshot") it came from. Watch("") watches every service the tiers and
-// the snapshot know of.
+// the snapshot know of. A snapshot state older than WithSnapshotMaxAge is
+// never delivered: Next returns a transient error wrapping
+// registry.ErrUnavailable instead.
 func (c *Chain) Watch(ctx context.Context, name string) (registry.Watcher, error) {
 	if c.isClosed() {
 		return nil, c.errClosed("watch " + name)
@@ -419,15 +421,16 @@ func (c *Chain) watchAll(ctx context.Context) (registry.Watcher, error) {
 	c.allMu.Unlock()
 	// Services only the snapshot knows are served from it until the tiers
 	// say otherwise.
-	for _, name := range c.snap.names(time.Time{}) {
+	for _, name := range c.snap.names(time.Now()) {
 		if _, err := c.service(name); err != nil {
 			f.End(err)
 			return nil, err
 		}
 	}
+	now := time.Now()
 	for _, s := range c.serviceList() {
 		s.mu.Lock()
-		if v := s.view.Load(); v != nil && len(v.u.Instances) > 0 {
+		if v := s.view.Load(); v != nil && len(v.u.Instances) > 0 && !v.expired(now) {
 			f.Publish(v.publishable())
 		}
 		s.mu.Unlock()
@@ -443,6 +446,16 @@ func (c *Chain) publishAll(u *registry.Update) {
 	defer c.allMu.Unlock()
 	for f := range c.allFeeds {
 		f.Publish(shallow(u))
+	}
+}
+
+// failAll reports err to every watch-all feed as a transient error. Called
+// with the service's lock held, like publishAll.
+func (c *Chain) failAll(err error) {
+	c.allMu.Lock()
+	defer c.allMu.Unlock()
+	for f := range c.allFeeds {
+		f.Fail(err)
 	}
 }
 

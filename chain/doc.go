@@ -53,6 +53,14 @@
 // idempotent). Register returns within its ctx even when every tier is
 // down; WithStrictRegister makes it fail instead.
 //
+// A tier that rejects an instance as invalid (registry.ErrInvalid: say
+// Consul refusing metadata that etcd accepts) makes Register return that
+// error, but the instance stays in the desired set and in the tiers that
+// accepted it; the rejecting tier is not retried. Registrations reports it
+// not Live, with the rejection as LastError, until a Register (or a replay
+// after the tier recovers) that the tier accepts; Deregister removes it as
+// usual.
+//
 // # Snapshot
 //
 // Every state the chain accepts from a tier is kept in memory and, with
@@ -61,8 +69,16 @@
 // tier can serve a service, or the chain is frozen (Freeze), the snapshot
 // answers with Source "snapshot" and Update.Time set to when its source was
 // last seen healthy, so the age is visible. A chain started during a total
-// outage answers from the stored snapshot at once. WithSnapshotMaxAge
-// bounds how old a snapshot state may be and still be served.
+// outage answers from the stored snapshot at once.
+//
+// WithSnapshotMaxAge bounds how old a snapshot state may be and still be
+// served. A service whose only state is older is not served: GetService
+// returns an error wrapping registry.ErrUnavailable, and its watchers get
+// that error once as a transient error instead of the state (a new
+// watcher's first Next returns it), keeping the last state they had. A
+// snapshot state that grows too old while served (a long outage) is
+// reported to the watchers the same way at the moment it does; the next
+// state a tier delivers goes to them as usual.
 //
 // # Empty-push guard
 //

@@ -105,7 +105,9 @@ func WithSnapshot(store registry.SnapshotStore) Option {
 
 // WithSnapshotMaxAge sets how old a snapshot state may be (measured from
 // when its source last confirmed it) and still be served; older states are
-// not served and GetService returns ErrUnavailable instead. If zero, any age
+// not served: GetService returns an error wrapping registry.ErrUnavailable
+// instead, and watchers get that error once, as a transient error, rather
+// than the state (also when a served state grows too old). If zero, any age
 // is served: stale peers are usually better than none.
 func WithSnapshotMaxAge(d time.Duration) Option { return func(o *options) { o.maxAge = d } }
 

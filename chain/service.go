@@ -22,10 +22,21 @@ type view struct {
 	expires time.Time        // snapshot views with a max age: when they stop being served
 }
 
+// expired reports whether the view is a snapshot state older than the max
+// age at now: it is kept (it is what the chain knows) but not served.
+func (v *view) expired(now time.Time) bool {
+	return !v.expires.IsZero() && now.After(v.expires)
+}
+
+// tooOld is the error an expired view is answered with.
+func (v *view) tooOld(c *Chain, op, name string) error {
+	return fmt.Errorf("chain: %s %q: %w: no tier is up and the snapshot state is older than %v", op, name, registry.ErrUnavailable, c.opts.maxAge)
+}
+
 // check turns a view into GetService's error, if any.
 func (v *view) check(c *Chain, name string) error {
-	if !v.expires.IsZero() && time.Now().After(v.expires) {
-		return fmt.Errorf("chain: get %q: %w: no tier is up and the snapshot state is older than %v", name, registry.ErrUnavailable, c.opts.maxAge)
+	if v.expired(time.Now()) {
+		return v.tooOld(c, "get", name)
 	}
 	if len(v.u.Instances) == 0 {
 		return fmt.Errorf("chain: get %q (source %s): %w", name, v.u.Source, registry.ErrNotFound)
@@ -69,6 +80,7 @@ type service struct {
 	data     []*registry.Update // per tier: latest state (immutable), nil: none yet
 	feeds    map[*registry.Feed]struct{}
 	hold     *hold
+	expiry   *time.Timer   // fires when a served snapshot view expires; nil: none
 	loading  chan struct{} // closed when the running load ends; nil: none running
 	loadErr  error
 	closed   bool
@@ -340,13 +352,19 @@ func (s *service) setViewLocked(u *registry.Update, mask uint64, now time.Time) 
 		nv.expires = u.Time.Add(c.opts.maxAge)
 	}
 	s.view.Store(nv)
+	s.armExpiryLocked(nv, now)
 	if old != nil && old.mask != mask {
 		c.m.switched(c, s.name, old, nv)
 	}
 	if mask != 0 && !c.frozen.Load() {
 		c.snap.accept(s.name, u)
 	}
-	if old == nil || !old.u.SameState(u) {
+	switch {
+	case nv.expired(now):
+		// Too old to serve: watchers keep their last state and are told
+		// why; none is handed this one as if it were current.
+		s.failFeedsLocked(nv.tooOld(c, "watch", s.name))
+	case old == nil || old.expired(now) || !old.u.SameState(u):
 		for f := range s.feeds {
 			f.Publish(shallow(u))
 		}
@@ -355,6 +373,46 @@ func (s *service) setViewLocked(u *registry.Update, mask uint64, now time.Time) 
 		}
 	}
 	s.reconcileWatchersLocked()
+}
+
+// failFeedsLocked reports err to the service's watchers and to the
+// watch-all watchers as a transient error.
+func (s *service) failFeedsLocked(err error) {
+	s.c.log.Warn("chain: snapshot state too old to serve", "service", s.name, "max_age", s.c.opts.maxAge)
+	for f := range s.feeds {
+		f.Fail(err)
+	}
+	s.c.failAll(err)
+}
+
+// armExpiryLocked (re)starts the timer that tells the watchers when the
+// snapshot view v, served now, grows older than the max age.
+func (s *service) armExpiryLocked(v *view, now time.Time) {
+	if s.expiry != nil {
+		s.expiry.Stop()
+		s.expiry = nil
+	}
+	if v.expires.IsZero() || v.expired(now) {
+		return
+	}
+	// Expired means strictly after expires: fire just past it.
+	s.expiry = time.AfterFunc(v.expires.Sub(now)+time.Nanosecond, func() { s.onExpire(v) })
+}
+
+// onExpire runs when the snapshot view v may have grown too old.
+func (s *service) onExpire(v *view) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed || s.view.Load() != v {
+		return
+	}
+	now := time.Now()
+	if !v.expired(now) {
+		s.armExpiryLocked(v, now)
+		return
+	}
+	s.expiry = nil
+	s.failFeedsLocked(v.tooOld(s.c, "watch", s.name))
 }
 
 // watch starts a chain watcher on the service.
@@ -380,7 +438,11 @@ func (s *service) watch(ctx context.Context) (registry.Watcher, error) {
 	}
 	s.feeds[f] = struct{}{}
 	if v := s.view.Load(); v != nil {
-		f.Publish(v.publishable())
+		if v.expired(time.Now()) {
+			f.Fail(v.tooOld(s.c, "watch", s.name))
+		} else {
+			f.Publish(v.publishable())
+		}
 	} else if s.loading == nil {
 		s.startLoadLocked()
 	}
@@ -566,6 +628,10 @@ func (s *service) close(err error) {
 	if s.hold != nil {
 		s.hold.timer.Stop()
 		s.hold = nil
+	}
+	if s.expiry != nil {
+		s.expiry.Stop()
+		s.expiry = nil
 	}
 	feeds := s.feeds
 	s.feeds = nil

@@ -30,7 +30,8 @@ type reg struct {
 // land in the wrong order; the other fields are guarded by Chain.regMu.
 type regTier struct {
 	sem      chan struct{}
-	doneGen  uint64 // the gen the tier holds; != reg.gen: pending
+	doneGen  uint64 // the gen the tier holds (or rejected); != reg.gen: pending
+	rejected bool   // the tier refused doneGen as invalid: it does not hold it
 	attempts int
 	lastErr  error
 }
@@ -231,15 +232,16 @@ func (c *Chain) write(ctx context.Context, r *reg, t *tier) (wrote bool, err err
 	switch {
 	case err == nil:
 		if r.gen == gen {
-			rt.doneGen = gen
+			rt.doneGen, rt.rejected = gen, false
 		}
 		rt.attempts, rt.lastErr = 0, nil
 	case errors.Is(err, registry.ErrInvalid):
-		// Retrying cannot help; the error went to the caller.
+		// Retrying cannot help; the error went to the caller. The tier does
+		// not hold this gen: Registrations reports it not Live.
 		if r.gen == gen {
-			rt.doneGen = gen
+			rt.doneGen, rt.rejected = gen, true
 		}
-		rt.lastErr = err
+		rt.attempts, rt.lastErr = 0, err
 	default:
 		rt.attempts++
 		rt.lastErr = err
@@ -333,7 +335,11 @@ func (t *tier) replayLoop() {
 
 // Registrations implements registry.RegistrationReporter: one entry per
 // instance the chain keeps registered, Live once every writable tier holds
-// it, Attempts and LastError from the tier that lags most.
+// it (up or down: a tier that is down and has not got it yet does not). A
+// tier that rejected the instance as invalid does not hold it: the entry
+// stays not Live, with that rejection as LastError, until a Register the
+// tier accepts. Otherwise Attempts and LastError come from the tier that
+// lags most.
 func (c *Chain) Registrations() []registry.RegistrationState {
 	c.regMu.Lock()
 	defer c.regMu.Unlock()
@@ -343,13 +349,25 @@ func (c *Chain) Registrations() []registry.RegistrationState {
 			continue
 		}
 		st := registry.RegistrationState{Instance: r.inst.Clone(), Live: true, Since: r.since}
+		rejected := false
 		for _, rt := range r.tiers {
-			if rt == nil || rt.doneGen == r.gen {
+			if rt == nil {
 				continue
 			}
-			st.Live = false
-			if rt.attempts >= st.Attempts {
-				st.Attempts, st.LastError = rt.attempts, rt.lastErr
+			switch {
+			case rt.doneGen == r.gen && rt.rejected:
+				st.Live = false
+				if !rejected {
+					rejected, st.LastError = true, rt.lastErr
+				}
+			case rt.doneGen != r.gen:
+				st.Live = false
+				if rt.attempts >= st.Attempts {
+					st.Attempts = rt.attempts
+					if !rejected {
+						st.LastError = rt.lastErr
+					}
+				}
 			}
 		}
 		out = append(out, st)
