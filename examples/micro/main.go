@@ -176,6 +176,9 @@ func (c *caller) hello(name string) (string, error) {
 }
 
 func (c *caller) close() {
+	// go-micro clients have no Close; changing the pool size closes the
+	// pooled connections, so the servers' connection goroutines end too.
+	_ = c.cli.Init(client.PoolSize(0))
 	c.sel.Close()
 	c.node.close()
 }
