@@ -6,7 +6,6 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"os"
 	"path/filepath"
 	"slices"
 	"sort"
@@ -15,58 +14,19 @@ import (
 	"testing"
 	"time"
 
-	"github.com/regchain/regchain/internal/testutil"
-
 	"github.com/regchain/regchain/adapters/etcd"
 	"github.com/regchain/regchain/adapters/file"
 	"github.com/regchain/regchain/chain"
 	"github.com/regchain/regchain/internal/embedetcd"
+	"github.com/regchain/regchain/internal/embedetcd/etcdtest"
+	"github.com/regchain/regchain/internal/testutil"
 	"github.com/regchain/regchain/registry"
 	"github.com/regchain/regchain/registry/registrytest"
 )
 
 // shared is one embedded etcd for the tests that never stop it; each test
 // uses a namespace of its own. TestMain stops it before goleak looks.
-var shared struct {
-	once sync.Once
-	dir  string
-	srv  *embedetcd.Server
-	err  error
-}
-
-func sharedEtcd(tb testing.TB) *embedetcd.Server {
-	tb.Helper()
-	shared.once.Do(func() {
-		shared.dir, shared.err = os.MkdirTemp("", "regchain-chain-test-")
-		if shared.err == nil {
-			shared.srv, shared.err = embedetcd.Start(shared.dir)
-		}
-	})
-	if shared.err != nil {
-		tb.Fatalf("start shared etcd: %v", shared.err)
-	}
-	return shared.srv
-}
-
-func stopShared() {
-	if shared.srv != nil {
-		shared.srv.Stop()
-	}
-	if shared.dir != "" {
-		os.RemoveAll(shared.dir)
-	}
-}
-
-// startEtcd starts a server of the test's own, stopped when the test ends.
-func startEtcd(tb testing.TB) *embedetcd.Server {
-	tb.Helper()
-	srv, err := embedetcd.Start(tb.TempDir())
-	if err != nil {
-		tb.Fatalf("start etcd: %v", err)
-	}
-	tb.Cleanup(srv.Stop)
-	return srv
-}
+var shared etcdtest.Shared
 
 func namespace() string {
 	var b [6]byte
@@ -261,7 +221,7 @@ func tierIDs(tb testing.TB, r registry.Registry, svc string) []string {
 // TestKitEtcd runs the conformance kit against a chain over an etcd tier
 // and a Memory tier, with a bbolt snapshot.
 func TestKitEtcd(t *testing.T) {
-	srv := sharedEtcd(t)
+	srv := shared.Server(t)
 	registrytest.Run(t, func(t *testing.T) registry.Registry {
 		store := openStore(t, filepath.Join(t.TempDir(), "snap.db"))
 		t.Cleanup(func() { store.Close() })
@@ -281,7 +241,7 @@ func TestKitEtcd(t *testing.T) {
 // there. Kill tier 2: the snapshot answers. Revive both: the registrations
 // are replayed, the chain fails back, no instance is lost or duplicated.
 func TestEtcdFailoverReplay(t *testing.T) {
-	srv1, srv2 := startEtcd(t), startEtcd(t)
+	srv1, srv2 := etcdtest.Start(t), etcdtest.Start(t)
 	ns := namespace()
 	e1, e2 := etcdTier(t, srv1, ns), etcdTier(t, srv2, ns)
 	store := openStore(t, filepath.Join(t.TempDir(), "snap.db"))
@@ -378,7 +338,7 @@ func TestEtcdFailoverReplay(t *testing.T) {
 // answers at once from the snapshot an earlier chain left, then moves to the
 // tier when it comes back.
 func TestEtcdRestartDuringOutage(t *testing.T) {
-	srv1, srv2 := startEtcd(t), startEtcd(t)
+	srv1, srv2 := etcdtest.Start(t), etcdtest.Start(t)
 	ns := namespace()
 	path := filepath.Join(t.TempDir(), "snap.db")
 	tiers := func() []chain.Tier {
@@ -440,7 +400,7 @@ func TestEtcdRestartDuringOutage(t *testing.T) {
 // TestEtcdGuard: failing over to a tier that lacks a service is held for
 // the grace period, then released once the re-read confirms it.
 func TestEtcdGuard(t *testing.T) {
-	srv1, srv2 := startEtcd(t), startEtcd(t)
+	srv1, srv2 := etcdtest.Start(t), etcdtest.Start(t)
 	ns := namespace()
 	e1, e2 := etcdTier(t, srv1, ns), etcdTier(t, srv2, ns)
 	c, err := chain.New([]chain.Tier{{Name: "etcd1", Registry: e1}, {Name: "etcd2", Registry: e2}},
@@ -485,7 +445,7 @@ func TestEtcdGuard(t *testing.T) {
 // TestEtcdFlapping: a tier that goes down and up every second makes a
 // bounded number of switches.
 func TestEtcdFlapping(t *testing.T) {
-	srv1, srv2 := startEtcd(t), startEtcd(t)
+	srv1, srv2 := etcdtest.Start(t), etcdtest.Start(t)
 	ns := namespace()
 	c, err := chain.New([]chain.Tier{{Name: "etcd1", Registry: etcdTier(t, srv1, ns)}, {Name: "etcd2", Registry: etcdTier(t, srv2, ns)}},
 		realOpts(chain.WithFailbackAfter(4*time.Second))...)

@@ -11,6 +11,7 @@ import (
 
 	"github.com/regchain/regchain/adapters/file"
 	"github.com/regchain/regchain/chain"
+	"github.com/regchain/regchain/internal/embedetcd/etcdtest"
 	"github.com/regchain/regchain/kratosplugin"
 	"github.com/regchain/regchain/registry"
 )
@@ -63,7 +64,7 @@ func newChain(t *testing.T, reg registry.Registry, snapshotPath string) (c *chai
 // apps register through a chain of their own, the clients discover through
 // another chain (etcd, then a bbolt snapshot), both over one real etcd.
 func TestEndToEnd(t *testing.T) {
-	srv := startEtcd(t)
+	srv := etcdtest.Start(t)
 	const ns = "/e2e"
 	serverChain, _ := newChain(t, newEtcd(t, srv.Endpoint(), ns), "")
 	servers := kratosplugin.New(serverChain)

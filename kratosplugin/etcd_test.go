@@ -11,24 +11,13 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/regchain/regchain/adapters/etcd"
-	"github.com/regchain/regchain/internal/embedetcd"
+	"github.com/regchain/regchain/internal/embedetcd/etcdtest"
 	"github.com/regchain/regchain/kratosplugin"
 )
 
 // quietLogger drops the adapters' and chain's logs: the tests stop etcd on
 // purpose and check outcomes, not log lines.
 var quietLogger = slog.New(slog.NewTextHandler(io.Discard, nil))
-
-// startEtcd starts a real etcd of the test's own, stopped when the test ends.
-func startEtcd(t *testing.T) *embedetcd.Server {
-	t.Helper()
-	srv, err := embedetcd.Start(t.TempDir())
-	if err != nil {
-		t.Fatalf("start etcd: %v", err)
-	}
-	t.Cleanup(srv.Stop)
-	return srv
-}
 
 // newEtcd returns regchain's etcd adapter with test-sized TTL and timeouts.
 func newEtcd(t *testing.T, endpoint, namespace string) *etcd.Registry {
@@ -64,7 +53,7 @@ func newEtcdClient(t *testing.T, endpoint string) *clientv3.Client {
 // with its 10 s registrar context, and checks that the record outlives
 // several lease TTLs: the keepalive runs on the registry's own context.
 func TestRegisterKeepaliveOutlivesContext(t *testing.T) {
-	srv := startEtcd(t)
+	srv := etcdtest.Start(t)
 	const ns = "/keepalive"
 	c, _ := newChain(t, newEtcd(t, srv.Endpoint(), ns), "") // TTL 2s
 	p := kratosplugin.New(c)

@@ -9,6 +9,7 @@ import (
 	contribetcd "github.com/go-kratos/kratos/contrib/registry/etcd/v2"
 	kratosregistry "github.com/go-kratos/kratos/v2/registry"
 
+	"github.com/regchain/regchain/internal/embedetcd/etcdtest"
 	"github.com/regchain/regchain/kratosplugin"
 )
 
@@ -16,7 +17,7 @@ import (
 // etcd registry next to apps registered through the plugin, in one etcd
 // namespace, and calls each with clients of the other kind.
 func TestInteropContribEtcd(t *testing.T) {
-	srv := startEtcd(t)
+	srv := etcdtest.Start(t)
 	const ns = "/interop"
 	contrib := contribetcd.New(newEtcdClient(t, srv.Endpoint()), contribetcd.Namespace(ns))
 	c, _ := newChain(t, newEtcd(t, srv.Endpoint(), ns), "")

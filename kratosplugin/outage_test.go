@@ -8,6 +8,7 @@ import (
 	kratosregistry "github.com/go-kratos/kratos/v2/registry"
 	kgrpc "github.com/go-kratos/kratos/v2/transport/grpc"
 
+	"github.com/regchain/regchain/internal/embedetcd/etcdtest"
 	"github.com/regchain/regchain/internal/faultproxy"
 	"github.com/regchain/regchain/kratosplugin"
 )
@@ -18,7 +19,7 @@ import (
 // creation 2 s; the plugin's Watch must return well within that, and the
 // clients must reach the service once the partition heals.
 func TestDialWhileEtcdUnreachable(t *testing.T) {
-	srv := startEtcd(t)
+	srv := etcdtest.Start(t)
 	const ns = "/unreachable"
 	serverChain, _ := newChain(t, newEtcd(t, srv.Endpoint(), ns), "")
 	a := startApp(t, kratosplugin.New(serverChain), "greeter", "one")

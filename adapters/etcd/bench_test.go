@@ -22,7 +22,7 @@ func benchConfig(b *testing.B, endpoint string) Config {
 }
 
 func BenchmarkRegister(b *testing.B) {
-	srv := sharedEtcd(b)
+	srv := shared.Server(b)
 	r := newRegistry(b, benchConfig(b, srv.Endpoint()))
 	ctx := ctxT(b, 10*time.Minute)
 	ins := make([]*registry.Instance, b.N)
@@ -44,7 +44,7 @@ func BenchmarkRegister(b *testing.B) {
 }
 
 func BenchmarkGetService(b *testing.B) {
-	srv := sharedEtcd(b)
+	srv := shared.Server(b)
 	r := newRegistry(b, benchConfig(b, srv.Endpoint()))
 	ctx := ctxT(b, 10*time.Minute)
 	const n = 10
@@ -67,7 +67,7 @@ func BenchmarkGetService(b *testing.B) {
 // watch channel on the same client, interleaving the two so they share the
 // machine's noise. It reports p50 and p99 of both and their ratios.
 func BenchmarkWatchPropagation(b *testing.B) {
-	srv := sharedEtcd(b)
+	srv := shared.Server(b)
 	writer := newClient(b, srv.Endpoint())
 	watchCli := newClient(b, srv.Endpoint())
 	cfg := benchConfig(b, "")

@@ -8,7 +8,7 @@ import (
 )
 
 func TestConformance(t *testing.T) {
-	srv := sharedEtcd(t)
+	srv := shared.Server(t)
 	registrytest.Run(t, func(t *testing.T) registry.Registry {
 		r, err := New(testConfig(t, srv.Endpoint()))
 		if err != nil {

@@ -9,6 +9,7 @@ import (
 
 	clientv3 "go.etcd.io/etcd/client/v3"
 
+	"github.com/regchain/regchain/internal/embedetcd/etcdtest"
 	"github.com/regchain/regchain/internal/faultproxy"
 	"github.com/regchain/regchain/internal/testutil"
 	"github.com/regchain/regchain/registry"
@@ -151,7 +152,7 @@ func mustMarshal(t *testing.T, in *registry.Instance) string {
 // again on the same data: the registration comes back and the watcher
 // resumes without any call.
 func TestEtcdRestart(t *testing.T) {
-	srv := startEtcd(t)
+	srv := etcdtest.Start(t)
 	cli := newClient(t, srv.Endpoint())
 	r := newRegistry(t, testConfig(t, srv.Endpoint()))
 	ctx := ctxT(t, time.Minute)
@@ -199,7 +200,7 @@ func TestEtcdRestart(t *testing.T) {
 // server expires the lease, then heals: the registration is restored with
 // no call from the user.
 func TestPartitionLongerThanTTL(t *testing.T) {
-	srv := startEtcd(t)
+	srv := etcdtest.Start(t)
 	px, err := faultproxy.Start(srv.Endpoint())
 	if err != nil {
 		t.Fatal(err)
@@ -270,7 +271,7 @@ func TestCompactionDuringWatch(t *testing.T) {
 }
 
 func testCompactionDuringWatch(t *testing.T, monitor bool) {
-	srv := startEtcd(t)
+	srv := etcdtest.Start(t)
 	px, err := faultproxy.Start(srv.Endpoint())
 	if err != nil {
 		t.Fatal(err)
@@ -334,7 +335,7 @@ func testCompactionDuringWatch(t *testing.T, monitor bool) {
 // TestTamper has another client revoke the lease, delete the key or
 // overwrite it: the registration restores itself.
 func TestTamper(t *testing.T) {
-	srv := sharedEtcd(t)
+	srv := shared.Server(t)
 	cli := newClient(t, srv.Endpoint())
 	cases := []struct {
 		name   string
@@ -419,7 +420,7 @@ func TestTamper(t *testing.T) {
 // returns at once and reports the failure, and everything works once etcd
 // is reachable.
 func TestRegisterWhileDown(t *testing.T) {
-	srv := sharedEtcd(t)
+	srv := shared.Server(t)
 	px, err := faultproxy.Start(srv.Endpoint())
 	if err != nil {
 		t.Fatal(err)
@@ -482,7 +483,7 @@ func TestRegisterWhileDown(t *testing.T) {
 // fails, but the registration stays with the new data and writes it when
 // etcd is back.
 func TestUpdateWhileDown(t *testing.T) {
-	srv := sharedEtcd(t)
+	srv := shared.Server(t)
 	px, err := faultproxy.Start(srv.Endpoint())
 	if err != nil {
 		t.Fatal(err)
@@ -522,7 +523,7 @@ func TestUpdateWhileDown(t *testing.T) {
 // overwrite each other with growing delays instead of fighting at network
 // speed, and once one deregisters the other's record stays.
 func TestSameInstanceTwoRegistries(t *testing.T) {
-	srv := sharedEtcd(t)
+	srv := shared.Server(t)
 	cli := newClient(t, srv.Endpoint())
 	cfg1 := testConfig(t, srv.Endpoint())
 	var rec1, rec2 *logRecorder
@@ -569,7 +570,7 @@ func TestSameInstanceTwoRegistries(t *testing.T) {
 // whole outage -- clientv3 keeps retrying its watch stream without closing
 // the channel -- and must deliver what changed once etcd is back.
 func TestWatchReportsOutage(t *testing.T) {
-	srv := startEtcd(t)
+	srv := etcdtest.Start(t)
 	cli := newClient(t, srv.Endpoint())
 	r := newRegistry(t, testConfig(t, srv.Endpoint()))
 	ctx := ctxT(t, time.Minute)

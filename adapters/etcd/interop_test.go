@@ -57,7 +57,7 @@ func kratosHas(list []*kratosregistry.ServiceInstance, want ...*registry.Instanc
 // TestKratosInterop runs regchain next to Kratos' contrib etcd registry on
 // one namespace: each sees what the other registers, byte for byte.
 func TestKratosInterop(t *testing.T) {
-	srv := sharedEtcd(t)
+	srv := shared.Server(t)
 	cli := newClient(t, srv.Endpoint())
 	cfg := testConfig(t, srv.Endpoint())
 	r := newRegistry(t, cfg)

@@ -6,70 +6,23 @@ import (
 	"encoding/hex"
 	"fmt"
 	"log/slog"
-	"os"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	clientv3 "go.etcd.io/etcd/client/v3"
-	"go.uber.org/goleak"
 	"go.uber.org/zap"
 
-	"github.com/regchain/regchain/internal/embedetcd"
+	"github.com/regchain/regchain/internal/embedetcd/etcdtest"
 	"github.com/regchain/regchain/registry"
 )
 
-// testMain stops the shared etcd after the tests and before goleak looks
-// for leftover goroutines.
-type testMain struct{ m *testing.M }
-
-func (tm testMain) Run() int {
-	code := tm.m.Run()
-	if shared.srv != nil {
-		shared.srv.Stop()
-	}
-	if shared.dir != "" {
-		os.RemoveAll(shared.dir)
-	}
-	return code
-}
-
-func TestMain(m *testing.M) { goleak.VerifyTestMain(testMain{m}) }
-
 // shared is one embedded etcd for the tests that do not stop or partition
 // their server; each test uses its own namespace.
-var shared struct {
-	once sync.Once
-	dir  string
-	srv  *embedetcd.Server
-	err  error
-}
+var shared etcdtest.Shared
 
-func sharedEtcd(tb testing.TB) *embedetcd.Server {
-	tb.Helper()
-	shared.once.Do(func() {
-		shared.dir, shared.err = os.MkdirTemp("", "regchain-etcd-test-")
-		if shared.err == nil {
-			shared.srv, shared.err = embedetcd.Start(shared.dir)
-		}
-	})
-	if shared.err != nil {
-		tb.Fatalf("start shared etcd: %v", shared.err)
-	}
-	return shared.srv
-}
-
-// startEtcd starts a server of the test's own, stopped when the test ends.
-func startEtcd(tb testing.TB) *embedetcd.Server {
-	tb.Helper()
-	srv, err := embedetcd.Start(tb.TempDir())
-	if err != nil {
-		tb.Fatalf("start etcd: %v", err)
-	}
-	tb.Cleanup(srv.Stop)
-	return srv
-}
+func TestMain(m *testing.M) { etcdtest.VerifyMain(m, &shared) }
 
 // newNamespace returns a namespace no other test uses.
 func newNamespace() string {

@@ -135,7 +135,7 @@ func FuzzDecode(f *testing.F) {
 // TestMalformedRecords puts records that are not valid instances under the
 // namespace: reads and watchers skip them and keep working.
 func TestMalformedRecords(t *testing.T) {
-	srv := sharedEtcd(t)
+	srv := shared.Server(t)
 	cli := newClient(t, srv.Endpoint())
 	cfg := testConfig(t, srv.Endpoint())
 	var rec *logRecorder
@@ -212,7 +212,7 @@ func TestMalformedRecords(t *testing.T) {
 // TestUpdateInPlace: registering the same instance with new data keeps the
 // lease and replaces the record.
 func TestUpdateInPlace(t *testing.T) {
-	srv := sharedEtcd(t)
+	srv := shared.Server(t)
 	cli := newClient(t, srv.Endpoint())
 	r := newRegistry(t, testConfig(t, srv.Endpoint()))
 	ctx := ctxT(t, time.Minute)
@@ -256,7 +256,7 @@ func TestUpdateInPlace(t *testing.T) {
 
 // TestDeregisterRevokes: Deregister deletes the key and revokes the lease.
 func TestDeregisterRevokes(t *testing.T) {
-	srv := sharedEtcd(t)
+	srv := shared.Server(t)
 	cli := newClient(t, srv.Endpoint())
 	r := newRegistry(t, testConfig(t, srv.Endpoint()))
 	ctx := ctxT(t, time.Minute)
@@ -286,7 +286,7 @@ func TestDeregisterRevokes(t *testing.T) {
 // TestCloseLeavesLeasesAndClient: Close stops keepalives without revoking
 // (records expire with their lease) and leaves a caller's client open.
 func TestCloseLeavesLeasesAndClient(t *testing.T) {
-	srv := sharedEtcd(t)
+	srv := shared.Server(t)
 	cli := newClient(t, srv.Endpoint())
 	cfg := testConfig(t, "")
 	cfg.Endpoints = nil
