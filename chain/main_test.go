@@ -3,7 +3,7 @@ package chain_test
 import (
 	"testing"
 
-	"github.com/regchain/regchain/internal/embedetcd/etcdtest"
+	"github.com/regchain/regchain/embedetcd/etcdtest"
 )
 
 func TestMain(m *testing.M) { etcdtest.VerifyMain(m, &shared) }

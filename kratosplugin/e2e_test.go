@@ -11,7 +11,7 @@ import (
 
 	"github.com/regchain/regchain/adapters/file"
 	"github.com/regchain/regchain/chain"
-	"github.com/regchain/regchain/internal/embedetcd/etcdtest"
+	"github.com/regchain/regchain/embedetcd/etcdtest"
 	"github.com/regchain/regchain/kratosplugin"
 	"github.com/regchain/regchain/registry"
 )

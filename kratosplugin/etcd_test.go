@@ -11,7 +11,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/regchain/regchain/adapters/etcd"
-	"github.com/regchain/regchain/internal/embedetcd/etcdtest"
+	"github.com/regchain/regchain/embedetcd/etcdtest"
 	"github.com/regchain/regchain/kratosplugin"
 )
 

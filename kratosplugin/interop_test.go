@@ -9,7 +9,7 @@ import (
 	contribetcd "github.com/go-kratos/kratos/contrib/registry/etcd/v2"
 	kratosregistry "github.com/go-kratos/kratos/v2/registry"
 
-	"github.com/regchain/regchain/internal/embedetcd/etcdtest"
+	"github.com/regchain/regchain/embedetcd/etcdtest"
 	"github.com/regchain/regchain/kratosplugin"
 )
 

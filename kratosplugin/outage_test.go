@@ -8,7 +8,7 @@ import (
 	kratosregistry "github.com/go-kratos/kratos/v2/registry"
 	kgrpc "github.com/go-kratos/kratos/v2/transport/grpc"
 
-	"github.com/regchain/regchain/internal/embedetcd/etcdtest"
+	"github.com/regchain/regchain/embedetcd/etcdtest"
 	"github.com/regchain/regchain/internal/faultproxy"
 	"github.com/regchain/regchain/kratosplugin"
 )

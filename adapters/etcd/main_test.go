@@ -14,7 +14,7 @@ import (
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"go.uber.org/zap"
 
-	"github.com/regchain/regchain/internal/embedetcd/etcdtest"
+	"github.com/regchain/regchain/embedetcd/etcdtest"
 	"github.com/regchain/regchain/registry"
 )
 

@@ -34,7 +34,7 @@ import (
 	"github.com/regchain/regchain/adapters/etcd"
 	"github.com/regchain/regchain/adapters/file"
 	"github.com/regchain/regchain/chain"
-	"github.com/regchain/regchain/internal/embedetcd"
+	"github.com/regchain/regchain/embedetcd"
 	"github.com/regchain/regchain/registry"
 	"github.com/regchain/regchain/registry/registrytest"
 )

@@ -9,7 +9,7 @@ import (
 	"time"
 
 	"github.com/regchain/regchain/adapters/etcd"
-	"github.com/regchain/regchain/internal/embedetcd"
+	"github.com/regchain/regchain/embedetcd"
 	"github.com/regchain/regchain/registry"
 )
 

@@ -27,7 +27,7 @@ import (
 	"github.com/regchain/regchain/adapters/etcd"
 	"github.com/regchain/regchain/adapters/file"
 	"github.com/regchain/regchain/chain"
-	"github.com/regchain/regchain/internal/embedetcd"
+	"github.com/regchain/regchain/embedetcd"
 	"github.com/regchain/regchain/microplugin"
 )
 

@@ -17,7 +17,7 @@ import (
 	"go-micro.dev/v4/selector"
 	"go.uber.org/goleak"
 
-	"github.com/regchain/regchain/internal/embedetcd"
+	"github.com/regchain/regchain/embedetcd"
 )
 
 // go-micro's client and server packages start goroutines when imported:

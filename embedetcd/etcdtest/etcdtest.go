@@ -1,4 +1,4 @@
-// Package etcdtest gives tests a real embedded etcd (internal/embedetcd):
+// Package etcdtest gives tests a real embedded etcd (package embedetcd):
 // one of their own, or one shared by the tests of a package.
 package etcdtest
 
@@ -9,7 +9,7 @@ import (
 
 	"go.uber.org/goleak"
 
-	"github.com/regchain/regchain/internal/embedetcd"
+	"github.com/regchain/regchain/embedetcd"
 )
 
 // Start starts a server of the test's own, stopped when the test ends.
