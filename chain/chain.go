@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"slices"
 	"strings"
@@ -506,8 +507,8 @@ func (c *Chain) Frozen() bool { return c.frozen.Load() }
 
 // Close implements registry.Registry: it ends every watcher with
 // registry.ErrClosed, stops every goroutine the chain started, saves the
-// pending snapshot changes, and closes the tiers only when the chain owns
-// them (WithOwnTiers). Registrations are left to the tiers (their leases
+// pending snapshot changes, and closes the tiers and the snapshot store only
+// when the chain owns them (WithOwnTiers, WithOwnSnapshot). Registrations are left to the tiers (their leases
 // and sessions run out); pending ones are dropped.
 func (c *Chain) Close() error {
 	c.mu.Lock()
@@ -548,6 +549,13 @@ func (c *Chain) Close() error {
 	var errs []error
 	if err := c.snap.flush(true); err != nil {
 		errs = append(errs, err)
+	}
+	if c.opts.ownSnapshot {
+		if cl, ok := c.opts.store.(io.Closer); ok {
+			if err := cl.Close(); err != nil {
+				errs = append(errs, fmt.Errorf("chain: close snapshot store: %w", err))
+			}
+		}
 	}
 	if c.opts.ownTiers {
 		for _, t := range c.tiers {

@@ -74,6 +74,7 @@ type options struct {
 	guard         Guard
 	logger        *slog.Logger
 	ownTiers      bool
+	ownSnapshot   bool
 }
 
 func defaultOptions() options {
@@ -99,6 +100,11 @@ func WithName(name string) Option { return func(o *options) { o.name = name } }
 // at start the chain answers GetService and Watch from it at once, with
 // Source "snapshot", while the tiers are tried. Without a store the chain
 // still falls back to the last states it saw in this process.
+//
+// The store stays the caller's: Close saves the pending changes to it but
+// does not close it, so the caller closes it after the chain (until then the
+// file stays locked: a second OpenStore of it fails with ErrLocked). With
+// WithOwnSnapshot(true) the chain closes it at the end of Close.
 func WithSnapshot(store registry.SnapshotStore) Option {
 	return func(o *options) { o.store = store }
 }
@@ -211,6 +217,11 @@ func WithLogger(l *slog.Logger) Option { return func(o *options) { o.logger = l 
 // WithOwnTiers makes Close close the tiers' registries too. By default the
 // chain closes nothing it was given: the tiers are the caller's.
 func WithOwnTiers(own bool) Option { return func(o *options) { o.ownTiers = own } }
+
+// WithOwnSnapshot makes Close close the snapshot store (if it is an
+// io.Closer) after its final save. By default the store is the caller's, as
+// the tiers are.
+func WithOwnSnapshot(own bool) Option { return func(o *options) { o.ownSnapshot = own } }
 
 func (g Guard) grace() time.Duration {
 	if g.Grace > 0 {

@@ -24,10 +24,12 @@ var (
 	ErrInvalid = errors.New("registry: invalid")
 
 	// ErrClosed is returned by every method of a Registry after Close, and by
-	// Next of its watchers.
+	// Next of its watchers (there together with ErrStopped).
 	ErrClosed = errors.New("registry: closed")
 
-	// ErrStopped is returned by Watcher.Next after Stop, and (together with the
-	// context's error) after the context passed to Watch is done.
+	// ErrStopped is matched by every terminal error of Watcher.Next: after
+	// Stop; after the context passed to Watch is done (together with the
+	// context's error); after the registry's Close (together with ErrClosed).
+	// A watch loop ends on errors.Is(err, ErrStopped) and on nothing else.
 	ErrStopped = errors.New("registry: watcher stopped")
 )

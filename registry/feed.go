@@ -2,6 +2,7 @@ package registry
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"sync"
 )
@@ -146,8 +147,16 @@ func (f *Feed) Stop() error {
 }
 
 // End ends the feed: Next returns err from now on (ErrClosed when the
-// registry closes). The first End wins; later calls do nothing.
+// registry closes). An err that does not already match ErrStopped is
+// wrapped so that it does: every terminal error of Next matches ErrStopped,
+// and one errors.Is check ends a watch loop. The first End wins; later
+// calls do nothing.
 func (f *Feed) End(err error) {
+	if err == nil {
+		err = ErrStopped
+	} else if !errors.Is(err, ErrStopped) {
+		err = fmt.Errorf("%w: %w", ErrStopped, err)
+	}
 	f.stopOnce.Do(func() {
 		f.mu.Lock()
 		f.final = err

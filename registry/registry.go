@@ -56,10 +56,12 @@ type Watcher interface {
 	// instances. Later calls return only states that differ from the previous
 	// one of the same service. Each Update is the caller's to keep.
 	//
-	// After Stop, Next returns ErrStopped; after the Watch ctx is done, an
-	// error matching both ErrStopped and the ctx's error; after the registry's
-	// Close, ErrClosed. Any other error is transient: the watcher retries on
-	// its own and a later Next may return an Update.
+	// Every terminal error matches ErrStopped, so one errors.Is check ends a
+	// watch loop: after Stop, Next returns ErrStopped; after the Watch ctx is
+	// done, an error matching both ErrStopped and the ctx's error; after the
+	// registry's Close, an error matching both ErrStopped and ErrClosed. Any
+	// other error is transient: the watcher retries on its own and a later
+	// Next may return an Update.
 	Next() (*Update, error)
 
 	// Stop ends the watcher and unblocks a pending Next.

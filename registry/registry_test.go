@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"strings"
 	"sync"
 	"testing"
@@ -332,5 +333,41 @@ func TestFeedWithDoneContext(t *testing.T) {
 		if n := h.Len(); n != 0 {
 			t.Fatalf("hub keeps %d ended feeds", n)
 		}
+	}
+}
+
+// TestFeedTerminalErrorsMatchErrStopped: every way a feed ends gives Next an
+// error matching ErrStopped, so one errors.Is check ends a watch loop, and
+// the cause stays visible.
+func TestFeedTerminalErrorsMatchErrStopped(t *testing.T) {
+	cancelled, cancel := context.WithCancel(context.Background())
+	cancel()
+	cases := []struct {
+		name   string
+		end    func(f *registry.Feed)
+		alsoIs error
+	}{
+		{"Stop", func(f *registry.Feed) { f.Stop() }, nil},
+		{"registry closed", func(f *registry.Feed) { f.End(registry.ErrClosed) }, registry.ErrClosed},
+		{"other cause", func(f *registry.Feed) { f.End(io.ErrUnexpectedEOF) }, io.ErrUnexpectedEOF},
+		{"nil", func(f *registry.Feed) { f.End(nil) }, nil},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			f := registry.NewFeed(context.Background(), nil)
+			tc.end(f)
+			_, err := f.Next()
+			if !errors.Is(err, registry.ErrStopped) {
+				t.Errorf("Next = %v, want an error matching ErrStopped", err)
+			}
+			if tc.alsoIs != nil && !errors.Is(err, tc.alsoIs) {
+				t.Errorf("Next = %v, want it to match %v too", err, tc.alsoIs)
+			}
+		})
+	}
+	f := registry.NewFeed(cancelled, nil)
+	_, err := f.Next()
+	if !errors.Is(err, registry.ErrStopped) || !errors.Is(err, context.Canceled) {
+		t.Errorf("Next on a done ctx = %v, want ErrStopped and context.Canceled", err)
 	}
 }

@@ -13,7 +13,8 @@ fi
 mkdir -p "$cache"
 work=$(mktemp -d)
 trap 'chmod -R u+w "$work" 2>/dev/null; rm -rf "$work"' EXIT
-dir=$(cd "$work" && GOFLAGS=-mod=mod go mod download -json "github.com/hashicorp/consul@${CONSUL_VERSION}" | sed -n 's/^[[:space:]]*"Dir": "\(.*\)",$/\1/p')
+(cd "$work" && GOFLAGS=-mod=mod go mod download -json "github.com/hashicorp/consul@${CONSUL_VERSION}") > "$work/download.json"
+dir=$(sed -n 's/^[[:space:]]*"Dir": "\(.*\)",$/\1/p' "$work/download.json")
 [ -n "$dir" ] || { echo "install-consul: module download failed" >&2; exit 1; }
 cp -r "$dir" "$work/src"
 chmod -R u+w "$work/src"

@@ -684,8 +684,8 @@ func testClose(t *testing.T, k *kit) {
 	}
 	select {
 	case err := <-ch:
-		if !errors.Is(err, registry.ErrClosed) {
-			t.Errorf("Next after Close = %v, want ErrClosed", err)
+		if !errors.Is(err, registry.ErrClosed) || !errors.Is(err, registry.ErrStopped) {
+			t.Errorf("Next after Close = %v, want an error matching ErrClosed and ErrStopped", err)
 		}
 	case <-time.After(Timeout):
 		t.Fatalf("Close did not unblock Next within %v", Timeout)
