@@ -1,15 +1,3 @@
-// Package embedetcd runs a real etcd server in-process on loopback, for
-// tests, benchmarks and the examples that must run with nothing installed.
-// The server keeps its client URL across Stop/Start, so clients reconnect
-// to a restarted server as they would to a real one.
-//
-// Clients reach etcd through an in-process TCP proxy (Endpoint). Stop closes
-// it first, cutting every client connection as a crash does, so it does not
-// wait for etcd's graceful shutdown of open watch streams (seconds); while
-// stopped, connections are refused. Proxy gives fault tests a partition
-// switch on the same path.
-//
-// A Server is safe for concurrent use.
 package embedetcd
 
 import (
@@ -26,7 +14,7 @@ import (
 	"github.com/regchain/regchain/internal/faultproxy"
 )
 
-// Server is an embedded single-member etcd.
+// Server is an embedded single-member etcd. It is safe for concurrent use.
 type Server struct {
 	dir       string
 	endpoint  string  // the proxy's address, what clients use

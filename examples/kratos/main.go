@@ -79,7 +79,8 @@ func run(w io.Writer) (err error) {
 		return err
 	}
 	defer c.Close()
-	reg := kratosplugin.New(c)
+	// readme:begin kratos
+	reg := kratosplugin.New(c) // any registry.Registry: a chain or one backend
 
 	// The service: Kratos' gRPC server (with grpc-go's health service, which
 	// Kratos registers on it) and an HTTP server with one route.
@@ -96,6 +97,7 @@ func run(w io.Writer) (err error) {
 		kratos.Server(gs, hs),
 		kratos.Registrar(reg),
 	)
+	// readme:end kratos
 	runErr := make(chan error, 1)
 	go func() { runErr <- app.Run() }()
 	defer func() {
@@ -109,8 +111,10 @@ func run(w io.Writer) (err error) {
 
 	// Clients that know only the service's name.
 	ctx := context.Background()
+	// readme:begin kratos-client
 	conn, err := grpc.DialInsecure(ctx, grpc.WithEndpoint("discovery:///"+service), grpc.WithDiscovery(reg),
 		grpc.WithPrintDiscoveryDebugLog(false))
+	// readme:end kratos-client
 	if err != nil {
 		return err
 	}

@@ -118,12 +118,14 @@ func startService(etcdAddr, snapshot, id string, opts ...server.Option) (*servic
 	if err != nil {
 		return nil, err
 	}
+	// readme:begin micro
 	srv := server.NewServer(append([]server.Option{
 		server.Name("greeter"), server.Id(id), server.Version("1.0.0"), server.Address("127.0.0.1:0"),
 		server.Registry(microplugin.New(n.chain, mreg.Logger(quiet))),
 		server.Broker(broker.NewMemoryBroker()), server.Transport(transport.NewHTTPTransport()),
 		server.WithLogger(quiet),
 	}, opts...)...)
+	// readme:end micro
 	if err := srv.Handle(srv.NewHandler(&Greeter{Node: "greeter-" + id})); err != nil {
 		n.close()
 		return nil, err

@@ -59,7 +59,7 @@ func follow(w registry.Watcher) *updates {
 		defer close(u.ch)
 		for {
 			up, err := w.Next()
-			if errors.Is(err, registry.ErrStopped) || errors.Is(err, registry.ErrClosed) {
+			if errors.Is(err, registry.ErrStopped) { // Stop, ctx done or chain closed
 				return
 			}
 			if err == nil {

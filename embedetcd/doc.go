@@ -1,0 +1,15 @@
+// Package embedetcd runs a real etcd server in-process on loopback, for
+// tests, benchmarks, demos and examples that must run with nothing
+// installed. See package etcdtest for helpers bound to a testing.TB.
+//
+// The server keeps its client address across Stop and Start, so clients
+// reconnect to a restarted server as they would to a real one. Clients reach
+// etcd through an in-process TCP proxy; Stop closes it first, cutting every
+// client connection as a crash does, and while stopped connections are
+// refused. Proxy gives fault tests a partition switch on the same path.
+//
+// # Caveats
+//
+// Importing this package brings etcd's server into your build: use it from
+// tests and tools, not from production binaries.
+package embedetcd
