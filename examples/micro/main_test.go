@@ -96,6 +96,7 @@ func (v *viewRecorder) view(t *testing.T, sel selector.Selector) []string {
 func cacheTTL(d time.Duration) selector.Option {
 	return func(o *selector.Options) {
 		// go-micro reads this untyped key (selector/default.go).
+		//lint:ignore SA1029 the key is go-micro's, a plain string
 		o.Context = context.WithValue(context.Background(), "selector_ttl", d)
 	}
 }
