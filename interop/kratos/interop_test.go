@@ -1,4 +1,4 @@
-package kratosplugin_test
+package kratosinterop
 
 import (
 	"context"
@@ -20,7 +20,7 @@ func TestInteropContribEtcd(t *testing.T) {
 	srv := etcdtest.Start(t)
 	const ns = "/interop"
 	contrib := contribetcd.New(newEtcdClient(t, srv.Endpoint()), contribetcd.Namespace(ns))
-	c, _ := newChain(t, newEtcd(t, srv.Endpoint(), ns), "")
+	c := newChain(t, newEtcd(t, srv.Endpoint(), ns))
 	plugin := kratosplugin.New(c)
 
 	t.Run("contrib app, plugin client", func(t *testing.T) {
