@@ -3,7 +3,6 @@ package kratosinterop
 import (
 	"context"
 	"encoding/json"
-	"fmt"
 	"testing"
 
 	contribetcd "github.com/go-kratos/kratos/contrib/registry/etcd/v2"
@@ -69,5 +68,5 @@ func recordsJSON(t *testing.T, d kratosregistry.Discovery, name string) string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return fmt.Sprintf("%s", b)
+	return string(b)
 }
