@@ -52,7 +52,9 @@ func sameRecords(t *testing.T, name string, a, b kratosregistry.Discovery) {
 		t.Fatalf("records of %s differ:\ncontrib: %s\nplugin:  %s", name, ja, jb)
 	}
 	var list []*kratosregistry.ServiceInstance
-	json.Unmarshal([]byte(ja), &list)
+	if err := json.Unmarshal([]byte(ja), &list); err != nil {
+		t.Fatalf("records of %s: %v", name, err)
+	}
 	if len(list) != 1 || list[0].Version != "v1.0.0" || list[0].Metadata["weight"] != "10" {
 		t.Fatalf("records of %s: %s, want one with version v1.0.0 and weight 10", name, ja)
 	}
