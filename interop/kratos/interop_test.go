@@ -1,9 +1,8 @@
-package kratosplugin_test
+package kratosinterop
 
 import (
 	"context"
 	"encoding/json"
-	"fmt"
 	"testing"
 
 	contribetcd "github.com/go-kratos/kratos/contrib/registry/etcd/v2"
@@ -20,7 +19,7 @@ func TestInteropContribEtcd(t *testing.T) {
 	srv := etcdtest.Start(t)
 	const ns = "/interop"
 	contrib := contribetcd.New(newEtcdClient(t, srv.Endpoint()), contribetcd.Namespace(ns))
-	c, _ := newChain(t, newEtcd(t, srv.Endpoint(), ns), "")
+	c := newChain(t, newEtcd(t, srv.Endpoint(), ns))
 	plugin := kratosplugin.New(c)
 
 	t.Run("contrib app, plugin client", func(t *testing.T) {
@@ -53,7 +52,9 @@ func sameRecords(t *testing.T, name string, a, b kratosregistry.Discovery) {
 		t.Fatalf("records of %s differ:\ncontrib: %s\nplugin:  %s", name, ja, jb)
 	}
 	var list []*kratosregistry.ServiceInstance
-	json.Unmarshal([]byte(ja), &list)
+	if err := json.Unmarshal([]byte(ja), &list); err != nil {
+		t.Fatalf("records of %s: %v", name, err)
+	}
 	if len(list) != 1 || list[0].Version != "v1.0.0" || list[0].Metadata["weight"] != "10" {
 		t.Fatalf("records of %s: %s, want one with version v1.0.0 and weight 10", name, ja)
 	}
@@ -69,5 +70,5 @@ func recordsJSON(t *testing.T, d kratosregistry.Discovery, name string) string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return fmt.Sprintf("%s", b)
+	return string(b)
 }

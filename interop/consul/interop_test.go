@@ -1,4 +1,4 @@
-package consul
+package consulinterop
 
 import (
 	"context"
@@ -10,6 +10,7 @@ import (
 	kregistry "github.com/go-kratos/kratos/v2/registry"
 
 	"github.com/regchain/regchain/internal/consultest"
+	"github.com/regchain/regchain/internal/testutil"
 	"github.com/regchain/regchain/registry"
 )
 
@@ -48,7 +49,7 @@ func TestInteropKratosToRegchain(t *testing.T) {
 	}
 	t.Cleanup(func() { k.Deregister(context.Background(), ki) })
 	want := fromKratos(ki)
-	waitFor(t, "GetService sees the Kratos instance", recoverWithin, sees(t, r, svc, want))
+	testutil.WaitFor(t, recoverWithin, "GetService sees the Kratos instance", sees(t, r, svc, want))
 	until(t, w, svc, recoverWithin, want)
 
 	if err := k.Deregister(ctxT(t, 10*time.Second), ki); err != nil {
@@ -72,7 +73,7 @@ func TestInteropRegchainToKratos(t *testing.T) {
 	if err := r.Register(ctxT(t, 10*time.Second), in); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, "Kratos GetService sees the regchain instance", recoverWithin, func() string {
+	testutil.WaitFor(t, recoverWithin, "Kratos GetService sees the regchain instance", func() string {
 		got, err := k.GetService(ctxT(t, 5*time.Second), svc)
 		if err != nil {
 			return err.Error()
@@ -111,5 +112,5 @@ func TestInteropRegchainToKratos(t *testing.T) {
 	if err := r.Deregister(ctxT(t, 10*time.Second), in); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, "deregistered", recoverWithin, sees(t, r, svc))
+	testutil.WaitFor(t, recoverWithin, "deregistered", sees(t, r, svc))
 }

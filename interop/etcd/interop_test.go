@@ -1,4 +1,4 @@
-package etcd
+package etcdinterop
 
 import (
 	"context"
@@ -101,7 +101,7 @@ func TestKratosInterop(t *testing.T) {
 	if err := r.Register(ctx, r1); err != nil {
 		t.Fatal(err)
 	}
-	resp, err := cli.Get(ctx, r.key(r1.Name, r1.ID))
+	resp, err := cli.Get(ctx, key(cfg.Namespace, r1.Name, r1.ID))
 	if err != nil || len(resp.Kvs) != 1 {
 		t.Fatalf("Get = %v, %v", resp, err)
 	}
