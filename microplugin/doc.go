@@ -54,9 +54,10 @@
 // be modified. A copy costs a handful of allocations whatever the number of
 // nodes. Conversion problems (an undecodable descriptor) are logged once
 // per state. Over any other registry each read converts the fresh copies
-// GetService returns, which the caller then owns entirely. The Timeout
-// option's timer is only armed if the backend waits on the context, so a
-// read answered from memory does not pay for it.
+// GetService returns, which the caller then owns entirely. Reads without a
+// GetContext share a deadline context made at most a tenth of Timeout
+// earlier (each read is bounded by 0.9 to 1 times Timeout), so that a read
+// answered from memory does not pay for a timer.
 //
 // # Caveats
 //

@@ -85,11 +85,9 @@ func convert(ins []*registry.Instance) *converted {
 	return cv
 }
 
-// read is what one GetService over a SharedReader allocates besides the
-// nodes and endpoint descriptors, in one allocation: its context and, for
-// the common single-version service, the one Service and its slice.
-type read struct {
-	ctx lazyTimeout
+// one holds the Service of a single-version read and its slice, in one
+// allocation.
+type one struct {
 	ptr [1]*mreg.Service
 	svc [1]mreg.Service
 }
@@ -101,16 +99,17 @@ type read struct {
 // every other read of the same state and must not be modified.
 //
 // Whatever the number of nodes it allocates two arrays for the nodes, two
-// for the endpoint descriptors if there are any, and, for more than one
-// service, two for the services (one service uses r's): each kind of struct
+// for the endpoint descriptors if there are any, and one for the services
+// (two for more than one service): each kind of struct
 // goes into one array and each slice is a capacity-limited window of one
 // pointer array, so an append reallocates instead of reaching a
 // neighbour's window.
-func copyServices(cv *converted, r *read) []*mreg.Service {
+func copyServices(cv *converted) []*mreg.Service {
 	var out []*mreg.Service
 	var block []mreg.Service
 	if len(cv.svcs) == 1 {
-		out, block = r.ptr[:], r.svc[:]
+		o := new(one)
+		out, block = o.ptr[:], o.svc[:]
 	} else {
 		out = make([]*mreg.Service, len(cv.svcs))
 		block = make([]mreg.Service, len(cv.svcs))

@@ -194,66 +194,33 @@ func TestGetServiceSharedReportsOncePerState(t *testing.T) {
 	}
 }
 
-func TestLazyTimeout(t *testing.T) {
-	type key struct{}
-	t.Run("not armed until waited on", func(t *testing.T) {
-		c := new(lazyTimeout)
-		c.init(context.WithValue(context.Background(), key{}, "v"), time.Minute)
-		if c.ctx != nil {
-			t.Fatal("armed at creation")
+func TestReadContexts(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		var rc readContexts
+		a := rc.get(10 * time.Second)
+		if d, ok := a.Deadline(); !ok || !d.Equal(time.Now().Add(10*time.Second)) {
+			t.Fatalf("Deadline = %v, %v, want now+10s", d, ok)
 		}
-		if d, ok := c.Deadline(); !ok || time.Until(d) > time.Minute {
-			t.Fatalf("Deadline = %v, %v", d, ok)
+		time.Sleep(999 * time.Millisecond)
+		if b := rc.get(10 * time.Second); b != a {
+			t.Fatal("a context younger than a tenth of the timeout was not reused")
 		}
-		if c.Value(key{}) != "v" {
-			t.Fatal("Value does not reach the parent")
+		time.Sleep(time.Millisecond)
+		b := rc.get(10 * time.Second)
+		if b == a {
+			t.Fatal("a context older than a tenth of the timeout was reused")
 		}
-		if c.ctx != nil {
-			t.Fatal("armed by Deadline or Value")
+		if d, _ := b.Deadline(); !d.Equal(time.Now().Add(10 * time.Second)) {
+			t.Fatalf("Deadline = %v, want now+10s", d)
 		}
-		c.stop()
-		select {
-		case <-c.Done():
-		default:
-			t.Fatal("not done after stop")
+		if c := rc.get(time.Second); c == b {
+			t.Fatal("a context made for another timeout was reused")
 		}
-		if !errors.Is(c.Err(), context.Canceled) {
-			t.Fatalf("Err after stop = %v", c.Err())
+		<-a.Done()
+		if !errors.Is(a.Err(), context.DeadlineExceeded) {
+			t.Fatalf("Err = %v, want DeadlineExceeded", a.Err())
 		}
-	})
-	t.Run("deadline", func(t *testing.T) {
-		synctest.Test(t, func(t *testing.T) {
-			c := new(lazyTimeout)
-			c.init(context.Background(), time.Second)
-			defer c.stop()
-			if c.Err() != nil {
-				t.Fatalf("Err = %v before the deadline", c.Err())
-			}
-			start := time.Now()
-			<-c.Done()
-			if got := time.Since(start); got != time.Second {
-				t.Fatalf("done after %v, want 1s", got)
-			}
-			if !errors.Is(c.Err(), context.DeadlineExceeded) {
-				t.Fatalf("Err = %v, want DeadlineExceeded", c.Err())
-			}
-		})
-	})
-	t.Run("parent", func(t *testing.T) {
-		synctest.Test(t, func(t *testing.T) {
-			parent, cancel := context.WithTimeout(context.Background(), time.Second)
-			defer cancel()
-			c := new(lazyTimeout)
-			c.init(parent, time.Hour)
-			defer c.stop()
-			if d, _ := c.Deadline(); !d.Equal(time.Now().Add(time.Second)) {
-				t.Fatalf("Deadline = %v, want the parent's", d)
-			}
-			<-c.Done()
-			if !errors.Is(c.Err(), context.DeadlineExceeded) {
-				t.Fatalf("Err = %v, want the parent's DeadlineExceeded", c.Err())
-			}
-		})
+		<-b.Done()
 	})
 }
 

@@ -33,6 +33,7 @@ type Registry struct {
 	backend registry.Registry
 	shared  registry.SharedReader // backend's, nil if it has none
 	reads   readCache             // conversions of shared states
+	readCtx readContexts          // contexts of reads without GetContext
 	timeout atomic.Int64          // opts.Timeout, for the read path
 
 	mu   sync.Mutex // guards opts
@@ -202,10 +203,15 @@ func (p *Registry) GetService(name string, opts ...mreg.GetOption) ([]*mreg.Serv
 	if d <= 0 {
 		d = DefaultTimeout
 	}
-	r := new(read)
-	r.ctx.init(parent, d)
-	ins, err := p.shared.GetServiceShared(&r.ctx, name)
-	r.ctx.stop()
+	var ins []*registry.Instance
+	var err error
+	if parent == nil {
+		ins, err = p.shared.GetServiceShared(p.readCtx.get(d), name)
+	} else {
+		ctx, cancel := context.WithTimeout(parent, d)
+		ins, err = p.shared.GetServiceShared(ctx, name)
+		cancel()
+	}
 	if err != nil {
 		if errors.Is(err, registry.ErrNotFound) {
 			p.reads.drop(name)
@@ -221,7 +227,7 @@ func (p *Registry) GetService(name string, opts ...mreg.GetOption) ([]*mreg.Serv
 	if len(cv.svcs) == 0 {
 		return nil, mreg.ErrNotFound
 	}
-	return copyServices(cv, r), nil
+	return copyServices(cv), nil
 }
 
 // getError maps a backend read error to what GetService returns.
