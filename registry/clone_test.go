@@ -7,6 +7,7 @@ import (
 	"testing"
 	"unsafe"
 
+	"github.com/regchain/regchain/internal/testutil"
 	"github.com/regchain/regchain/registry"
 )
 
@@ -162,12 +163,15 @@ func BenchmarkCloneInstances(b *testing.B) {
 		s := benchInstances(n)
 		b.Run(fmt.Sprintf("CloneInstances/%d", n), func(b *testing.B) {
 			b.ReportAllocs()
+			start := testutil.CPUTime()
 			for b.Loop() {
 				_ = registry.CloneInstances(s)
 			}
+			testutil.ReportCPU(b, start)
 		})
 		b.Run(fmt.Sprintf("PerInstanceClone/%d", n), func(b *testing.B) {
 			b.ReportAllocs()
+			start := testutil.CPUTime()
 			for b.Loop() {
 				out := make([]*registry.Instance, len(s))
 				for i, in := range s {
@@ -175,6 +179,7 @@ func BenchmarkCloneInstances(b *testing.B) {
 				}
 				_ = out
 			}
+			testutil.ReportCPU(b, start)
 		})
 	}
 }
