@@ -33,6 +33,7 @@ var (
 	sides    = flag.String("sides", "regchain,kratos-contrib", "sides to run, in order")
 	deadline = flag.Duration("deadline", 175*time.Second, "the program exits (status 2) if still running after this")
 	verbose  = flag.Bool("v", false, "per-bucket request counts after the restart")
+	maxDelay = flag.Duration("grpc-max-backoff", 0, "every member's gRPC connection backoff cap (grpc.WithConnectParams, base 100ms); 0 keeps gRPC's default (1s base, 120s cap)")
 	probe    = flag.Duration("probe", 0, "regchain: the chain's probe interval (chain.WithProbeInterval); 0 keeps the chain's default")
 
 	quiet = slog.New(slog.NewTextHandler(io.Discard, nil))
@@ -88,7 +89,7 @@ func main() {
 		fail(err)
 	}
 	defer obs.Close()
-	warnf("%s, %d CPUs, n=%d, ttl=%v, steady=%v, outage=%v, recover=%v, probe=%v", runtime.Version(), runtime.NumCPU(), *n, *ttl, *steady, *outage, *recovery, *probe)
+	warnf("%s, %d CPUs, n=%d, ttl=%v, steady=%v, outage=%v, recover=%v, probe=%v, grpc-max-backoff=%v", runtime.Version(), runtime.NumCPU(), *n, *ttl, *steady, *outage, *recovery, *probe, *maxDelay)
 	var results []result
 	for _, name := range strings.Split(*sides, ",") {
 		var k *kind

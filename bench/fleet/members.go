@@ -13,6 +13,7 @@ import (
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"go.uber.org/zap"
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/backoff"
 
 	"github.com/regchain/regchain/adapters/etcd"
 	"github.com/regchain/regchain/chain"
@@ -38,7 +39,16 @@ func (t *tap) ok() {
 }
 
 func (t *tap) dialOptions() []grpc.DialOption {
-	return []grpc.DialOption{
+	var opts []grpc.DialOption
+	if *maxDelay > 0 {
+		opts = append(opts, grpc.WithConnectParams(grpc.ConnectParams{
+			Backoff: backoff.Config{
+				BaseDelay: min(100*time.Millisecond, *maxDelay), Multiplier: 1.6, Jitter: 0.2, MaxDelay: *maxDelay,
+			},
+			MinConnectTimeout: 5 * time.Second,
+		}))
+	}
+	return append(opts,
 		grpc.WithChainUnaryInterceptor(func(ctx context.Context, method string, req, reply any, cc *grpc.ClientConn, invoker grpc.UnaryInvoker, opts ...grpc.CallOption) error {
 			t.calls.Add(1)
 			err := invoker(ctx, method, req, reply, cc, opts...)
@@ -54,7 +64,7 @@ func (t *tap) dialOptions() []grpc.DialOption {
 			}
 			return &tappedStream{ClientStream: s, t: t}, nil
 		}),
-	}
+	)
 }
 
 type tappedStream struct {
