@@ -17,6 +17,12 @@
 //
 //	cd bench && go run ./fleet                 # N=200, about 2.5 minutes
 //	cd bench && go run ./fleet -n 50 -outage 5s -steady 5s
+//	cd bench && go run ./fleet -grpc-max-backoff 1s   # both sides redial within 1s
+//	cd bench && go run ./fleet -sides regchain -probe 30s
+//
+// The members' clients keep gRPC's default connection backoff (1 s base,
+// 120 s cap) unless -grpc-max-backoff is set: after a long outage it, not
+// the registries, decides when a member reconnects.
 //
 // The program exits by itself: every wait is bounded and a watchdog ends
 // it (exit status 2) once -deadline has passed.
