@@ -46,7 +46,7 @@
 // Over a registry that implements registry.SharedReader (the chain),
 // GetService converts the instances to go-micro Services once per state —
 // a state is recognised by the identity of the shared Instances, which
-// never change once published — and every read hands out a copy of that
+// never change once published, or else by equal content — and every read hands out a copy of that
 // conversion with the copy semantics of go-micro's own registry/cache
 // (util.Copy): the Services, Nodes and Endpoints are new structs in new
 // slices, the caller's to modify or append to; their Metadata maps and

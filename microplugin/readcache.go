@@ -1,6 +1,7 @@
 package microplugin
 
 import (
+	"slices"
 	"sync"
 
 	mreg "go-micro.dev/v4/registry"
@@ -13,8 +14,10 @@ import (
 // once per state change and then only copies (see copyServices).
 //
 // A state is recognised by identity: a SharedReader's Instances never
-// change once returned and a new state holds new Instances, so the same
-// Instance pointers in the same order are the same state. An entry lives
+// change once returned, so the same Instance pointers in the same order are
+// the same state. When the pointers differ, equal content (in the same
+// order) still reuses the conversion, so that a state republished with new
+// Instances is not converted again. An entry lives
 // until its service is read as not found; entries are as many as the
 // service names read, as in the chain itself.
 //
@@ -33,15 +36,26 @@ type converted struct {
 	problems []error              // what the conversion left out, logged once
 }
 
-// get returns the conversion of ins if it is cached.
+// get returns the conversion of ins if it is cached. A state with new
+// Instances but the same content as the cached one (the chain publishes
+// the same state again when its watch confirms what a first read loaded)
+// takes over the cached conversion.
 func (c *readCache) get(name string, ins []*registry.Instance) *converted {
 	c.mu.RLock()
 	cv := c.m[name]
 	c.mu.RUnlock()
-	if cv == nil || !sameState(cv.from, ins) {
+	switch {
+	case cv == nil:
 		return nil
+	case sameState(cv.from, ins):
+		return cv
+	case sameContent(cv.from, ins):
+		again := *cv
+		again.from = ins
+		c.put(name, &again)
+		return &again
 	}
-	return cv
+	return nil
 }
 
 func (c *readCache) put(name string, cv *converted) {
@@ -57,6 +71,20 @@ func (c *readCache) drop(name string) {
 	c.mu.Lock()
 	delete(c.m, name)
 	c.mu.Unlock()
+}
+
+// sameContent reports whether a and b hold equal Instances in the same
+// order, endpoints in the same order too.
+func sameContent(a, b []*registry.Instance) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := range a {
+		if !a[i].Equal(b[i]) || (a[i] != nil && !slices.Equal(a[i].Endpoints, b[i].Endpoints)) {
+			return false
+		}
+	}
+	return true
 }
 
 // sameState reports whether a and b hold the same Instances in the same
