@@ -58,6 +58,8 @@ type result struct {
 	// over the members, at steady state and while etcd is down
 	steadyCalls, outageCalls float64
 	storm                    storm
+	recovCPU                 float64 // CPU seconds per second over the recovery window
+	heapAfter, goroAfter     float64 // per member, after the recovery window
 	buckets                  []float64
 	firstOK                  []time.Duration // per member, after the restart
 	neverOK                  int
@@ -168,7 +170,8 @@ func run(k kind, srv *embedetcd.Server, obs *clientv3.Client) (result, error) {
 	}
 	restart := time.Now()
 	warnf("%s: etcd back, watching the recovery for %v", k.name, *recovery)
-	prev := read().total()
+	first := read()
+	prev := first.total()
 	r.minKeys = *n * 10
 	tick := time.NewTicker(*bucket)
 	for time.Since(restart) < *recovery {
@@ -179,6 +182,10 @@ func run(k kind, srv *embedetcd.Server, obs *clientv3.Client) (result, error) {
 		r.minKeys = min(r.minKeys, ev.present())
 	}
 	tick.Stop()
+	r.recovCPU = between(first, read()).cpu
+	h = readHeap()
+	r.heapAfter = (float64(h.inuse) - float64(base.inuse)) / float64(*n)
+	r.goroAfter = float64(h.goroutines-base.goroutines) / float64(*n)
 	steadyPerSec := r.steady.total
 	r.storm = summarise(r.buckets, *bucket, 2*steadyPerSec)
 	for _, m := range members {
@@ -391,6 +398,9 @@ func report(results []result) {
 	row("recovery: requests in 1st second", func(r result) string { return fmt.Sprintf("%.0f", r.storm.firstSec) })
 	row("recovery: requests in window", func(r result) string { return fmt.Sprintf("%.0f", r.storm.total) })
 	row("recovery: > 2x steady until", func(r result) string { return "+" + r.storm.settledAt.String() })
+	row("recovery: process CPU (etcd+members)", func(r result) string { return fmt.Sprintf("%.1f%%", 100*r.recovCPU) })
+	row("after recovery: heap per member", func(r result) string { return fmt.Sprintf("%.0f KiB", r.heapAfter/1024) })
+	row("after recovery: goroutines per member", func(r result) string { return fmt.Sprintf("%.1f", r.goroAfter) })
 	row("recovery: members' first OK p10", func(r result) string { return "+" + quantile(r.firstOK, 0.1).Round(time.Millisecond).String() })
 	row("recovery: members' first OK p50", func(r result) string { return "+" + quantile(r.firstOK, 0.5).Round(time.Millisecond).String() })
 	row("recovery: members' first OK p90", func(r result) string { return "+" + quantile(r.firstOK, 0.9).Round(time.Millisecond).String() })
