@@ -45,8 +45,10 @@ func WithLogger(logger log.Logger) Option {
 // registry: closing that one is the caller's job, after the Kratos apps and
 // clients using it have stopped.
 type Registry struct {
-	r   registry.Registry
-	log *log.Helper
+	r      registry.Registry
+	shared registry.SharedReader // r's, nil if it has none
+	reads  readCache             // conversions of shared states
+	log    *log.Helper
 }
 
 // New returns a Registry over r.
@@ -58,7 +60,9 @@ func New(r registry.Registry, opts ...Option) *Registry {
 	if o.logger == nil {
 		o.logger = log.GetLogger()
 	}
-	return &Registry{r: r, log: log.NewHelper(log.With(o.logger, "module", "regchain/kratosplugin"))}
+	reg := &Registry{r: r, log: log.NewHelper(log.With(o.logger, "module", "regchain/kratosplugin"))}
+	reg.shared, _ = r.(registry.SharedReader)
+	return reg
 }
 
 // Register registers the instance. ctx bounds the first write only: the
@@ -86,22 +90,46 @@ func (r *Registry) Deregister(ctx context.Context, si *kratosregistry.ServiceIns
 	return nil
 }
 
-// GetService returns the service's instances as fresh copies. A service
-// without instances (registry.ErrNotFound) gives an empty list and a nil
-// error, as Kratos' contrib etcd registry does; any other failure is
-// returned wrapped (errors.Is works on regchain's sentinels).
+// GetService returns the service's instances. A service without
+// instances (registry.ErrNotFound) gives an empty list and a nil error, as
+// Kratos' contrib etcd registry does; any other failure is returned wrapped
+// (errors.Is works on regchain's sentinels).
 //
-// Over a chain, a service the chain already watches is answered from memory.
+// The ServiceInstances and their Endpoints slices are the caller's (Kratos'
+// ServiceInstance.Equal sorts endpoint slices in place). Over a chain (a
+// registry.SharedReader), a service the chain already watches is answered
+// from memory and converted once per state: the Metadata maps are then
+// shared by every read of that state and must not be modified; Kratos only
+// reads them.
 func (r *Registry) GetService(ctx context.Context, name string) ([]*kratosregistry.ServiceInstance, error) {
-	// Instances are converted (copied) below, so the shared read is safe.
-	ins, err := registry.GetServiceShared(ctx, r.r, name)
+	if r.shared == nil {
+		ins, err := r.r.GetService(ctx, name)
+		if err != nil {
+			return getError(name, err)
+		}
+		return adopt(ins), nil
+	}
+	ins, err := r.shared.GetServiceShared(ctx, name)
+	if err != nil {
+		if errors.Is(err, registry.ErrNotFound) {
+			r.reads.drop(name)
+		}
+		return getError(name, err)
+	}
+	cv := r.reads.get(name, ins)
+	if cv == nil {
+		cv = convert(ins)
+		r.reads.put(name, cv)
+	}
+	return copyInstances(cv), nil
+}
+
+// getError maps a failed read to what GetService returns.
+func getError(name string, err error) ([]*kratosregistry.ServiceInstance, error) {
 	if errors.Is(err, registry.ErrNotFound) {
 		return []*kratosregistry.ServiceInstance{}, nil
 	}
-	if err != nil {
-		return nil, fmt.Errorf("kratosplugin: get service %q: %w", name, err)
-	}
-	return fromInstances(ins), nil
+	return nil, fmt.Errorf("kratosplugin: get service %q: %w", name, err)
 }
 
 // Watch returns a watcher of the service name. It returns within a fraction

@@ -41,6 +41,24 @@
 //
 // Init may be called any number of times; options accumulate.
 //
+// # Reads
+//
+// Over a registry that implements registry.SharedReader (the chain),
+// GetService converts the instances to go-micro Services once per state —
+// a state is recognised by the identity of the shared Instances, which
+// never change once published, or else by equal content — and every read hands out a copy of that
+// conversion with the copy semantics of go-micro's own registry/cache
+// (util.Copy): the Services, Nodes and Endpoints are new structs in new
+// slices, the caller's to modify or append to; their Metadata maps and
+// endpoint Values are shared by every read of the same state and must not
+// be modified. A copy costs a handful of allocations whatever the number of
+// nodes. Conversion problems (an undecodable descriptor) are logged once
+// per state. Over any other registry each read converts the fresh copies
+// GetService returns, which the caller then owns entirely. Reads without a
+// GetContext share a deadline context made at most a tenth of Timeout
+// earlier (each read is bounded by 0.9 to 1 times Timeout), so that a read
+// answered from memory does not pay for a timer.
+//
 // # Caveats
 //
 //   - Empty node metadata comes back as nil, and nodes come back sorted by ID.

@@ -7,6 +7,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"go-micro.dev/v4/logger"
@@ -30,6 +31,10 @@ const Name = "regchain"
 // the backend is the caller's job, and ends the watchers.
 type Registry struct {
 	backend registry.Registry
+	shared  registry.SharedReader // backend's, nil if it has none
+	reads   readCache             // conversions of shared states
+	readCtx readContexts          // contexts of reads without GetContext
+	timeout atomic.Int64          // opts.Timeout, for the read path
 
 	mu   sync.Mutex // guards opts
 	opts mreg.Options
@@ -45,6 +50,7 @@ func New(r registry.Registry, opts ...mreg.Option) *Registry {
 		panic("microplugin: New called with a nil registry")
 	}
 	p := &Registry{backend: r, opts: *mreg.NewOptions()}
+	p.shared, _ = r.(registry.SharedReader)
 	_ = p.Init(opts...)
 	return p
 }
@@ -72,6 +78,7 @@ func (p *Registry) Init(opts ...mreg.Option) error {
 	for _, o := range opts {
 		o(&p.opts)
 	}
+	p.timeout.Store(int64(p.opts.Timeout))
 	l := p.logger(p.opts)
 	p.mu.Unlock()
 	var ignored []string
@@ -161,31 +168,74 @@ func (p *Registry) Deregister(svc *mreg.Service, opts ...mreg.DeregisterOption) 
 // a name regchain cannot store, an error matching both that and
 // registry.ErrInvalid. Other errors (registry.ErrUnavailable when every tier
 // is down and nothing is known) are wrapped. Over a chain, a watched service
-// is served from memory.
+// is served from memory, converted once per state (see the package
+// documentation, Reads): the Services, Nodes and Endpoints returned are the
+// caller's, their Metadata maps and endpoint Values are shared and must not
+// be modified, as with go-micro's registry/cache.
 func (p *Registry) GetService(name string, opts ...mreg.GetOption) ([]*mreg.Service, error) {
-	var o mreg.GetOptions
-	for _, opt := range opts {
-		opt(&o)
+	var parent context.Context
+	if len(opts) > 0 {
+		var o mreg.GetOptions
+		for _, opt := range opts {
+			opt(&o)
+		}
+		parent = o.Context
 	}
 	if err := registry.ValidateName(name); err != nil {
 		return nil, fmt.Errorf("regchain: %w: %w", mreg.ErrNotFound, err)
 	}
-	ctx, cancel := p.callContext(o.Context)
-	defer cancel()
-	// Instances are converted (copied) below, so the shared read is safe.
-	ins, err := registry.GetServiceShared(ctx, p.backend, name)
-	if errors.Is(err, registry.ErrNotFound) {
-		return nil, mreg.ErrNotFound
+	if p.shared == nil {
+		ctx, cancel := p.callContext(parent)
+		defer cancel()
+		ins, err := p.backend.GetService(ctx, name)
+		if err != nil {
+			return nil, p.getError(name, err)
+		}
+		// Fresh instances: the conversion is the caller's copy.
+		svcs, problems := fromInstances(ins, false)
+		p.report(problems)
+		if len(svcs) == 0 {
+			return nil, mreg.ErrNotFound
+		}
+		return svcs, nil
+	}
+	d := time.Duration(p.timeout.Load())
+	if d <= 0 {
+		d = DefaultTimeout
+	}
+	var ins []*registry.Instance
+	var err error
+	if parent == nil {
+		ins, err = p.shared.GetServiceShared(p.readCtx.get(d), name)
+	} else {
+		ctx, cancel := context.WithTimeout(parent, d)
+		ins, err = p.shared.GetServiceShared(ctx, name)
+		cancel()
 	}
 	if err != nil {
-		return nil, fmt.Errorf("regchain: get service %q: %w", name, err)
+		if errors.Is(err, registry.ErrNotFound) {
+			p.reads.drop(name)
+		}
+		return nil, p.getError(name, err)
 	}
-	svcs, problems := fromInstances(ins, false)
-	p.report(problems)
-	if len(svcs) == 0 {
+	cv := p.reads.get(name, ins)
+	if cv == nil {
+		cv = convert(ins)
+		p.reads.put(name, cv)
+		p.report(cv.problems)
+	}
+	if len(cv.svcs) == 0 {
 		return nil, mreg.ErrNotFound
 	}
-	return svcs, nil
+	return copyServices(cv), nil
+}
+
+// getError maps a backend read error to what GetService returns.
+func (p *Registry) getError(name string, err error) error {
+	if errors.Is(err, registry.ErrNotFound) {
+		return mreg.ErrNotFound
+	}
+	return fmt.Errorf("regchain: get service %q: %w", name, err)
 }
 
 // ListServices implements go-micro's registry.Registry: one Service per
@@ -233,9 +283,7 @@ func (p *Registry) callContext(parent context.Context) (context.Context, context
 	if parent == nil {
 		parent = context.Background()
 	}
-	p.mu.Lock()
-	d := p.opts.Timeout
-	p.mu.Unlock()
+	d := time.Duration(p.timeout.Load())
 	if d <= 0 {
 		d = DefaultTimeout
 	}

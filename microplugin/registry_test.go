@@ -39,6 +39,19 @@ func (l *logRecorder) add(level logger.Level, msg string) {
 	l.mu.Unlock()
 }
 
+// count returns how many messages contain s.
+func (l *logRecorder) count(s string) int {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	n := 0
+	for _, m := range l.msgs {
+		if strings.Contains(m, s) {
+			n++
+		}
+	}
+	return n
+}
+
 // find returns the first message containing s.
 func (l *logRecorder) find(s string) (string, bool) {
 	l.mu.Lock()

@@ -250,14 +250,14 @@ func TestGoMicroCache(t *testing.T) {
 	waitUntil(t, "the cache drops the removed nodes", func() bool { return reflect.DeepEqual(nodes(), []string{"n-c"}) })
 }
 
-func mustRegister(t *testing.T, p *Registry, svc *mreg.Service) {
+func mustRegister(t testing.TB, p *Registry, svc *mreg.Service) {
 	t.Helper()
 	if err := p.Register(svc); err != nil {
 		t.Fatalf("Register %s: %v", svc.Name, err)
 	}
 }
 
-func mustDeregister(t *testing.T, p *Registry, svc *mreg.Service) {
+func mustDeregister(t testing.TB, p *Registry, svc *mreg.Service) {
 	t.Helper()
 	if err := p.Deregister(svc); err != nil {
 		t.Fatalf("Deregister %s: %v", svc.Name, err)

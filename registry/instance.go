@@ -86,18 +86,6 @@ func (in *Instance) String() string {
 	return b.String()
 }
 
-// CloneInstances returns a deep copy of s (nil for nil).
-func CloneInstances(s []*Instance) []*Instance {
-	if s == nil {
-		return nil
-	}
-	out := make([]*Instance, len(s))
-	for i, in := range s {
-		out[i] = in.Clone()
-	}
-	return out
-}
-
 // SortInstances sorts s in place by ID (then Name), the order Updates use.
 func SortInstances(s []*Instance) {
 	slices.SortFunc(s, func(a, b *Instance) int {

@@ -1,12 +1,16 @@
 // Command chainbench measures the fallback chain against its targets and
-// prints a table: the read hot path, reads during an outage, failover,
+// prints a table: the read hot path, the plugins' reads beside go-micro's
+// registry/cache, reads during an outage, failover,
 // failback and replay times, watch propagation against a raw etcd watch,
 // cold start from a large snapshot, heap per instance, and snapshot commits
 // under churn. Everything runs in-process (embedded etcd, bbolt files in a
 // temp dir); nothing needs installing.
 //
-//	go run ./bench/chainbench            # full run, about a minute
-//	go run ./bench/chainbench -quick     # fewer samples
+// It lives in the nested module bench/ (it imports Kratos' contrib etcd
+// registry, which the root module must not require):
+//
+//	cd bench && go run ./chainbench            # full run, about a minute
+//	cd bench && go run ./chainbench -quick     # fewer samples
 package main
 
 import (
@@ -69,6 +73,7 @@ func main() {
 	fmt.Fprintf(os.Stderr, "chainbench: %s, %d CPUs, GOMAXPROCS %d\n", runtime.Version(), runtime.NumCPU(), runtime.GOMAXPROCS(0))
 
 	step("hot path", hotPath)
+	step("plugin reads", pluginReads)
 	step("kratos contrib etcd", func() { kratosCompare(dir) })
 	step("outage", func() { outage(dir) })
 	step("watch propagation", func() { propagation(dir) })
