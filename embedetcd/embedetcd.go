@@ -26,6 +26,9 @@ import (
 	"github.com/regchain/regchain/internal/faultproxy"
 )
 
+// memberName is the name of the single member.
+const memberName = "regchain"
+
 // Server is an embedded single-member etcd.
 type Server struct {
 	dir       string
@@ -96,7 +99,7 @@ func (s *Server) Start() error {
 		return nil
 	}
 	cfg := embed.NewConfig()
-	cfg.Name = "regchain"
+	cfg.Name = memberName
 	cfg.Dir = s.dir
 	cfg.ListenClientUrls = []url.URL{s.clientURL}
 	cfg.AdvertiseClientUrls = []url.URL{s.clientURL}
