@@ -33,7 +33,9 @@ type HistoryHarness struct {
 // restored from a backup taken earlier ("Restore", when h.Backup is set).
 // After each, within h.Recover:
 //
-//   - every registration is re-created on the server, and defended again:
+//   - every registration is re-created on the server (the kit writes
+//     enough changes before the fault that the older history's revisions,
+//     indexes or zxids stay behind what the registry has seen), and defended again:
 //     a record deleted by another client comes back;
 //   - a record the new history lacks, registered by a registry that has
 //     since been closed, is gone from what watchers deliver (they relist from
@@ -67,6 +69,10 @@ func RunHistory(t *testing.T, h HistoryHarness) {
 			func(t *testing.T) { restore(t) })
 	})
 }
+
+// churn is how many updates the kit writes between the backup and the
+// fault.
+const churn = 100
 
 // latest keeps the last state a watcher delivered per service.
 type latest struct {
@@ -180,6 +186,14 @@ func historyCase(t *testing.T, h HistoryHarness, prefix string, before, fault fu
 	// After the backup: one more registration of r (the older history lacks
 	// it), and a record of a registry that is then closed without
 	// deregistering (the older history lacks it too; nobody re-creates it).
+	// Churn: push the server's revision (index, zxid) well past what the
+	// older history will hold, so a client that keeps waiting for the
+	// revision it last saw misses every change of the new history.
+	for i := range churn {
+		c := a2.Clone()
+		c.Metadata["gen"] = fmt.Sprint(i)
+		regOn(r, c)
+	}
 	regOn(r, a2)
 	regOn(other, stray)
 	k.waitInstances(t, svcA, a1, a2, stray)
