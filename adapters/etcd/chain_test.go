@@ -28,10 +28,11 @@ type chainOnEtcd struct {
 	tier *Registry
 }
 
-func newChainOnEtcd(t *testing.T, srv *embedetcd.Server, ns string, opts ...chain.Option) *chainOnEtcd {
+func newChainOnEtcd(t *testing.T, srv *embedetcd.Server, ns string, timeout time.Duration, opts ...chain.Option) *chainOnEtcd {
 	t.Helper()
 	cfg := testConfig(t, srv.Endpoint())
 	cfg.Namespace = ns
+	cfg.Timeout = timeout
 	cfg.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
 	tier, err := New(cfg)
 	if err != nil {
@@ -161,7 +162,7 @@ func testChainHistory(t *testing.T, restore bool) {
 	srv := etcdtest.Start(t)
 	cli := newClient(t, srv.Endpoint())
 	ns := newNamespace()
-	ch := newChainOnEtcd(t, srv, ns)
+	ch := newChainOnEtcd(t, srv, ns, time.Second)
 	ctx := ctxT(t, 2*time.Minute)
 	svc := "hist"
 	a1, a2, a3 := instance(svc, "a1", 9000), instance(svc, "a2", 9001), instance(svc, "a3", 9002)
