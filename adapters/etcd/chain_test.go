@@ -15,8 +15,8 @@ import (
 
 	"github.com/regchain/regchain/adapters/file"
 	"github.com/regchain/regchain/chain"
-	"github.com/regchain/regchain/embedetcd"
 	"github.com/regchain/regchain/embedetcd/etcdtest"
+	"github.com/regchain/regchain/internal/faultproxy"
 	"github.com/regchain/regchain/internal/testutil"
 	"github.com/regchain/regchain/registry"
 )
@@ -28,9 +28,9 @@ type chainOnEtcd struct {
 	tier *Registry
 }
 
-func newChainOnEtcd(t *testing.T, srv *embedetcd.Server, ns string, timeout time.Duration, opts ...chain.Option) *chainOnEtcd {
+func newChainOnEtcd(t *testing.T, endpoint string, ns string, timeout time.Duration, opts ...chain.Option) *chainOnEtcd {
 	t.Helper()
-	cfg := testConfig(t, srv.Endpoint())
+	cfg := testConfig(t, endpoint)
 	cfg.Namespace = ns
 	cfg.Timeout = timeout
 	cfg.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
@@ -162,7 +162,7 @@ func testChainHistory(t *testing.T, restore bool) {
 	srv := etcdtest.Start(t)
 	cli := newClient(t, srv.Endpoint())
 	ns := newNamespace()
-	ch := newChainOnEtcd(t, srv, ns, time.Second)
+	ch := newChainOnEtcd(t, srv.Endpoint(), ns, time.Second)
 	ctx := ctxT(t, 2*time.Minute)
 	svc := "hist"
 	a1, a2, a3 := instance(svc, "a1", 9000), instance(svc, "a2", 9001), instance(svc, "a3", 9002)
@@ -251,4 +251,88 @@ func testChainHistory(t *testing.T, restore bool) {
 		}
 		return allLive(ch.tier, 3)
 	})
+}
+
+// TestChainCompactionCatchUp (issue 14): a chain with its default probe
+// and failback settings over the etcd adapter is cut off from etcd long
+// enough to mark the tier down; meanwhile the service changes and the
+// history is compacted; then the connection is cut and healed. It logs how
+// long after the heal the adapter's own watcher and the chain's watcher
+// deliver the new state: with the chain's default guard ({a} -> {b} drops
+// every instance it held, within the guard's window after the tier's health
+// changed, so it is held for the guard's grace, 5s, and then confirmed) and
+// with the guard off.
+func TestChainCompactionCatchUp(t *testing.T) {
+	for _, guard := range []bool{true, false} {
+		t.Run(fmt.Sprintf("guard=%v", guard), func(t *testing.T) { testChainCompactionCatchUp(t, guard) })
+	}
+}
+
+func testChainCompactionCatchUp(t *testing.T, guard bool) {
+	srv := etcdtest.Start(t)
+	px, err := faultproxy.Start(srv.Endpoint())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { px.Close() })
+	cli := newClient(t, srv.Endpoint())
+	ns := newNamespace()
+	ch := newChainOnEtcd(t, px.Addr(), ns, time.Second,
+		chain.WithProbeInterval(time.Second), chain.WithProbeTimeout(time.Second),
+		chain.WithFailbackAfter(10*time.Second), chain.WithGuard(chain.Guard{Disabled: !guard}))
+	ctx := ctxT(t, 2*time.Minute)
+	svc := "compact"
+	put := func(in *registry.Instance) {
+		t.Helper()
+		if _, err := cli.Put(ctx, ns+"/"+svc+"/"+in.ID, mustMarshal(t, in)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	a, b := instance(svc, "a", 9000), instance(svc, "b", 9001)
+	put(a)
+	cw := followWatcher(t, ch.c, svc)
+	aw := followWatcher(t, ch.tier, svc)
+	testutil.WaitFor(t, 20*time.Second, "watchers on a", func() string {
+		if why := cw.is(svc, "etcd", "a"); why != "" {
+			return "chain: " + why
+		}
+		return aw.is(svc, "", "a")
+	})
+
+	px.Partition()
+	testutil.WaitFor(t, 30*time.Second, "the chain marks etcd down", func() string {
+		if ch.c.Status().Tiers[0].Up {
+			return "tier up"
+		}
+		return ""
+	})
+	put(b)
+	if _, err := cli.Delete(ctx, ns+"/"+svc+"/a"); err != nil {
+		t.Fatal(err)
+	}
+	resp, err := cli.Get(ctx, "anything")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := cli.Compact(ctx, resp.Header.Revision, clientv3.WithCompactPhysical()); err != nil {
+		t.Fatal(err)
+	}
+	px.Sever()
+	px.Heal()
+	healed := time.Now()
+	var adapterAt, chainAt time.Duration
+	testutil.WaitFor(t, 30*time.Second, "watchers on b", func() string {
+		if adapterAt == 0 && aw.is(svc, "", "b") == "" {
+			adapterAt = time.Since(healed)
+		}
+		if chainAt == 0 && cw.is(svc, "etcd", "b") == "" {
+			chainAt = time.Since(healed)
+		}
+		if adapterAt == 0 || chainAt == 0 {
+			return fmt.Sprintf("adapter: %s; chain: %s", aw.is(svc, "", "b"), cw.is(svc, "etcd", "b"))
+		}
+		return ""
+	})
+	t.Logf("MEASURE guard=%v: after a heal past a compaction: adapter watcher on the new state in %v, chain watcher in %v", guard,
+		adapterAt.Round(time.Millisecond), chainAt.Round(time.Millisecond))
 }
