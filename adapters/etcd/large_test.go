@@ -36,7 +36,6 @@ func TestLargeService(t *testing.T) {
 	}
 	first := time.Since(start)
 
-	start = time.Now()
 	cw := followWatcher(t, ch.c, svc)
 	aw := followWatcher(t, ch.tier, svc)
 	count := func(l *lastState) int {

@@ -245,7 +245,7 @@ func (h *hub) run() {
 			continue
 		default:
 			h.r.log.Warn("etcd: watch failed; listing again", "prefix", h.prefix, "error", err)
-			h.fail(h.r.wrapErr(nil, "watch "+h.prefix, err))
+			h.fail(h.r.wrapErr(context.Background(), "watch "+h.prefix, err))
 		}
 		if progressed {
 			// It worked for a while: resume at once.
@@ -293,7 +293,7 @@ func (h *hub) relist() (int64, error) {
 	defer cancel()
 	resp, err := h.r.client.Get(ctx, h.prefix, clientv3.WithPrefix())
 	if err != nil {
-		return 0, h.r.wrapErr(nil, "watch: list "+h.prefix, err)
+		return 0, h.r.wrapErr(context.Background(), "watch: list "+h.prefix, err)
 	}
 	h.r.observe(resp.Header)
 	state := make(map[string]map[string]*registry.Instance)
