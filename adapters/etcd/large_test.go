@@ -35,6 +35,7 @@ func TestLargeService(t *testing.T) {
 		t.Fatalf("chain GetService = %d instances, %v; want %d", len(got), err, n)
 	}
 	first := time.Since(start)
+	start = time.Now()
 
 	cw := followWatcher(t, ch.c, svc)
 	aw := followWatcher(t, ch.tier, svc)
@@ -46,9 +47,10 @@ func TestLargeService(t *testing.T) {
 		}
 		return -1
 	}
-	wait := func(what string, want int) (chainAt, adapterAt time.Duration) {
+	// wait measures from start, taken before the change: a watcher may
+	// deliver before the writing call returns.
+	wait := func(start time.Time, what string, want int) (chainAt, adapterAt time.Duration) {
 		t.Helper()
-		start := time.Now()
 		testutil.WaitFor(t, 60*time.Second, what, func() string {
 			c, a := count(cw), count(aw)
 			if a == want && adapterAt == 0 {
@@ -64,19 +66,21 @@ func TestLargeService(t *testing.T) {
 		})
 		return chainAt, adapterAt
 	}
-	cFirst, aFirst := wait("first watch states", n)
+	cFirst, aFirst := wait(start, "first watch states", n)
 	t.Logf("MEASURE %d instances: chain GetService first answer %v; first Next: chain %v, adapter %v", n, first.Round(time.Millisecond), cFirst.Round(time.Millisecond), aFirst.Round(time.Millisecond))
 
 	in := instance(svc, "zz-new", 1)
+	start = time.Now()
 	if _, err := cli.Put(ctx, ns+"/"+svc+"/"+in.ID, mustMarshal(t, in)); err != nil {
 		t.Fatal(err)
 	}
-	cOne, aOne := wait("one change", n+1)
+	cOne, aOne := wait(start, "one change", n+1)
 	t.Logf("MEASURE %d instances: one change delivered: chain %v, adapter %v", n, cOne.Round(time.Millisecond), aOne.Round(time.Millisecond))
 
+	start = time.Now()
 	if _, err := cli.Delete(ctx, ns+"/"+svc+"/", clientv3.WithPrefix()); err != nil {
 		t.Fatal(err)
 	}
-	cDel, aDel := wait("mass delete", 0)
+	cDel, aDel := wait(start, "mass delete", 0)
 	t.Logf("MEASURE %d instances: mass delete delivered: chain %v (guard grace 1s), adapter %v", n, cDel.Round(time.Millisecond), aDel.Round(time.Millisecond))
 }
