@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"runtime"
+	"sync"
 	"testing"
 	"time"
 
@@ -122,5 +123,75 @@ func TestWatchManyServices(t *testing.T) {
 				return ""
 			})
 		})
+	}
+}
+
+// TestWatchChurn starts and stops watchers concurrently while records
+// change, so the shared watch starts, stops and restarts under load; every
+// watcher's first state is the current one and nothing leaks (goleak).
+func TestWatchChurn(t *testing.T) {
+	srv := shared.Server(t)
+	cli := newClient(t, srv.Endpoint())
+	cfg := testConfig(t, srv.Endpoint())
+	cfg.Logger = quietLogger()
+	r := newRegistry(t, cfg)
+	ctx := ctxT(t, time.Minute)
+	stable := instance("churn-stable", "s", 1)
+	if _, err := cli.Put(ctx, r.key(stable.Name, stable.ID), mustMarshal(t, stable)); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan struct{})
+	writerDone := make(chan struct{})
+	go func() {
+		defer close(writerDone)
+		for i := 0; ; i++ {
+			select {
+			case <-done:
+				return
+			default:
+			}
+			in := instance("churn-busy", fmt.Sprint(i%5), i)
+			cli.Put(ctx, r.key(in.Name, in.ID), mustMarshal(t, in)) //nolint:errcheck // load only
+		}
+	}()
+	defer func() { close(done); <-writerDone }()
+	var wg sync.WaitGroup
+	errs := make(chan error, 8)
+	for g := 0; g < 8; g++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := 0; i < 25; i++ {
+				name := stable.Name
+				if i%3 == 0 {
+					name = ""
+				}
+				w, err := r.Watch(ctx, name)
+				if err != nil {
+					errs <- err
+					return
+				}
+				for {
+					u, err := w.Next()
+					if err != nil {
+						errs <- fmt.Errorf("watcher %d/%d: %w", g, i, err)
+						w.Stop()
+						return
+					}
+					if u.Service == stable.Name {
+						if len(u.Instances) != 1 {
+							errs <- fmt.Errorf("watcher %d/%d: %s has %d instances, want 1", g, i, u.Service, len(u.Instances))
+						}
+						break
+					}
+				}
+				w.Stop()
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Error(err)
 	}
 }
