@@ -55,18 +55,19 @@
 //
 // Every watcher of a registry is fed by one etcd watch over the whole
 // namespace and one goroutine, whatever the number of watched services: it
-// lists <namespace>/, keeps the decoded records in memory, follows an etcd
-// watch from the next revision (WithRequireLeader, WithProgressNotify) and
-// delivers the complete instance set of each changed service to that
-// service's watchers and the watch-alls through registry.Feeds (no read per
-// event). It starts with the first watcher and stops with the last. After
-// compaction, a lost leader, a broken stream, a lost connection or a
-// history change it lists the namespace again and resumes; a lost
-// connection or leader is reported by Next as a transient
-// registry.ErrUnavailable, and the state listed afterwards is delivered
-// even if unchanged. Update.Revision is the etcd revision. The cost: a
-// process watching one service receives (and decodes) the events of the
-// whole namespace, and holds it in memory.
+// lists <namespace>/ (in pages of 5,000 records at one revision, each
+// bounded by Config.Timeout), keeps the decoded records in memory, follows
+// an etcd watch from the next revision (WithRequireLeader,
+// WithProgressNotify) and delivers the complete instance set of each changed
+// service to that service's watchers and the watch-alls through
+// registry.Feeds (no read per event). It starts with the first watcher and
+// stops with the last. After compaction, a lost leader, a broken stream, a
+// lost connection or a history change it lists the namespace again and
+// resumes; a lost connection or leader is reported by Next as a transient
+// registry.ErrUnavailable, and the state listed afterwards is delivered even
+// if unchanged. Update.Revision is the etcd revision. The cost: a process
+// watching one service receives (and decodes) the events of the whole
+// namespace, and holds it in memory.
 //
 // # Ping
 //

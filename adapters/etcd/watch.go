@@ -19,6 +19,9 @@ import (
 	"github.com/regchain/regchain/registry"
 )
 
+// listPage is how many records one request of a relist reads.
+const listPage = 5000
+
 var (
 	errWatchClosed = errors.New("watch channel closed")
 	errConnLost    = errors.New("connection to etcd lost")
@@ -289,27 +292,44 @@ func (h *hub) relist() (int64, error) {
 	case <-h.lost: // a loss before this read: the read tells
 	default:
 	}
-	ctx, cancel := h.r.opCtx(h.r.ctx)
-	defer cancel()
-	resp, err := h.r.client.Get(ctx, h.prefix, clientv3.WithPrefix())
-	if err != nil {
-		return 0, h.r.wrapErr(context.Background(), "watch: list "+h.prefix, err)
-	}
-	h.r.observe(resp.Header)
 	state := make(map[string]map[string]*registry.Instance)
-	for _, kv := range resp.Kvs {
-		name, in, ok := h.r.decode(kv)
-		if !ok {
-			continue
+	// Pages of listPage records at one revision, each bounded by the
+	// request timeout: a large namespace is listed however long it takes
+	// in all, as long as each page answers in time.
+	var rev int64
+	from, end := h.prefix, clientv3.GetPrefixRangeEnd(h.prefix)
+	for {
+		opts := []clientv3.OpOption{clientv3.WithRange(end), clientv3.WithLimit(listPage)}
+		if rev != 0 {
+			opts = append(opts, clientv3.WithRev(rev))
 		}
-		m := state[name]
-		if m == nil {
-			m = make(map[string]*registry.Instance)
-			state[name] = m
+		ctx, cancel := h.r.opCtx(h.r.ctx)
+		resp, err := h.r.client.Get(ctx, from, opts...)
+		cancel()
+		if err != nil {
+			return 0, h.r.wrapErr(context.Background(), "watch: list "+h.prefix, err)
 		}
-		m[string(kv.Key)] = in
+		if rev == 0 {
+			h.r.observe(resp.Header)
+			rev = resp.Header.Revision
+		}
+		for _, kv := range resp.Kvs {
+			name, in, ok := h.r.decode(kv)
+			if !ok {
+				continue
+			}
+			m := state[name]
+			if m == nil {
+				m = make(map[string]*registry.Instance)
+				state[name] = m
+			}
+			m[string(kv.Key)] = in
+		}
+		if !resp.More || len(resp.Kvs) == 0 {
+			break
+		}
+		from = string(resp.Kvs[len(resp.Kvs)-1].Key) + "\x00"
 	}
-	rev := resp.Header.Revision
 	now := time.Now()
 	forget := h.stale
 	h.stale = false
