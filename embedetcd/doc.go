@@ -8,6 +8,11 @@
 // client connection as a crash does, and while stopped connections are
 // refused. Proxy gives fault tests a partition switch on the same path.
 //
+// Wipe, Snapshot and Restore change the server's history under its clients
+// for disaster tests: Wipe brings it back empty (revisions from 1 again),
+// Restore brings back the older history of a snapshot taken earlier
+// (etcdutl's restore), both at the same address.
+//
 // # Caveats
 //
 // Importing this package brings etcd's server into your build: use it from

@@ -14,7 +14,10 @@ import (
 	"github.com/regchain/regchain/internal/faultproxy"
 )
 
-// Server is an embedded single-member etcd. It is safe for concurrent use.
+// memberName is the name of the single member.
+const memberName = "regchain"
+
+// Server is an embedded single-member etcd.
 type Server struct {
 	dir       string
 	endpoint  string  // the proxy's address, what clients use
@@ -84,7 +87,7 @@ func (s *Server) Start() error {
 		return nil
 	}
 	cfg := embed.NewConfig()
-	cfg.Name = "regchain"
+	cfg.Name = memberName
 	cfg.Dir = s.dir
 	cfg.ListenClientUrls = []url.URL{s.clientURL}
 	cfg.AdvertiseClientUrls = []url.URL{s.clientURL}

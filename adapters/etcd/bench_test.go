@@ -184,3 +184,42 @@ func TestPercentiles(t *testing.T) {
 		t.Errorf("percentiles(nil) = %s", got)
 	}
 }
+
+// BenchmarkPing (issue 12): Ping's cost with an empty namespace and with
+// 20,000 records in it, next to the count over the namespace Ping used to
+// do. Ping's must not grow with the data.
+func BenchmarkPing(b *testing.B) {
+	srv := shared.Server(b)
+	cli := newClient(b, srv.Endpoint())
+	for _, n := range []int{0, 20000} {
+		cfg := benchConfig(b, srv.Endpoint())
+		if n > 0 {
+			ctx := ctxT(b, 5*time.Minute)
+			for i := 0; i < n; i += 100 {
+				var ops []clientv3.Op
+				for j := i; j < min(i+100, n); j++ {
+					ops = append(ops, clientv3.OpPut(fmt.Sprintf("%s/big/i%05d", cfg.Namespace, j), `{"id":"x"}`))
+				}
+				if _, err := cli.Txn(ctx).Then(ops...).Commit(); err != nil {
+					b.Fatal(err)
+				}
+			}
+		}
+		r := newRegistry(b, cfg)
+		ctx := ctxT(b, 10*time.Minute)
+		b.Run(fmt.Sprintf("records=%d/Ping", n), func(b *testing.B) {
+			for i := 0; i < b.N; i++ {
+				if err := r.Ping(ctx); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+		b.Run(fmt.Sprintf("records=%d/count-namespace", n), func(b *testing.B) {
+			for i := 0; i < b.N; i++ {
+				if _, err := cli.Get(ctx, cfg.Namespace+"/", clientv3.WithPrefix(), clientv3.WithCountOnly()); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}

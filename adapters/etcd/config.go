@@ -27,6 +27,11 @@ const (
 	DefaultDialTimeout = 5 * time.Second
 	// DefaultMaxBackoff caps the delay between retries.
 	DefaultMaxBackoff = 5 * time.Second
+	// MaxReconnectDelay caps the delay between connection attempts of a
+	// client New creates: a registration is back within about this long
+	// (plus one round trip) after etcd answers again, however long it was
+	// away. A refused connection attempt costs etcd nothing.
+	MaxReconnectDelay = 800 * time.Millisecond
 )
 
 // Config configures New. The zero value is usable: it talks to etcd on
@@ -65,9 +70,10 @@ type Config struct {
 	// background requests. If zero, 5s.
 	Timeout time.Duration
 	// MaxBackoff caps the jittered exponential delay between retries of
-	// re-registration, watch resumption and, for a client New creates,
-	// reconnection: once etcd is back, recovery takes at most about this
-	// long. If zero, 5s.
+	// re-registration and watch resumption while etcd is reachable but
+	// refuses or fails (a lost connection coming back wakes the retries at
+	// once), and the delay between reconnection attempts of a client New
+	// creates when lower than MaxReconnectDelay. If zero, 5s.
 	MaxBackoff time.Duration
 	// Logger receives the registry's warnings (skipped malformed records,
 	// lost leases, restored keys) and debug messages. If nil,

@@ -21,19 +21,62 @@
 // record again; when the key is deleted or overwritten by another client it
 // puts it back. It retries with capped, jittered exponential backoff for as
 // long as the registration lives: until Deregister or Close, never a fixed
-// number of times. Registrations reports which registrations are live and
-// which are being restored.
+// number of times; when the client's connection comes back after being
+// lost, every pending restore is tried at once rather than when its backoff
+// says. A lease the keepalive gave up on during an outage is taken back
+// when etcd still has it (a restarted etcd restores its leases), so the
+// record stays present throughout. A record deleted by another client is
+// put back at once, every time; one overwritten by another client is put
+// back at once the first time and with growing delays after that (two
+// processes sharing an instance ID). Registrations reports which
+// registrations are live and which are being restored.
+//
+// # History changes
+//
+// etcd may come back with another history: wiped and rebuilt empty, or
+// restored from a snapshot whose revisions are behind what this client has
+// seen. The registry follows the header of every linearizable response
+// (reads, writes, lease grants, Ping): a changed cluster ID, or a revision
+// (or raft term) below the highest seen that a fresh linearizable read
+// confirms, means a new history. It then checks every registration in the
+// new history (re-creating it under a new lease when it is missing or
+// stale; not reported Live until checked), restarts each registration's
+// watch of its own key from the new revision (the old watch would wait for
+// a revision the new history reaches much later, and miss every delete
+// before), and lists the namespace again for the watchers. A probe runs
+// each time the connection becomes ready again, so a change is noticed
+// within one round trip of reconnecting. What no client can notice: a new
+// history that has already passed the highest revision seen before this
+// client talks to it again; etcd's own answer to that is `etcdutl snapshot
+// restore --bump-revision --mark-compacted`, which the watchers handle as a
+// compaction.
 //
 // # Watches
 //
-// A watcher lists its prefix, then follows an etcd watch from the next
-// revision, applying events to an in-memory copy (no read per event) and
-// delivering the complete instance set of each changed service through a
-// registry.Feed. After compaction, a lost leader, a broken stream or a lost
-// connection it lists again and resumes; a lost connection or leader is
-// reported by Next as a transient registry.ErrUnavailable, and the state
-// listed afterwards is delivered even if unchanged. Update.Revision is the
-// etcd revision.
+// Every watcher of a registry is fed by one etcd watch over the whole
+// namespace and one goroutine, whatever the number of watched services: it
+// lists <namespace>/ (in pages of 5,000 records at one revision, each
+// bounded by Config.Timeout), keeps the decoded records in memory, follows
+// an etcd watch from the next revision (WithRequireLeader,
+// WithProgressNotify) and delivers the complete instance set of each changed
+// service to that service's watchers and the watch-alls through
+// registry.Feeds (no read per event). It starts with the first watcher and
+// stops with the last. After compaction, a lost leader, a broken stream, a
+// lost connection or a history change it lists the namespace again and
+// resumes; a lost connection or leader is reported by Next as a transient
+// registry.ErrUnavailable, and the state listed afterwards is delivered even
+// if unchanged. Update.Revision is the etcd revision. The cost: a process
+// watching one service receives (and decodes) the events of the whole
+// namespace, and holds it in memory.
+//
+// # Ping
+//
+// Ping is a linearizable read of one fixed key that holds no instance (the
+// namespace key itself), count only: etcd answers it after a ReadIndex
+// round, which needs a leader that a quorum still follows, and a point
+// lookup in its key index. Its cost does not grow with the number of
+// records, so a fleet probing once a second adds constant leader work per
+// process.
 //
 // # Caveats
 //
@@ -51,7 +94,8 @@
 //     record version; they never stop a watcher.
 //   - Two processes registering the same (name, ID) overwrite each other; each
 //     restores its own record with growing delays (up to MaxBackoff), so the
-//     key flips between them until one deregisters.
+//     key flips between them until one deregisters; the other puts its
+//     record back at once after that delete.
 //   - With Username set, New authenticates and therefore fails while etcd is
 //     unreachable; without it New never needs the server.
 //   - With a Client passed in Config, reconnection timing and logging are the

@@ -198,6 +198,7 @@ func (g *registration) run(lease clientv3.LeaseID, rev int64) {
 
 	timer := time.NewTimer(time.Hour)
 	defer timer.Stop()
+	hist, back := k.r.historyChanged.wait(), k.r.reconnected.wait()
 	for {
 		if g.ctx.Err() != nil {
 			return
@@ -227,6 +228,17 @@ func (g *registration) run(lease clientv3.LeaseID, rev int64) {
 		case <-g.ctx.Done():
 			return
 		case <-retry:
+		case <-hist:
+			hist = k.r.historyChanged.wait()
+			k.historyChanged()
+		case <-back:
+			back = k.r.reconnected.wait()
+			if pending {
+				// etcd answers again: retry now, not when the backoff
+				// timer says.
+				k.bo.Reset()
+				k.retryAt = time.Time{}
+			}
 		case _, ok := <-k.ka:
 			if !ok {
 				k.leaseLost()
@@ -328,32 +340,51 @@ func (k *keeper) onWatch(wr clientv3.WatchResponse, ok bool) {
 		k.verify = true
 		return
 	}
-	tampered := false
+	tampered, deleted := false, false
 	for _, ev := range wr.Events {
 		if ev.Kv.ModRevision <= k.lastWrite {
 			continue // superseded by our own later write
 		}
 		switch ev.Type {
 		case mvccpb.DELETE:
-			tampered = true
+			tampered, deleted = true, true
 		case mvccpb.PUT:
+			deleted = false
 			if clientv3.LeaseID(ev.Kv.Lease) != k.lease || string(ev.Kv.Value) != k.written {
 				tampered = true
 			}
 		}
 	}
 	if tampered {
-		k.tampered()
+		k.tampered(deleted)
 	}
 }
 
-// tampered schedules restoring the key. The first restore is immediate;
-// repeated ones back off, so two processes registering the same instance
-// do not fight at network speed.
-func (k *keeper) tampered() {
-	k.r.log.Warn("etcd: registered key deleted or overwritten by another client; restoring it", "key", k.g.key)
+// historyChanged makes the keeper check its record in the new history and
+// watch it from there: the own-key watch of the old history waits for a
+// revision the new one may reach much later, and misses every change before.
+// Until the check, the registration is not reported Live.
+func (k *keeper) historyChanged() {
+	k.stopWatch()
+	k.verify = true
+	k.bo.Reset()
+	k.retryAt = time.Time{}
+	k.g.markDown(errHistoryChanged, false)
+}
+
+// tampered schedules restoring the key. A deleted key is restored at once,
+// every time: the other writer (an operator, a process sharing the
+// instance ID that deregistered) is not fighting. An overwritten key is
+// restored at once the first time; repeated overwrites back off, so two
+// processes registering the same instance do not fight at network speed.
+func (k *keeper) tampered(deleted bool) {
+	k.r.log.Warn("etcd: registered key deleted or overwritten by another client; restoring it", "key", k.g.key, "deleted", deleted)
 	k.dirty = true
 	k.g.markDown(errKeyTampered, false)
+	if deleted {
+		k.retryAt = time.Time{}
+		return
+	}
 	now := time.Now()
 	var delay time.Duration
 	if !k.lastFix.IsZero() && now.Sub(k.lastFix) < 2*k.r.maxBackoff {
@@ -411,14 +442,28 @@ func (k *keeper) write(parent context.Context) error {
 	defer cancel()
 	val := k.g.value()
 	recovered := k.lease == 0 || k.dirty && !k.g.isLive()
+	if k.lease == 0 && k.stale != 0 {
+		// The keepalive gave up (no answer for a TTL: etcd down or out of
+		// reach), but etcd may have kept the lease, and the record with it:
+		// a restarted etcd restores its leases with a fresh TTL. Taking it
+		// back keeps the record present throughout.
+		if ka, err := k.r.client.KeepAliveOnce(ctx, k.stale); err == nil && ka.TTL > 0 {
+			k.r.observe(ka.ResponseHeader)
+			k.lease, k.granted, k.stale = k.stale, time.Now(), 0
+			k.g.setLease(k.lease)
+			k.startKeepAlive()
+		} else if err != nil && !errors.Is(err, rpctypes.ErrLeaseNotFound) {
+			return fmt.Errorf("keepalive: %w", err)
+		}
+	}
 	if k.lease != 0 {
-		resp, err := k.r.client.Put(ctx, k.g.key, val, clientv3.WithLease(k.lease))
+		rev, err := k.putIfChanged(ctx, val)
 		if err == nil {
-			k.wrote(resp.Header.Revision, val, recovered)
+			k.wrote(rev, val, recovered)
 			return nil
 		}
 		if !errors.Is(err, rpctypes.ErrLeaseNotFound) {
-			return fmt.Errorf("put: %w", err)
+			return err
 		}
 		k.dropLease(false)
 	}
@@ -437,6 +482,29 @@ func (k *keeper) write(parent context.Context) error {
 		k.stale = 0
 	}
 	return nil
+}
+
+// putIfChanged makes the key hold val on the current lease, writing only
+// when it does not already: an unchanged record is not written again, so a
+// reconnecting fleet does not send every watcher an event per process. It
+// returns the record's revision.
+func (k *keeper) putIfChanged(ctx context.Context, val string) (int64, error) {
+	resp, err := k.r.client.Txn(ctx).
+		If(clientv3.Compare(clientv3.Value(k.g.key), "=", val),
+			clientv3.Compare(clientv3.LeaseValue(k.g.key), "=", k.lease)).
+		Then(clientv3.OpGet(k.g.key)).
+		Else(clientv3.OpPut(k.g.key, val, clientv3.WithLease(k.lease))).
+		Commit()
+	if err != nil {
+		return 0, fmt.Errorf("put: %w", err)
+	}
+	k.r.observe(resp.Header)
+	if resp.Succeeded {
+		if kvs := resp.Responses[0].GetResponseRange().GetKvs(); len(kvs) == 1 {
+			return kvs[0].ModRevision, nil
+		}
+	}
+	return resp.Header.Revision, nil
 }
 
 func (k *keeper) wrote(rev int64, val string, recovered bool) {
@@ -463,14 +531,21 @@ func (k *keeper) check(parent context.Context) error {
 	if err != nil {
 		return fmt.Errorf("check key: %w", err)
 	}
+	k.r.observe(resp.Header)
 	ok := len(resp.Kvs) == 1 &&
 		clientv3.LeaseID(resp.Kvs[0].Lease) == k.lease &&
 		string(resp.Kvs[0].Value) == k.written
 	k.verify = false
 	k.startWatch(resp.Header.Revision + 1)
 	if !ok {
-		k.tampered()
+		k.tampered(len(resp.Kvs) == 0)
+		return nil
 	}
+	// Revisions may have started again (a new history): judge later events
+	// against this one.
+	k.lastWrite = resp.Kvs[0].ModRevision
+	k.bo.Reset()
+	k.g.markLive()
 	return nil
 }
 

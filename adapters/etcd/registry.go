@@ -43,11 +43,15 @@ type Registry struct {
 	cancel context.CancelFunc
 	wg     sync.WaitGroup // every goroutine the registry started
 	locks  keyLocks       // serializes Register/Deregister per key
+	hub    hub            // the shared prefix watch behind every watcher
+
+	hist           history // the identity of the history etcd serves
+	historyChanged signal  // fired when etcd came back with another history
+	reconnected    signal  // fired when the client's connection is ready again
 
 	mu     sync.Mutex // guards the fields below
 	closed bool
 	regs   map[string]*registration // by etcd key
-	feeds  map[*registry.Feed]*watcher
 
 	badMu sync.Mutex       // guards bad
 	bad   map[string]int64 // malformed key -> mod revision already logged
@@ -64,8 +68,10 @@ var (
 // registry's calls report ErrUnavailable until etcd answers.
 //
 // A client New creates has gRPC keepalive pings (10 s, 5 s timeout) to
-// notice dead connections, reconnects at most MaxBackoff apart, and logs
-// nothing (the registry logs to Config.Logger).
+// notice dead connections, tries to reconnect at most MaxReconnectDelay
+// apart (or MaxBackoff, if lower) so that registrations are restored
+// within about a second of etcd answering again whatever the outage's
+// length, and logs nothing (the registry logs to Config.Logger).
 func New(cfg Config) (*Registry, error) {
 	cfg = cfg.withDefaults()
 	r := &Registry{
@@ -76,7 +82,6 @@ func New(cfg Config) (*Registry, error) {
 		maxBackoff: cfg.MaxBackoff,
 		log:        cfg.Logger,
 		regs:       make(map[string]*registration),
-		feeds:      make(map[*registry.Feed]*watcher),
 		bad:        make(map[string]int64),
 	}
 	if r.client == nil {
@@ -94,7 +99,7 @@ func New(cfg Config) (*Registry, error) {
 					BaseDelay:  100 * time.Millisecond,
 					Multiplier: 1.6,
 					Jitter:     0.2,
-					MaxDelay:   cfg.MaxBackoff,
+					MaxDelay:   min(cfg.MaxBackoff, MaxReconnectDelay),
 				},
 				MinConnectTimeout: cfg.DialTimeout,
 			})},
@@ -106,6 +111,7 @@ func New(cfg Config) (*Registry, error) {
 		r.ownClient = true
 	}
 	r.ctx, r.cancel = context.WithCancel(context.Background())
+	r.hub.init(r)
 	if conn := r.client.ActiveConnection(); conn != nil && !cfg.noConnMonitor {
 		r.wg.Add(1)
 		go r.monitorConn(conn)
@@ -115,9 +121,12 @@ func New(cfg Config) (*Registry, error) {
 
 // monitorConn follows the state of the client's gRPC connection. When a
 // connection that was ready starts reconnecting (etcd stopped, the
-// connection cut or, with keepalive pings, found dead), every watcher is
+// connection cut or, with keepalive pings, found dead), the watch hub is
 // told: clientv3 retries its watch streams by itself and never closes their
-// channels, so a watcher would otherwise stay silent for the whole outage.
+// channels, so watchers would otherwise stay silent for the whole outage.
+// When it is ready again, keepers waiting to restore a registration retry
+// at once instead of when their backoff says, and a probe checks whether
+// etcd came back with another history.
 func (r *Registry) monitorConn(conn *grpc.ClientConn) {
 	defer r.wg.Done()
 	state := conn.GetState()
@@ -126,35 +135,24 @@ func (r *Registry) monitorConn(conn *grpc.ClientConn) {
 		state = conn.GetState()
 		switch state {
 		case connectivity.Ready:
-			ready = true
+			if !ready {
+				ready = true
+				r.reconnected.fire()
+				r.wg.Add(1)
+				go func() {
+					defer r.wg.Done()
+					ctx, cancel := r.opCtx(r.ctx)
+					defer cancel()
+					r.probe(ctx) //nolint:errcheck // a failed probe tells nothing new; the next request observes
+				}()
+			}
 		case connectivity.Idle, connectivity.Connecting, connectivity.TransientFailure:
 			// A transport that closes goes through Idle; so does a channel
 			// unused for a long while, which has no watcher to tell.
 			if ready {
 				ready = false
-				r.connLost(state)
+				r.hub.connLost(state)
 			}
-		}
-	}
-}
-
-// connLost wakes every watcher to report the lost connection and confirm
-// its state by a fresh read once etcd answers.
-func (r *Registry) connLost(state connectivity.State) {
-	r.mu.Lock()
-	ws := make([]*watcher, 0, len(r.feeds))
-	for _, w := range r.feeds {
-		ws = append(ws, w)
-	}
-	r.mu.Unlock()
-	if len(ws) == 0 {
-		return
-	}
-	r.log.Warn("etcd: connection lost; watchers report it and list again once etcd answers", "state", state.String(), "watchers", len(ws))
-	for _, w := range ws {
-		select {
-		case w.lost <- struct{}{}:
-		default:
 		}
 	}
 }
@@ -291,11 +289,13 @@ func (r *Registry) grantPut(ctx context.Context, key, val string) (clientv3.Leas
 	if err != nil {
 		return 0, 0, fmt.Errorf("grant lease: %w", err)
 	}
+	r.observe(grant.ResponseHeader)
 	resp, err := r.client.Put(ctx, key, val, clientv3.WithLease(grant.ID))
 	if err != nil {
 		// The unused lease runs out by itself.
 		return 0, 0, fmt.Errorf("put: %w", err)
 	}
+	r.observe(resp.Header)
 	return grant.ID, resp.Header.Revision, nil
 }
 
@@ -359,6 +359,7 @@ func (r *Registry) GetService(ctx context.Context, name string) ([]*registry.Ins
 	if err != nil {
 		return nil, r.wrapErr(ctx, op, err)
 	}
+	r.observe(resp.Header)
 	out := make([]*registry.Instance, 0, len(resp.Kvs))
 	for _, kv := range resp.Kvs {
 		if _, in, ok := r.decode(kv); ok && in.Name == name {
@@ -384,6 +385,7 @@ func (r *Registry) ListServices(ctx context.Context) ([]string, error) {
 	if err != nil {
 		return nil, r.wrapErr(ctx, "list services", err)
 	}
+	r.observe(resp.Header)
 	seen := make(map[string]bool)
 	var names []string
 	for _, kv := range resp.Kvs {
@@ -396,16 +398,17 @@ func (r *Registry) ListServices(ctx context.Context) ([]string, error) {
 	return names, nil
 }
 
-// Ping implements registry.Pinger with a linearizable read of one key,
-// which needs a leader and a quorum. It is bounded by ctx and by
-// Config.Timeout.
+// Ping implements registry.Pinger with a linearizable read of one fixed
+// key (see probe): it needs a leader and a quorum, and its cost does not
+// grow with the data. Its answer also tells whether etcd came back with
+// another history. It is bounded by ctx and by Config.Timeout.
 func (r *Registry) Ping(ctx context.Context) error {
 	if r.isClosed() {
 		return r.errClosed("ping")
 	}
 	octx, cancel := r.opCtx(ctx)
 	defer cancel()
-	if _, err := r.client.Get(octx, r.ns+"/", clientv3.WithCountOnly()); err != nil {
+	if err := r.probe(octx); err != nil {
 		return r.wrapErr(ctx, "ping", err)
 	}
 	return nil
@@ -444,14 +447,10 @@ func (r *Registry) Close() error {
 		return nil
 	}
 	r.closed = true
-	feeds := r.feeds
-	r.feeds = nil
 	r.regs = nil
 	r.mu.Unlock()
 	r.cancel()
-	for f := range feeds {
-		f.End(r.errClosed("watch"))
-	}
+	r.hub.endAll(r.errClosed("watch"))
 	r.wg.Wait()
 	if r.ownClient {
 		if err := r.client.Close(); err != nil && !errors.Is(err, context.Canceled) {

@@ -4,231 +4,440 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
+	"slices"
+	"sync"
 	"sync/atomic"
 	"time"
 
 	"go.etcd.io/etcd/api/v3/mvccpb"
 	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
 	clientv3 "go.etcd.io/etcd/client/v3"
+	"google.golang.org/grpc/connectivity"
 
 	"github.com/regchain/regchain/internal/backoff"
 	"github.com/regchain/regchain/registry"
 )
 
+// listPage is how many records one request of a relist reads.
+const listPage = 5000
+
 var (
 	errWatchClosed = errors.New("watch channel closed")
 	errConnLost    = errors.New("connection to etcd lost")
+	errIdle        = errors.New("no watcher left")
 )
 
-// Watch implements registry.Registry. It returns at once; a goroutine lists
-// the service (or, for name "", the whole namespace, grouped by service),
-// publishes that state, then follows an etcd watch from the next revision
-// with WithRequireLeader and WithProgressNotify, keeping the state in
-// memory and publishing the service's complete instance set after each
-// batch of events. When the watch fails (compaction, lost leader, closed
-// stream) or the client's connection to etcd is lost (clientv3 itself
-// would wait for etcd silently), it lists again after a backoff, publishes
-// the listed state if it differs, and resumes from the list's revision.
-// Failures other than compaction are reported once by Next as transient
-// errors (wrapping ErrUnavailable when etcd is unreachable or has no
-// leader); the watcher goes on, and the first state listed after such an
-// error is delivered even if unchanged, to confirm it. Update.Revision is
-// the etcd revision of the state.
+// Watch implements registry.Registry. It returns at once. Every watcher of
+// a registry is fed by one etcd watch over the whole namespace (see hub):
+// watching N services costs one etcd watch and one goroutine, not N. The
+// first Next returns the service's current state (for name "", one Update
+// per service that has instances); later ones the complete instance set of
+// the service after each change. When the shared watch fails (compaction,
+// lost leader, closed stream), the client's connection to etcd is lost
+// (clientv3 itself would wait for etcd silently) or etcd comes back with
+// another history, the namespace is listed again and every watcher gets
+// the states that differ. Failures other than compaction and a history
+// change are reported once by Next as transient errors (wrapping
+// ErrUnavailable when etcd is unreachable or has no leader); the watcher
+// goes on, and the first state listed after such an error is delivered even
+// if unchanged, to confirm it. Update.Revision is the etcd revision of the
+// state.
 func (r *Registry) Watch(ctx context.Context, name string) (registry.Watcher, error) {
-	prefix := r.ns + "/"
 	if name != "" {
 		if err := registry.ValidateName(name); err != nil {
 			return nil, fmt.Errorf("etcd: watch: %w", err)
 		}
-		prefix = r.servicePrefix(name)
 	}
-	wctx, cancel := context.WithCancel(r.ctx)
-	w := &watcher{
-		r:        r,
-		name:     name,
-		prefix:   prefix,
-		ctx:      wctx,
-		lost:     make(chan struct{}, 1),
-		services: make(map[string]map[string]*registry.Instance),
-	}
-	// Ending the feed (Stop, ctx, Close) ends run, which unlists the feed.
-	w.feed = registry.NewFeed(ctx, cancel)
-	r.mu.Lock()
-	if r.closed {
-		r.mu.Unlock()
-		cancel()
-		w.feed.End(r.errClosed("watch"))
+	if r.isClosed() {
 		return nil, r.errClosed("watch")
 	}
-	r.feeds[w.feed] = w
-	r.wg.Add(1)
-	r.mu.Unlock()
-	go w.run()
-	return w.feed, nil
+	f, err := r.hub.subscribe(ctx, name)
+	if err != nil {
+		return nil, err
+	}
+	return f, nil
 }
 
-// watcher follows one prefix. Its fields after feed are owned by run.
-type watcher struct {
+// hub is the one etcd watch over <namespace>/ behind every watcher of a
+// registry. Its goroutine (run) starts with the first watcher and ends when
+// the last one stops. It keeps the whole namespace decoded in memory
+// (service -> key -> instance; instances are never modified once stored,
+// so published Updates share them) and publishes each changed service's
+// complete set to that service's feeds and to the watch-alls.
+type hub struct {
 	r      *Registry
-	name   string // "" for every service
 	prefix string
-	ctx    context.Context // ends with the feed or the registry
-	feed   *registry.Feed
+	wake   chan struct{} // capacity 1: the subscribers changed
 	lost   chan struct{} // capacity 1: the client's connection was lost
 
 	// stale says an error was reported since the last state: the next list
-	// delivers its state even if unchanged, to confirm it.
+	// delivers every state even if unchanged, to confirm it. Owned by run.
 	stale bool
 
-	// services holds the current state: service -> etcd key -> instance.
-	// Instances are never modified once stored, so published Updates may
-	// share them.
-	services map[string]map[string]*registry.Instance
+	mu      sync.Mutex // guards the fields below
+	subs    map[string]map[*registry.Feed]struct{}
+	nsubs   int
+	running bool
+	ended   error // set by endAll: no more subscribers
+	synced  bool  // state is a complete list
+	rev     int64 // revision of state
+	state   map[string]map[string]*registry.Instance
 }
 
-func (w *watcher) run() {
-	defer w.r.wg.Done()
-	defer func() {
-		w.r.mu.Lock()
-		delete(w.r.feeds, w.feed)
-		w.r.mu.Unlock()
-	}()
-	bo := backoff.Backoff{Base: 100 * time.Millisecond, Max: w.r.maxBackoff}
-	for {
-		rev, err := w.relist()
+func (h *hub) init(r *Registry) {
+	h.r = r
+	h.prefix = r.ns + "/"
+	h.wake = make(chan struct{}, 1)
+	h.lost = make(chan struct{}, 1)
+	h.subs = make(map[string]map[*registry.Feed]struct{})
+	h.state = make(map[string]map[string]*registry.Instance)
+}
+
+// subscribe returns a feed of service name ("" for every service), with its
+// current state already published when the hub has one.
+func (h *hub) subscribe(ctx context.Context, name string) (*registry.Feed, error) {
+	var (
+		mu   sync.Mutex
+		feed *registry.Feed // nil until subscribed
+	)
+	f := registry.NewFeed(ctx, func() {
+		mu.Lock()
+		sub := feed
+		mu.Unlock()
+		if sub != nil {
+			h.unsubscribe(sub, name)
+		}
+	})
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.ended != nil {
+		f.End(h.ended)
+		return nil, h.ended
+	}
+	select {
+	case <-f.Done():
+		return f, nil // ctx already done: Next reports it
+	default:
+	}
+	m := h.subs[name]
+	if m == nil {
+		m = make(map[*registry.Feed]struct{})
+		h.subs[name] = m
+	}
+	m[f] = struct{}{}
+	h.nsubs++
+	mu.Lock()
+	feed = f
+	mu.Unlock()
+	select {
+	case <-f.Done():
+		// Ended between the checks: onStop may have missed it.
+		h.removeLocked(f, name)
+		return f, nil
+	default:
+	}
+	if h.synced {
+		now := time.Now()
+		if name != "" {
+			f.Publish(h.updateLocked(name, now))
+		} else {
+			for svc := range h.state {
+				f.Publish(h.updateLocked(svc, now))
+			}
+		}
+	}
+	if !h.running {
+		h.running = true
+		h.r.wg.Add(1) // before endAll, which runs before Close's Wait
+		go h.run()
+	}
+	return f, nil
+}
+
+func (h *hub) unsubscribe(f *registry.Feed, name string) {
+	h.mu.Lock()
+	h.removeLocked(f, name)
+	h.mu.Unlock()
+	select {
+	case h.wake <- struct{}{}:
+	default:
+	}
+}
+
+func (h *hub) removeLocked(f *registry.Feed, name string) {
+	m := h.subs[name]
+	if _, ok := m[f]; !ok {
+		return
+	}
+	delete(m, f)
+	h.nsubs--
+	if len(m) == 0 {
+		delete(h.subs, name)
+	}
+}
+
+// endAll ends every feed with err (the registry is closing).
+func (h *hub) endAll(err error) {
+	h.mu.Lock()
+	h.ended = err
+	var feeds []*registry.Feed
+	for _, m := range h.subs {
+		for f := range m {
+			feeds = append(feeds, f)
+		}
+	}
+	h.mu.Unlock()
+	for _, f := range feeds {
+		f.End(err) // its onStop unsubscribes it
+	}
+}
+
+// connLost tells the running watch that the client's connection was lost:
+// watchers report it and list again once etcd answers.
+func (h *hub) connLost(state connectivity.State) {
+	h.mu.Lock()
+	n, running := h.nsubs, h.running
+	h.mu.Unlock()
+	if !running {
+		return
+	}
+	h.r.log.Warn("etcd: connection lost; watchers report it and list again once etcd answers", "state", state.String(), "watchers", n)
+	select {
+	case h.lost <- struct{}{}:
+	default:
+	}
+}
+
+// idle reports whether no watcher is left; if so the goroutine is done and
+// the state is dropped (a later watcher lists afresh).
+func (h *hub) idle() bool {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.nsubs > 0 && h.r.ctx.Err() == nil {
+		return false
+	}
+	h.running, h.synced = false, false
+	h.state = make(map[string]map[string]*registry.Instance)
+	return true
+}
+
+func (h *hub) run() {
+	defer h.r.wg.Done()
+	bo := backoff.Backoff{Base: 100 * time.Millisecond, Max: h.r.maxBackoff}
+	for !h.idle() {
+		rev, err := h.relist()
 		if err != nil {
-			if w.ctx.Err() != nil {
-				return
+			if h.r.ctx.Err() != nil {
+				continue
 			}
-			w.r.log.Debug("etcd: watch list failed; will retry", "prefix", w.prefix, "error", err)
-			w.fail(err)
-			if !w.sleep(bo.Next()) {
-				return
-			}
+			h.r.log.Debug("etcd: watch list failed; will retry", "prefix", h.prefix, "error", err)
+			h.fail(err)
+			h.sleep(bo.Next())
 			continue
 		}
-		progressed, err := w.follow(rev)
-		if w.ctx.Err() != nil {
-			return
-		}
-		if errors.Is(err, rpctypes.ErrCompacted) {
-			w.r.log.Info("etcd: watch revision compacted; listing again", "prefix", w.prefix, "revision", rev)
-		} else {
-			w.r.log.Warn("etcd: watch failed; listing again", "prefix", w.prefix, "error", err)
-			w.fail(w.r.wrapErr(nil, "watch "+w.prefix, err))
+		progressed, err := h.follow(rev)
+		switch {
+		case h.r.ctx.Err() != nil, errors.Is(err, errIdle):
+			continue
+		case errors.Is(err, rpctypes.ErrCompacted):
+			h.r.log.Info("etcd: watch revision compacted; listing again", "prefix", h.prefix, "revision", rev)
+		case errors.Is(err, errHistoryChanged):
+			// Relist from the new history at once.
+			bo.Reset()
+			continue
+		default:
+			h.r.log.Warn("etcd: watch failed; listing again", "prefix", h.prefix, "error", err)
+			h.fail(h.r.wrapErr(context.Background(), "watch "+h.prefix, err))
 		}
 		if progressed {
 			// It worked for a while: resume at once.
 			bo.Reset()
 			continue
 		}
-		if !w.sleep(bo.Next()) {
-			return
+		h.sleep(bo.Next())
+	}
+}
+
+// fail reports a transient error to every feed; the next list confirms
+// their states.
+func (h *hub) fail(err error) {
+	h.stale = true
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	for _, m := range h.subs {
+		for f := range m {
+			f.Fail(err)
 		}
 	}
 }
 
-// fail reports a transient error; the next list confirms its state.
-func (w *watcher) fail(err error) {
-	w.stale = true
-	w.feed.Fail(err)
-}
-
-// sleep waits d; false when the watcher ended first.
-func (w *watcher) sleep(d time.Duration) bool {
+// sleep waits d, or less when the connection comes back, a watcher comes or
+// goes, or the registry closes.
+func (h *hub) sleep(d time.Duration) {
 	t := time.NewTimer(d)
 	defer t.Stop()
 	select {
 	case <-t.C:
-		return true
-	case <-w.ctx.Done():
-		return false
+	case <-h.r.reconnected.wait():
+	case <-h.wake:
+	case <-h.r.ctx.Done():
 	}
 }
 
-// relist reads the prefix, replaces the state with it and publishes every
-// service whose state may have changed. It returns the read's revision.
-func (w *watcher) relist() (int64, error) {
+// relist reads the namespace, replaces the state with it and publishes
+// every state that may have changed. It returns the read's revision.
+func (h *hub) relist() (int64, error) {
 	select {
-	case <-w.lost: // a loss before this read: the read tells
+	case <-h.lost: // a loss before this read: the read tells
 	default:
 	}
-	ctx, cancel := w.r.opCtx(w.ctx)
-	defer cancel()
-	resp, err := w.r.client.Get(ctx, w.prefix, clientv3.WithPrefix())
-	if err != nil {
-		return 0, w.r.wrapErr(nil, "watch: list "+w.prefix, err)
+	state := make(map[string]map[string]*registry.Instance)
+	// Pages of listPage records at one revision, each bounded by the
+	// request timeout: a large namespace is listed however long it takes
+	// in all, as long as each page answers in time.
+	var rev int64
+	from, end := h.prefix, clientv3.GetPrefixRangeEnd(h.prefix)
+	for {
+		opts := []clientv3.OpOption{clientv3.WithRange(end), clientv3.WithLimit(listPage)}
+		if rev != 0 {
+			opts = append(opts, clientv3.WithRev(rev))
+		}
+		ctx, cancel := h.r.opCtx(h.r.ctx)
+		resp, err := h.r.client.Get(ctx, from, opts...)
+		cancel()
+		if err != nil {
+			return 0, h.r.wrapErr(context.Background(), "watch: list "+h.prefix, err)
+		}
+		if rev == 0 {
+			h.r.observe(resp.Header)
+			rev = resp.Header.Revision
+		}
+		for _, kv := range resp.Kvs {
+			name, in, ok := h.r.decode(kv)
+			if !ok {
+				continue
+			}
+			m := state[name]
+			if m == nil {
+				m = make(map[string]*registry.Instance)
+				state[name] = m
+			}
+			m[string(kv.Key)] = in
+		}
+		if !resp.More || len(resp.Kvs) == 0 {
+			break
+		}
+		from = string(resp.Kvs[len(resp.Kvs)-1].Key) + "\x00"
 	}
-	old := w.services
-	w.services = make(map[string]map[string]*registry.Instance, len(old))
-	for _, kv := range resp.Kvs {
-		name, in, ok := w.r.decode(kv)
-		if !ok || !w.wants(in.Name) {
+	now := time.Now()
+	forget := h.stale
+	h.stale = false
+
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	old := h.state
+	h.state, h.rev, h.synced = state, rev, true
+	for name, m := range h.subs {
+		if name == "" {
 			continue
 		}
-		m := w.services[name]
-		if m == nil {
-			m = make(map[string]*registry.Instance)
-			w.services[name] = m
-		}
-		m[string(kv.Key)] = in
-	}
-	rev := resp.Header.Revision
-	now := time.Now()
-	if w.stale {
-		// After an error the consumer hears the state confirmed.
-		w.stale = false
-		for name := range w.services {
-			w.feed.Forget(name)
-		}
-		if w.name != "" {
-			w.feed.Forget(w.name)
+		u := h.updateLocked(name, now)
+		for f := range m {
+			if forget {
+				f.Forget(name)
+			}
+			f.Publish(cloneUpdate(u))
 		}
 	}
-	if w.name != "" {
-		w.publish(w.name, rev, now) // even when empty: the first Next needs it
-		return rev, nil
-	}
-	for name := range w.services {
-		w.publish(name, rev, now)
-	}
-	for name := range old {
-		if _, ok := w.services[name]; !ok {
-			w.publish(name, rev, now)
+	if all := h.subs[""]; len(all) > 0 {
+		names := make(map[string]struct{}, len(state)+len(old))
+		for name := range state {
+			names[name] = struct{}{}
+		}
+		for name := range old {
+			names[name] = struct{}{}
+		}
+		for name := range names {
+			u := h.updateLocked(name, now)
+			for f := range all {
+				if forget {
+					f.Forget(name)
+				}
+				f.Publish(cloneUpdate(u))
+			}
 		}
 	}
 	return rev, nil
 }
 
-func (w *watcher) wants(name string) bool { return w.name == "" || name == w.name }
+// updateLocked returns the current Update of a service; its Instances are
+// sorted (Feed.Publish sorts in place: give each feed its own clone).
+func (h *hub) updateLocked(name string, now time.Time) *registry.Update {
+	m := h.state[name]
+	list := slices.Collect(maps.Values(m))
+	registry.SortInstances(list)
+	return &registry.Update{Service: name, Instances: list, Source: Source, Revision: h.rev, Time: now}
+}
+
+func cloneUpdate(u *registry.Update) *registry.Update {
+	c := *u
+	c.Instances = slices.Clone(u.Instances)
+	return &c
+}
 
 // follow watches from rev+1 and applies events until the watch fails, the
-// client's connection is lost or the watcher ends. progressed says whether
-// any response arrived.
-func (w *watcher) follow(rev int64) (progressed bool, err error) {
-	ctx, cancel := context.WithCancel(clientv3.WithRequireLeader(w.ctx))
+// client's connection is lost, etcd's history changes, no watcher is left
+// or the registry closes. progressed says whether any response arrived.
+func (h *hub) follow(rev int64) (progressed bool, err error) {
+	ctx, cancel := context.WithCancel(clientv3.WithRequireLeader(h.r.ctx))
 	defer cancel()
-	// A lost connection ends the watch, even while clientv3's Watch is still
-	// waiting for its stream: clientv3 would wait for etcd silently.
-	var lost atomic.Bool
+	// clientv3's Watch blocks while its stream is (re)connecting and never
+	// ends by itself when the connection is lost: a helper cancels it.
+	var why atomic.Pointer[error]
+	stop := func(err error) {
+		why.CompareAndSwap(nil, &err)
+		cancel()
+	}
+	hist := h.r.historyChanged.wait()
 	followDone, helperDone := make(chan struct{}), make(chan struct{})
 	go func() {
 		defer close(helperDone)
-		select {
-		case <-w.lost:
-			lost.Store(true)
-			cancel()
-		case <-followDone:
+		for {
+			select {
+			case <-h.lost:
+				stop(errConnLost)
+				return
+			case <-hist:
+				stop(errHistoryChanged)
+				return
+			case <-h.wake:
+				h.mu.Lock()
+				n := h.nsubs
+				h.mu.Unlock()
+				if n == 0 {
+					stop(errIdle)
+					return
+				}
+			case <-followDone:
+				return
+			}
 		}
 	}()
 	defer func() {
 		close(followDone)
 		<-helperDone
 	}()
-	wch := w.r.client.Watch(ctx, w.prefix, clientv3.WithPrefix(), clientv3.WithRev(rev+1), clientv3.WithProgressNotify())
+	wch := h.r.client.Watch(ctx, h.prefix, clientv3.WithPrefix(), clientv3.WithRev(rev+1), clientv3.WithProgressNotify())
 	changed := make(map[string]struct{})
+	type decoded struct {
+		key  string
+		name string
+		in   *registry.Instance // nil: the key no longer holds a valid instance
+	}
+	var evs []decoded
 	for resp := range wch {
-		if lost.Load() {
+		if why.Load() != nil {
 			break
 		}
 		if err := resp.Err(); err != nil {
@@ -238,84 +447,80 @@ func (w *watcher) follow(rev int64) (progressed bool, err error) {
 		if len(resp.Events) == 0 {
 			continue // progress notification: nothing changed
 		}
+		evs = evs[:0]
 		for _, ev := range resp.Events {
-			if name, ok := w.apply(ev); ok {
-				changed[name] = struct{}{}
+			key := string(ev.Kv.Key)
+			if ev.Type == mvccpb.PUT {
+				name, in, ok := h.r.decode(ev.Kv)
+				if name == "" {
+					continue
+				}
+				if !ok {
+					in = nil // a malformed put removes what the key held
+				}
+				evs = append(evs, decoded{key, name, in})
+				continue
+			}
+			if name, _, ok := h.r.splitKey(key); ok {
+				evs = append(evs, decoded{key, name, nil})
 			}
 		}
 		now := time.Now()
+		h.mu.Lock()
+		for _, ev := range evs {
+			if h.applyLocked(ev.key, ev.name, ev.in) {
+				changed[ev.name] = struct{}{}
+			}
+		}
+		h.rev = resp.Header.Revision
 		for name := range changed {
-			w.publish(name, resp.Header.Revision, now)
+			h.publishLocked(name, now)
 			delete(changed, name)
 		}
+		h.mu.Unlock()
 	}
-	if err := w.ctx.Err(); err != nil {
-		return progressed, err
+	if h.r.ctx.Err() != nil {
+		return progressed, h.r.ctx.Err()
 	}
-	if lost.Load() {
-		return progressed, errConnLost
+	if p := why.Load(); p != nil {
+		return progressed, *p
 	}
 	return progressed, errWatchClosed
 }
 
-// apply updates the state with one event and returns the service it
-// touched. A put of a malformed record removes what the key held: it no
-// longer describes a valid instance.
-func (w *watcher) apply(ev *clientv3.Event) (string, bool) {
-	key := string(ev.Kv.Key)
-	var name string
-	var in *registry.Instance
-	if ev.Type == mvccpb.PUT {
-		var ok bool
-		name, in, ok = w.r.decode(ev.Kv)
-		if name == "" {
-			return "", false
-		}
-		if !ok {
-			in = nil
-		}
-	} else {
-		var ok bool
-		name, _, ok = w.r.splitKey(key)
-		if !ok {
-			return "", false
-		}
-	}
-	if !w.wants(name) {
-		return "", false
-	}
-	m := w.services[name]
+// applyLocked updates the state with one event; it reports whether the
+// service's state changed.
+func (h *hub) applyLocked(key, name string, in *registry.Instance) bool {
+	m := h.state[name]
 	if in == nil {
 		if _, ok := m[key]; !ok {
-			return "", false
+			return false
 		}
 		delete(m, key)
-		return name, true
+		return true
 	}
 	if m == nil {
 		m = make(map[string]*registry.Instance)
-		w.services[name] = m
+		h.state[name] = m
 	}
 	m[key] = in
-	return name, true
+	return true
 }
 
-// publish hands the service's current set to the feed. A watch-all forgets
-// services that became empty once that is published.
-func (w *watcher) publish(name string, rev int64, now time.Time) {
-	m := w.services[name]
-	list := make([]*registry.Instance, 0, len(m))
-	for _, in := range m {
-		list = append(list, in)
+// publishLocked hands the service's current set to its feeds and the
+// watch-alls. A service that became empty is forgotten once published.
+func (h *hub) publishLocked(name string, now time.Time) {
+	one, all := h.subs[name], h.subs[""]
+	if len(one)+len(all) > 0 {
+		u := h.updateLocked(name, now)
+		for f := range one {
+			f.Publish(cloneUpdate(u))
+		}
+		for f := range all {
+			f.Publish(cloneUpdate(u))
+		}
 	}
-	if len(m) == 0 {
-		delete(w.services, name)
+	if len(h.state[name]) == 0 {
+		delete(h.state, name)
 	}
-	w.feed.Publish(&registry.Update{
-		Service:   name,
-		Instances: list,
-		Source:    Source,
-		Revision:  rev,
-		Time:      now,
-	})
 }

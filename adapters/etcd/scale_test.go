@@ -1,0 +1,205 @@
+package etcd
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"runtime"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	clientv3 "go.etcd.io/etcd/client/v3"
+
+	"github.com/regchain/regchain/internal/testutil"
+	"github.com/regchain/regchain/registry"
+)
+
+// etcdWatchers returns the number of watchers the in-process etcd servers
+// hold (etcd's etcd_debugging_mvcc_watcher_total gauge).
+func etcdWatchers(tb testing.TB) int {
+	tb.Helper()
+	mfs, err := prometheus.DefaultGatherer.Gather()
+	if err != nil {
+		tb.Fatalf("gather: %v", err)
+	}
+	for _, mf := range mfs {
+		if mf.GetName() == "etcd_debugging_mvcc_watcher_total" {
+			return int(mf.GetMetric()[0].GetGauge().GetValue())
+		}
+	}
+	tb.Fatal("no etcd_debugging_mvcc_watcher_total metric")
+	return 0
+}
+
+func heapInUse() uint64 {
+	runtime.GC()
+	var ms runtime.MemStats
+	runtime.ReadMemStats(&ms)
+	return ms.HeapAlloc
+}
+
+// putMany writes one instance per service for n services in batched
+// transactions.
+func putMany(tb *testing.T, cli *clientv3.Client, ns string, n int, name func(i int) string) {
+	tb.Helper()
+	ctx := ctxT(tb, 5*time.Minute)
+	const batch = 100 // below etcd's default of 128 operations per txn
+	for i := 0; i < n; i += batch {
+		var ops []clientv3.Op
+		for j := i; j < min(i+batch, n); j++ {
+			in := instance(name(j), fmt.Sprintf("i%d", j), 9000+j%1000)
+			ops = append(ops, clientv3.OpPut(ns+"/"+in.Name+"/"+in.ID, mustMarshal(tb, in)))
+		}
+		if _, err := cli.Txn(ctx).Then(ops...).Commit(); err != nil {
+			tb.Fatal(err)
+		}
+	}
+}
+
+// TestWatchManyServices (issue 12): watching N services costs one etcd
+// watch and O(1) goroutines per registry, not O(N). It logs goroutines,
+// heap and etcd watchers for 1,000 and 10,000 watched services.
+func TestWatchManyServices(t *testing.T) {
+	srv := shared.Server(t)
+	cli := newClient(t, srv.Endpoint())
+	for _, n := range []int{1000, 10000} {
+		t.Run(fmt.Sprint(n), func(t *testing.T) {
+			cfg := testConfig(t, srv.Endpoint())
+			cfg.Logger = quietLogger()
+			// Listing 10,000 records under -race on a loaded machine takes
+			// more than the tests' usual 1s.
+			cfg.Timeout = DefaultTimeout
+			name := func(i int) string { return fmt.Sprintf("svc-%05d", i) }
+			putMany(t, cli, cfg.Namespace, n, name)
+			r := newRegistry(t, cfg)
+			// One registration, so its own-key watch is part of the count.
+			if err := r.Register(ctxT(t, time.Minute), instance("self", "me", 1)); err != nil {
+				t.Fatal(err)
+			}
+			g0, h0, w0 := runtime.NumGoroutine(), heapInUse(), etcdWatchers(t)
+			start := time.Now()
+			ctx, cancel := context.WithCancel(context.Background())
+			defer cancel()
+			ws := make([]registry.Watcher, n)
+			for i := range ws {
+				w, err := r.Watch(ctx, name(i))
+				if err != nil {
+					t.Fatal(err)
+				}
+				ws[i] = w
+			}
+			for i, w := range ws {
+				u, err := w.Next()
+				for tries := 0; err != nil && !errors.Is(err, registry.ErrStopped) && tries < 5; tries++ {
+					t.Logf("watcher %d: transient error %v", i, err) // the list is retried
+					u, err = w.Next()
+				}
+				if err != nil || len(u.Instances) != 1 {
+					t.Fatalf("watcher %d first Next = %v, %v; want its instance", i, u, err)
+				}
+			}
+			ready := time.Since(start)
+			g1, h1, w1 := runtime.NumGoroutine(), heapInUse(), etcdWatchers(t)
+			t.Logf("MEASURE %d watched services: first states in %v; +%d goroutines, +%.1f MiB heap (%.0f B/service), +%d etcd watchers",
+				n, ready.Round(time.Millisecond), g1-g0, float64(h1-h0)/(1<<20), float64(h1-h0)/float64(n), w1-w0)
+			// The shared watch: its goroutine, its helper and clientv3's
+			// watch stream goroutines, the same for any N.
+			if d := g1 - g0; d > 40 {
+				t.Errorf("%d watchers added %d goroutines; want O(1)", n, d)
+			}
+			if d := w1 - w0; d > 1 {
+				t.Errorf("%d watchers added %d etcd watchers; want 1", n, d)
+			}
+			// A change reaches its watcher only.
+			in := instance(name(n/2), "new", 1)
+			if _, err := cli.Put(ctxT(t, time.Minute), r.key(in.Name, in.ID), mustMarshal(t, in)); err != nil {
+				t.Fatal(err)
+			}
+			u, err := ws[n/2].Next()
+			if err != nil || len(u.Instances) != 2 {
+				t.Fatalf("after a put: Next = %v, %v; want 2 instances", u, err)
+			}
+			for _, w := range ws {
+				w.Stop()
+			}
+			testutil.WaitFor(t, 20*time.Second, "the shared watch ends with the last watcher", func() string {
+				if w := etcdWatchers(t); w > w0 {
+					return fmt.Sprintf("%d etcd watchers, want %d", w, w0)
+				}
+				return ""
+			})
+		})
+	}
+}
+
+// TestWatchChurn starts and stops watchers concurrently while records
+// change, so the shared watch starts, stops and restarts under load; every
+// watcher's first state is the current one and nothing leaks (goleak).
+func TestWatchChurn(t *testing.T) {
+	srv := shared.Server(t)
+	cli := newClient(t, srv.Endpoint())
+	cfg := testConfig(t, srv.Endpoint())
+	cfg.Logger = quietLogger()
+	r := newRegistry(t, cfg)
+	ctx := ctxT(t, time.Minute)
+	stable := instance("churn-stable", "s", 1)
+	if _, err := cli.Put(ctx, r.key(stable.Name, stable.ID), mustMarshal(t, stable)); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan struct{})
+	writerDone := make(chan struct{})
+	go func() {
+		defer close(writerDone)
+		for i := 0; ; i++ {
+			select {
+			case <-done:
+				return
+			default:
+			}
+			in := instance("churn-busy", fmt.Sprint(i%5), i)
+			cli.Put(ctx, r.key(in.Name, in.ID), mustMarshal(t, in)) //nolint:errcheck // load only
+		}
+	}()
+	defer func() { close(done); <-writerDone }()
+	var wg sync.WaitGroup
+	errs := make(chan error, 8)
+	for g := 0; g < 8; g++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := 0; i < 25; i++ {
+				name := stable.Name
+				if i%3 == 0 {
+					name = ""
+				}
+				w, err := r.Watch(ctx, name)
+				if err != nil {
+					errs <- err
+					return
+				}
+				for {
+					u, err := w.Next()
+					if err != nil {
+						errs <- fmt.Errorf("watcher %d/%d: %w", g, i, err)
+						w.Stop()
+						return
+					}
+					if u.Service == stable.Name {
+						if len(u.Instances) != 1 {
+							errs <- fmt.Errorf("watcher %d/%d: %s has %d instances, want 1", g, i, u.Service, len(u.Instances))
+						}
+						break
+					}
+				}
+				w.Stop()
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Error(err)
+	}
+}
