@@ -75,6 +75,18 @@ type Config struct {
 	// once), and the delay between reconnection attempts of a client New
 	// creates when lower than MaxReconnectDelay. If zero, 5s.
 	MaxBackoff time.Duration
+	// PassivePing is how recent an answer from etcd to the registry's own
+	// traffic (a lease keepalive, a write, a read, a watch event) must be
+	// for Ping to succeed without sending a request, while the client's
+	// connection is ready. A process with a registration then proves etcd
+	// healthy with the keepalives it sends anyway, so the chain's probes of
+	// a fleet cost etcd nothing at steady state. The price: a partition
+	// that leaves the connection open (packets dropped, no reset) is seen
+	// by Ping up to this long after the last answer; a crash or a refused
+	// connection is seen at once (the connection leaves the ready state).
+	// If zero, TTL/3 + 1s (a registration's keepalive period, plus slack).
+	// If negative, every Ping sends its request.
+	PassivePing time.Duration
 	// Logger receives the registry's warnings (skipped malformed records,
 	// lost leases, restored keys) and debug messages. If nil,
 	// slog.Default().
@@ -106,6 +118,9 @@ func (c Config) withDefaults() Config {
 	}
 	if c.MaxBackoff <= 0 {
 		c.MaxBackoff = DefaultMaxBackoff
+	}
+	if c.PassivePing == 0 {
+		c.PassivePing = time.Duration(ttlSeconds(c.TTL))*time.Second/3 + time.Second
 	}
 	if c.Logger == nil {
 		c.Logger = slog.Default()

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"sync"
+	"time"
 
 	pb "go.etcd.io/etcd/api/v3/etcdserverpb"
 	clientv3 "go.etcd.io/etcd/client/v3"
@@ -113,6 +114,9 @@ func (h *history) confirmed(hdr *pb.ResponseHeader, seen int64) bool {
 // observe feeds a linearizable response's header to the history; on a
 // change it tells every keeper and the watch hub.
 func (r *Registry) observe(hdr *pb.ResponseHeader) {
+	if hdr != nil {
+		r.lastAnswer.Store(time.Now().UnixNano())
+	}
 	v, seen := r.hist.observe(hdr)
 	switch v {
 	case changed:

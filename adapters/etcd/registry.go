@@ -8,6 +8,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"go.etcd.io/etcd/api/v3/mvccpb"
@@ -45,6 +46,10 @@ type Registry struct {
 	locks  keyLocks       // serializes Register/Deregister per key
 	hub    hub            // the shared prefix watch behind every watcher
 
+	passive    time.Duration // Config.PassivePing
+	lastAnswer atomic.Int64  // unix nanos of the last response header observed
+	connReady  atomic.Bool   // the client's connection is ready (monitorConn)
+
 	hist           history // the identity of the history etcd serves
 	historyChanged signal  // fired when etcd came back with another history
 	reconnected    signal  // fired when the client's connection is ready again
@@ -80,6 +85,7 @@ func New(cfg Config) (*Registry, error) {
 		ttl:        ttlSeconds(cfg.TTL),
 		timeout:    cfg.Timeout,
 		maxBackoff: cfg.MaxBackoff,
+		passive:    cfg.PassivePing,
 		log:        cfg.Logger,
 		regs:       make(map[string]*registration),
 		bad:        make(map[string]int64),
@@ -131,8 +137,10 @@ func (r *Registry) monitorConn(conn *grpc.ClientConn) {
 	defer r.wg.Done()
 	state := conn.GetState()
 	ready := state == connectivity.Ready
+	r.connReady.Store(ready)
 	for conn.WaitForStateChange(r.ctx, state) {
 		state = conn.GetState()
+		r.connReady.Store(state == connectivity.Ready)
 		switch state {
 		case connectivity.Ready:
 			if !ready {
@@ -405,6 +413,11 @@ func (r *Registry) ListServices(ctx context.Context) ([]string, error) {
 func (r *Registry) Ping(ctx context.Context) error {
 	if r.isClosed() {
 		return r.errClosed("ping")
+	}
+	if r.passive > 0 && r.connReady.Load() {
+		if last := r.lastAnswer.Load(); last != 0 && time.Since(time.Unix(0, last)) < r.passive {
+			return nil // etcd answered our own traffic just now: no request needed
+		}
 	}
 	octx, cancel := r.opCtx(ctx)
 	defer cancel()
