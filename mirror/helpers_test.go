@@ -104,3 +104,10 @@ func deregister(t *testing.T, r registry.Registry, ins ...*registry.Instance) {
 		}
 	}
 }
+
+func waitFor(t *testing.T, what string, cond func() string) time.Duration {
+	t.Helper()
+	return testutil.WaitFor(t, 60*time.Second, what, cond)
+}
+
+func itoa(n int) string { return fmt.Sprint(n) }
