@@ -5,11 +5,14 @@ import (
 	"errors"
 	"fmt"
 	"net/url"
+	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
 
+	clientv3 "go.etcd.io/etcd/client/v3"
 	"go.etcd.io/etcd/server/v3/embed"
 	"go.uber.org/zap"
 
@@ -292,4 +295,54 @@ func (c *Cluster) WaitLeader(ctx context.Context) (int, error) {
 		case <-t.C:
 		}
 	}
+}
+
+// Replace wipes member i and brings it back empty, the way an operator
+// replaces a lost machine: the member is stopped, removed from the cluster
+// through the others, its data deleted, added again (under a new member
+// ID) and started; it then catches up from the leader.
+func (c *Cluster) Replace(ctx context.Context, i int) error {
+	m := c.members[i]
+	m.Stop()
+	var others []string
+	for j, o := range c.members {
+		if j != i && o.Etcd() != nil {
+			others = append(others, o.endpoint)
+		}
+	}
+	cli, err := clientv3.New(clientv3.Config{Endpoints: others, DialTimeout: 2 * time.Second, Logger: zap.NewNop(), Context: ctx})
+	if err != nil {
+		return fmt.Errorf("embedetcd: replace %s: %w", m.name, err)
+	}
+	defer cli.Close()
+	id, err := strconv.ParseUint(m.ID(), 16, 64)
+	if err != nil {
+		return fmt.Errorf("embedetcd: replace %s: member ID %q: %w", m.name, m.ID(), err)
+	}
+	if _, err := cli.MemberRemove(ctx, id); err != nil {
+		return fmt.Errorf("embedetcd: remove %s: %w", m.name, err)
+	}
+	if err := os.RemoveAll(m.dir); err != nil {
+		return err
+	}
+	// etcd refuses to add a member until every member has been connected
+	// for its health interval (5s): retry until then.
+	for {
+		_, err := cli.MemberAdd(ctx, []string{m.advPeer.String()})
+		if err == nil {
+			break
+		}
+		if !strings.Contains(err.Error(), "unhealthy cluster") || ctx.Err() != nil {
+			return fmt.Errorf("embedetcd: add %s: %w", m.name, err)
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("embedetcd: add %s: %w", m.name, err)
+		case <-time.After(200 * time.Millisecond):
+		}
+	}
+	m.mu.Lock()
+	m.joined = true // join the existing cluster, with no data
+	m.mu.Unlock()
+	return m.Start()
 }

@@ -177,3 +177,7 @@ func waitFor(t *testing.T, what string, cond func() string) time.Duration {
 	t.Helper()
 	return testutil.WaitFor(t, 60*time.Second, what, cond)
 }
+
+func clientOpts() []clientv3.OpOption {
+	return []clientv3.OpOption{clientv3.WithPrefix(), clientv3.WithCountOnly()}
+}
