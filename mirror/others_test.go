@@ -110,3 +110,72 @@ func TestZooKeeperToEtcd(t *testing.T) {
 		t.Errorf("lost %v lingering %v", lost, lingering)
 	}
 }
+
+// TestConsulOutages: etcd→Consul with the Consul agent (the target)
+// restarted empty, then Consul→etcd with the agent (the source) restarted
+// empty: the apps' and the mirror's registries re-register by themselves,
+// the mirror resyncs; nothing lost or lingering. Measures resync times.
+func TestConsulOutages(t *testing.T) {
+	e := etcdtest.Start(t)
+	agent := consultest.Start(t, consultest.Options{})
+	appE, appC := etcdRegistry(t, e), consulRegistry(t, agent)
+	register(t, appE, inst("svc", "e1", 1), inst("svc", "e2", 2))
+	register(t, appC, inst("api", "c1", 3), inst("api", "c2", 4))
+	start(t, mirror.Config{Source: etcdRegistry(t, e), Target: consulRegistry(t, agent), Origin: "dc-etcd",
+		Services: []string{"svc"}, MaxBackoff: 500 * time.Millisecond})
+	start(t, mirror.Config{Source: consulRegistry(t, agent), Target: etcdRegistry(t, e), Origin: "dc-consul",
+		Services: []string{"api"}, MaxBackoff: 500 * time.Millisecond, StaleAfter: time.Minute})
+	waitState(t, appC, "svc", "e1<dc-etcd> e2<dc-etcd>")
+	waitState(t, appE, "api", "c1<dc-consul> c2<dc-consul>")
+
+	agent.Stop()
+	// While Consul is down: a change at etcd.
+	register(t, appE, inst("svc", "e3", 5))
+	restarted := time.Now()
+	agent.Restart(t)
+	targetResync := waitState(t, appC, "svc", "e1<dc-etcd> e2<dc-etcd> e3<dc-etcd>")
+	sourceResync := waitState(t, appE, "api", "c1<dc-consul> c2<dc-consul>")
+	t.Logf("Consul agent restarted empty: etcd→Consul records back %v after the restart; Consul→etcd consistent %v after the restart (%v after the first)",
+		targetResync.Round(time.Millisecond), time.Since(restarted).Round(time.Millisecond), sourceResync.Round(time.Millisecond))
+	if lost, lingering := diff(t, appE, appC, "svc"); len(lost)+len(lingering) > 0 {
+		t.Errorf("svc: lost %v lingering %v", lost, lingering)
+	}
+	if lost, lingering := diff(t, appC, appE, "api"); len(lost)+len(lingering) > 0 {
+		t.Errorf("api: lost %v lingering %v", lost, lingering)
+	}
+}
+
+// TestZooKeeperSourceOutage: the ZooKeeper origin stops and comes back;
+// the mirror into etcd keeps the records meanwhile (shorter than
+// StaleAfter) and resyncs a change made after the restart.
+func TestZooKeeperSourceOutage(t *testing.T) {
+	e := etcdtest.Start(t)
+	z := zktest.Start(t)
+	appE, appZ := etcdRegistry(t, e), zkRegistry(t, z)
+	register(t, appZ, inst("svc", "z1", 1))
+	m, _ := start(t, mirror.Config{Source: zkRegistry(t, z), Target: etcdRegistry(t, e), Origin: "dc-zk",
+		MaxBackoff: 500 * time.Millisecond, StaleAfter: time.Minute})
+	waitState(t, appE, "svc", "z1<dc-zk>")
+	if err := z.Stop(); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "mirror sees the source down", func() string {
+		if !m.Stats().SourceDown {
+			return "source up"
+		}
+		return ""
+	})
+	if got := state(appE, "svc"); got != "z1<dc-zk>" {
+		t.Errorf("records during a short source outage: %s", got)
+	}
+	if err := z.Restart(); err != nil {
+		t.Fatal(err)
+	}
+	back := time.Now()
+	register(t, appZ, inst("svc", "z2", 2))
+	took := waitState(t, appE, "svc", "z1<dc-zk> z2<dc-zk>")
+	t.Logf("ZooKeeper origin back: a change made after the restart mirrored %v later (%v after the restart)", took.Round(time.Millisecond), time.Since(back).Round(time.Millisecond))
+	if lost, lingering := diff(t, appZ, appE, "svc"); len(lost)+len(lingering) > 0 {
+		t.Errorf("lost %v lingering %v", lost, lingering)
+	}
+}
