@@ -82,8 +82,8 @@ func TestEtcdMirrorKilled(t *testing.T) {
 	stop()
 	took := waitState(t, appB, "svc", "-")
 	t.Logf("records of a killed mirror gone after %v (lease TTL %v)", time.Since(killed).Round(time.Millisecond), etcdTTL)
-	if took > etcdTTL+2*time.Second {
-		t.Errorf("records lingered %v, bound TTL %v + 2s", took, etcdTTL)
+	if took > etcdTTL+5*time.Second { // the leader revokes expired leases every 500ms; slack for a loaded machine
+		t.Errorf("records lingered %v, bound TTL %v + 5s", took, etcdTTL)
 	}
 	lost, lingering := diff(t, appA, appB, "svc")
 	if len(lingering) > 0 || len(lost) != 2 {

@@ -172,6 +172,15 @@ func TestZooKeeperSourceOutage(t *testing.T) {
 		t.Fatal(err)
 	}
 	back := time.Now()
+	// The app's session comes back first (a new one if the old expired).
+	waitFor(t, "the app's registration live again", func() string {
+		for _, r := range appZ.Registrations() {
+			if !r.Live {
+				return "pending: " + r.Instance.Key()
+			}
+		}
+		return ""
+	})
 	register(t, appZ, inst("svc", "z2", 2))
 	took := waitState(t, appE, "svc", "z1<dc-zk> z2<dc-zk>")
 	t.Logf("ZooKeeper origin back: a change made after the restart mirrored %v later (%v after the restart)", took.Round(time.Millisecond), time.Since(back).Round(time.Millisecond))
