@@ -26,6 +26,11 @@ const (
 	// bound is how long a record may be absent from the majority or a
 	// change may take to reach a watcher: TTL + MaxBackoff + an election.
 	bound = ttl + maxBackoff + 2*time.Second
+	// watchBound is how long a watcher attached to a member that lost its
+	// leader may take to move: etcd cancels WithRequireLeader watches only
+	// after three election timeouts without a leader (about 3s), the
+	// client reconnects with backoff and may pick the same member again.
+	watchBound = 15 * time.Second
 )
 
 func startCluster(t *testing.T) *embedetcd.Cluster {

@@ -86,6 +86,9 @@ func TestMinorityPartition(t *testing.T) {
 			absent, present := p.result()
 			t.Logf("minority=%s: leader elected in %v; record a absent from the majority at most %v; change reached the watcher in %v (%v after Register)",
 				tc.name, electedIn.Round(time.Millisecond), absent.Round(time.Millisecond), moved.Round(time.Millisecond), time.Since(regAt).Round(time.Millisecond))
+			if moved > watchBound {
+				t.Errorf("watcher took %v to move, bound %v", moved, watchBound)
+			}
 			if absent > bound {
 				t.Errorf("registration absent from the majority for %v, bound %v", absent, bound)
 			}
