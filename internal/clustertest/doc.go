@@ -3,8 +3,10 @@
 // multi-datacenter deployment meets: the client's member cut off from the
 // other two (the minority side of a partition) while the client still
 // reaches it, the leader killed under load, a member wiped and re-joined,
-// and the cluster restored from an older snapshot. It has only tests; the
-// figures they measure are logged (go test -v).
+// and the cluster restored from an older snapshot; and the ZooKeeper
+// adapter against a 3-server ensemble (Debian's package, Linux) whose
+// servers are killed one after the other. It has only tests; the figures
+// they measure are logged (go test -v).
 //
 // The rules each scenario holds the adapter to:
 //

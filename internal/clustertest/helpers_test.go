@@ -172,6 +172,7 @@ func follow(w registry.Watcher) *watchIDs {
 func (f *watchIDs) has(ids ...string) string {
 	f.mu.Lock()
 	defer f.mu.Unlock()
+	ids = slices.Sorted(slices.Values(ids)) // updates are sorted by ID
 	if slices.Equal(f.ids, ids) {
 		return ""
 	}
