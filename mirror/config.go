@@ -41,7 +41,8 @@ type Config struct {
 	// MaxBackoff caps the delay between retries of failed target writes. If
 	// zero, 5s.
 	MaxBackoff time.Duration
-	// Timeout bounds each call to the target. If zero, 5s.
+	// Timeout bounds each call to the source or target, and the withdrawal
+	// of every record on stop. If zero, 5s.
 	Timeout time.Duration
 	// Logger receives the mirror's warnings and debug messages. If nil,
 	// slog.Default().

@@ -39,9 +39,14 @@
 //     Config.ResyncInterval, the mirror reconciles in full: for each
 //     mirrored service it reads the target and registers what is missing,
 //     deregisters what is extra.
-//   - Stop: when Run's ctx ends the mirror deregisters what it wrote (each
-//     call bounded by Config.Timeout) and returns. A mirror that is killed
-//     instead leaves its records to expire as above.
+//   - Stop: when Run's ctx ends the mirror deregisters what it wrote
+//     (within one Config.Timeout in all) and returns. A mirror that is
+//     killed instead leaves its records to expire as above.
+//   - Origin names must be unique per target: a mirror removes the records
+//     of its origin it did not write (leftovers of an earlier run), so two
+//     mirrors writing into one target under one origin would remove each
+//     other's records. Mirrors in opposite directions may share a name
+//     (each only ever removes records in its own target).
 //
 // # Bounds
 //

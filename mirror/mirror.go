@@ -418,9 +418,12 @@ func (m *Mirror) count(fn func(*Stats)) {
 	m.mu.Unlock()
 }
 
-// withdrawAll deregisters every record the mirror wrote.
+// withdrawAll deregisters every record the mirror wrote, within one
+// Timeout in all: records it cannot remove in time expire with the target's
+// TTL.
 func (m *Mirror) withdrawAll() {
-	ctx := context.Background()
+	ctx, cancel := context.WithTimeout(context.Background(), m.cfg.Timeout)
+	defer cancel()
 	for _, s := range slices.Sorted(maps.Keys(m.written)) {
 		for _, w := range m.written[s] {
 			err := m.call(ctx, func(ctx context.Context) error { return m.cfg.Target.Deregister(ctx, w) })
