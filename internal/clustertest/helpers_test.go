@@ -33,6 +33,8 @@ const (
 	watchBound = 15 * time.Second
 )
 
+var quiet = slog.New(slog.NewTextHandler(io.Discard, nil))
+
 func startCluster(t *testing.T) *embedetcd.Cluster {
 	t.Helper()
 	c, err := embedetcd.StartCluster(t.TempDir(), 3)
@@ -53,7 +55,7 @@ func newRegistry(t *testing.T, endpoints []string, ns string) *etcd.Registry {
 	r, err := etcd.New(etcd.Config{
 		Endpoints: endpoints, Namespace: ns, TTL: ttl, MaxBackoff: maxBackoff,
 		Timeout: 2 * time.Second, DialTimeout: 2 * time.Second,
-		Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
+		Logger: quiet,
 	})
 	if err != nil {
 		t.Fatal(err)
