@@ -13,6 +13,15 @@
 // Restore brings back the older history of a snapshot taken earlier
 // (etcdutl's restore), both at the same address.
 //
+// StartCluster runs a multi-member cluster instead (Cluster): each member's
+// client port behind its own fault proxy, its peer port behind a proxy that
+// knows which member dialed, so that one member can be cut off from the
+// others while its clients still reach it (Cluster.Isolate), a member can
+// be killed, restarted or replaced by an empty one (Member.Stop, Start,
+// Cluster.Replace), and the whole cluster restored from a snapshot
+// (Cluster.Snapshot, Cluster.Restore, with etcdutl's restore at the etcd
+// version of go.mod).
+//
 // # Caveats
 //
 // Importing this package brings etcd's server into your build: use it from

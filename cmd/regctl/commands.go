@@ -72,8 +72,10 @@ func (c *cli) dispatch(ctx context.Context, cmd string, args []string) error {
 		return c.withRegistry(ctx, "ping", c.ping)
 	case "snapshot":
 		return c.snapshot(ctx, args)
+	case "mirror":
+		return c.mirrorCmd(ctx, args)
 	}
-	return usagef("unknown command %q (want list, get, watch, ping or snapshot)", cmd)
+	return usagef("unknown command %q (want list, get, watch, ping, snapshot or mirror)", cmd)
 }
 
 // withRegistry opens the -registry target, runs fn and closes it. Errors

@@ -156,6 +156,9 @@ Usage:
   regctl [flags] ping                    exit 0 if the registry answers
   regctl [flags] snapshot dump FILE      every entry of a snapshot file
   regctl [flags] snapshot inspect FILE   check a snapshot file and summarize it
+  regctl [flags] mirror DEST ORIGIN [SERVICE...]
+                                        keep the services (all without SERVICE) mirrored into
+                                        the registry URL DEST, marked with ORIGIN, until interrupted
 
 Registries (-registry URL):
   etcd://HOST:PORT[,HOST:PORT...][?namespace=/microservices&username=U&password=P]

@@ -1,0 +1,199 @@
+package locality_test
+
+import (
+	"context"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/regchain/regchain/locality"
+	"github.com/regchain/regchain/registry"
+	"github.com/regchain/regchain/registry/registrytest"
+)
+
+// TestWrapConformance runs the conformance kit over a wrapped Memory
+// registry whose reader has no locality: reads select everything and
+// nothing is stamped, so the wrapper must be an exact pass-through.
+func TestWrapConformance(t *testing.T) {
+	t.Setenv(locality.EnvZone, "")
+	t.Setenv(locality.EnvRegion, "")
+	registrytest.Run(t, func(t *testing.T) registry.Registry {
+		return locality.Wrap(registrytest.NewMemory(), locality.Config{})
+	})
+}
+
+func TestWrapCapabilities(t *testing.T) {
+	w := locality.Wrap(registrytest.NewMemory(), locality.Config{})
+	defer w.Close()
+	if _, ok := w.(registry.Pinger); !ok {
+		t.Error("Memory is a Pinger; the wrapper is not")
+	}
+	if _, ok := w.(registry.SharedReader); !ok {
+		t.Error("the wrapper is not a SharedReader")
+	}
+	if _, ok := w.(registry.RegistrationReporter); ok {
+		t.Error("Memory is no RegistrationReporter; the wrapper claims to be one")
+	}
+	bare := locality.Wrap(bareRegistry{registrytest.NewMemory()}, locality.Config{})
+	defer bare.Close()
+	if _, ok := bare.(registry.Pinger); ok {
+		t.Error("wrapper of a registry without Ping is a Pinger")
+	}
+}
+
+// bareRegistry hides Memory's optional capabilities.
+type bareRegistry struct{ registry.Registry }
+
+func TestWrapStampsFromEnv(t *testing.T) {
+	t.Setenv(locality.EnvZone, "eu-1a")
+	t.Setenv(locality.EnvRegion, "eu-1")
+	mem := registrytest.NewMemory()
+	w := locality.Wrap(mem, locality.Config{Self: locality.Locality{Region: "eu-cfg"}})
+	defer w.Close()
+	ctx := context.Background()
+	in := &registry.Instance{ID: "1", Name: "svc", Endpoints: []string{"grpc://127.0.0.1:1"}}
+	if err := w.Register(ctx, in); err != nil {
+		t.Fatal(err)
+	}
+	if in.Metadata != nil {
+		t.Fatalf("Register modified its input: %v", in.Metadata)
+	}
+	kept := &registry.Instance{ID: "2", Name: "svc", Metadata: map[string]string{"zone": "own"}, Endpoints: []string{"grpc://127.0.0.1:2"}}
+	if err := w.Register(ctx, kept); err != nil {
+		t.Fatal(err)
+	}
+	got, err := mem.GetService(ctx, "svc")
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []locality.Locality{{Zone: "eu-1a", Region: "eu-cfg"}, {Zone: "own", Region: "eu-cfg"}}
+	for i, in := range got {
+		if l := locality.Of(in); l != want[i] {
+			t.Errorf("instance %s: locality %+v, want %+v", in.ID, l, want[i])
+		}
+	}
+}
+
+// TestZoneLossFailoverAndBack: a zone loses its instances, traffic goes to
+// the region, then anywhere, and comes back level by level, only once each
+// level is above the recover threshold (no flap in between), for both
+// GetService and a watcher.
+func TestZoneLossFailoverAndBack(t *testing.T) {
+	ctx := context.Background()
+	mem := registrytest.NewMemory()
+	w := locality.Wrap(mem, locality.Config{
+		Self:       locality.Locality{Zone: "a", Region: "r1"},
+		Thresholds: locality.Thresholds{MinCount: 2, RecoverCount: 3},
+	})
+	defer w.Close()
+	reg := func(ins ...*registry.Instance) {
+		t.Helper()
+		for _, in := range ins {
+			if err := mem.Register(ctx, in); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	dereg := func(ins ...*registry.Instance) {
+		t.Helper()
+		for _, in := range ins {
+			if err := mem.Deregister(ctx, in); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	a1, a2, a3 := inst("a1", "a", "r1"), inst("a2", "a", "r1"), inst("a3", "a", "r1")
+	b1, b2 := inst("b1", "b", "r1"), inst("b2", "b", "r1")
+	c1, c2 := inst("c1", "c", "r2"), inst("c2", "c", "r2")
+	reg(a1, a2, b1, b2, c1, c2)
+
+	// A second wrapper over the same registry, read only through a watcher,
+	// so that its level moves only with the updates it sees.
+	ww := locality.Wrap(mem, locality.Config{
+		Self:       locality.Locality{Zone: "a", Region: "r1"},
+		Thresholds: locality.Thresholds{MinCount: 2, RecoverCount: 3},
+	})
+	wctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	watcher, err := ww.Watch(wctx, "svc")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer watcher.Stop()
+
+	step := func(name string, want ...string) {
+		t.Helper()
+		got, err := w.GetService(ctx, "svc")
+		if err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		if !slices.Equal(ids(got), want) {
+			t.Errorf("%s: GetService = %v, want %v", name, ids(got), want)
+		}
+		// Memory publishes synchronously, so the watcher's next state is
+		// this one unless it was dropped as equal to the previous.
+		u, err := watcher.Next()
+		if err != nil {
+			t.Fatalf("%s: Next: %v", name, err)
+		}
+		if !slices.Equal(ids(u.Instances), want) {
+			t.Errorf("%s: watcher = %v, want %v", name, ids(u.Instances), want)
+		}
+	}
+	step("zone healthy", "a1", "a2")
+	dereg(a2)
+	step("zone below MinCount: region", "a1", "b1", "b2")
+	dereg(b1, b2)
+	step("region below MinCount: any", "a1", "c1", "c2")
+	reg(b1)
+	// Region has 2 again: at MinCount but below RecoverCount, so reads stay
+	// on "any" (this is the hysteresis band).
+	step("region between thresholds: still any", "a1", "b1", "c1", "c2")
+	dereg(b1)
+	step("still any", "a1", "c1", "c2")
+	reg(b1, b2)
+	step("region recovered: region", "a1", "b1", "b2")
+	reg(a2)
+	// Zone has 2: stays on region (band), the watcher sees the new region set.
+	step("zone between thresholds: region", "a1", "a2", "b1", "b2")
+	reg(a3)
+	step("zone recovered: zone", "a1", "a2", "a3")
+	// Changes outside the selected level do not wake the watcher.
+	dereg(c2)
+	reg(a2) // re-register unchanged: no new state either
+	dereg(a3)
+	step("zone at MinCount: stays zone", "a1", "a2")
+}
+
+func TestWrapWatchAllPerService(t *testing.T) {
+	ctx := context.Background()
+	mem := registrytest.NewMemory()
+	w := locality.Wrap(mem, locality.Config{Self: locality.Locality{Zone: "a", Region: "r1"}})
+	defer w.Close()
+	for _, in := range []*registry.Instance{inst("a1", "a", "r1"), inst("c1", "c", "r2")} {
+		if err := mem.Register(ctx, in); err != nil {
+			t.Fatal(err)
+		}
+	}
+	other := inst("o1", "c", "r2")
+	other.Name = "other"
+	if err := mem.Register(ctx, other); err != nil {
+		t.Fatal(err)
+	}
+	wt, err := w.Watch(ctx, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer wt.Stop()
+	seen := map[string]string{}
+	for len(seen) < 2 {
+		u, err := wt.Next()
+		if err != nil {
+			t.Fatal(err)
+		}
+		seen[u.Service] = strings.Join(ids(u.Instances), ",")
+	}
+	if seen["svc"] != "a1" || seen["other"] != "o1" {
+		t.Errorf("watch-all states = %v, want svc=a1 (zone) other=o1 (any)", seen)
+	}
+}
