@@ -13,8 +13,8 @@ import (
 	kfile "github.com/go-kratos/kratos/v2/config/file"
 	"gopkg.in/yaml.v3"
 
-	"github.com/regchain/regchain/registry"
 	"github.com/regchain/regchain/regconfig"
+	"github.com/regchain/regchain/registry"
 )
 
 const appYAML = `

@@ -11,8 +11,8 @@ import (
 	"github.com/regchain/regchain/adapters/static"
 	"github.com/regchain/regchain/embedetcd/etcdtest"
 	"github.com/regchain/regchain/internal/testutil"
-	"github.com/regchain/regchain/registry"
 	"github.com/regchain/regchain/regconfig"
+	"github.com/regchain/regchain/registry"
 )
 
 func TestOpenSingleBackend(t *testing.T) {

@@ -7,8 +7,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/regchain/regchain/registry"
 	"github.com/regchain/regchain/regconfig"
+	"github.com/regchain/regchain/registry"
 )
 
 func TestParse(t *testing.T) {
