@@ -15,16 +15,31 @@ import (
 var params = map[string][]string{
 	TypeEtcd:   {"ca", "cert", "insecure_skip_verify", "key", "name", "namespace", "password", "read_only", "server_name", "timeout", "tls", "ttl", "username"},
 	TypeConsul: {"ca", "cert", "dc", "insecure_skip_verify", "key", "name", "read_only", "scheme", "server_name", "timeout", "tls", "token", "ttl"},
-	TypeZK:     {"ca", "cert", "insecure_skip_verify", "key", "name", "password", "read_only", "root", "server_name", "timeout", "tls", "ttl", "user"},
+	TypeZK:     {"name", "password", "read_only", "root", "timeout", "ttl", "user"},
 	"static":   {"poll"},
 	"snapshot": {"flush", "max_age"},
 	"chain": {"call_timeout", "failback_after", "failure_threshold", "guard", "guard_grace", "guard_max_drop_share",
 		"guard_window", "name", "probe_interval", "probe_timeout", "read_policy", "strict_register"},
 }
 
+// SyntaxError is a fault in the compact form. It matches
+// registry.ErrInvalid with errors.Is.
+type SyntaxError struct {
+	// Element is the faulty element, its secrets masked (Redact).
+	Element string
+	// Problem says what is wrong.
+	Problem string
+}
+
+// Error returns `regconfig: "ELEMENT": PROBLEM`.
+func (e *SyntaxError) Error() string { return fmt.Sprintf("regconfig: %q: %s", e.Element, e.Problem) }
+
+// Is reports whether target is registry.ErrInvalid.
+func (e *SyntaxError) Is(target error) bool { return target == registry.ErrInvalid }
+
 // usageErr is a fault in the compact form; spec is already redacted.
 func usageErr(spec, format string, args ...any) error {
-	return fmt.Errorf("regconfig: %q: %s (%w)", spec, fmt.Sprintf(format, args...), registry.ErrInvalid)
+	return &SyntaxError{Element: spec, Problem: fmt.Sprintf(format, args...)}
 }
 
 // Parse parses the compact form: elements separated by "|" (see the
