@@ -69,6 +69,9 @@ type Config struct {
 	// reconnection: once etcd is back, recovery takes at most about this
 	// long. If zero, 5s.
 	MaxBackoff time.Duration
+	// Codec is the record layout. If zero, CodecRegchain; CodecMicro for
+	// go-micro etcd plugin fleets (its Namespace default is MicroNamespace).
+	Codec Codec
 	// Logger receives the registry's warnings (skipped malformed records,
 	// lost leases, restored keys) and debug messages. If nil,
 	// slog.Default().
@@ -89,6 +92,9 @@ func (c Config) withDefaults() Config {
 		c.DialTimeout = DefaultDialTimeout
 	}
 	c.Namespace = strings.TrimRight(c.Namespace, "/")
+	if c.Namespace == "" && c.Codec == CodecMicro {
+		c.Namespace = MicroNamespace
+	}
 	if c.Namespace == "" {
 		c.Namespace = DefaultNamespace
 	}
