@@ -12,9 +12,9 @@ import (
 	"time"
 
 	"go-micro.dev/v4/logger"
+	mreg "go-micro.dev/v4/registry"
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"go.uber.org/zap"
-	mreg "go-micro.dev/v4/registry"
 
 	"github.com/regchain/regchain/adapters/etcd"
 	"github.com/regchain/regchain/embedetcd/etcdtest"
