@@ -9,8 +9,8 @@ import (
 	"time"
 
 	"github.com/regchain/regchain/internal/testcerts"
-	"github.com/regchain/regchain/registry"
 	"github.com/regchain/regchain/regconfig"
+	"github.com/regchain/regchain/registry"
 )
 
 // roundTrip opens spec, registers an instance, reads it back and closes.
