@@ -65,7 +65,8 @@ type Backend struct {
 	TTL Duration `json:"ttl,omitempty" yaml:"ttl,omitempty"`
 	// Timeout bounds each request to the backend.
 	Timeout Duration `json:"timeout,omitempty" yaml:"timeout,omitempty"`
-	// TLS configures TLS to the backend (etcd, consul).
+	// TLS configures TLS to the backend (etcd, consul, zk: ZooKeeper's
+	// secure client port).
 	TLS TLS `json:"tls,omitzero" yaml:"tls,omitempty"`
 	// Path is the bbolt file of a file backend.
 	Path string `json:"path,omitempty" yaml:"path,omitempty"`
@@ -265,7 +266,7 @@ func (b *Backend) validate(path string) error {
 		only("datacenter", b.Datacenter != "", TypeConsul),
 		only("username", b.Username != "", TypeEtcd, TypeZK),
 		only("token", b.Token != "" || b.TokenEnv != "", TypeConsul),
-		only("tls", b.TLS.On(), TypeEtcd, TypeConsul),
+		only("tls", b.TLS.On(), TypeEtcd, TypeConsul, TypeZK),
 		only("ttl", b.TTL != 0, TypeEtcd, TypeConsul, TypeZK),
 		only("path", b.Path != "", TypeFile),
 	}

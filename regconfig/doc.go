@@ -28,7 +28,7 @@
 //
 //	etcd://10.0.0.1:2379,10.0.0.2:2379?namespace=/ms&username=app&ttl=15s&ca=/ca.pem&cert=/c.pem&key=/c.key
 //	consul://127.0.0.1:8500?token=T&dc=eu1&scheme=https
-//	zk://10.0.0.5:2181?root=/ms&user=app&password=P
+//	zk://10.0.0.5:2281?root=/ms&user=app&password=P&ca=/ca.pem
 //	file:///var/lib/app/registry.db
 //	static:///etc/app/peers.json?poll=5s
 //	snapshot:///var/lib/app/registry-snapshot.db?max_age=24h

@@ -208,6 +208,7 @@ func openBackend(b Backend, path string, o openOptions) (registry.Registry, erro
 			Root:           b.Namespace,
 			User:           b.Username,
 			Password:       password,
+			TLS:            tlsCfg,
 			SessionTimeout: b.TTL.D(),
 			RequestTimeout: b.Timeout.D(),
 			Logger:         o.logger,

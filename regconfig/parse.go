@@ -15,7 +15,7 @@ import (
 var params = map[string][]string{
 	TypeEtcd:   {"ca", "cert", "insecure_skip_verify", "key", "name", "namespace", "password", "read_only", "server_name", "timeout", "tls", "ttl", "username"},
 	TypeConsul: {"ca", "cert", "dc", "insecure_skip_verify", "key", "name", "read_only", "scheme", "server_name", "timeout", "tls", "token", "ttl"},
-	TypeZK:     {"name", "password", "read_only", "root", "timeout", "ttl", "user"},
+	TypeZK:     {"ca", "cert", "insecure_skip_verify", "key", "name", "password", "read_only", "root", "server_name", "timeout", "tls", "ttl", "user"},
 	"static":   {"poll"},
 	"snapshot": {"flush", "max_age"},
 	"chain": {"call_timeout", "failback_after", "failure_threshold", "guard", "guard_grace", "guard_max_drop_share",

@@ -75,7 +75,7 @@ func (t *target) apply(f connFlags) error {
 				b.TokenEnv = "CONSUL_HTTP_TOKEN"
 			}
 		}
-		if network && b.Type != regconfig.TypeZK {
+		if network {
 			tl := &b.TLS
 			tl.Enabled = tl.Enabled || f.tls
 			tl.CAFile = or(tl.CAFile, f.ca)

@@ -25,7 +25,8 @@
 //	-user NAME      etcd user or ZooKeeper digest user (password: $REGCTL_PASSWORD)
 //	-token T        Consul ACL token (default $CONSUL_HTTP_TOKEN)
 //	-tls, -ca FILE, -cert FILE, -key FILE, -server-name NAME
-//	                TLS to etcd and Consul (mutual TLS with -cert and -key)
+//	                TLS to etcd, Consul and ZooKeeper's secure client port
+//	                (mutual TLS with -cert and -key)
 //
 // # Registries
 //
@@ -44,7 +45,7 @@
 // is accepted for "zk". A file registry is opened read-only.
 //
 // -registry is the compact form of package regconfig: every backend also
-// takes tls=true, ca=, cert=, key=, server_name= (etcd, Consul), ttl=,
+// takes tls=true, ca=, cert=, key=, server_name=, ttl=,
 // timeout=, name= and read_only=true, and several elements separated by
 // '|' make a chain, with static:///peers.json, snapshot:///path and
 // chain:?name=N elements. Flags fill what the URLs leave unset.

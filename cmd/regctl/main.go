@@ -171,7 +171,8 @@ Registries (-registry URL, the compact form of package regconfig):
   zk://HOST:PORT[,HOST:PORT...][?root=/microservices&user=U&password=P]
   file:///path/to/registry.db                        opened read-only
   TLS parameters: tls=true, ca=FILE, cert=FILE, key=FILE, server_name=NAME
-  (or the -tls, -ca, -cert, -key, -server-name flags; etcd and consul);
+  (or the -tls, -ca, -cert, -key, -server-name flags; etcd, consul, and
+  zk on ZooKeeper's secure client port);
   also ttl=, timeout=, name=, read_only=true.
   A chain: URLs separated by '|', plus static:///peers.json,
   snapshot:///path/snap.db and chain:?name=N elements (quote it).

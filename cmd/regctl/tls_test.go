@@ -5,6 +5,7 @@ import (
 	"testing"
 
 	"github.com/regchain/regchain/internal/testcerts"
+	"github.com/regchain/regchain/internal/zktest"
 )
 
 // regctl's TLS and auth flags against etcd with TLS, mutual TLS and
@@ -36,4 +37,16 @@ func TestEtcdTLSFlags(t *testing.T) {
 		r := wantCode(t, regctl(t, "-registry", reg, "-timeout", "2s", "-ca", pki.CA, "-user", "ops", "list"), 1)
 		wantContains(t, "stderr", r.stderr, "username=ops")
 	})
+}
+
+// regctl's TLS flags and digest user against ZooKeeper's secure client
+// port with client authentication.
+func TestZooKeeperTLSFlags(t *testing.T) {
+	pki := testcerts.Generate(t)
+	srv := zktest.StartTLS(t, zktest.TLSFiles{CA: pki.CA, Cert: pki.ServerCert, Key: pki.ServerKey, ClientAuth: true})
+	reg := "zk://" + srv.TLSAddr + "?root=/regctl-tls"
+	t.Setenv("REGCTL_PASSWORD", "digest-secret")
+	r := wantCode(t, regctl(t, "-registry", reg, "-ca", pki.CA, "-cert", pki.ClientCert, "-key", pki.ClientKey, "-user", "ops", "ping"), 0)
+	wantContains(t, "stdout", r.stdout, "ok: zk://", "user=ops")
+	wantCode(t, regctl(t, "-registry", reg, "-timeout", "1s", "-ca", pki.CA, "list"), 1)
 }

@@ -40,7 +40,7 @@ func TestUsageErrors(t *testing.T) {
 		{[]string{"-registry", "etcd://user:pw@h:1", "list"}, "credentials go in parameters"},
 		{[]string{"-registry", "consul://a:8500,b:8500", "list"}, "consul takes one agent address, not 2"},
 		{[]string{"-registry", "consul://a:8500?scheme=ftp", "list"}, `scheme="ftp": want http or https`},
-		{[]string{"-registry", "zk://h:2181?namespace=/x", "list"}, `unknown parameter "namespace" for zk (want name, password, read_only, root, timeout, ttl, user)`},
+		{[]string{"-registry", "zk://h:2181?namespace=/x", "list"}, `unknown parameter "namespace" for zk (want ca, cert, insecure_skip_verify, key, name, password, read_only, root, server_name, timeout, tls, ttl, user)`},
 		{[]string{"-registry", "file://", "list"}, "no file path"},
 		{[]string{"-registry", "zk://h:2181?password=x", "list"}, "password without a user name"},
 	} {
