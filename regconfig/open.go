@@ -66,14 +66,16 @@ func (c *Chain) Close() error {
 
 // Open validates c and opens what it describes: the backend itself when c
 // is exactly one backend with no snapshot, no static tier and no chain
-// options; else a *Chain. Nothing waits for a server: a backend that is
+// options (and, but for a file, not read-only); else a *Chain, where a
+// read-only backend is a read-only tier. Nothing waits for a server: a backend that is
 // down shows in the first calls (and the chain goes on to the next tier).
 func Open(c Config, opts ...Option) (registry.Registry, error) {
 	if err := c.Validate(); err != nil {
 		return nil, err
 	}
 	o := newOpenOptions(opts)
-	if len(c.Backends) == 1 && !c.Static.On() && c.Snapshot.Path == "" && c.Chain == (ChainConfig{}) && len(o.chain) == 0 {
+	if len(c.Backends) == 1 && !c.Static.On() && c.Snapshot.Path == "" && c.Chain == (ChainConfig{}) && len(o.chain) == 0 &&
+		(!c.Backends[0].ReadOnly || normType(c.Backends[0].Type) == TypeFile) {
 		return openBackend(c.Backends[0], "backends[0]", o)
 	}
 	var tiers []chain.Tier
