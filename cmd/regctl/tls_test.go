@@ -4,6 +4,7 @@ import (
 	"net/url"
 	"testing"
 
+	"github.com/regchain/regchain/internal/consultest"
 	"github.com/regchain/regchain/internal/testcerts"
 	"github.com/regchain/regchain/internal/zktest"
 )
@@ -49,4 +50,16 @@ func TestZooKeeperTLSFlags(t *testing.T) {
 	r := wantCode(t, regctl(t, "-registry", reg, "-ca", pki.CA, "-cert", pki.ClientCert, "-key", pki.ClientKey, "-user", "ops", "ping"), 0)
 	wantContains(t, "stdout", r.stdout, "ok: zk://", "user=ops")
 	wantCode(t, regctl(t, "-registry", reg, "-timeout", "1s", "-ca", pki.CA, "list"), 1)
+}
+
+// regctl's -ca and -token flags against Consul over HTTPS with ACLs.
+func TestConsulTLSFlags(t *testing.T) {
+	pki := testcerts.Generate(t)
+	agent := consultest.Start(t, consultest.Options{ACL: true,
+		TLS: &consultest.TLSFiles{CertFile: pki.ServerCert, KeyFile: pki.ServerKey, CAFile: pki.CA}})
+	reg := "consul://" + agent.HTTPSAddr
+	t.Setenv("CONSUL_HTTP_TOKEN", "")
+	wantCode(t, regctl(t, "-registry", reg, "-ca", pki.CA, "-token", agent.Token, "list"), 0)
+	r := wantCode(t, regctl(t, "-registry", reg, "-timeout", "2s", "-ca", pki.OtherCA, "-token", agent.Token, "list"), 1)
+	wantContains(t, "stderr", r.stderr, "certificate")
 }
