@@ -81,6 +81,9 @@ func (p *Registry) Init(opts ...mreg.Option) error {
 	p.timeout.Store(int64(p.opts.Timeout))
 	l := p.logger(p.opts)
 	p.mu.Unlock()
+	if o, ok := p.backend.(*owned); ok { // NewRegistry: options build the backend
+		return o.configure(p.Options())
+	}
 	var ignored []string
 	if len(set.Addrs) > 0 {
 		ignored = append(ignored, fmt.Sprintf("Addrs %q", set.Addrs))

@@ -87,6 +87,9 @@ type Config struct {
 	// If zero, TTL/3 + 1s (a registration's keepalive period, plus slack).
 	// If negative, every Ping sends its request.
 	PassivePing time.Duration
+	// Codec is the record layout. If zero, CodecRegchain; CodecMicro for
+	// go-micro etcd plugin fleets (its Namespace default is MicroNamespace).
+	Codec Codec
 	// Logger receives the registry's warnings (skipped malformed records,
 	// lost leases, restored keys) and debug messages. If nil,
 	// slog.Default().
@@ -107,6 +110,9 @@ func (c Config) withDefaults() Config {
 		c.DialTimeout = DefaultDialTimeout
 	}
 	c.Namespace = strings.TrimRight(c.Namespace, "/")
+	if c.Namespace == "" && c.Codec == CodecMicro {
+		c.Namespace = MicroNamespace
+	}
 	if c.Namespace == "" {
 		c.Namespace = DefaultNamespace
 	}

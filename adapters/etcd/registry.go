@@ -39,6 +39,7 @@ type Registry struct {
 	timeout    time.Duration
 	maxBackoff time.Duration
 	log        *slog.Logger
+	codec      Codec
 
 	ctx    context.Context // the registry's own; keepalives and watchers run on it
 	cancel context.CancelFunc
@@ -87,6 +88,7 @@ func New(cfg Config) (*Registry, error) {
 		maxBackoff: cfg.MaxBackoff,
 		passive:    cfg.PassivePing,
 		log:        cfg.Logger,
+		codec:      cfg.Codec,
 		regs:       make(map[string]*registration),
 		bad:        make(map[string]int64),
 	}
@@ -242,7 +244,7 @@ func unavailable(err error) bool {
 // stays, with the new data, which the keepalive loop writes as soon as etcd
 // answers.
 func (r *Registry) Register(ctx context.Context, in *registry.Instance) error {
-	val, err := registry.Marshal(in)
+	val, err := r.marshal(in)
 	if err != nil {
 		return fmt.Errorf("etcd: register: %w", err)
 	}
@@ -498,7 +500,7 @@ func (r *Registry) decode(kv *mvccpb.KeyValue) (string, *registry.Instance, bool
 		r.logBad(key, kv.ModRevision, errors.New("key is not <namespace>/<name>/<id>"))
 		return "", nil, false
 	}
-	in, err := registry.Unmarshal(kv.Value)
+	in, err := r.unmarshal(kv.Value)
 	if err != nil {
 		r.logBad(key, kv.ModRevision, err)
 		return name, nil, false

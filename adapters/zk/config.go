@@ -2,6 +2,7 @@ package zk
 
 import (
 	"context"
+	"crypto/tls"
 	"fmt"
 	"log/slog"
 	"time"
@@ -71,6 +72,11 @@ type Config struct {
 	// between re-registration and watch retries. If zero,
 	// DefaultMaxRetryDelay.
 	MaxRetryDelay time.Duration
+
+	// TLS, when not nil, makes the connections use TLS with this
+	// configuration (ZooKeeper's secureClientPort); see tls.go. If nil,
+	// plain TCP. Ignored with Conn.
+	TLS *tls.Config
 
 	// Logger receives the Registry's log, and go-zookeeper's at Debug level.
 	// If nil, slog.Default().

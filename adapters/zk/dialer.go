@@ -1,6 +1,7 @@
 package zk
 
 import (
+	"crypto/tls"
 	"net"
 	"sync"
 	"time"
@@ -11,6 +12,8 @@ import (
 // waits up to ten times the receive timeout for a server that accepted the
 // TCP connection but does not answer (one that is starting, or partitioned).
 type dialer struct {
+	tls *tls.Config // nil: plain TCP
+
 	mu     sync.Mutex // guards the fields below
 	conns  map[*trackedConn]struct{}
 	closed bool
@@ -23,6 +26,11 @@ func (d *dialer) dial(network, address string, timeout time.Duration) (net.Conn,
 	c, err := net.DialTimeout(network, address, timeout)
 	if err != nil {
 		return nil, err
+	}
+	if d.tls != nil {
+		if c, err = handshake(c, address, timeout, d.tls); err != nil {
+			return nil, err
+		}
 	}
 	t := &trackedConn{Conn: c, d: d}
 	d.mu.Lock()

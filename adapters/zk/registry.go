@@ -81,6 +81,7 @@ func New(cfg Config) (*Registry, error) {
 		r.conn = c.Conn
 	} else {
 		r.dialer = newDialer()
+		r.dialer.tls = c.TLS
 		conn, events, err := gozk.Connect(c.Servers, c.SessionTimeout, gozk.WithDialer(r.dialer.dial),
 			gozk.WithLogger(zkLogger{c.Logger}), gozk.WithEventCallback(r.onEvent))
 		if err != nil {

@@ -1,196 +1,112 @@
 package main
 
 import (
-	"fmt"
+	"errors"
 	"log/slog"
-	"maps"
-	"net/url"
-	"os"
-	"slices"
-	"strings"
 	"time"
 
-	"github.com/regchain/regchain/adapters/consul"
-	"github.com/regchain/regchain/adapters/etcd"
-	"github.com/regchain/regchain/adapters/file"
-	"github.com/regchain/regchain/adapters/zk"
+	"github.com/regchain/regchain/regconfig"
 	"github.com/regchain/regchain/registry"
 )
 
-// target is a parsed -registry URL.
+// target is a parsed -registry value: the compact form of package
+// regconfig, one backend URL or a whole chain.
 type target struct {
-	scheme string     // "etcd", "consul", "zk" or "file"
-	hosts  []string   // host:port list; empty for the backend's default
-	query  url.Values // backend parameters
-	path   string     // file only
+	cfg regconfig.Config
 }
 
-// params lists the query parameters each scheme accepts.
-var params = map[string][]string{
-	"etcd":   {"namespace", "password", "username"},
-	"consul": {"dc", "scheme", "token"},
-	"zk":     {"password", "root", "user"},
-}
-
-// parseTarget parses a -registry URL. Its errors are usage errors.
+// parseTarget parses a -registry value. Its errors are usage errors.
 func parseTarget(raw string) (*target, error) {
-	spec := redact(raw) // for messages
-	scheme, rest, ok := strings.Cut(raw, "://")
-	if !ok || scheme == "" {
-		return nil, usagef("-registry %q: want SCHEME://ADDRESS with scheme etcd, consul, zk or file", spec)
-	}
-	t := &target{scheme: strings.ToLower(scheme)}
-	if t.scheme == "zookeeper" {
-		t.scheme = "zk"
-	}
-	if t.scheme == "file" {
-		// Everything after file:// is the path: file:///var/lib/x.db is
-		// absolute, file://x.db relative to the working directory.
-		if rest == "" {
-			return nil, usagef("-registry %q: no file path (file:///path/to/registry.db)", spec)
-		}
-		t.path = rest
-		return t, nil
-	}
-	allowed, known := params[t.scheme]
-	if !known {
-		return nil, usagef("-registry %q: unknown scheme %q: want etcd, consul, zk or file", spec, scheme)
-	}
-	authority, rawQuery, _ := strings.Cut(rest, "?")
-	authority = strings.TrimSuffix(authority, "/")
-	if strings.Contains(authority, "/") {
-		return nil, usagef("-registry %q: unexpected path after the address: %s settings are parameters (?%s=...)",
-			spec, t.scheme, strings.Join(allowed, "=...&"))
-	}
-	if strings.Contains(authority, "@") {
-		return nil, usagef("-registry %q: credentials go in parameters (?username=...), or the password in $REGCTL_PASSWORD", spec)
-	}
-	if authority != "" {
-		for _, h := range strings.Split(authority, ",") {
-			if h = strings.TrimSpace(h); h == "" {
-				return nil, usagef("-registry %q: empty address in the list", spec)
-			}
-			t.hosts = append(t.hosts, h)
-		}
-	}
-	if t.scheme == "consul" && len(t.hosts) > 1 {
-		return nil, usagef("-registry %q: consul takes one agent address, not %d", spec, len(t.hosts))
-	}
-	q, err := url.ParseQuery(rawQuery)
+	cfg, err := regconfig.Parse(raw)
 	if err != nil {
-		return nil, usagef("-registry %q: bad parameters: %v", spec, err)
+		return nil, usageErr(err)
 	}
-	for _, k := range slices.Sorted(maps.Keys(q)) {
-		if !slices.Contains(allowed, k) {
-			return nil, usagef("-registry %q: unknown parameter %q for %s (want %s)", spec, k, t.scheme, strings.Join(allowed, ", "))
-		}
-		if n := len(q[k]); n > 1 {
-			return nil, usagef("-registry %q: parameter %q given %d times", spec, k, n)
-		}
-	}
-	if q.Has("password") && !q.Has("username") && !q.Has("user") {
-		return nil, usagef("-registry %q: password without a user name", spec)
-	}
-	if s := q.Get("scheme"); s != "" && s != "http" && s != "https" {
-		return nil, usagef("-registry %q: scheme=%q: want http or https", spec, s)
-	}
-	t.query = q
-	return t, nil
+	return &target{cfg: cfg}, nil
 }
 
-// redact returns the -registry URL spec with the values of its password
-// and token parameters, and any user info before an "@", masked.
-func redact(spec string) string {
-	const mask = "REDACTED"
-	base, query, hasQuery := strings.Cut(spec, "?")
-	if scheme, rest, ok := strings.Cut(base, "://"); ok && scheme != "file" {
-		if i := strings.LastIndexByte(rest, '@'); i >= 0 {
-			base = scheme + "://" + mask + rest[i:]
-		}
+// usageErr turns a regconfig error into a usage error naming -registry.
+func usageErr(err error) error {
+	var se *regconfig.SyntaxError
+	var fe *regconfig.FieldError
+	switch {
+	case errors.As(err, &se):
+		return usagef("-registry %q: %s", se.Element, se.Problem)
+	case errors.As(err, &fe):
+		return usagef("-registry: %s: %s", fe.Field, fe.Problem)
 	}
-	if !hasQuery {
-		return base
-	}
-	pairs := strings.Split(query, "&")
-	for i, p := range pairs {
-		if k, _, ok := strings.Cut(p, "="); ok && (k == "password" || k == "token") {
-			pairs[i] = k + "=" + mask
-		}
-	}
-	return base + "?" + strings.Join(pairs, "&")
+	return usagef("-registry: %v", err)
 }
 
 // String returns the target without credentials, for messages.
-func (t *target) String() string {
-	if t.scheme == "file" {
-		return "file://" + t.path
-	}
-	s := t.scheme + "://" + strings.Join(t.hosts, ",")
-	sep := "?"
-	for _, k := range slices.Sorted(maps.Keys(t.query)) {
-		if k == "password" || k == "token" {
-			continue
+func (t *target) String() string { return t.cfg.String() }
+
+// connFlags are the connection flags that apply to every backend of
+// -registry that does not set the same setting itself.
+type connFlags struct {
+	user       string
+	token      string
+	tls        bool
+	ca         string
+	cert       string
+	key        string
+	serverName string
+}
+
+// apply fills the backends' unset settings from the flags and the
+// environment: $REGCTL_PASSWORD is the password of a backend with a user
+// name and no password, $CONSUL_HTTP_TOKEN Consul's default token. File
+// backends are opened read-only.
+func (t *target) apply(f connFlags) error {
+	for i := range t.cfg.Backends {
+		b := &t.cfg.Backends[i]
+		if b.Type == regconfig.TypeFile {
+			b.ReadOnly = true
 		}
-		s += sep + k + "=" + t.query.Get(k)
-		sep = "&"
+		network := b.Type != regconfig.TypeFile
+		if network && b.Type != regconfig.TypeConsul && b.Username == "" {
+			b.Username = f.user
+		}
+		if b.Username != "" && b.Password == "" {
+			b.PasswordEnv = "REGCTL_PASSWORD"
+		}
+		if b.Type == regconfig.TypeConsul && b.Token == "" {
+			b.Token = f.token
+			if b.Token == "" {
+				b.TokenEnv = "CONSUL_HTTP_TOKEN"
+			}
+		}
+		if network {
+			tl := &b.TLS
+			tl.Enabled = tl.Enabled || f.tls
+			tl.CAFile = or(tl.CAFile, f.ca)
+			tl.CertFile = or(tl.CertFile, f.cert)
+			tl.KeyFile = or(tl.KeyFile, f.key)
+			tl.ServerName = or(tl.ServerName, f.serverName)
+		}
 	}
-	return s
+	if err := t.cfg.Validate(); err != nil {
+		return usageErr(err)
+	}
+	return nil
 }
 
-// password returns the password parameter, else $REGCTL_PASSWORD.
-func (t *target) password() string {
-	if p := t.query.Get("password"); p != "" {
-		return p
+func or(a, b string) string {
+	if a != "" {
+		return a
 	}
-	return os.Getenv("REGCTL_PASSWORD")
+	return b
 }
 
-// open connects to the target. None of the network backends waits for its
-// server here: an unreachable one shows in the first call, within timeout.
+// open connects to the target; timeout bounds each request of a backend
+// that sets no timeout of its own. None of the network backends waits for
+// its server here: an unreachable one shows in the first call.
 func (t *target) open(timeout time.Duration, log *slog.Logger) (registry.Registry, error) {
-	switch t.scheme {
-	case "etcd":
-		cfg := etcd.Config{
-			Endpoints:   t.hosts,
-			Namespace:   t.query.Get("namespace"),
-			Username:    t.query.Get("username"),
-			Timeout:     timeout,
-			DialTimeout: timeout,
-			Logger:      log,
+	cfg := t.cfg
+	cfg.Backends = append([]regconfig.Backend(nil), cfg.Backends...)
+	for i := range cfg.Backends {
+		if cfg.Backends[i].Timeout == 0 {
+			cfg.Backends[i].Timeout = regconfig.Duration(timeout)
 		}
-		if cfg.Username != "" {
-			cfg.Password = t.password()
-		}
-		return etcd.New(cfg)
-	case "consul":
-		cfg := consul.Config{
-			Scheme:         t.query.Get("scheme"),
-			Token:          t.query.Get("token"),
-			Datacenter:     t.query.Get("dc"),
-			RequestTimeout: timeout,
-			Logger:         log,
-		}
-		if len(t.hosts) == 1 {
-			cfg.Address = t.hosts[0]
-		}
-		if cfg.Token == "" {
-			cfg.Token = os.Getenv("CONSUL_HTTP_TOKEN")
-		}
-		return consul.New(cfg)
-	case "zk":
-		cfg := zk.Config{
-			Servers:        t.hosts,
-			Root:           t.query.Get("root"),
-			User:           t.query.Get("user"),
-			RequestTimeout: timeout,
-			Logger:         log,
-		}
-		if cfg.User != "" {
-			cfg.Password = t.password()
-		}
-		return zk.New(cfg)
-	case "file":
-		return file.Open(t.path, file.Config{ReadOnly: true, Timeout: timeout, Logger: log})
 	}
-	return nil, fmt.Errorf("unknown scheme %q", t.scheme) // parseTarget lets none through
+	return regconfig.Open(cfg, regconfig.WithLogger(log))
 }

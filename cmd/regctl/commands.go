@@ -85,6 +85,9 @@ func (c *cli) withRegistry(ctx context.Context, op string, fn func(context.Conte
 	if err != nil {
 		return err
 	}
+	if err := t.apply(c.opts.conn); err != nil {
+		return err
+	}
 	op += " on " + t.String()
 	reg, err := t.open(c.opts.timeout, c.log)
 	if err != nil {

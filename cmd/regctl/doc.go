@@ -22,6 +22,11 @@
 //	                layout, watch one object per line, list an array of names
 //	-count N        watch: exit after N updates (default 0: until interrupted)
 //	-v              log the backend's debug messages to stderr
+//	-user NAME      etcd user or ZooKeeper digest user (password: $REGCTL_PASSWORD)
+//	-token T        Consul ACL token (default $CONSUL_HTTP_TOKEN)
+//	-tls, -ca FILE, -cert FILE, -key FILE, -server-name NAME
+//	                TLS to etcd, Consul and ZooKeeper's secure client port
+//	                (mutual TLS with -cert and -key)
 //
 // # Registries
 //
@@ -38,6 +43,12 @@
 // token defaults to $CONSUL_HTTP_TOKEN, and Consul's other CONSUL_* variables
 // (CONSUL_CACERT, ...) apply as they do to the consul command. "zookeeper"
 // is accepted for "zk". A file registry is opened read-only.
+//
+// -registry is the compact form of package regconfig: every backend also
+// takes tls=true, ca=, cert=, key=, server_name=, ttl=,
+// timeout=, name= and read_only=true, and several elements separated by
+// '|' make a chain, with static:///peers.json, snapshot:///path and
+// chain:?name=N elements. Flags fill what the URLs leave unset.
 //
 // # Output
 //

@@ -43,6 +43,7 @@ type options struct {
 	json     bool
 	count    int
 	verbose  bool
+	conn     connFlags
 
 	set map[string]bool // the flags given on the command line
 }
@@ -102,11 +103,18 @@ func newFlagSet(o *options) *flag.FlagSet {
 	if def == "" {
 		def = defaultRegistry
 	}
-	fs.StringVar(&o.registry, "registry", def, "the registry `URL`: etcd://, consul://, zk:// or file:// ($REGCTL_REGISTRY sets the default)")
+	fs.StringVar(&o.registry, "registry", def, "the registry `URL`: etcd://, consul://, zk:// or file://, or a chain of them separated by '|' ($REGCTL_REGISTRY sets the default)")
 	fs.DurationVar(&o.timeout, "timeout", 5*time.Second, "bound on each call to the registry or file")
 	fs.BoolVar(&o.json, "json", false, "JSON output (get: Kratos' ServiceInstance layout; watch: one object per line)")
 	fs.IntVar(&o.count, "count", 0, "watch: exit after `N` updates (0: until interrupted)")
 	fs.BoolVar(&o.verbose, "v", false, "log the backend's debug messages to stderr")
+	fs.StringVar(&o.conn.user, "user", "", "etcd user name or ZooKeeper digest user (password: $REGCTL_PASSWORD)")
+	fs.StringVar(&o.conn.token, "token", "", "Consul ACL token (default $CONSUL_HTTP_TOKEN)")
+	fs.BoolVar(&o.conn.tls, "tls", false, "connect with TLS (system roots unless -ca)")
+	fs.StringVar(&o.conn.ca, "ca", "", "TLS: PEM `file` of the CAs to trust (implies -tls)")
+	fs.StringVar(&o.conn.cert, "cert", "", "TLS: client certificate PEM `file`, with -key (implies -tls)")
+	fs.StringVar(&o.conn.key, "key", "", "TLS: client key PEM `file`, with -cert")
+	fs.StringVar(&o.conn.serverName, "server-name", "", "TLS: the `name` to check in the server's certificate")
 	return fs
 }
 
@@ -160,12 +168,18 @@ Usage:
                                         keep the services (all without SERVICE) mirrored into
                                         the registry URL DEST, marked with ORIGIN, until interrupted
 
-Registries (-registry URL):
+Registries (-registry URL, the compact form of package regconfig):
   etcd://HOST:PORT[,HOST:PORT...][?namespace=/microservices&username=U&password=P]
   consul://HOST:PORT[?token=T&dc=DC&scheme=https]    token default: $CONSUL_HTTP_TOKEN
   zk://HOST:PORT[,HOST:PORT...][?root=/microservices&user=U&password=P]
   file:///path/to/registry.db                        opened read-only
-  With a username and no password parameter, $REGCTL_PASSWORD is the password.
+  TLS parameters: tls=true, ca=FILE, cert=FILE, key=FILE, server_name=NAME
+  (or the -tls, -ca, -cert, -key, -server-name flags; etcd, consul, and
+  zk on ZooKeeper's secure client port);
+  also ttl=, timeout=, name=, read_only=true.
+  A chain: URLs separated by '|', plus static:///peers.json,
+  snapshot:///path/snap.db and chain:?name=N elements (quote it).
+  With a user name and no password parameter, $REGCTL_PASSWORD is the password.
 
 Flags (before or after the command):
 `)

@@ -7,6 +7,7 @@ import (
 	"strings"
 
 	"github.com/regchain/regchain/mirror"
+	"github.com/regchain/regchain/regconfig"
 	"github.com/regchain/regchain/registry"
 )
 
@@ -29,8 +30,16 @@ func (c *cli) mirrorCmd(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
-	if dest.scheme == "file" {
-		return usagef("mirror: a file:// destination is opened read-only; mirror into etcd, consul or zk")
+	for _, b := range dest.cfg.Backends {
+		if b.Type == regconfig.TypeFile {
+			return usagef("mirror: a file:// destination is opened read-only; mirror into etcd, consul or zk")
+		}
+	}
+	if dest.cfg.Static.On() {
+		return usagef("mirror: a static tier is read-only; mirror into etcd, consul or zk")
+	}
+	if err := dest.apply(c.opts.conn); err != nil {
+		return err
 	}
 	for _, s := range services {
 		if err := registry.ValidateName(s); err != nil {

@@ -43,8 +43,11 @@ type Server struct {
 	// Addr is the client address, "127.0.0.1:port". It does not change
 	// across Restart.
 	Addr string
+	// TLSAddr is the secure client address of a server from StartTLS.
+	TLSAddr string
 
 	dir  string // dataDir and config
+	tls  bool   // secure client port (tls.go): Netty on the class path
 	port int
 
 	mu   sync.Mutex // guards proc
@@ -89,7 +92,10 @@ func Start(t testing.TB) *Server {
 // New starts a server whose data and log live in dir (which must exist) and
 // waits until it accepts a session. The caller must Stop it. Use it where no
 // testing.TB is at hand (TestMain); tests prefer Start.
-func New(dir string) (*Server, error) {
+func New(dir string) (*Server, error) { return newServer(dir, nil) }
+
+// newServer is New with extra configuration lines from extra (tls.go).
+func newServer(dir string, extra func(*Server) (string, error)) (*Server, error) {
 	if err := Available(); err != nil {
 		return nil, err
 	}
@@ -113,6 +119,13 @@ minSessionTimeout=%d
 maxSessionTimeout=20000
 maxClientCnxns=0
 `, Tick.Milliseconds(), filepath.Join(dir, "data"), port, 2*Tick.Milliseconds())
+	if extra != nil {
+		more, err := extra(s)
+		if err != nil {
+			return nil, err
+		}
+		cfg += more
+	}
 	if err := os.WriteFile(filepath.Join(dir, "zoo.cfg"), []byte(cfg), 0o644); err != nil {
 		return nil, err
 	}
@@ -184,7 +197,7 @@ func (s *Server) start() error {
 		"-Xmx128m", "-XX:+UseSerialGC", "-XX:TieredStopAtLevel=1", "-Xshare:auto",
 		"-Dorg.slf4j.simpleLogger.defaultLogLevel=warn",
 		"-Dzookeeper.admin.enableServer=false",
-		"-cp", Jar+string(os.PathListSeparator)+logJar,
+		"-cp", s.classpath(),
 		"org.apache.zookeeper.server.ZooKeeperServerMain", filepath.Join(s.dir, "zoo.cfg"))
 	cmd.Stdout, cmd.Stderr = logf, logf
 	cmd.Dir = s.dir

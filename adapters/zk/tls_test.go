@@ -1,0 +1,78 @@
+package zk_test
+
+import (
+	"context"
+	"crypto/tls"
+	"io"
+	"log/slog"
+	"testing"
+	"time"
+
+	"github.com/regchain/regchain/adapters/zk"
+	"github.com/regchain/regchain/internal/testcerts"
+	"github.com/regchain/regchain/internal/zktest"
+	"github.com/regchain/regchain/registry"
+)
+
+// tlsRoundTrip registers an instance over a registry with tlsCfg on addr,
+// reads it back and deregisters it.
+func tlsRoundTrip(t *testing.T, addr string, tlsCfg *tls.Config) error {
+	t.Helper()
+	r, err := zk.New(zk.Config{
+		Servers: []string{addr}, TLS: tlsCfg, Root: "/tls-test",
+		SessionTimeout: 4 * time.Second, RequestTimeout: 3 * time.Second,
+		Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
+	})
+	if err != nil {
+		return err
+	}
+	defer r.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+	defer cancel()
+	in := &registry.Instance{ID: "1", Name: "tls-check", Endpoints: []string{"grpc://10.0.0.1:1"}}
+	if err := r.Register(ctx, in); err != nil {
+		return err
+	}
+	got, err := r.GetService(ctx, "tls-check")
+	if err != nil {
+		return err
+	}
+	if len(got) != 1 {
+		t.Errorf("got %d instances, want 1", len(got))
+	}
+	return r.Deregister(ctx, in)
+}
+
+// ZooKeeper's secure client port: TLS with the right CA works, with
+// another CA or in plain TCP it does not; with client authentication
+// required, only a client with a certificate gets in.
+func TestTLS(t *testing.T) {
+	pki := testcerts.Generate(t)
+	files := zktest.TLSFiles{CA: pki.CA, Cert: pki.ServerCert, Key: pki.ServerKey}
+	t.Run("TLS", func(t *testing.T) {
+		srv := zktest.StartTLS(t, files)
+		if err := tlsRoundTrip(t, srv.TLSAddr, pki.ClientTLS(t, false)); err != nil {
+			t.Errorf("with the CA: %v", err)
+		}
+		other := pki.ClientTLS(t, false)
+		other.RootCAs = nil
+		other.ServerName = "localhost"
+		if err := tlsRoundTrip(t, srv.TLSAddr, other); err == nil {
+			t.Error("without trusting the CA worked")
+		}
+		if err := tlsRoundTrip(t, srv.TLSAddr, nil); err == nil {
+			t.Error("plain TCP to the secure port worked")
+		}
+	})
+	t.Run("mTLS", func(t *testing.T) {
+		f := files
+		f.ClientAuth = true
+		srv := zktest.StartTLS(t, f)
+		if err := tlsRoundTrip(t, srv.TLSAddr, pki.ClientTLS(t, true)); err != nil {
+			t.Errorf("with a client certificate: %v", err)
+		}
+		if err := tlsRoundTrip(t, srv.TLSAddr, pki.ClientTLS(t, false)); err == nil {
+			t.Error("without a client certificate worked")
+		}
+	})
+}

@@ -1,0 +1,29 @@
+package kratosplugin_test
+
+import (
+	"time"
+
+	clientv3 "go.etcd.io/etcd/client/v3"
+
+	"github.com/regchain/regchain/kratosplugin"
+)
+
+// NewEtcd reads like Kratos' contrib etcd registry, New(client, opts...),
+// and adds the chain's snapshot.
+func ExampleNewEtcd() {
+	client, err := clientv3.New(clientv3.Config{Endpoints: []string{"127.0.0.1:2379"}})
+	if err != nil {
+		return
+	}
+	defer client.Close()
+	r, err := kratosplugin.NewEtcd(client,
+		kratosplugin.Namespace("/microservices"),
+		kratosplugin.RegisterTTL(15*time.Second),
+		kratosplugin.Snapshot("/var/lib/greeter/registry.snapshot"),
+	)
+	if err != nil {
+		return
+	}
+	defer r.Close()
+	// kratos.New(kratos.Registrar(r)); grpc.WithDiscovery(r)
+}

@@ -1,0 +1,22 @@
+package microplugin_test
+
+import (
+	"time"
+
+	mreg "go-micro.dev/v4/registry"
+
+	"github.com/regchain/regchain/microplugin"
+)
+
+// NewRegistry is built the way go-micro's etcd plugin is: from go-micro's
+// registry options. Use it with micro.Registry(reg), or put it in go-micro's
+// command-line table: cmd.DefaultRegistries["regchain"] = microplugin.NewRegistry.
+func ExampleNewRegistry() {
+	reg := microplugin.NewRegistry(
+		mreg.Addrs("10.0.0.1:2379", "10.0.0.2:2379"),
+		mreg.Timeout(3*time.Second),
+		microplugin.SnapshotPath("/var/lib/greeter/registry.snapshot"),
+	)
+	defer reg.(*microplugin.Registry).Close()
+	_ = reg // micro.NewService(micro.Name("greeter"), micro.Registry(reg))
+}

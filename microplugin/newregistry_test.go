@@ -1,0 +1,248 @@
+package microplugin
+
+import (
+	"context"
+	"crypto/tls"
+	"fmt"
+	"log/slog"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"go-micro.dev/v4/logger"
+	mreg "go-micro.dev/v4/registry"
+	clientv3 "go.etcd.io/etcd/client/v3"
+	"go.uber.org/zap"
+
+	"github.com/regchain/regchain/adapters/etcd"
+	"github.com/regchain/regchain/embedetcd/etcdtest"
+	"github.com/regchain/regchain/internal/testutil"
+)
+
+func etcdClient(t *testing.T, endpoint string) *clientv3.Client {
+	t.Helper()
+	cli, err := clientv3.New(clientv3.Config{Endpoints: []string{endpoint}, DialTimeout: 5 * time.Second, Logger: zap.NewNop()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cli.Close() })
+	return cli
+}
+
+// NewRegistry has the shape of go-micro's command-line registry table.
+var _ func(...mreg.Option) mreg.Registry = NewRegistry
+
+// fieldRecorder is a go-micro logger that keeps messages with their fields.
+type fieldRecorder struct {
+	level  logger.Level
+	fields map[string]any
+	mu     *sync.Mutex
+	lines  *[]string
+}
+
+func newFieldRecorder(level logger.Level) *fieldRecorder {
+	return &fieldRecorder{level: level, mu: new(sync.Mutex), lines: new([]string)}
+}
+
+func (l *fieldRecorder) Init(...logger.Option) error { return nil }
+func (l *fieldRecorder) Options() logger.Options     { return logger.Options{Level: l.level} }
+func (l *fieldRecorder) String() string              { return "fields" }
+func (l *fieldRecorder) Fields(f map[string]any) logger.Logger {
+	c := *l
+	c.fields = f
+	return &c
+}
+func (l *fieldRecorder) Log(level logger.Level, v ...any) { l.add(level, fmt.Sprint(v...)) }
+func (l *fieldRecorder) Logf(level logger.Level, f string, v ...any) {
+	l.add(level, fmt.Sprintf(f, v...))
+}
+
+func (l *fieldRecorder) add(level logger.Level, msg string) {
+	line := level.String() + " " + msg
+	for k, v := range l.fields {
+		line += fmt.Sprintf(" %s=%v", k, v)
+	}
+	l.mu.Lock()
+	*l.lines = append(*l.lines, line)
+	l.mu.Unlock()
+}
+
+func (l *fieldRecorder) all() []string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return append([]string(nil), *l.lines...)
+}
+
+func TestSlogHandler(t *testing.T) {
+	rec := newFieldRecorder(logger.InfoLevel)
+	log := slog.New(SlogHandler(rec)).With("registry", "etcd").WithGroup("g")
+	log.Debug("hidden")
+	log.Warn("lease lost", "key", "/a/b", "error", fmt.Errorf("boom"))
+	lines := rec.all()
+	if len(lines) != 1 {
+		t.Fatalf("lines %q, want only the warning", lines)
+	}
+	for _, want := range []string{"warn lease lost", "registry=etcd", "g.key=/a/b", "g.error=boom"} {
+		if !strings.Contains(lines[0], want) {
+			t.Errorf("line %q lacks %q", lines[0], want)
+		}
+	}
+}
+
+func TestSettingsFromOptions(t *testing.T) {
+	t.Setenv("ETCD_USERNAME", "envuser")
+	t.Setenv("ETCD_PASSWORD", "envpw")
+	t.Setenv("MICRO_REGISTRY_ADDRESS", "")
+	own := &tls.Config{ServerName: "etcd"}
+	cases := []struct {
+		name  string
+		opts  []mreg.Option
+		check func(s settings) string
+	}{
+		{"defaults", nil, func(s settings) string {
+			if len(s.endpoints) != 0 || s.tls != nil || s.codec != etcd.CodecMicro || s.snapshot != DefaultSnapshotPath() || s.user != "envuser" {
+				return fmt.Sprintf("%+v", s)
+			}
+			return ""
+		}},
+		{"addrs", []mreg.Option{mreg.Addrs("h1", "h2:2380", "")}, func(s settings) string {
+			if strings.Join(s.endpoints, ",") != "h1:2379,h2:2380" {
+				return fmt.Sprint(s.endpoints)
+			}
+			return ""
+		}},
+		{"secure", []mreg.Option{mreg.Secure(true)}, func(s settings) string {
+			if s.tls == nil || s.tls.InsecureSkipVerify {
+				return "Secure without TLSConfig must verify certificates"
+			}
+			return ""
+		}},
+		{"tls config", []mreg.Option{mreg.Secure(true), mreg.TLSConfig(own)}, func(s settings) string {
+			if s.tls != own {
+				return "TLSConfig not used"
+			}
+			return ""
+		}},
+		{"plugin options", []mreg.Option{Auth("u", "p"), TTL(7 * time.Second), SnapshotPath(""), Layout(etcd.CodecRegchain), mreg.Timeout(time.Second)}, func(s settings) string {
+			if s.user != "u" || s.password != "p" || s.ttl != 7*time.Second || s.snapshot != "" || s.codec != etcd.CodecRegchain || s.timeout != time.Second {
+				return fmt.Sprintf("%+v", s)
+			}
+			return ""
+		}},
+	}
+	for _, c := range cases {
+		o := mreg.NewOptions(c.opts...)
+		if why := c.check(settingsOf(*o)); why != "" {
+			t.Errorf("%s: %s", c.name, why)
+		}
+	}
+}
+
+func microService(name, id, addr string) *mreg.Service {
+	return &mreg.Service{Name: name, Version: "1.0", Metadata: map[string]string{"team": "a"},
+		Nodes: []*mreg.Node{{Id: id, Address: addr, Metadata: map[string]string{"transport": "grpc"}}}}
+}
+
+func waitNode(t *testing.T, r mreg.Registry, name, id string) {
+	t.Helper()
+	testutil.WaitFor(t, 10*time.Second, name+" has node "+id, func() string {
+		svcs, err := r.GetService(name)
+		if err != nil {
+			return err.Error()
+		}
+		for _, s := range svcs {
+			for _, n := range s.Nodes {
+				if n.Id == id {
+					return ""
+				}
+			}
+		}
+		return "node missing"
+	})
+}
+
+// NewRegistry from go-micro options: registrations reach etcd in the
+// go-micro layout, reads work, the snapshot is where it was asked to be,
+// start-up logs nothing at INFO, and an Init with new addresses moves the
+// registrations to the new etcd.
+func TestNewRegistry(t *testing.T) {
+	srv1, srv2 := etcdtest.Start(t), etcdtest.Start(t)
+	dir := t.TempDir()
+	snap := filepath.Join(dir, "snap", "micro.snapshot")
+	rec := newFieldRecorder(logger.InfoLevel)
+	reg := NewRegistry(mreg.Addrs(srv1.Endpoint()), mreg.Timeout(2*time.Second), mreg.Logger(rec),
+		SnapshotPath(snap), TTL(3*time.Second))
+	p := reg.(*Registry)
+	defer p.Close()
+
+	if err := reg.Register(microService("greeter", "greeter-1", "10.0.0.1:9000")); err != nil {
+		t.Fatal(err)
+	}
+	waitNode(t, reg, "greeter", "greeter-1")
+	// The record is in the go-micro plugin's place and shape.
+	cli := etcdClient(t, srv1.Endpoint())
+	resp, err := cli.Get(context.Background(), "/micro/registry/greeter/greeter-1")
+	if err != nil || len(resp.Kvs) != 1 || !strings.Contains(string(resp.Kvs[0].Value), `"nodes":[{"id":"greeter-1","address":"10.0.0.1:9000"`) {
+		t.Fatalf("etcd record: %v, %v", resp, err)
+	}
+	testutil.WaitFor(t, 10*time.Second, "snapshot saved", testutil.Until(func() bool {
+		return p.Chain().Status().Snapshot.Services > 0
+	}))
+	// Nothing at INFO or above from a healthy start-up but the chain's own
+	// "snapshot loaded" (package chain logs it at INFO; to become DEBUG
+	// there), and everything went through the go-micro logger.
+	var loud []string
+	for _, l := range rec.all() {
+		if !strings.Contains(l, "chain: snapshot loaded") {
+			loud = append(loud, l)
+		}
+	}
+	if len(loud) != 0 {
+		t.Errorf("logged at INFO and above during a healthy start-up: %q", loud)
+	}
+
+	if err := reg.Init(mreg.Addrs(srv2.Endpoint())); err != nil {
+		t.Fatal(err)
+	}
+	cli2 := etcdClient(t, srv2.Endpoint())
+	testutil.WaitFor(t, 10*time.Second, "registration moved to the new etcd", testutil.Until(func() bool {
+		resp, err := cli2.Get(context.Background(), "/micro/registry/greeter/greeter-1")
+		return err == nil && len(resp.Kvs) == 1
+	}))
+	if err := p.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := reg.GetService("greeter"); err == nil {
+		t.Error("GetService after Close succeeded")
+	}
+}
+
+// Two processes of one program share the default snapshot path: the second
+// runs without a snapshot (warned), it does not fail.
+func TestNewRegistrySnapshotLocked(t *testing.T) {
+	srv := etcdtest.Start(t)
+	snap := filepath.Join(t.TempDir(), "shared.snapshot")
+	first := NewRegistry(mreg.Addrs(srv.Endpoint()), SnapshotPath(snap), mreg.Logger(newFieldRecorder(logger.InfoLevel))).(*Registry)
+	defer first.Close()
+	if first.Chain() == nil {
+		t.Fatal("no chain")
+	}
+	rec := newFieldRecorder(logger.InfoLevel)
+	second := NewRegistry(mreg.Addrs(srv.Endpoint()), SnapshotPath(snap), mreg.Logger(rec)).(*Registry)
+	defer second.Close()
+	if err := second.Register(microService("billing", "billing-1", "10.0.0.2:1")); err != nil {
+		t.Fatal(err)
+	}
+	waitNode(t, first, "billing", "billing-1")
+	found := false
+	for _, l := range rec.all() {
+		if strings.Contains(l, "no snapshot") {
+			found = true
+		}
+	}
+	if !found {
+		t.Errorf("no warning about the locked snapshot: %q", rec.all())
+	}
+}

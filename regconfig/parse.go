@@ -1,0 +1,307 @@
+package regconfig
+
+import (
+	"fmt"
+	"maps"
+	"net/url"
+	"slices"
+	"strconv"
+	"strings"
+
+	"github.com/regchain/regchain/registry"
+)
+
+// params lists the parameters each element of the compact form accepts.
+var params = map[string][]string{
+	TypeEtcd:   {"ca", "cert", "insecure_skip_verify", "key", "name", "namespace", "password", "read_only", "server_name", "timeout", "tls", "ttl", "username"},
+	TypeConsul: {"ca", "cert", "dc", "insecure_skip_verify", "key", "name", "read_only", "scheme", "server_name", "timeout", "tls", "token", "ttl"},
+	TypeZK:     {"ca", "cert", "insecure_skip_verify", "key", "name", "password", "read_only", "root", "server_name", "timeout", "tls", "ttl", "user"},
+	"static":   {"poll"},
+	"snapshot": {"flush", "max_age"},
+	"chain": {"call_timeout", "failback_after", "failure_threshold", "guard", "guard_grace", "guard_max_drop_share",
+		"guard_window", "name", "probe_interval", "probe_timeout", "read_policy", "strict_register"},
+}
+
+// SyntaxError is a fault in the compact form. It matches
+// registry.ErrInvalid with errors.Is.
+type SyntaxError struct {
+	// Element is the faulty element, its secrets masked (Redact).
+	Element string
+	// Problem says what is wrong.
+	Problem string
+}
+
+// Error returns `regconfig: "ELEMENT": PROBLEM`.
+func (e *SyntaxError) Error() string { return fmt.Sprintf("regconfig: %q: %s", e.Element, e.Problem) }
+
+// Is reports whether target is registry.ErrInvalid.
+func (e *SyntaxError) Is(target error) bool { return target == registry.ErrInvalid }
+
+// usageErr is a fault in the compact form; spec is already redacted.
+func usageErr(spec, format string, args ...any) error {
+	return &SyntaxError{Element: spec, Problem: fmt.Sprintf(format, args...)}
+}
+
+// Parse parses the compact form: elements separated by "|" (see the
+// package documentation) — backends in order, and at most one static,
+// snapshot and chain element. The result is validated. Errors name the
+// element (with its secrets masked) and what is wrong, and wrap
+// registry.ErrInvalid.
+func Parse(s string) (Config, error) {
+	var c Config
+	seen := map[string]bool{}
+	for raw := range strings.SplitSeq(s, "|") {
+		raw = strings.TrimSpace(raw)
+		if raw == "" {
+			return Config{}, usageErr(Redact(s), "empty element (two '|' in a row, or one at an end)")
+		}
+		scheme, rest, _ := strings.Cut(raw, ":")
+		scheme = strings.ToLower(scheme)
+		switch scheme {
+		case "static", "snapshot", "chain":
+			if seen[scheme] {
+				return Config{}, usageErr(Redact(raw), "a second %s element", scheme)
+			}
+			seen[scheme] = true
+			if err := c.parseExtra(scheme, rest, Redact(raw)); err != nil {
+				return Config{}, err
+			}
+		default:
+			b, err := ParseBackend(raw)
+			if err != nil {
+				return Config{}, err
+			}
+			c.Backends = append(c.Backends, b)
+		}
+	}
+	if err := c.Validate(); err != nil {
+		return Config{}, err
+	}
+	return c, nil
+}
+
+// parseExtra parses a static, snapshot or chain element; rest follows the
+// scheme's ':'.
+func (c *Config) parseExtra(scheme, rest, spec string) error {
+	var path, rawQuery string
+	if scheme == "chain" {
+		rest = strings.TrimPrefix(strings.TrimPrefix(rest, "//"), "?")
+		rawQuery = rest
+	} else {
+		p, ok := strings.CutPrefix(rest, "//")
+		if !ok {
+			return usageErr(spec, "want %s:///path/to/file", scheme)
+		}
+		path, rawQuery, _ = strings.Cut(p, "?")
+		if path == "" {
+			return usageErr(spec, "no file path (%s:///path/to/file)", scheme)
+		}
+	}
+	q, err := query(spec, scheme, rawQuery)
+	if err != nil {
+		return err
+	}
+	p := paramParser{spec: spec, q: q}
+	switch scheme {
+	case "static":
+		c.Static.File = path
+		p.duration("poll", &c.Static.PollInterval)
+	case "snapshot":
+		c.Snapshot.Path = path
+		p.duration("max_age", &c.Snapshot.MaxAge)
+		p.duration("flush", &c.Snapshot.FlushInterval)
+	case "chain":
+		ch := &c.Chain
+		ch.Name = q.Get("name")
+		ch.ReadPolicy = q.Get("read_policy")
+		p.duration("probe_interval", &ch.ProbeInterval)
+		p.duration("probe_timeout", &ch.ProbeTimeout)
+		p.duration("call_timeout", &ch.CallTimeout)
+		p.duration("failback_after", &ch.FailbackAfter)
+		p.integer("failure_threshold", &ch.FailureThreshold)
+		p.boolean("strict_register", &ch.StrictRegister)
+		var guard = true
+		p.boolean("guard", &guard)
+		ch.Guard.Disabled = !guard
+		p.duration("guard_grace", &ch.Guard.Grace)
+		p.duration("guard_window", &ch.Guard.Window)
+		p.float("guard_max_drop_share", &ch.Guard.MaxDropShare)
+	}
+	return p.err
+}
+
+// ParseBackend parses one backend URL of the compact form:
+// etcd://, consul://, zk:// (or zookeeper://) or file://. It does not
+// validate the result beyond the syntax; Parse and Validate do.
+func ParseBackend(raw string) (Backend, error) {
+	spec := Redact(raw)
+	scheme, rest, ok := strings.Cut(raw, "://")
+	if !ok || scheme == "" {
+		return Backend{}, usageErr(spec, "want SCHEME://ADDRESS with scheme etcd, consul, zk or file")
+	}
+	b := Backend{Type: normType(scheme)}
+	if b.Type == TypeFile {
+		// Everything after file:// is the path: file:///var/lib/x.db is
+		// absolute, file://x.db relative to the working directory.
+		if rest == "" {
+			return Backend{}, usageErr(spec, "no file path (file:///path/to/registry.db)")
+		}
+		b.Path = rest
+		return b, nil
+	}
+	allowed, known := params[b.Type]
+	if !known || b.Type == "static" || b.Type == "snapshot" || b.Type == "chain" {
+		return Backend{}, usageErr(spec, "unknown scheme %q: want etcd, consul, zk or file", scheme)
+	}
+	authority, rawQuery, _ := strings.Cut(rest, "?")
+	authority = strings.TrimSuffix(authority, "/")
+	if strings.Contains(authority, "/") {
+		return Backend{}, usageErr(spec, "unexpected path after the address: %s settings are parameters (?%s=...)",
+			b.Type, strings.Join(allowed, "=...&"))
+	}
+	if strings.Contains(authority, "@") {
+		return Backend{}, usageErr(spec, "credentials go in parameters (?username=...)")
+	}
+	if authority != "" {
+		for h := range strings.SplitSeq(authority, ",") {
+			if h = strings.TrimSpace(h); h == "" {
+				return Backend{}, usageErr(spec, "empty address in the list")
+			}
+			b.Endpoints = append(b.Endpoints, h)
+		}
+	}
+	if b.Type == TypeConsul && len(b.Endpoints) > 1 {
+		return Backend{}, usageErr(spec, "consul takes one agent address, not %d", len(b.Endpoints))
+	}
+	q, err := query(spec, b.Type, rawQuery)
+	if err != nil {
+		return Backend{}, err
+	}
+	b.Name = q.Get("name")
+	b.Namespace = q.Get("namespace")
+	if b.Type == TypeZK {
+		b.Namespace = q.Get("root")
+		b.Username = q.Get("user")
+	} else {
+		b.Username = q.Get("username")
+	}
+	b.Password = q.Get("password")
+	b.Token = q.Get("token")
+	b.Datacenter = q.Get("dc")
+	if q.Has("password") && b.Username == "" {
+		return Backend{}, usageErr(spec, "password without a user name")
+	}
+	switch s := q.Get("scheme"); s {
+	case "", "http":
+	case "https":
+		b.TLS.Enabled = true
+	default:
+		return Backend{}, usageErr(spec, "scheme=%q: want http or https", s)
+	}
+	b.TLS.CAFile, b.TLS.CertFile, b.TLS.KeyFile = q.Get("ca"), q.Get("cert"), q.Get("key")
+	b.TLS.ServerName = q.Get("server_name")
+	p := paramParser{spec: spec, q: q}
+	p.boolean("tls", &b.TLS.Enabled)
+	p.boolean("insecure_skip_verify", &b.TLS.InsecureSkipVerify)
+	p.boolean("read_only", &b.ReadOnly)
+	p.duration("ttl", &b.TTL)
+	p.duration("timeout", &b.Timeout)
+	return b, p.err
+}
+
+// query parses and checks the parameters of an element.
+func query(spec, kind, raw string) (url.Values, error) {
+	q, err := url.ParseQuery(raw)
+	if err != nil {
+		return nil, usageErr(spec, "bad parameters: %v", err)
+	}
+	allowed := params[kind]
+	for _, k := range slices.Sorted(maps.Keys(q)) {
+		if !slices.Contains(allowed, k) {
+			return nil, usageErr(spec, "unknown parameter %q for %s (want %s)", k, kind, strings.Join(allowed, ", "))
+		}
+		if n := len(q[k]); n > 1 {
+			return nil, usageErr(spec, "parameter %q given %d times", k, n)
+		}
+	}
+	return q, nil
+}
+
+// paramParser converts typed parameters, keeping the first error.
+type paramParser struct {
+	spec string
+	q    url.Values
+	err  error
+}
+
+func (p *paramParser) set(key string, conv func(string) error) {
+	if p.err != nil || !p.q.Has(key) {
+		return
+	}
+	if err := conv(p.q.Get(key)); err != nil {
+		p.err = usageErr(p.spec, "%s=%q: %v", key, p.q.Get(key), err)
+	}
+}
+
+func (p *paramParser) duration(key string, d *Duration) {
+	p.set(key, func(v string) error { return d.UnmarshalText([]byte(v)) })
+}
+
+func (p *paramParser) boolean(key string, b *bool) {
+	p.set(key, func(v string) error {
+		x, err := strconv.ParseBool(v)
+		if err != nil {
+			return fmt.Errorf("want true or false")
+		}
+		*b = x
+		return nil
+	})
+}
+
+func (p *paramParser) integer(key string, n *int) {
+	p.set(key, func(v string) error {
+		x, err := strconv.Atoi(v)
+		if err != nil {
+			return fmt.Errorf("want an integer")
+		}
+		*n = x
+		return nil
+	})
+}
+
+func (p *paramParser) float(key string, f *float64) {
+	p.set(key, func(v string) error {
+		x, err := strconv.ParseFloat(v, 64)
+		if err != nil {
+			return fmt.Errorf("want a number")
+		}
+		*f = x
+		return nil
+	})
+}
+
+// Redact returns a compact-form string with the values of its password and
+// token parameters, and any user info before an "@", masked, for messages.
+func Redact(spec string) string {
+	const mask = "REDACTED"
+	parts := strings.Split(spec, "|")
+	for i, el := range parts {
+		base, q, hasQuery := strings.Cut(el, "?")
+		if scheme, rest, ok := strings.Cut(base, "://"); ok && scheme != "file" {
+			if j := strings.LastIndexByte(rest, '@'); j >= 0 {
+				base = scheme + "://" + mask + rest[j:]
+			}
+		}
+		if hasQuery {
+			pairs := strings.Split(q, "&")
+			for k, pr := range pairs {
+				if key, _, ok := strings.Cut(pr, "="); ok && (key == "password" || key == "token") {
+					pairs[k] = key + "=" + mask
+				}
+			}
+			base += "?" + strings.Join(pairs, "&")
+		}
+		parts[i] = base
+	}
+	return strings.Join(parts, "|")
+}

@@ -1,0 +1,22 @@
+package regconfig_test
+
+import (
+	"testing"
+
+	"github.com/regchain/regchain/internal/testcerts"
+	"github.com/regchain/regchain/internal/zktest"
+)
+
+// ZooKeeper's secure client port with mutual TLS and digest credentials,
+// configured through regconfig.
+func TestZooKeeperTLSAndDigest(t *testing.T) {
+	pki := testcerts.Generate(t)
+	srv := zktest.StartTLS(t, zktest.TLSFiles{CA: pki.CA, Cert: pki.ServerCert, Key: pki.ServerKey, ClientAuth: true})
+	base := "zk://" + srv.TLSAddr + "?timeout=3s&root=/regconfig-tls&user=app&password=digest-secret"
+	if err := roundTrip(t, base+"&ca="+pki.CA+"&cert="+pki.ClientCert+"&key="+pki.ClientKey); err != nil {
+		t.Errorf("with TLS and digest: %v", err)
+	}
+	if err := roundTrip(t, base+"&ca="+pki.CA); err == nil {
+		t.Error("without a client certificate worked")
+	}
+}
