@@ -21,8 +21,10 @@ func TestUsage(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer r.Close()
-	srv.Stop() // a crash: connections cut, new ones refused
-	if err := srv.Start(); err != nil { // the same address and data
+	// A crash: connections cut, new ones refused until Start, which brings
+	// the server back at the same address with the same data.
+	srv.Stop()
+	if err := srv.Start(); err != nil {
 		t.Fatal(err)
 	}
 	// readme:end etcdtest
