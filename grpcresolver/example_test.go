@@ -31,10 +31,12 @@ func Example() {
 	})
 
 	// A client resolving "regchain:///greeter" through the registry.
+	// readme:begin grpc
 	conn, err := grpc.NewClient("regchain:///greeter",
 		grpc.WithResolvers(grpcresolver.NewBuilder(reg)),
 		grpc.WithDefaultServiceConfig(`{"loadBalancingConfig":[{"round_robin":{}}]}`),
 		grpc.WithTransportCredentials(insecure.NewCredentials()))
+	// readme:end grpc
 	if err != nil {
 		fmt.Println(err)
 		return

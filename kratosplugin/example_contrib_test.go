@@ -16,11 +16,13 @@ func ExampleNewEtcd() {
 		return
 	}
 	defer client.Close()
+	// readme:begin kratos-newetcd
 	r, err := kratosplugin.NewEtcd(client,
 		kratosplugin.Namespace("/microservices"),
 		kratosplugin.RegisterTTL(15*time.Second),
 		kratosplugin.Snapshot("/var/lib/greeter/registry.snapshot"),
 	)
+	// readme:end kratos-newetcd
 	if err != nil {
 		return
 	}

@@ -13,11 +13,13 @@ import (
 func ExampleWrap() {
 	ctx := context.Background()
 	mem := registrytest.NewMemory()
+	// readme:begin locality
 	reg := locality.Wrap(mem, locality.Config{
 		Self: locality.Locality{Zone: "eu-1a", Region: "eu-1"},
 		// Leave a level below 2 instances, come back at 3.
 		Thresholds: locality.Thresholds{MinCount: 2, RecoverCount: 3},
 	})
+	// readme:end locality
 	defer reg.Close()
 
 	add := func(id, zone, region string) {

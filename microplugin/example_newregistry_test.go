@@ -12,11 +12,13 @@ import (
 // registry options. Use it with micro.Registry(reg), or put it in go-micro's
 // command-line table: cmd.DefaultRegistries["regchain"] = microplugin.NewRegistry.
 func ExampleNewRegistry() {
+	// readme:begin micro-newregistry
 	reg := microplugin.NewRegistry(
 		mreg.Addrs("10.0.0.1:2379", "10.0.0.2:2379"),
 		mreg.Timeout(3*time.Second),
 		microplugin.SnapshotPath("/var/lib/greeter/registry.snapshot"),
 	)
+	// readme:end micro-newregistry
 	defer reg.(*microplugin.Registry).Close()
 	_ = reg // micro.NewService(micro.Name("greeter"), micro.Registry(reg))
 }

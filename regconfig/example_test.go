@@ -7,8 +7,10 @@ import (
 )
 
 func ExampleParse() {
+	// readme:begin regconfig
 	c, err := regconfig.Parse("etcd://10.0.0.1:2379?username=app&password=secret&ttl=10s" +
 		"|static:///etc/app/peers.json|snapshot:///var/lib/app/snap.db|chain:?name=app")
+	// readme:end regconfig
 	if err != nil {
 		fmt.Println(err)
 		return

@@ -9,10 +9,12 @@ import (
 )
 
 func Example() {
+	// readme:begin static
 	r, err := static.New(static.Config{Instances: []*registry.Instance{
 		{ID: "1", Name: "greeter", Endpoints: []string{"grpc://10.0.0.1:9000"}},
 		{ID: "2", Name: "greeter", Endpoints: []string{"grpc://10.0.0.2:9000"}},
 	}})
+	// readme:end static
 	if err != nil {
 		fmt.Println(err)
 		return
