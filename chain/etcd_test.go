@@ -71,7 +71,7 @@ func realOpts(extra ...chain.Option) []chain.Option {
 		chain.WithProbeTimeout(500 * time.Millisecond),
 		chain.WithCallTimeout(time.Second),
 		chain.WithFailbackAfter(2 * time.Second),
-		chain.WithGuard(chain.Guard{Grace: time.Second}),
+		chain.WithGuard(chain.Guard{Window: time.Second}),
 	}, extra...)
 }
 
@@ -404,7 +404,7 @@ func TestEtcdGuard(t *testing.T) {
 	ns := namespace()
 	e1, e2 := etcdTier(t, srv1, ns), etcdTier(t, srv2, ns)
 	c, err := chain.New([]chain.Tier{{Name: "etcd1", Registry: e1}, {Name: "etcd2", Registry: e2}},
-		realOpts(chain.WithGuard(chain.Guard{Grace: 3 * time.Second}))...)
+		realOpts(chain.WithGuard(chain.Guard{Window: 3 * time.Second}))...)
 	if err != nil {
 		t.Fatal(err)
 	}

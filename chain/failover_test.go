@@ -421,7 +421,7 @@ func TestGuardConfirmed(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		ctx := context.Background()
 		mems, tiers := memTiers(2)
-		c := newChain(t, tiers, append(fastHealth, chain.WithGuard(chain.Guard{Grace: 5 * time.Second}))...)
+		c := newChain(t, tiers, append(fastHealth, chain.WithGuard(chain.Guard{Window: 5 * time.Second}))...)
 		defer c.Close()
 		// Registered in tier 1 only, by someone else.
 		mems[0].Register(ctx, inst("svc", "x1", 9001))

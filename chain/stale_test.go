@@ -98,7 +98,7 @@ func TestGuardReReadDoesNotOverwriteNewerWatchState(t *testing.T) {
 		m1 := registrytest.NewMemoryNamed("m1")
 		t2 := newSlowRead("m2")
 		c := newChain(t, []chain.Tier{{Name: "tier1", Registry: m1}, {Name: "tier2", Registry: t2}},
-			append(fastHealth, chain.WithGuard(chain.Guard{Grace: 5 * time.Second}), chain.WithCallTimeout(time.Minute))...)
+			append(fastHealth, chain.WithGuard(chain.Guard{Window: 5 * time.Second}), chain.WithCallTimeout(time.Minute))...)
 		defer c.Close()
 		if err := m1.Register(ctx, inst("svc", "x1", 9001)); err != nil {
 			t.Fatal(err)

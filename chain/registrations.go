@@ -1,0 +1,136 @@
+package chain
+
+import (
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/regchain/regchain/registry"
+)
+
+// Registrations implements registry.RegistrationReporter: one entry per
+// instance the chain keeps registered. It is Live when every writable tier
+// holds it: for a tier that implements registry.RegistrationReporter, by
+// that tier's own report (a lease or session lost underneath shows); for
+// the others, by the tier having accepted the write and being up. A tier
+// that rejected the instance as invalid does not hold it. When not Live,
+// Attempts and LastError come from the tier that lags most. Since is when
+// Live last changed, as the chain observed it (at each call and at least
+// every WithNegativeTTL/2).
+func (c *Chain) Registrations() []registry.RegistrationState {
+	reports := make([]map[string]registry.RegistrationState, len(c.tiers))
+	for i, t := range c.tiers {
+		if t.readOnly {
+			continue
+		}
+		if rr, ok := t.reg.(registry.RegistrationReporter); ok {
+			m := make(map[string]registry.RegistrationState)
+			for _, st := range rr.Registrations() {
+				if st.Instance != nil {
+					m[st.Instance.Key()] = st
+				}
+			}
+			reports[i] = m
+		}
+	}
+	now := time.Now()
+	c.regMu.Lock()
+	defer c.regMu.Unlock()
+	var out []registry.RegistrationState
+	for _, r := range c.regs {
+		if !r.live {
+			continue
+		}
+		st := registry.RegistrationState{Instance: r.inst.Clone(), Live: true}
+		rejected := false
+		lag := func(attempts int, err error) {
+			st.Live = false
+			if attempts >= st.Attempts {
+				st.Attempts = attempts
+				if !rejected {
+					st.LastError = err
+				}
+			}
+		}
+		for i, rt := range r.tiers {
+			if rt == nil {
+				continue
+			}
+			t := c.tiers[i]
+			switch {
+			case rt.doneGen == r.gen && rt.rejected:
+				st.Live = false
+				if !rejected {
+					rejected, st.LastError = true, rt.lastErr
+				}
+			case rt.doneGen != r.gen:
+				lag(rt.attempts, rt.lastErr)
+			case reports[i] != nil:
+				ts, ok := reports[i][r.key]
+				switch {
+				case !ok:
+					lag(0, fmt.Errorf("chain: tier %s does not report the registration", t.name))
+				case !ts.Live:
+					lag(ts.Attempts, ts.LastError)
+				}
+			case !t.isUp():
+				lag(0, fmt.Errorf("chain: tier %s is down", t.name))
+			}
+		}
+		if r.liveSince.IsZero() || st.Live != r.isLive {
+			r.isLive, r.liveSince = st.Live, now
+			if st.Live && r.since.After(now) {
+				r.liveSince = r.since
+			}
+		}
+		st.Since = r.liveSince
+		out = append(out, st)
+	}
+	slices.SortFunc(out, func(a, b registry.RegistrationState) int {
+		if c := strings.Compare(a.Instance.Name, b.Instance.Name); c != 0 {
+			return c
+		}
+		return strings.Compare(a.Instance.ID, b.Instance.ID)
+	})
+	return out
+}
+
+// ownTiers returns the writable tiers when the chain keeps one of its own
+// registrations of the service: they are authorities for its absence.
+func (c *Chain) ownTiers(name string) uint64 {
+	c.regMu.Lock()
+	defer c.regMu.Unlock()
+	for _, r := range c.regs {
+		if r.live && r.inst.Name == name {
+			var mask uint64
+			for i, rt := range r.tiers {
+				if rt != nil {
+					mask |= bit(i)
+				}
+			}
+			return mask
+		}
+	}
+	return 0
+}
+
+// ownRemoved reports whether the chain itself deregistered the instance
+// recently (within twice the guard window): its removal is not a drop.
+func (c *Chain) ownRemoved(name, id string) bool {
+	c.regMu.Lock()
+	defer c.regMu.Unlock()
+	at, ok := c.gone[name+"/"+id]
+	return ok && time.Since(at) < 2*c.opts.guard.window()
+}
+
+// goneLocked records that the chain deregistered key at now, and forgets
+// records older than twice the guard window.
+func (c *Chain) goneLocked(key string, now time.Time) {
+	for k, at := range c.gone {
+		if now.Sub(at) >= 2*c.opts.guard.window() {
+			delete(c.gone, k)
+		}
+	}
+	c.gone[key] = now
+}
