@@ -299,18 +299,19 @@ func TestSnapshotStartup(t *testing.T) {
 			t.Errorf("Status age = %v, want >= 1h", ss.Age)
 		}
 
-		// The tier comes back with one of the three instances: the drop from
-		// a tier that just recovered is held, then confirmed.
+		// The tier comes back with one of the three instances: the drop (from
+		// the tier the snapshot's state came from: an authority) is held,
+		// then confirmed over the guard window.
 		mems[0].SetAvailable(true)
 		if err := mems[0].Register(ctx, inst("svc", "a1", 9001)); err != nil {
 			t.Fatal(err)
 		}
-		time.Sleep(2 * time.Second)
+		time.Sleep(30 * time.Second)
 		synctest.Wait()
 		if got := p.drain(); len(got) != 0 {
 			t.Fatalf("drop from a recovering tier not held: %s", describeUpdates(got))
 		}
-		time.Sleep(5 * time.Second)
+		time.Sleep(31 * time.Second)
 		synctest.Wait()
 		p.expect(t, "tier1", "a1")
 	})
@@ -414,14 +415,14 @@ func TestSnapshotDebounce(t *testing.T) {
 	})
 }
 
-// TestGuardConfirmed: failing over to a tier that lacks the service is a
-// suspect drop: it is held for the grace period, then the re-read confirms
-// it and it goes through.
+// TestGuardConfirmed: an authority's removal of every instance (an
+// operator's delete in a steady tier) is held whatever the tier's history,
+// re-read over the window, then confirmed and served.
 func TestGuardConfirmed(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		ctx := context.Background()
 		mems, tiers := memTiers(2)
-		c := newChain(t, tiers, append(fastHealth, chain.WithGuard(chain.Guard{Window: 5 * time.Second}))...)
+		c := newChain(t, tiers, append(fastHealth, chain.WithGuard(chain.Guard{Window: 8 * time.Second}))...)
 		defer c.Close()
 		// Registered in tier 1 only, by someone else.
 		mems[0].Register(ctx, inst("svc", "x1", 9001))
@@ -429,19 +430,20 @@ func TestGuardConfirmed(t *testing.T) {
 		defer p.w.Stop()
 		synctest.Wait()
 		p.expect(t, "tier1", "x1")
-		mems[0].SetAvailable(false)
-		time.Sleep(3 * time.Second)
+		time.Sleep(time.Minute) // steady
+		mems[0].Deregister(ctx, inst("svc", "x1", 9001))
+		time.Sleep(7 * time.Second)
 		synctest.Wait()
 		if got := p.drain(); len(got) != 0 {
 			t.Fatalf("drop not held: %s", describeUpdates(got))
 		}
 		mustGet(t, c, "svc", "x1")
-		if ss := serviceStatus(c, "svc"); !ss.Held {
-			t.Errorf("Status does not show the hold: %+v", ss)
+		if ss := serviceStatus(c, "svc"); !ss.Held || ss.HeldInstances != 0 || ss.HeldReads != 3 {
+			t.Errorf("Status does not show the hold with 3 re-reads: %+v", ss)
 		}
-		time.Sleep(5 * time.Second)
+		time.Sleep(2 * time.Second)
 		synctest.Wait()
-		p.expect(t, "tier2")
+		p.expect(t, "tier1")
 		mustGet(t, c, "svc")
 		if v := metric(t, c, "regchain_chain_guard_held_total", nil); v != 1 {
 			t.Errorf("held = %v, want 1", v)
@@ -449,6 +451,42 @@ func TestGuardConfirmed(t *testing.T) {
 		if v := metric(t, c, "regchain_chain_guard_confirmed_total", nil); v != 1 {
 			t.Errorf("confirmed = %v, want 1", v)
 		}
+	})
+}
+
+// TestNoAuthorityNoAnswer: failing over to a tier that never held the
+// service (a mixed fleet) does not empty it: the last state keeps being
+// served, from the snapshot, with its true age, for as long as the outage.
+func TestNoAuthorityNoAnswer(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		ctx := context.Background()
+		mems, tiers := memTiers(2)
+		c := newChain(t, tiers, fastHealth...)
+		defer c.Close()
+		mems[0].Register(ctx, inst("svc", "x1", 9001))
+		p := startPump(t, c, "svc")
+		defer p.w.Stop()
+		synctest.Wait()
+		p.expect(t, "tier1", "x1")
+		mems[0].SetAvailable(false)
+		time.Sleep(10 * time.Minute)
+		synctest.Wait()
+		for _, u := range p.drain() {
+			if len(u.Instances) == 0 {
+				t.Fatalf("an empty state reached a watcher: %s", describeUpdates([]*registry.Update{u}))
+			}
+		}
+		a, err := c.GetServiceWithInfo(ctx, "svc")
+		if err != nil || len(a.Instances) != 1 || a.Source != chain.SnapshotSource || !a.Stale || a.Age(time.Now()) < 9*time.Minute {
+			t.Fatalf("GetServiceWithInfo = %+v, %v; want x1 from the snapshot, stale, about 10m old", a, err)
+		}
+		if v := metric(t, c, "regchain_chain_guard_held_total", nil); v != 0 {
+			t.Errorf("held = %v, want 0: an empty state from a tier that is no authority is no drop", v)
+		}
+		// The service appears in tier 2: that is an answer.
+		mems[1].Register(ctx, inst("svc", "y1", 9002))
+		synctest.Wait()
+		p.expect(t, "tier2", "y1")
 	})
 }
 
@@ -539,7 +577,7 @@ func TestGuardMassRemoval(t *testing.T) {
 		if got := p.drain(); len(got) != 0 {
 			t.Fatalf("mass removal not held: %s", describeUpdates(got))
 		}
-		time.Sleep(6 * time.Second)
+		time.Sleep(60 * time.Second)
 		synctest.Wait()
 		p.expect(t, "tier2", "a")
 	})

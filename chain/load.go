@@ -256,17 +256,21 @@ func (s *service) serveSnapshotLoad() bool {
 	return true
 }
 
-// setLoaded makes a first read's state the view. The tier's watcher may
-// have answered while the read was in flight: its state may be newer, and
-// nothing would correct the read's then.
+// setLoaded makes a first read's state the view. A tier's watcher may
+// have answered while the read was in flight: its state may be newer than
+// the read's, and nothing would correct the read's then, so it is taken
+// instead.
 func (s *service) setLoaded(u *registry.Update, mask uint64, data []*registry.Update) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.closed || s.view.Load() != nil {
 		return nil
 	}
+	var parts []int
+	newer := false
 	for m := mask; m != 0; m &= m - 1 {
 		i := lowest(m, len(s.c.tiers))
+		parts = append(parts, i)
 		if len(data[i].Instances) > 0 {
 			s.auth |= bit(i)
 		}
@@ -277,10 +281,17 @@ func (s *service) setLoaded(u *registry.Update, mask uint64, data []*registry.Up
 			s.data[i] = data[i]
 			continue
 		}
-		// The watcher was faster: let decide take its state.
-		s.recomputeLocked(time.Now(), false, false)
-		if s.view.Load() != nil {
-			return nil
+		data[i], newer = s.data[i], true
+	}
+	if newer {
+		if len(parts) == 1 {
+			u = data[parts[0]]
+		} else {
+			tiers := make([]tierIn, len(data))
+			for i := range data {
+				tiers[i] = tierIn{name: s.c.tiers[i].name, data: data[i]}
+			}
+			u = mergeStates(s.name, tiers, parts)
 		}
 	}
 	s.setViewLocked(u, mask, time.Now())
