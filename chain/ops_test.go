@@ -15,12 +15,13 @@ import (
 // incident sets up a chain over one Memory tier holding svc [a1 a2],
 // registered by someone else, watched; then deletes both (an operator's
 // mistake) and, when confirm is set, waits out the guard window so that
-// the drop is confirmed and served.
+// the drop is confirmed and served. Any removal is a drop here
+// (MaxDropShare 0.1), so that the two deletes are held alike.
 func incident(t *testing.T, store registry.SnapshotStore, confirm bool) (*chain.Chain, *registrytest.Memory, *pump) {
 	t.Helper()
 	ctx := context.Background()
 	mems, tiers := memTiers(1)
-	opts := append(fastHealth, chain.WithGuard(chain.Guard{Window: 4 * time.Second}))
+	opts := append(fastHealth, chain.WithGuard(chain.Guard{Window: 4 * time.Second, MaxDropShare: 0.1}))
 	if store != nil {
 		opts = append(opts, chain.WithSnapshot(store))
 	}
