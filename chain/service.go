@@ -459,7 +459,7 @@ func (s *service) onTierUpdate(w *tierWatcher, u *registry.Update) {
 	if u.Time.IsZero() {
 		u.Time = now
 	}
-	u.Instances = tidy(u.Instances)
+	u.Instances = s.c.hideGone(s.name, tidy(u.Instances))
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.closed || s.watchers[w.t.idx] != w {
