@@ -311,15 +311,6 @@ func (h *harness) check() string {
 	return ""
 }
 
-func keys(m map[string]bool) []string {
-	var out []string
-	for k := range m {
-		out = append(out, k)
-	}
-	slices.Sort(out)
-	return out
-}
-
 // runSteps runs steps in a fresh bubble and returns the first failure.
 func runSteps(t *testing.T, steps []step) (failure string) {
 	synctest.Test(t, func(t *testing.T) {

@@ -100,13 +100,6 @@ func (t *tier) stableAt() (time.Time, bool) {
 	return t.upSince.Add(t.c.opts.failbackAfter), true
 }
 
-// recentlyChanged reports whether the tier changed health less than d ago.
-func (t *tier) recentlyChanged(now time.Time, d time.Duration) bool {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	return !t.since.IsZero() && now.Sub(t.since) < d
-}
-
 func (t *tier) lastConfirmed() time.Time {
 	t.mu.Lock()
 	defer t.mu.Unlock()
