@@ -177,4 +177,3 @@ func TestGuardMassRemoval(t *testing.T) {
 		p.expect(t, "tier2", "a")
 	})
 }
-
