@@ -116,6 +116,11 @@ func (h hanging) GetService(ctx context.Context, name string) ([]*registry.Insta
 	return nil, ctx.Err()
 }
 
+func (h hanging) ListServices(ctx context.Context) ([]string, error) {
+	<-ctx.Done()
+	return nil, ctx.Err()
+}
+
 func (h hanging) Watch(ctx context.Context, name string) (registry.Watcher, error) {
 	return registry.NewFeed(ctx, nil), nil
 }
@@ -141,6 +146,11 @@ func TestFirstReadHedges(t *testing.T) {
 		}
 		if took != 100*time.Millisecond {
 			t.Errorf("first read took %v, want the hedge delay, 100ms", took)
+		}
+		start = time.Now()
+		names, err := c.ListServices(ctx)
+		if took := time.Since(start); err != nil || len(names) != 1 || took != 100*time.Millisecond {
+			t.Errorf("ListServices = %v, %v after %v; want [svc] after the hedge delay", names, err, took)
 		}
 		time.Sleep(5 * time.Second) // the hung read times out
 		synctest.Wait()
