@@ -23,7 +23,7 @@ func (c *Chain) GetService(ctx context.Context, name string) ([]*registry.Instan
 	if err != nil {
 		return nil, err
 	}
-	return cloneInstances(v.u.Instances), nil
+	return cloneInstances(v.u.Instances, v.md), nil
 }
 
 // GetServiceShared implements registry.SharedReader: GetService without
@@ -89,7 +89,7 @@ func (c *Chain) GetServiceWithInfo(ctx context.Context, name string) (Answer, er
 		return Answer{}, err
 	}
 	return Answer{
-		Instances: cloneInstances(v.u.Instances),
+		Instances: cloneInstances(v.u.Instances, v.md),
 		Source:    v.u.Source,
 		Time:      v.u.Time,
 		Stale:     c.stale(v),

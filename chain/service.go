@@ -18,6 +18,12 @@ type view struct {
 	u       *registry.Update // Instances sorted, never modified
 	mask    uint64           // tiers the state came from; 0: the snapshot
 	expires time.Time        // snapshot views with a max age: when they stop being served
+	md      [][]string       // per instance, its metadata as key, value pairs (see flatMetadata)
+}
+
+// newView returns the view of u, with its metadata flattened for copies.
+func newView(u *registry.Update, mask uint64, expires time.Time) *view {
+	return &view{u: u, mask: mask, expires: expires, md: flatMetadata(u.Instances)}
 }
 
 // expired reports whether the view is a snapshot state older than the max
@@ -309,7 +315,7 @@ func (s *service) applyLocked(in *decideIn, d decision, now time.Time) {
 		if cur.u != d.u && d.mask != 0 {
 			// Same state in a new Update (the watcher's first state after the
 			// load's): serve the new one quietly so the old can be freed.
-			s.view.Store(&view{u: d.u, mask: d.mask, expires: cur.expires})
+			s.view.Store(newView(d.u, d.mask, cur.expires))
 			c.snap.swap(s.name, cur.u, d.u)
 		}
 		return
@@ -353,10 +359,11 @@ func (s *service) setHoldLocked(h *heldDrop) {
 func (s *service) setViewLocked(u *registry.Update, mask uint64, now time.Time) {
 	c := s.c
 	old := s.view.Load()
-	nv := &view{u: u, mask: mask}
+	var expires time.Time
 	if mask == 0 && c.opts.maxAge > 0 {
-		nv.expires = u.Time.Add(c.opts.maxAge)
+		expires = u.Time.Add(c.opts.maxAge)
 	}
+	nv := newView(u, mask, expires)
 	s.view.Store(nv)
 	s.armExpiryLocked(nv, now)
 	if old != nil && old.mask != mask {
