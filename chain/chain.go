@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -68,8 +67,9 @@ type Chain struct {
 	disc      *discovery // watch-all name discovery, started by the first Watch("")
 	allClosed bool       // set by Close: no feed or discovery may start
 
-	regMu sync.Mutex // guards regs and the per-tier fields of every reg
+	regMu sync.Mutex // guards regs, gone and the per-tier fields of every reg
 	regs  map[string]*reg
+	gone  map[string]time.Time // key: when the chain last deregistered it
 }
 
 var (
@@ -77,6 +77,7 @@ var (
 	_ registry.RegistrationReporter = (*Chain)(nil)
 	_ registry.SharedReader         = (*Chain)(nil)
 	_ registry.Pinger               = (*Chain)(nil)
+	_ registry.Validator            = (*Chain)(nil)
 )
 
 // New returns a chain over tiers, in order of preference. It loads the
@@ -124,6 +125,7 @@ func New(tiers []Tier, opts ...Option) (*Chain, error) {
 		services: make(map[string]*service),
 		allFeeds: make(map[*registry.Feed]struct{}),
 		regs:     make(map[string]*reg),
+		gone:     make(map[string]time.Time),
 	}
 	for i, t := range tiers {
 		c.tiers = append(c.tiers, newTier(c, i, t))
@@ -133,6 +135,7 @@ func New(tiers []Tier, opts ...Option) (*Chain, error) {
 	c.snap.load()
 	c.spawn(c.control)
 	c.spawn(c.snap.flusher)
+	c.spawn(c.janitor)
 	for _, t := range c.tiers {
 		c.spawn(t.probeLoop)
 		if !t.readOnly {
@@ -224,7 +227,8 @@ func (c *Chain) errClosed(op string) error {
 }
 
 // service returns the service's state, creating it (and starting its tier
-// watchers) on first use.
+// watchers) on first use. Over the cap (WithMaxServices) it first evicts
+// the least recently read service nobody watches.
 func (c *Chain) service(name string) (*service, error) {
 	c.mu.RLock()
 	s, closed := c.services[name], c.closed
@@ -235,6 +239,7 @@ func (c *Chain) service(name string) (*service, error) {
 	if s != nil {
 		return s, nil
 	}
+	now := time.Now()
 	c.mu.Lock()
 	if c.closed {
 		c.mu.Unlock()
@@ -244,242 +249,30 @@ func (c *Chain) service(name string) (*service, error) {
 		c.mu.Unlock()
 		return s, nil
 	}
-	s = newService(c, name)
+	var victim *service
+	if len(c.services) >= c.opts.maxServices {
+		if victim = c.victimLocked(); victim == nil {
+			c.mu.Unlock()
+			return nil, fmt.Errorf("chain: get %q: %w: %d services are watched, the most WithMaxServices allows", name, registry.ErrUnavailable, c.opts.maxServices)
+		}
+		delete(c.services, victim.name)
+	}
+	s = newService(c, name, now)
 	c.services[name] = s
 	c.mu.Unlock()
+	if victim != nil {
+		c.evict(victim, "over the cap")
+	}
 	s.mu.Lock()
-	s.startLocked(time.Now())
+	s.startLocked(now)
 	s.mu.Unlock()
 	return s, nil
-}
-
-// GetService implements registry.Registry. For a service the chain already
-// watches it answers from memory without I/O. The first call for a service
-// answers from the snapshot if it holds the service, else reads the first
-// tier that is up (moving on only on registry.ErrUnavailable), and starts
-// watching the service in every tier it may need.
-//
-// The returned instances are deep copies; see GetServiceShared for a cheaper
-// read-only variant.
-func (c *Chain) GetService(ctx context.Context, name string) ([]*registry.Instance, error) {
-	v, err := c.lookup(ctx, name)
-	if err != nil {
-		return nil, err
-	}
-	return cloneInstances(v.u.Instances), nil
-}
-
-// GetServiceShared implements registry.SharedReader: GetService without
-// the deep copy. The returned slice
-// is the caller's, but the Instances it points to are shared with the chain
-// and with other callers and must not be modified (they never change once
-// published: a new state holds new Instances). It costs one allocation
-// whatever the number of instances.
-func (c *Chain) GetServiceShared(ctx context.Context, name string) ([]*registry.Instance, error) {
-	v, err := c.lookup(ctx, name)
-	if err != nil {
-		return nil, err
-	}
-	out := make([]*registry.Instance, len(v.u.Instances))
-	copy(out, v.u.Instances)
-	return out, nil
-}
-
-func (c *Chain) lookup(ctx context.Context, name string) (*view, error) {
-	c.mu.RLock()
-	s, closed := c.services[name], c.closed
-	c.mu.RUnlock()
-	if closed {
-		return nil, c.errClosed("get " + name)
-	}
-	if s != nil {
-		if v := s.view.Load(); v != nil {
-			return v, v.check(c, name)
-		}
-	} else {
-		if err := registry.ValidateName(name); err != nil {
-			return nil, err
-		}
-		var err error
-		if s, err = c.service(name); err != nil {
-			return nil, err
-		}
-	}
-	v, err := s.await(ctx)
-	if err != nil {
-		return nil, err
-	}
-	return v, v.check(c, name)
-}
-
-// ListServices implements registry.Registry. It asks the first tier that is
-// up (FirstHealthy) or every tier that is up (Merge); when none answers, or
-// while frozen, it lists the services of the snapshot that have instances.
-func (c *Chain) ListServices(ctx context.Context) ([]string, error) {
-	if c.isClosed() {
-		return nil, c.errClosed("list services")
-	}
-	if !c.frozen.Load() {
-		set := make(map[string]struct{})
-		answered := false
-		var errs []error
-		for _, t := range c.tiers {
-			if !t.isUp() {
-				continue
-			}
-			var names []string
-			err := c.call(ctx, t, func(ctx context.Context) error {
-				var err error
-				names, err = t.reg.ListServices(ctx)
-				return err
-			})
-			if err != nil {
-				if ctx.Err() != nil {
-					return nil, fmt.Errorf("chain: list services: %w", ctx.Err())
-				}
-				if !failover(err) {
-					return nil, fmt.Errorf("chain: list services: tier %s: %w", t.name, err)
-				}
-				errs = append(errs, fmt.Errorf("tier %s: %w", t.name, err))
-				continue
-			}
-			answered = true
-			for _, n := range names {
-				set[n] = struct{}{}
-			}
-			if c.opts.policy == FirstHealthy {
-				break
-			}
-		}
-		if answered {
-			out := make([]string, 0, len(set))
-			for n := range set {
-				out = append(out, n)
-			}
-			slices.Sort(out)
-			return out, nil
-		}
-		if !c.snap.any() {
-			if len(errs) == 0 {
-				errs = append(errs, errors.New("every tier is down"))
-			}
-			return nil, fmt.Errorf("chain: list services: %w: %w", registry.ErrUnavailable, errors.Join(errs...))
-		}
-	}
-	return c.snap.names(time.Now()), nil
-}
-
-// Watch implements registry.Registry. The watcher's first Next returns the
-// service's current view (from memory, or from the snapshot at start); each
-// later Update is a change of the view, with Source the tier (or tiers, or
-// "snapshot") it came from. Watch("") watches every service the tiers and
-// the snapshot know of. A snapshot state older than WithSnapshotMaxAge is
-// never delivered: Next returns a transient error wrapping
-// registry.ErrUnavailable instead.
-func (c *Chain) Watch(ctx context.Context, name string) (registry.Watcher, error) {
-	if c.isClosed() {
-		return nil, c.errClosed("watch " + name)
-	}
-	if name == "" {
-		return c.watchAll(ctx)
-	}
-	if err := registry.ValidateName(name); err != nil {
-		return nil, err
-	}
-	s, err := c.service(name)
-	if err != nil {
-		return nil, err
-	}
-	return s.watch(ctx)
-}
-
-func (c *Chain) watchAll(ctx context.Context) (registry.Watcher, error) {
-	f := newFeed(ctx, func(f *registry.Feed) {
-		c.allMu.Lock()
-		delete(c.allFeeds, f)
-		c.allMu.Unlock()
-	})
-	c.allMu.Lock()
-	if c.allClosed {
-		// Close ran after Watch's check: it would never end this feed.
-		c.allMu.Unlock()
-		err := c.errClosed("watch")
-		f.End(err)
-		return nil, err
-	}
-	select {
-	case <-f.Done():
-		c.allMu.Unlock()
-		return f, nil
-	default:
-	}
-	c.allFeeds[f] = struct{}{}
-	d := c.disc
-	if d == nil {
-		d = newDiscovery(c)
-		c.disc = d
-	}
-	c.allMu.Unlock()
-	// Services only the snapshot knows are served from it until the tiers
-	// say otherwise.
-	for _, name := range c.snap.names(time.Now()) {
-		if _, err := c.service(name); err != nil {
-			f.End(err)
-			return nil, err
-		}
-	}
-	now := time.Now()
-	for _, s := range c.serviceList() {
-		s.mu.Lock()
-		if v := s.view.Load(); v != nil && len(v.u.Instances) > 0 && !v.expired(now) {
-			f.Publish(v.publishable())
-		}
-		s.mu.Unlock()
-	}
-	d.reconcile()
-	return f, nil
-}
-
-// publishAll hands u to every watch-all feed. Called with the service's
-// lock held, which orders the publishes of one service.
-func (c *Chain) publishAll(u *registry.Update) {
-	c.allMu.Lock()
-	defer c.allMu.Unlock()
-	for f := range c.allFeeds {
-		f.Publish(shallow(u))
-	}
-}
-
-// failAll reports err to every watch-all feed as a transient error. Called
-// with the service's lock held, like publishAll.
-func (c *Chain) failAll(err error) {
-	c.allMu.Lock()
-	defer c.allMu.Unlock()
-	for f := range c.allFeeds {
-		f.Fail(err)
-	}
 }
 
 func (c *Chain) isClosed() bool {
 	c.mu.RLock()
 	defer c.mu.RUnlock()
 	return c.closed
-}
-
-// Freeze switches the chain to serve only the snapshot (on) or back to the
-// tiers (off), for registry maintenance. While frozen, every service is
-// served from the last states the chain accepted (or loaded from the store)
-// with Source "snapshot"; services it never saw are not found. Writes still
-// go to the tiers, and the snapshot is not updated. The switch is in effect
-// for every read made once Freeze returns.
-func (c *Chain) Freeze(on bool) {
-	if c.frozen.Swap(on) == on {
-		return
-	}
-	c.log.Warn("chain: freeze switched", "frozen", on)
-	// Reconciled here rather than by the control loop, so that reads made
-	// once Freeze returns see the switch.
-	c.reconcileAll()
 }
 
 // Ping implements registry.Pinger, so that a chain can be a tier of
@@ -501,9 +294,6 @@ func (c *Chain) Ping(ctx context.Context) error {
 	}
 	return fmt.Errorf("chain %s: ping: %w: every tier is down", c.opts.name, registry.ErrUnavailable)
 }
-
-// Frozen reports whether the chain is frozen.
-func (c *Chain) Frozen() bool { return c.frozen.Load() }
 
 // Close implements registry.Registry: it ends every watcher with
 // registry.ErrClosed, stops every goroutine the chain started, saves the
@@ -585,7 +375,9 @@ func (c *Chain) call(ctx context.Context, t *tier, fn func(ctx context.Context) 
 	return err
 }
 
-// failover reports whether err moves a read to the next tier.
+// failover reports whether err moves a read to the next tier: only
+// registry.ErrUnavailable does, as the registry contract says (call wraps
+// the chain's own timeouts in it).
 func failover(err error) bool {
-	return errors.Is(err, registry.ErrUnavailable) || errors.Is(err, registry.ErrClosed) || errors.Is(err, context.DeadlineExceeded)
+	return errors.Is(err, registry.ErrUnavailable)
 }

@@ -15,12 +15,14 @@
 //
 // Each service the chain is asked about gets an in-memory view fed by tier
 // watches. GetService on such a service does no I/O: it copies the current
-// view (GetServiceShared returns it without the deep copy). The first
+// view (GetServiceShared returns it without the deep copy, Lookup without
+// any copy, GetServiceWithInfo with its source and age). The first
 // GetService or Watch of a service answers from the snapshot if it holds
-// the service, else reads the first tier that is up; then the service is
+// the service, else reads the tiers (see First reads); then the service is
 // watched in the tiers it may need: under FirstHealthy the current source,
-// the tiers above it (to fail back) and, after a failure, the next tier
-// that is up; under Merge every tier that is up. Watch("") also watches
+// the tiers above it (to fail back), the next tier that is up after a
+// failure, and the tiers below one that has no opinion on the service
+// (rule 3); under Merge every tier that is up. Watch("") also watches
 // every tier for new services.
 //
 // # Health, failover, failback
@@ -28,8 +30,8 @@
 // Each tier has a circuit breaker fed by probes (registry.Pinger, or a
 // GetService of a service that does not exist), by the chain's own calls
 // and by its watchers: WithFailureThreshold consecutive failures that wrap
-// registry.ErrUnavailable (or time out) open it, and the first successful
-// probe closes it. A tier whose circuit is open is skipped and its watchers
+// registry.ErrUnavailable open it, and the first successful probe closes
+// it. A first read or re-read that is merely slow is not a failure. A tier whose circuit is open is skipped and its watchers
 // are stopped; when it comes back they are restarted, so its first states
 // after an outage are fresh. registry.ErrNotFound from a tier that is up is
 // an answer, not a failure. A Chain is itself a registry.Pinger (up while
@@ -53,13 +55,31 @@
 // idempotent). Register returns within its ctx even when every tier is
 // down; WithStrictRegister makes it fail instead.
 //
-// A tier that rejects an instance as invalid (registry.ErrInvalid: say
-// Consul refusing metadata that etcd accepts) makes Register return that
-// error, but the instance stays in the desired set and in the tiers that
-// accepted it; the rejecting tier is not retried. Registrations reports it
-// not Live, with the rejection as LastError, until a Register (or a replay
-// after the tier recovers) that the tier accepts; Deregister removes it as
-// usual.
+// registry.ErrInvalid means nothing was written. Before writing anything,
+// Register checks the instance against every writable tier that
+// implements registry.Validator (Consul's Meta limits, say); one refusal
+// makes Register return that error and no tier is written. A tier without
+// a Validator that still refuses the instance makes the chain undo the
+// registration in the tiers that took it (as a deregistration, or back to
+// the previous registration of the same Name and ID) and Register returns
+// the refusal: either way no zombie registration is left.
+//
+// A tier whose state lacks one of the chain's own registrations that it
+// had accepted (it restarted without its data, or someone deleted it) gets
+// it written again at once, as after a recovery. Tiers without a
+// registry.RegistrationReporter (and so, usually, without keepalives of
+// their own) are checked for it after each successful probe: one read per
+// service of this process.
+//
+// An instance the chain deregistered does not come back: while its
+// deregistration is pending in a tier (that tier was down, say), and for
+// twice the guard window after it, the chain leaves it out of every state
+// a tier delivers, until the chain registers it again.
+//
+// Registrations reports, per instance, Live when every writable tier holds
+// it: by the tier's own registry.RegistrationReporter where it has one (a
+// lease lost underneath is seen), else by the tier having accepted the
+// write. Since is when Live last changed, as on every adapter.
 //
 // # Snapshot
 //
@@ -80,23 +100,107 @@
 // reported to the watchers the same way at the moment it does; the next
 // state a tier delivers goes to them as usual.
 //
-// # Empty-push guard
+// # What readers see: the rules
 //
-// A state that drops a service to zero instances, or removes more than
-// Guard.MaxDropShare of them at once, is held when it comes from a tier
-// that just became the service's source or changed health less than
-// Guard.Window ago: the previous state keeps being served and the tier is
-// re-read after Guard.Grace. The re-read state then goes through, drop or
-// not, so a dead last instance does not live forever. A drop from a steady
-// tier goes through at once. Held, confirmed and discarded drops are
-// counted.
+// One pure function, decide (decide.go), turns what the chain knows of a
+// service into what its readers see: the tiers' latest states, their health,
+// each tier's authority for the service, the held drop, the last known good
+// state and the operator's switches. Everything else (watchers, timers,
+// re-reads, the store) only gathers its inputs and applies its decision.
+// The rules, in order:
+//
+//  1. Frozen (Freeze): every service is served its last known good state
+//     (the last non-empty state the chain accepted, kept beside the current
+//     one, in memory and in the snapshot store), with Source "snapshot";
+//     failing that the current snapshot state; a service the chain never
+//     saw is not found.
+//  2. Rolled back (Rollback): the service is served its last known good
+//     state, Source "snapshot", until the operator calls ReleaseHold or a
+//     tier delivers a state that is not a drop from it (the service is back).
+//  3. Authority. A tier is an authority for a service's absence when it
+//     delivered a non-empty state of the service in this chain's life, when
+//     the snapshot's current or last known good state came from it (its
+//     history survives restarts), or when it is writable and the chain holds
+//     one of its own registrations of the service. An empty state (or
+//     registry.ErrNotFound) from a tier that is not an authority is no
+//     answer: the tier has no opinion on a service it never held (a mixed
+//     fleet, a migration, another datacenter's registry), and the next tier
+//     (or the snapshot) is asked instead. Only when no tier and no snapshot
+//     hold anything is such an empty state served: the service does not
+//     exist anywhere.
+//  4. Source. Under FirstHealthy the first tier, in chain order, that is up
+//     and has a state that counts (rule 3) is the source; a recovered tier
+//     becomes the source again only once stable (WithFailbackAfter); a tier
+//     that is up but whose first state is on its way is waited for, unless
+//     it is late (WithCallTimeout). Under Merge the union of every such
+//     tier is served. When no tier can serve, the snapshot serves the last
+//     state the chain accepted, Source "snapshot", Time the last time its
+//     source was seen healthy. Source and Time always say where a state came
+//     from and how old it is, so a reader can tell a stale one.
+//  5. Empty-push protection, from any tier, whatever its history. A
+//     candidate with fewer than 1-Guard.MaxDropShare times as many
+//     instances as the served state (a drop to zero included) is held: the
+//     served state stays. Instances are counted, not matched: a rolling
+//     replacement is no drop. Instances the chain itself deregistered are
+//     left out of the count. A
+//     held drop goes through only once confirmed: re-read from the tiers it
+//     came from Guard.Confirmations times, the reads spread over
+//     Guard.Window, each still a drop (a re-read that is not a drop ends the
+//     hold: the served state moves to it). So a real scale-to-zero reaches
+//     readers within Window + WithCallTimeout while its tier answers (62 s
+//     by default). Defaults: Window 60s, Confirmations 4, MaxDropShare 0.5.
+//     The window outlasts the re-register backoff of the providers behind
+//     the tiers: Kratos' contrib registries retry a lost registration after
+//     1, 2, 4, ... up to 32 s; Go-Micro re-registers every RegisterInterval
+//     (30 s by default); regchain's adapters retry within 5 s. A registry
+//     restarted empty (or an operator's mistaken delete) is refilled by its
+//     providers within that time and the drop is never served.
+//     ReleaseHold lets a held drop through at once. Held, confirmed,
+//     discarded and released drops are counted (Collector) and logged.
+//  6. Max age. A snapshot state older than WithSnapshotMaxAge is kept but
+//     not served (see Snapshot).
+//
+// A service's last known good state is replaced by each non-empty state
+// the chain serves from a tier; a confirmed drop to zero leaves it as it
+// was, so Freeze and Rollback can still bring it back.
+//
+// # First reads
+//
+// The first read of a service the chain does not watch asks the first tier
+// that is up; when it has not answered after WithHedgeDelay (default
+// 100ms), the next tier is asked too, and the snapshot's state, if it holds
+// one, is served at once. No read of a service waits longer than the hedge
+// delay for a tier (ctx permitting) once the snapshot or a lower tier can
+// answer. A read that is merely slow is not a tier failure: only probes,
+// watch errors and calls that fail with registry.ErrUnavailable count.
+//
+// # Memory
+//
+// A service nobody read or watched for WithIdleTimeout (default 10m) is
+// unwatched and leaves memory (it stays in the snapshot). A service that
+// exists nowhere (its view is empty) and is not watched is forgotten after
+// WithNegativeTTL (default 5s): the negative cache of absent names. At most
+// WithMaxServices (default 10,000) services are kept: a new one evicts the
+// least recently read service nobody watches, and when every one is
+// watched, the read fails with an error wrapping registry.ErrUnavailable.
+//
+// # Errors
+//
+// The chain moves to the next tier only on errors wrapping
+// registry.ErrUnavailable, as the registry contract says; a call the chain
+// itself times out (WithCallTimeout) is reported as ErrUnavailable. Any
+// other tier error is returned to the caller.
 //
 // # Visibility
 //
-// Status reports each tier's health, each service's source and age, the
-// pending registrations and the snapshot, for readiness probes. Collector
-// exports the same, plus failovers, failbacks, replays and guard counts, to
-// Prometheus. Health changes, failovers, failbacks, replays and holds are
+// Status reports each tier's health and since when, each service's source,
+// age, instance count, held drop, rollback and last known good, the pending
+// registrations, the snapshot's age and the recent failovers, for readiness
+// probes and an admin page; ReleaseHold, Rollback and Freeze are the
+// operator's switches. GetServiceWithInfo returns the instances together
+// with their source and age, taken from one state. Collector exports the
+// same, plus failovers, failbacks, replays, held, confirmed, discarded and
+// released drops, rollbacks and evictions, to Prometheus. Health changes, failovers, failbacks, replays and holds are
 // logged with log/slog (WithLogger).
 //
 // # Concurrency
@@ -109,18 +213,16 @@
 //
 // # Caveats
 //
-// GetService returns deep copies, as the registry contract requires; with
-// metadata that costs one allocation per instance for its map on top of
-// three for the slices and structs. GetServiceShared costs one allocation
-// but its Instances must not be modified.
+// GetService returns deep copies, as the registry contract requires: three
+// allocations for all the slices and structs, and a fresh Metadata map per
+// instance (two allocations each, the runtime's minimum for a map).
+// Go-Micro's registry/cache shares node Metadata maps between copies, so it
+// allocates less. GetServiceShared costs one allocation but its Instances
+// must not be modified; Lookup none.
 //
-// A service stays watched, in memory and in the snapshot, until Close once
-// it was asked for; watching many services costs one watch per needed tier
-// each.
-//
-// The first GetService of a service during the probe interval after a tier
-// died (before its circuit opens) may wait up to WithCallTimeout for that
-// tier; later reads of watched services never wait for a tier.
+// Held drops, rollbacks, the chain's own deregistrations (hidden from
+// tiers that lag) and the negative cache are in memory: a restarted
+// process starts them over (the last known good states are in the store).
 //
 // At start with a snapshot, a service the snapshot holds is served from it
 // until the tiers' first states arrive (milliseconds when they are up),
@@ -129,6 +231,8 @@
 // longer than WithCallTimeout: a tier that is up but whose watch does not
 // answer is passed over.
 //
-// Registrations().Since is when the instance was last registered or
-// deregistered through the chain, not when its Live state last changed.
+// A tier that is not an authority for a service answers nothing about it:
+// a service registered only in one tier is served from that tier's last
+// state (or the snapshot) while that tier is down, even if another tier
+// that is up says it does not exist. WithSnapshotMaxAge bounds how long.
 package chain

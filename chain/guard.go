@@ -3,173 +3,101 @@ package chain
 import (
 	"context"
 	"errors"
+	"fmt"
 	"slices"
 	"time"
 
 	"github.com/regchain/regchain/registry"
 )
 
-// hold is a suspect drop the empty-push guard keeps back until a re-read.
-type hold struct {
-	mask     uint64
-	timer    *time.Timer
-	attempts int
-}
-
-// isDrop reports whether next removes every instance of cur, or more than
-// share of them.
-func isDrop(cur, next []*registry.Instance, share float64) bool {
-	if len(cur) == 0 {
-		return false
+// armRereadLocked schedules the next confirming re-read of the held drop
+// in d.
+func (s *service) armRereadLocked(d time.Duration) {
+	if s.holdT != nil {
+		s.holdT.Stop()
 	}
-	if len(next) == 0 {
-		return true
-	}
-	keep := make(map[string]struct{}, len(next))
-	for _, in := range next {
-		keep[in.ID] = struct{}{}
-	}
-	removed := 0
-	for _, in := range cur {
-		if _, ok := keep[in.ID]; !ok {
-			removed++
-		}
-	}
-	return float64(removed) > share*float64(len(cur))
-}
-
-// guardLocked decides whether the candidate is a suspect drop to hold; it
-// returns true when the current view stays.
-func (s *service) guardLocked(cur *view, cand *registry.Update, mask uint64, now time.Time) bool {
-	c := s.c
-	g := c.opts.guard
-	if g.Disabled || cur == nil || mask == 0 || c.frozen.Load() || !isDrop(cur.u.Instances, cand.Instances, g.share()) {
-		if s.hold != nil {
-			s.dropHoldLocked(false)
-		}
-		return false
-	}
-	suspect := cur.mask != mask
-	for m := mask; m != 0 && !suspect; m &= m - 1 {
-		suspect = c.tiers[lowest(m, len(c.tiers))].recentlyChanged(now, g.window())
-	}
-	if !suspect {
-		if s.hold != nil {
-			s.dropHoldLocked(false)
-		}
-		return false
-	}
-	if s.hold == nil {
-		h := &hold{}
-		s.hold = h
-		c.m.held.Add(1)
-		c.log.Warn("chain: holding a suspect drop", "service", s.name, "from", cand.Source,
-			"instances", len(cur.u.Instances), "to", len(cand.Instances), "grace", g.grace())
-		s.armLocked(h, g.grace())
-	}
-	s.hold.mask = mask
-	return true
-}
-
-// dropHoldLocked forgets the hold: the drop it held was superseded by a
-// state that is not a suspect drop, so it was never served.
-func (s *service) dropHoldLocked(confirmed bool) {
-	s.hold.timer.Stop()
-	s.hold = nil
-	if !confirmed {
-		s.c.m.discarded.Add(1)
-		s.c.log.Info("chain: suspect drop superseded", "service", s.name)
-	}
-}
-
-func (s *service) armLocked(h *hold, d time.Duration) {
-	h.timer = time.AfterFunc(d, func() {
-		s.c.spawn(func() { s.confirm(h) })
+	gen := s.holdGen
+	s.holdT = time.AfterFunc(d, func() {
+		s.c.spawn(func() { s.reread(gen) })
 	})
 }
 
-// confirm re-reads the tiers a held drop came from and serves what they say
-// now: the drop if they confirm it, the fresher state otherwise. A tier
-// whose watcher delivered a state while the re-read was in flight keeps
-// that state: it may be newer than the re-read's, and nothing would
-// correct an older one.
-func (s *service) confirm(h *hold) {
+// reread re-reads the tiers a held drop came from and hands the states to
+// decide as a confirming read. A tier whose watcher delivered a state
+// while the re-read was in flight keeps that state: it may be newer than
+// the re-read's, and nothing would correct an older one.
+func (s *service) reread(gen uint64) {
 	c := s.c
 	s.mu.Lock()
-	if s.hold != h || s.closed {
+	if s.closed || s.hold == nil || s.holdGen != gen {
 		s.mu.Unlock()
 		return
 	}
-	mask := h.mask
+	mask := s.hold.mask
 	before := slices.Clone(s.data)
 	s.mu.Unlock()
 
-	reread := make([]*registry.Update, len(c.tiers))
-	var parts []int
+	got := make([]*registry.Update, len(c.tiers))
+	var failed error
 	for m := mask; m != 0; m &= m - 1 {
 		i := lowest(m, len(c.tiers))
-		t := c.tiers[i]
-		var got []*registry.Instance
-		err := c.call(c.ctx, t, func(ctx context.Context) error {
-			var err error
-			got, err = t.reg.GetService(ctx, s.name)
-			return err
-		})
-		if errors.Is(err, registry.ErrNotFound) {
-			got, err = []*registry.Instance{}, nil
-		}
+		u, err := c.readTier(c.ctx, c.tiers[i], s.name)
 		if err != nil {
-			if c.ctx.Err() != nil {
-				return
-			}
-			s.mu.Lock()
-			if s.hold == h {
-				h.attempts++
-				c.log.Info("chain: re-read of a held drop failed", "service", s.name, "tier", t.name, "attempt", h.attempts, "error", err)
-				s.armLocked(h, c.opts.guard.grace())
-			}
-			s.mu.Unlock()
-			return
+			failed = err
+			break
 		}
-		got = tidy(got)
-		reread[i] = &registry.Update{Service: s.name, Instances: got, Source: t.name, Time: time.Now()}
-		parts = append(parts, i)
+		got[i] = u
+	}
+	if c.ctx.Err() != nil {
+		return
 	}
 
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.hold != h || s.closed {
+	if s.closed || s.hold == nil || s.holdGen != gen {
 		return
 	}
-	if h.mask != mask {
-		s.armLocked(h, 0) // the drop moved to other tiers meanwhile: re-read those
+	if failed != nil {
+		c.log.Info("chain: re-read of a held drop failed; retrying", "service", s.name, "error", failed)
+		s.armRereadLocked(c.opts.guard.interval())
 		return
 	}
-	for _, i := range parts {
-		if s.watchers[i] != nil && (s.data[i] == nil || s.data[i] == before[i]) {
-			s.data[i] = reread[i]
+	for i, u := range got {
+		if u != nil && s.watchers[i] != nil && (s.data[i] == nil || s.data[i] == before[i]) {
+			s.data[i] = u
+			if len(u.Instances) > 0 {
+				s.auth |= bit(i)
+			}
 		}
 	}
-	now := time.Now()
-	cand, cmask, ok := s.candidateLocked(now)
-	if !ok || cmask != mask {
-		// The tiers moved on during the re-read: judge the new candidate
-		// afresh (it gets a hold, and a timer, of its own if suspect).
-		s.dropHoldLocked(false)
-		s.recomputeLocked(now)
-		return
+	s.holdT = nil
+	s.recomputeLocked(time.Now(), true, false)
+	if s.hold != nil && s.holdGen == gen && s.holdT == nil {
+		s.armRereadLocked(c.opts.guard.interval())
 	}
-	cur := s.view.Load()
-	confirmed := cur != nil && isDrop(cur.u.Instances, cand.Instances, c.opts.guard.share())
-	s.dropHoldLocked(true)
-	if confirmed {
-		c.m.confirmed.Add(1)
-		c.log.Warn("chain: suspect drop confirmed", "service", s.name, "from", cand.Source, "instances", len(cand.Instances))
-	} else {
-		c.m.discarded.Add(1)
-		c.log.Info("chain: suspect drop not confirmed by the re-read", "service", s.name, "from", cand.Source, "instances", len(cand.Instances))
+}
+
+// readTier reads one service from one tier for the chain's own account (a
+// first read or a re-read), bounded by the call timeout. ErrNotFound is an
+// empty state. A read that only ran out of time says nothing about the
+// tier's health (a slow answer is not a failure); an ErrUnavailable does.
+func (c *Chain) readTier(ctx context.Context, t *tier, name string) (*registry.Update, error) {
+	cctx, cancel := context.WithTimeoutCause(ctx, c.opts.callTimeout, errCallTimeout)
+	defer cancel()
+	got, err := t.reg.GetService(cctx, name)
+	switch {
+	case err == nil:
+		t.report(nil, false)
+	case errors.Is(err, registry.ErrNotFound):
+		t.report(nil, false)
+		got, err = nil, nil
+	case ctx.Err() != nil:
+		return nil, err // the caller gave up: not the tier's fault
+	case context.Cause(cctx) == errCallTimeout:
+		return nil, fmt.Errorf("%w: %w: %w", registry.ErrUnavailable, errCallTimeout, err)
+	default:
+		t.report(err, false)
+		return nil, err
 	}
-	if cur == nil || cur.mask != cmask || !cur.u.SameState(cand) {
-		s.setViewLocked(cand, cmask, now)
-	}
+	return &registry.Update{Service: name, Instances: c.hideGone(name, tidy(got)), Source: t.name, Time: time.Now()}, nil
 }

@@ -107,7 +107,7 @@ func TestStartDoesNotOverwriteLiveView(t *testing.T) {
 		defer c.Close()
 
 		// service()'s first half: the service enters the map.
-		s := newService(c, "svc")
+		s := newService(c, "svc", time.Now())
 		c.mu.Lock()
 		c.services["svc"] = s
 		c.mu.Unlock()

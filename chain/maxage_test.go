@@ -172,10 +172,10 @@ func (r *rejecting) Register(ctx context.Context, in *registry.Instance) error {
 	return r.Memory.Register(ctx, in)
 }
 
-// TestRegistrationsRejectedByOneTier: an instance one tier rejects as
-// invalid stays registered in the others and in the desired set, is not
-// retried in the rejecting tier, and is reported not Live with the
-// rejection until a Register that tier accepts.
+// TestRegistrationsRejectedByOneTier: an instance one tier (without a
+// registry.Validator) rejects as invalid is taken back from the tiers that
+// accepted it: ErrInvalid means nothing is left written. The others are
+// untouched, and a Register every tier accepts works.
 func TestRegistrationsRejectedByOneTier(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		ctx := context.Background()
@@ -193,24 +193,17 @@ func TestRegistrationsRejectedByOneTier(t *testing.T) {
 		}
 		check := func(when string) {
 			t.Helper()
-			if got, err := m1.GetService(ctx, "svc"); err != nil || fmt.Sprint(ids(got)) != "[big ok]" {
-				t.Fatalf("%s: tier1 holds %v, %v; want [big ok]", when, ids(got), err)
-			}
-			if got, err := m2.GetService(ctx, "svc"); err != nil || fmt.Sprint(ids(got)) != "[ok]" {
-				t.Fatalf("%s: tier2 holds %v, %v; want [ok]", when, ids(got), err)
+			for _, r := range []registry.Registry{m1, m2} {
+				if got, err := r.GetService(ctx, "svc"); err != nil || fmt.Sprint(ids(got)) != "[ok]" {
+					t.Fatalf("%s: a tier holds %v, %v; want [ok]: the refused instance must not stay anywhere", when, ids(got), err)
+				}
 			}
 			regs := c.Registrations()
-			if len(regs) != 2 || regs[0].Instance.ID != "big" || regs[1].Instance.ID != "ok" {
-				t.Fatalf("%s: Registrations = %+v; want big and ok", when, regs)
-			}
-			if regs[0].Live || !errors.Is(regs[0].LastError, registry.ErrInvalid) {
-				t.Errorf("%s: big = live %v, error %v; want not live, the rejection", when, regs[0].Live, regs[0].LastError)
-			}
-			if !regs[1].Live || regs[1].LastError != nil {
-				t.Errorf("%s: ok = live %v, error %v; want live, no error", when, regs[1].Live, regs[1].LastError)
+			if len(regs) != 1 || regs[0].Instance.ID != "ok" || !regs[0].Live || regs[0].LastError != nil {
+				t.Fatalf("%s: Registrations = %+v; want ok alone, live", when, regs)
 			}
 			if n := c.Status().PendingRegistrations; n != 0 {
-				t.Errorf("%s: PendingRegistrations = %d, want 0 (a rejection is not retried)", when, n)
+				t.Errorf("%s: PendingRegistrations = %d, want 0", when, n)
 			}
 		}
 		time.Sleep(5 * time.Second)
@@ -219,20 +212,14 @@ func TestRegistrationsRejectedByOneTier(t *testing.T) {
 		if n := m2.rejections.Load(); n != 1 {
 			t.Errorf("tier2 rejected %d times, want 1: a rejection is not retried", n)
 		}
-
-		// The tier recovers: the desired set is replayed, big rejected again
-		// (once), the rest unchanged.
 		m2.SetAvailable(false)
 		time.Sleep(3 * time.Second)
 		m2.SetAvailable(true)
 		time.Sleep(5 * time.Second)
 		synctest.Wait()
 		check("after recovery")
-		if n := m2.rejections.Load(); n != 2 {
-			t.Errorf("tier2 rejected %d times, want 2: once more in the replay", n)
-		}
 
-		// A Register every tier accepts makes it Live.
+		// A Register every tier accepts.
 		if err := c.Register(ctx, inst("svc", "big", 9001)); err != nil {
 			t.Fatal(err)
 		}
@@ -242,6 +229,49 @@ func TestRegistrationsRejectedByOneTier(t *testing.T) {
 		}
 		if got, err := m2.GetService(ctx, "svc"); err != nil || fmt.Sprint(ids(got)) != "[big ok]" {
 			t.Fatalf("tier2 holds %v, %v; want [big ok]", ids(got), err)
+		}
+	})
+}
+
+// validating is a Memory that says what it accepts (registry.Validator):
+// no metadata key "blob".
+type validating struct {
+	*registrytest.Memory
+	calls atomic.Int64
+}
+
+func (v *validating) ValidateInstance(in *registry.Instance) error {
+	if _, ok := in.Metadata["blob"]; ok {
+		return fmt.Errorf("validating: %s: %w: metadata key blob", in, registry.ErrInvalid)
+	}
+	return nil
+}
+
+func (v *validating) Register(ctx context.Context, in *registry.Instance) error {
+	v.calls.Add(1)
+	return v.Memory.Register(ctx, in)
+}
+
+// TestRegisterValidatedBeforeWriting: a tier's registry.Validator refuses
+// the instance before any tier is written.
+func TestRegisterValidatedBeforeWriting(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		ctx := context.Background()
+		m1 := &validating{Memory: registrytest.NewMemoryNamed("m1")}
+		m2 := &validating{Memory: registrytest.NewMemoryNamed("m2")}
+		c := newChain(t, []chain.Tier{{Name: "tier1", Registry: m1}, {Name: "tier2", Registry: m2}}, fastHealth...)
+		defer c.Close()
+		big := inst("svc", "big", 9001)
+		big.Metadata["blob"] = "x"
+		if err := c.Register(ctx, big); !errors.Is(err, registry.ErrInvalid) {
+			t.Fatalf("Register = %v, want ErrInvalid", err)
+		}
+		synctest.Wait()
+		if n := m1.calls.Load() + m2.calls.Load(); n != 0 {
+			t.Errorf("%d Register calls reached the tiers, want 0", n)
+		}
+		if regs := c.Registrations(); len(regs) != 0 {
+			t.Errorf("Registrations = %+v, want none", regs)
 		}
 	})
 }

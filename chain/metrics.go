@@ -1,6 +1,8 @@
 package chain
 
 import (
+	"slices"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -14,9 +16,16 @@ type metrics struct {
 	held      atomic.Int64
 	confirmed atomic.Int64
 	discarded atomic.Int64
+	released  atomic.Int64
+	rollbacks atomic.Int64
+	evictions atomic.Int64
+
+	recentMu sync.Mutex // guards recent
+	recent   []Switch   // the last maxRecent source switches, oldest first
 
 	tierUp, tierFailures, tierDowns, replays, pending   *prometheus.Desc
 	failoverD, failbackD, heldD, confirmedD, discardedD *prometheus.Desc
+	releasedD, rollbacksD, evictionsD                   *prometheus.Desc
 	services, frozen, snapCommits, snapErrors           *prometheus.Desc
 	snapLastSave, snapAge, snapEntries                  *prometheus.Desc
 }
@@ -34,8 +43,11 @@ func (m *metrics) init(c *Chain) {
 	m.failoverD = d("failovers_total", "Service source switches to a lower tier or to the snapshot.")
 	m.failbackD = d("failbacks_total", "Service source switches to a higher tier or away from the snapshot.")
 	m.heldD = d("guard_held_total", "Suspect drops held by the empty-push guard.")
-	m.confirmedD = d("guard_confirmed_total", "Held drops confirmed by the re-read and served.")
-	m.discardedD = d("guard_discarded_total", "Held drops never served: superseded or contradicted by the re-read.")
+	m.confirmedD = d("guard_confirmed_total", "Held drops confirmed by their re-reads over the guard window and served.")
+	m.discardedD = d("guard_discarded_total", "Held drops never served: the service came back (a state that is not a drop) before they were confirmed.")
+	m.releasedD = d("guard_released_total", "Held drops let through by the operator (ReleaseHold).")
+	m.rollbacksD = d("rollbacks_total", "Services rolled back to their last known good state by the operator (Rollback).")
+	m.evictionsD = d("evictions_total", "Services forgotten from memory: idle, absent, or over the cap.")
 	m.services = d("services", "Services by the source of their current view.", "source")
 	m.frozen = d("frozen", "1 while the chain is frozen on the snapshot.")
 	m.snapCommits = d("snapshot_commits_total", "Successful snapshot saves.")
@@ -50,6 +62,7 @@ func (m *metrics) switched(c *Chain, name string, old, nv *view) {
 	n := len(c.tiers)
 	o, w := lowest(old.mask, n), lowest(nv.mask, n)
 	back := w < o || (w == o && old.mask&^nv.mask == 0)
+	m.remember(Switch{Time: time.Now(), Service: name, From: old.u.Source, To: nv.u.Source, Failback: back})
 	if back {
 		m.failbacks.Add(1)
 		c.log.Info("chain: failback", "service", name, "from", old.u.Source, "to", nv.u.Source)
@@ -57,6 +70,25 @@ func (m *metrics) switched(c *Chain, name string, old, nv *view) {
 	}
 	m.failovers.Add(1)
 	c.log.Warn("chain: failover", "service", name, "from", old.u.Source, "to", nv.u.Source)
+}
+
+// maxRecent bounds the switches Status reports.
+const maxRecent = 32
+
+func (m *metrics) remember(sw Switch) {
+	m.recentMu.Lock()
+	defer m.recentMu.Unlock()
+	if len(m.recent) == maxRecent {
+		copy(m.recent, m.recent[1:])
+		m.recent = m.recent[:maxRecent-1]
+	}
+	m.recent = append(m.recent, sw)
+}
+
+func (m *metrics) recentSwitches() []Switch {
+	m.recentMu.Lock()
+	defer m.recentMu.Unlock()
+	return slices.Clone(m.recent)
 }
 
 // Collector returns a Prometheus collector of the chain's metrics (tier
@@ -72,6 +104,7 @@ func (k collector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{
 		m.tierUp, m.tierFailures, m.tierDowns, m.replays, m.pending,
 		m.failoverD, m.failbackD, m.heldD, m.confirmedD, m.discardedD,
+		m.releasedD, m.rollbacksD, m.evictionsD,
 		m.services, m.frozen, m.snapCommits, m.snapErrors, m.snapLastSave, m.snapAge, m.snapEntries,
 	} {
 		ch <- d
@@ -103,6 +136,9 @@ func (k collector) Collect(ch chan<- prometheus.Metric) {
 	counter(m.heldD, m.held.Load())
 	counter(m.confirmedD, m.confirmed.Load())
 	counter(m.discardedD, m.discarded.Load())
+	counter(m.releasedD, m.released.Load())
+	counter(m.rollbacksD, m.rollbacks.Load())
+	counter(m.evictionsD, m.evictions.Load())
 	bySource := make(map[string]int)
 	for _, s := range st.Services {
 		bySource[s.Source]++

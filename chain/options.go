@@ -32,27 +32,30 @@ func (p ReadPolicy) String() string {
 	return "ReadPolicy(?)"
 }
 
-// Guard configures the empty-push guard: a state that drops a service to
-// zero instances, or removes more than MaxDropShare of them at once, coming
-// from a tier the chain has reason to distrust (it just became the service's
-// source, or it changed health less than Window ago) is held — the previous
-// state keeps being served — and re-read from the tier after Grace. The
-// re-read state then goes through, whatever it is: a confirmed removal is
-// never held twice.
+// Guard configures the empty-push protection (rule 5 of the package
+// documentation): a state from any tier that keeps fewer than
+// 1-MaxDropShare of the served instances (a drop to zero included) is held
+// — the served state stays — until it has been re-read Confirmations times
+// over Window, each time still a drop. A re-read that is not a drop ends
+// the hold. Chain.ReleaseHold lets a held drop through at once.
 //
 // The zero Guard is the default guard.
 type Guard struct {
-	// Disabled turns the guard off: every state goes through at once.
+	// Disabled turns the protection off: every state goes through at once.
 	Disabled bool
-	// Grace is how long a suspect drop is held before the re-read.
-	// If zero, 5s.
-	Grace time.Duration
 	// MaxDropShare is the share of instances (0 to 1) one state may remove
 	// before it counts as a drop; a drop to zero always counts. If zero, 0.5.
 	MaxDropShare float64
-	// Window is how long after a tier changed health its drops stay suspect.
-	// If zero, 30s.
+	// Window is the least time a held drop is held: its confirming re-reads
+	// are spread over it, one every Window/Confirmations. If zero, 60s:
+	// longer than the re-register backoff of Kratos' contrib registries
+	// (up to 32s) and two Go-Micro register intervals (30s each), so that a
+	// registry restarted empty is refilled by its providers before a drop
+	// could go through.
 	Window time.Duration
+	// Confirmations is how many re-reads, each still a drop, confirm a
+	// held drop. If zero, 4.
+	Confirmations int
 }
 
 // Option configures a Chain.
@@ -75,6 +78,10 @@ type options struct {
 	logger        *slog.Logger
 	ownTiers      bool
 	ownSnapshot   bool
+	hedgeDelay    time.Duration
+	idle          time.Duration
+	negTTL        time.Duration
+	maxServices   int
 }
 
 func defaultOptions() options {
@@ -87,6 +94,10 @@ func defaultOptions() options {
 		callTimeout:   2 * time.Second,
 		threshold:     2,
 		failbackAfter: 10 * time.Second,
+		hedgeDelay:    100 * time.Millisecond,
+		idle:          10 * time.Minute,
+		negTTL:        5 * time.Second,
+		maxServices:   10000,
 	}
 }
 
@@ -211,6 +222,49 @@ func WithStrictRegister(strict bool) Option { return func(o *options) { o.strict
 // WithGuard configures the empty-push guard (see Guard).
 func WithGuard(g Guard) Option { return func(o *options) { o.guard = g } }
 
+// WithHedgeDelay sets how long the first read of a service waits for a
+// tier before it also asks the next tier and serves the snapshot's state,
+// if the snapshot holds one. If zero, 100ms.
+func WithHedgeDelay(d time.Duration) Option {
+	return func(o *options) {
+		if d > 0 {
+			o.hedgeDelay = d
+		}
+	}
+}
+
+// WithIdleTimeout sets how long a service nobody reads or watches stays
+// watched and in memory (it stays in the snapshot). If zero, 10m.
+func WithIdleTimeout(d time.Duration) Option {
+	return func(o *options) {
+		if d > 0 {
+			o.idle = d
+		}
+	}
+}
+
+// WithNegativeTTL sets how long a service that exists nowhere (its view is
+// empty) and is not watched is remembered as absent. If zero, 5s.
+func WithNegativeTTL(d time.Duration) Option {
+	return func(o *options) {
+		if d > 0 {
+			o.negTTL = d
+		}
+	}
+}
+
+// WithMaxServices caps the services kept in memory and watched. A new
+// service evicts the least recently read one nobody watches; when all are
+// watched, its read fails with an error wrapping registry.ErrUnavailable.
+// If zero, 10,000.
+func WithMaxServices(n int) Option {
+	return func(o *options) {
+		if n > 0 {
+			o.maxServices = n
+		}
+	}
+}
+
 // WithLogger sets the structured logger. If nil or unset, slog.Default().
 func WithLogger(l *slog.Logger) Option { return func(o *options) { o.logger = l } }
 
@@ -223,11 +277,16 @@ func WithOwnTiers(own bool) Option { return func(o *options) { o.ownTiers = own 
 // the tiers are.
 func WithOwnSnapshot(own bool) Option { return func(o *options) { o.ownSnapshot = own } }
 
-func (g Guard) grace() time.Duration {
-	if g.Grace > 0 {
-		return g.Grace
+func (g Guard) confirmations() int {
+	if g.Confirmations > 0 {
+		return g.Confirmations
 	}
-	return 5 * time.Second
+	return 4
+}
+
+// interval is the time between two confirming re-reads.
+func (g Guard) interval() time.Duration {
+	return g.window() / time.Duration(g.confirmations())
 }
 
 func (g Guard) share() float64 {
@@ -241,5 +300,5 @@ func (g Guard) window() time.Duration {
 	if g.Window > 0 {
 		return g.Window
 	}
-	return 30 * time.Second
+	return time.Minute
 }

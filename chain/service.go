@@ -2,7 +2,6 @@ package chain
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"math/bits"
 	"slices"
@@ -11,7 +10,6 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/regchain/regchain/internal/backoff"
 	"github.com/regchain/regchain/registry"
 )
 
@@ -20,6 +18,12 @@ type view struct {
 	u       *registry.Update // Instances sorted, never modified
 	mask    uint64           // tiers the state came from; 0: the snapshot
 	expires time.Time        // snapshot views with a max age: when they stop being served
+	md      [][]string       // per instance, its metadata as key, value pairs (see flatMetadata)
+}
+
+// newView returns the view of u, with its metadata flattened for copies.
+func newView(u *registry.Update, mask uint64, expires time.Time) *view {
+	return &view{u: u, mask: mask, expires: expires, md: flatMetadata(u.Instances)}
 }
 
 // expired reports whether the view is a snapshot state older than the max
@@ -35,7 +39,7 @@ func (v *view) tooOld(c *Chain, op, name string) error {
 
 // check turns a view into GetService's error, if any.
 func (v *view) check(c *Chain, name string) error {
-	if v.expired(time.Now()) {
+	if !v.expires.IsZero() && v.expired(time.Now()) {
 		return v.tooOld(c, "get", name)
 	}
 	if len(v.u.Instances) == 0 {
@@ -69,31 +73,43 @@ func lowest(mask uint64, n int) int {
 }
 
 // service is the chain's state of one service: its view, the watchers of
-// its tiers and their latest states, its chain watchers and its held drop.
+// its tiers and their latest states, the tiers' authority, its chain
+// watchers, its held drop and its rollback.
 type service struct {
 	c    *Chain
 	name string
 	view atomic.Pointer[view]
+	used atomic.Bool // set by reads; the janitor clears it and stamps lastUsed
 
 	mu       sync.Mutex         // guards the fields below
 	watchers []*tierWatcher     // per tier; nil: not watched
 	data     []*registry.Update // per tier: latest state (immutable), nil: none yet
+	auth     uint64             // tiers that are authorities for the service's absence
 	feeds    map[*registry.Feed]struct{}
-	hold     *hold
-	expiry   *time.Timer   // fires when a served snapshot view expires; nil: none
-	loading  chan struct{} // closed when the running load ends; nil: none running
+	hold     *heldDrop
+	holdGen  uint64      // bumped when a hold starts, moves or ends: stale re-reads are dropped
+	holdT    *time.Timer // the next confirming re-read; nil: none
+	pinned   bool        // rolled back to the last known good state
+	operator bool        // the view was put there by Freeze or Rollback
+	expiry   *time.Timer // fires when a served snapshot view expires; nil: none
+	loading  chan struct{}
 	loadErr  error
 	closed   bool
+	evicted  bool // closed by the janitor or the cap, not by Close: callers retry
+	lastUsed time.Time
 }
 
-func newService(c *Chain, name string) *service {
-	return &service{
+func newService(c *Chain, name string, now time.Time) *service {
+	s := &service{
 		c:        c,
 		name:     name,
 		watchers: make([]*tierWatcher, len(c.tiers)),
 		data:     make([]*registry.Update, len(c.tiers)),
 		feeds:    make(map[*registry.Feed]struct{}),
+		lastUsed: now,
 	}
+	s.auth = c.snap.authority(name)
+	return s
 }
 
 // startLocked seeds the view from the snapshot, when it holds a state fresh
@@ -105,8 +121,8 @@ func (s *service) startLocked(now time.Time) {
 	if s.closed {
 		return
 	}
-	if s.view.Load() == nil {
-		if u := s.c.snap.serve(s.name, time.Time{}); u != nil && s.c.snap.fresh(u, now) {
+	if s.view.Load() == nil && !s.c.frozen.Load() {
+		if u := s.c.snap.peek(s.name, time.Time{}); u != nil && s.c.snap.fresh(u, now) {
 			s.setViewLocked(u, 0, now)
 		}
 	}
@@ -120,13 +136,14 @@ func (s *service) reconcileLocked(now time.Time) {
 		return
 	}
 	s.reconcileWatchersLocked()
-	s.recomputeLocked(now)
+	s.recomputeLocked(now, false, false)
 }
 
 // wantedLocked reports whether tier i should be watched: it is up, and it
 // is the current source, above it (a failback candidate), or the first tier
-// that is up and not late with its first state. Under Merge every tier that
-// is up is watched.
+// that is up and not late with its first state, or a tier below whose
+// state counts only if the ones above have no opinion (rule 3). Under
+// Merge every tier that is up is watched.
 func (s *service) wantedLocked(i int) bool {
 	t := s.c.tiers[i]
 	if !t.isUp() {
@@ -145,10 +162,16 @@ func (s *service) wantedLocked(i int) bool {
 	}
 	first := n
 	for j, t := range s.c.tiers {
-		if t.isUp() && !s.lateLocked(j) {
-			first = j
-			break
+		if !t.isUp() || s.lateLocked(j) {
+			continue
 		}
+		// A tier that said "empty" without authority is passed over, as
+		// decide does: the next one must be watched too.
+		if d := s.data[j]; d != nil && len(d.Instances) == 0 && s.auth&bit(j) == 0 {
+			continue
+		}
+		first = j
+		break
 	}
 	return i <= max(cur, first)
 }
@@ -192,165 +215,155 @@ func (s *service) reconcileWatchersLocked() {
 	}
 }
 
-// candidateLocked computes what the view should be now. ok is false when
-// the current view should stay as it is (no data anywhere, or the next
-// source's first state is still on its way).
-func (s *service) candidateLocked(now time.Time) (u *registry.Update, mask uint64, ok bool) {
+// inputLocked gathers decide's inputs.
+func (s *service) inputLocked(now time.Time) decideIn {
 	c := s.c
 	n := len(c.tiers)
 	cur := s.view.Load()
-	if c.frozen.Load() {
-		if u := c.snap.serve(s.name, time.Time{}); u != nil {
-			return u, 0, true
-		}
-		return &registry.Update{Service: s.name, Instances: []*registry.Instance{}, Source: SnapshotSource, Time: now}, 0, true
+	in := decideIn{
+		name:     s.name,
+		now:      now,
+		policy:   c.opts.policy,
+		frozen:   c.frozen.Load(),
+		pinned:   s.pinned,
+		cur:      cur,
+		operator: s.operator,
+		hold:     s.hold,
+		guard:    c.opts.guard,
+		tiers:    make([]tierIn, n),
 	}
-	curIdx, curMask := n, uint64(0)
+	curIdx := n
 	if cur != nil {
-		curMask = cur.mask
-		curIdx = lowest(curMask, n)
-	}
-	if c.opts.policy == Merge {
-		u, mask, pending := s.mergeLocked(now, curMask)
-		if pending && curMask == 0 {
-			// The first view, and the first after the snapshot's, waits for
-			// every tier that is up (and not late), rather than switch to a
-			// part of the union and then to the whole.
-			return nil, 0, false
-		}
-		if mask != 0 {
-			return u, mask, true
-		}
-		if pending {
-			return nil, 0, false
-		}
-	} else {
-		for i, t := range c.tiers {
-			if !t.isUp() {
-				continue
-			}
-			d := s.data[i]
-			if d == nil {
-				if i < curIdx && curIdx < n {
-					continue // a failback candidate whose state is on its way
-				}
-				if s.lateLocked(i) {
-					continue // up, but its watch does not answer: do not wait
-				}
-				// Keep serving until the new source answers; with no view yet
-				// or the snapshot's, wait for the first tier rather than take
-				// a lower one first (and switch again when it answers).
-				return nil, 0, false
-			}
-			if i < curIdx && curIdx < n && !t.stable(now) && !t.provenAs(c.tiers[curIdx]) {
-				continue // hysteresis
-			}
-			return d, bit(i), true
+		curIdx = lowest(cur.mask, n)
+		// The served state itself must not keep an instance the chain
+		// deregistered.
+		if f := c.hideGoneState(cur.u); f != cur.u {
+			in.cur = &view{u: f, mask: cur.mask, expires: cur.expires}
 		}
 	}
-	// No tier can serve: fall back to the snapshot, confirmed as of when the
-	// current source was last seen healthy.
+	own := c.ownTiers(s.name)
+	for i, t := range c.tiers {
+		ti := &in.tiers[i]
+		ti.name = t.name
+		ti.up = t.isUp()
+		ti.data = c.hideGoneState(s.data[i])
+		ti.late = s.lateLocked(i)
+		ti.auth = s.auth&bit(i) != 0 || own&bit(i) != 0
+		ti.stable = t.stable(now) || (curIdx < n && t.provenAs(c.tiers[curIdx]))
+	}
 	var confirmed time.Time
 	if curIdx < n {
 		confirmed = c.tiers[curIdx].lastConfirmed()
 	}
-	if u := c.snap.serve(s.name, confirmed); u != nil {
-		return u, 0, true
-	}
-	return nil, 0, false
+	in.snap = c.hideGoneState(c.snap.peek(s.name, confirmed))
+	in.good = c.snap.good(s.name)
+	in.own = func(id string) bool { return c.ownRemoved(s.name, id) }
+	return in
 }
 
-// mergeLocked builds the union of the tiers that are up. pending reports a
-// tier that is up but whose state is not there yet (and not late).
-func (s *service) mergeLocked(now time.Time, curMask uint64) (u *registry.Update, mask uint64, pending bool) {
-	var parts []int
-	for i, t := range s.c.tiers {
-		if !t.isUp() {
-			continue
-		}
-		if s.data[i] == nil {
-			pending = pending || !s.lateLocked(i)
-			continue
-		}
-		if curMask != 0 && curMask&bit(i) == 0 && !t.stable(now) {
-			continue // hysteresis before a tier joins
-		}
-		parts = append(parts, i)
-		mask |= bit(i)
-	}
-	switch len(parts) {
-	case 0:
-		return nil, 0, pending
-	case 1:
-		return s.data[parts[0]], mask, pending
-	}
-	return mergeStates(s.name, s.c.tiers, s.data, parts), mask, pending
-}
-
-// mergeStates unions the sorted instance lists of data[parts], the first
-// part winning on equal IDs.
-func mergeStates(name string, tiers []*tier, data []*registry.Update, parts []int) *registry.Update {
-	names := make([]string, 0, len(parts))
-	out := &registry.Update{Service: name}
-	seen := make(map[string]bool)
-	for _, i := range parts {
-		d := data[i]
-		names = append(names, tiers[i].name)
-		if out.Time.IsZero() || d.Time.Before(out.Time) {
-			out.Time = d.Time
-		}
-		for _, in := range d.Instances {
-			if !seen[in.ID] {
-				seen[in.ID] = true
-				out.Instances = append(out.Instances, in)
-			}
-		}
-	}
-	if out.Instances == nil {
-		out.Instances = []*registry.Instance{}
-	}
-	registry.SortInstances(out.Instances)
-	out.Source = strings.Join(names, "+")
-	return out
-}
-
-// recomputeLocked moves the view to the current candidate, through the
-// empty-push guard.
-func (s *service) recomputeLocked(now time.Time) {
+// recomputeLocked asks decide what to serve and applies the answer.
+// reread says a confirming re-read was just taken in; release that the
+// operator lets a held drop through.
+func (s *service) recomputeLocked(now time.Time, reread, release bool) {
 	if s.closed {
 		return
 	}
-	cand, mask, ok := s.candidateLocked(now)
-	if !ok {
+	in := s.inputLocked(now)
+	in.reread, in.release = reread, release
+	d := decide(&in)
+	s.applyLocked(&in, d, now)
+}
+
+// applyLocked carries a decision out: the hold and its re-reads, the
+// counters and logs, and the view.
+func (s *service) applyLocked(in *decideIn, d decision, now time.Time) {
+	c := s.c
+	cur := s.view.Load()
+	switch d.event {
+	case evHeld:
+		c.m.held.Add(1)
+		c.log.Warn("chain: holding a drop until it is confirmed", "service", s.name, "from", d.srcOf(in),
+			"instances", len(cur.u.Instances), "to", d.hold.count, "window", c.opts.guard.window(),
+			"confirmations", c.opts.guard.confirmations())
+	case evConfirmed:
+		c.m.confirmed.Add(1)
+		c.log.Warn("chain: held drop confirmed", "service", s.name, "from", d.u.Source, "instances", len(d.u.Instances),
+			"held_for", now.Sub(s.hold.since))
+	case evDiscarded:
+		c.m.discarded.Add(1)
+		c.log.Info("chain: held drop not confirmed: the service is back", "service", s.name, "from", d.u.Source, "instances", len(d.u.Instances))
+	case evReleased:
+		c.m.released.Add(1)
+		c.log.Warn("chain: held drop released by the operator", "service", s.name, "from", d.u.Source, "instances", len(d.u.Instances))
+	}
+	s.setHoldLocked(d.hold)
+	if d.unpin {
+		s.pinned = false
+		c.log.Info("chain: rollback ends: a tier has the service back", "service", s.name, "from", d.u.Source)
+	}
+	if d.keep {
+		if in.cur != cur {
+			s.setViewLocked(in.cur.u, in.cur.mask, now)
+		}
 		return
 	}
-	cur := s.view.Load()
-	if cur != nil && cur.mask == mask && (cur.u == cand || cur.u.SameState(cand)) {
-		if s.hold != nil {
-			s.dropHoldLocked(false)
-		}
-		if cur.u != cand && mask != 0 {
+	s.operator = d.operator
+	if d.mask == 0 && in.snap != nil && d.u == in.snap {
+		c.snap.touch(s.name, d.u.Time)
+	}
+	if cur != nil && cur.mask == d.mask && (cur.u == d.u || cur.u.SameState(d.u)) {
+		if cur.u != d.u && d.mask != 0 {
 			// Same state in a new Update (the watcher's first state after the
 			// load's): serve the new one quietly so the old can be freed.
-			s.view.Store(&view{u: cand, mask: mask, expires: cur.expires})
-			s.c.snap.swap(s.name, cur.u, cand)
+			s.view.Store(newView(d.u, d.mask, cur.expires))
+			c.snap.swap(s.name, cur.u, d.u)
 		}
 		return
 	}
-	if s.guardLocked(cur, cand, mask, now) {
+	s.setViewLocked(d.u, d.mask, now)
+}
+
+// srcOf names where a held candidate came from, for the log.
+func (d decision) srcOf(in *decideIn) string {
+	var names []string
+	for m := d.hold.mask; m != 0; m &= m - 1 {
+		names = append(names, in.tiers[lowest(m, len(in.tiers))].name)
+	}
+	return strings.Join(names, "+")
+}
+
+// setHoldLocked installs the hold decide returned and schedules (or
+// cancels) its confirming re-reads.
+func (s *service) setHoldLocked(h *heldDrop) {
+	old := s.hold
+	s.hold = h
+	if h == nil {
+		if old != nil {
+			s.holdGen++
+			if s.holdT != nil {
+				s.holdT.Stop()
+				s.holdT = nil
+			}
+		}
 		return
 	}
-	s.setViewLocked(cand, mask, now)
+	if old == nil || old.mask != h.mask || s.holdT == nil {
+		if old == nil || old.mask != h.mask {
+			s.holdGen++
+		}
+		s.armRereadLocked(s.c.opts.guard.interval())
+	}
 }
 
 // setViewLocked stores a new view and tells the watchers.
 func (s *service) setViewLocked(u *registry.Update, mask uint64, now time.Time) {
 	c := s.c
 	old := s.view.Load()
-	nv := &view{u: u, mask: mask}
+	var expires time.Time
 	if mask == 0 && c.opts.maxAge > 0 {
-		nv.expires = u.Time.Add(c.opts.maxAge)
+		expires = u.Time.Add(c.opts.maxAge)
 	}
+	nv := newView(u, mask, expires)
 	s.view.Store(nv)
 	s.armExpiryLocked(nv, now)
 	if old != nil && old.mask != mask {
@@ -415,7 +428,8 @@ func (s *service) onExpire(v *view) {
 	s.failFeedsLocked(v.tooOld(s.c, "watch", s.name))
 }
 
-// watch starts a chain watcher on the service.
+// watch starts a chain watcher on the service. It returns errEvicted when
+// the janitor removed the service meanwhile: the caller retries.
 func (s *service) watch(ctx context.Context) (registry.Watcher, error) {
 	f := newFeed(ctx, func(f *registry.Feed) {
 		s.mu.Lock()
@@ -424,9 +438,13 @@ func (s *service) watch(ctx context.Context) (registry.Watcher, error) {
 	})
 	s.mu.Lock()
 	if s.closed {
+		evicted := s.evicted
 		s.mu.Unlock()
 		// Ended outside the lock: the feed's onStop takes it.
 		err := s.c.errClosed("watch " + s.name)
+		if evicted {
+			err = errEvicted
+		}
 		f.End(err)
 		return nil, err
 	}
@@ -449,152 +467,6 @@ func (s *service) watch(ctx context.Context) (registry.Watcher, error) {
 	return f, nil
 }
 
-// await returns the view, loading it from the tiers if there is none yet.
-func (s *service) await(ctx context.Context) (*view, error) {
-	s.mu.Lock()
-	if v := s.view.Load(); v != nil {
-		s.mu.Unlock()
-		return v, nil
-	}
-	if s.closed {
-		s.mu.Unlock()
-		return nil, s.c.errClosed("get " + s.name)
-	}
-	ch := s.loading
-	if ch == nil {
-		ch = s.startLoadLocked()
-		if ch == nil {
-			s.mu.Unlock()
-			return nil, s.c.errClosed("get " + s.name)
-		}
-	}
-	s.mu.Unlock()
-	select {
-	case <-ch:
-	case <-ctx.Done():
-		return nil, fmt.Errorf("chain: get %q: %w", s.name, ctx.Err())
-	}
-	if v := s.view.Load(); v != nil {
-		return v, nil
-	}
-	s.mu.Lock()
-	err := s.loadErr
-	s.mu.Unlock()
-	if err == nil {
-		err = s.c.errClosed("get " + s.name)
-	}
-	return nil, err
-}
-
-func (s *service) startLoadLocked() chan struct{} {
-	ch := make(chan struct{})
-	s.loading = ch
-	if !s.c.spawn(func() { s.load(ch) }) {
-		s.loading = nil
-		return nil
-	}
-	return ch
-}
-
-// load reads the service from the first tier that answers, or the snapshot.
-func (s *service) load(done chan struct{}) {
-	err := s.loadTiers()
-	s.mu.Lock()
-	s.loadErr = err
-	s.loading = nil
-	var fail []*registry.Feed
-	if s.view.Load() == nil && err != nil {
-		for f := range s.feeds {
-			fail = append(fail, f)
-		}
-	}
-	s.mu.Unlock()
-	for _, f := range fail {
-		f.Fail(err)
-	}
-	close(done)
-}
-
-func (s *service) loadTiers() error {
-	c := s.c
-	var (
-		errs  []error
-		data  = make([]*registry.Update, len(c.tiers))
-		parts []int
-	)
-	for _, t := range c.tiers {
-		if s.view.Load() != nil {
-			return nil // a watcher was faster
-		}
-		if !t.isUp() {
-			errs = append(errs, fmt.Errorf("tier %s is down", t.name))
-			continue
-		}
-		var got []*registry.Instance
-		err := c.call(c.ctx, t, func(ctx context.Context) error {
-			var err error
-			got, err = t.reg.GetService(ctx, s.name)
-			return err
-		})
-		switch {
-		case err == nil:
-		case errors.Is(err, registry.ErrNotFound):
-			got = []*registry.Instance{}
-		case c.ctx.Err() != nil:
-			return c.errClosed("get " + s.name)
-		case failover(err):
-			errs = append(errs, fmt.Errorf("tier %s: %w", t.name, err))
-			continue
-		default:
-			return fmt.Errorf("chain: get %q: tier %s: %w", s.name, t.name, err)
-		}
-		got = tidy(got)
-		data[t.idx] = &registry.Update{Service: s.name, Instances: got, Source: t.name, Time: time.Now()}
-		parts = append(parts, t.idx)
-		if c.opts.policy == FirstHealthy {
-			break
-		}
-	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.closed || s.view.Load() != nil {
-		return nil
-	}
-	now := time.Now()
-	if len(parts) > 0 {
-		var mask uint64
-		for _, i := range parts {
-			mask |= bit(i)
-			if s.watchers[i] == nil {
-				continue
-			}
-			if s.data[i] == nil {
-				s.data[i] = data[i]
-				continue
-			}
-			// The tier's watcher answered while the read was in flight. Its
-			// state may be newer than the read's, and nothing would correct
-			// the read's then; if the read's is the newer, the watcher
-			// delivers it next.
-			data[i] = s.data[i]
-		}
-		u := data[parts[0]]
-		if len(parts) > 1 {
-			u = mergeStates(s.name, c.tiers, data, parts)
-		}
-		s.setViewLocked(u, mask, now)
-		return nil
-	}
-	if u := c.snap.serve(s.name, time.Time{}); u != nil {
-		s.setViewLocked(u, 0, now)
-		return nil
-	}
-	if len(errs) == 0 {
-		errs = append(errs, errors.New("no tier"))
-	}
-	return fmt.Errorf("chain: get %q: %w: every tier failed and the snapshot does not hold it: %w", s.name, registry.ErrUnavailable, errors.Join(errs...))
-}
-
 // onTierUpdate takes a state from one of the service's tier watchers.
 func (s *service) onTierUpdate(w *tierWatcher, u *registry.Update) {
 	now := time.Now()
@@ -602,7 +474,8 @@ func (s *service) onTierUpdate(w *tierWatcher, u *registry.Update) {
 	if u.Time.IsZero() {
 		u.Time = now
 	}
-	u.Instances = tidy(u.Instances)
+	u.Instances = s.c.hideGone(s.name, tidy(u.Instances))
+	s.c.healOwn(w.t, s.name, u.Instances)
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.closed || s.watchers[w.t.idx] != w {
@@ -612,12 +485,24 @@ func (s *service) onTierUpdate(w *tierWatcher, u *registry.Update) {
 		w.lateT.Stop()
 	}
 	s.data[w.t.idx] = u
-	s.recomputeLocked(now)
+	if len(u.Instances) > 0 {
+		s.auth |= bit(w.t.idx)
+	}
+	s.recomputeLocked(now, false, false)
 }
 
-// close ends the service's watchers (with err) and stops its tier watchers.
+// close ends the service's watchers (with err) and stops its tier
+// watchers and timers.
 func (s *service) close(err error) {
 	s.mu.Lock()
+	feeds := s.closeLocked()
+	s.mu.Unlock()
+	for f := range feeds {
+		f.End(err)
+	}
+}
+
+func (s *service) closeLocked() map[*registry.Feed]struct{} {
 	s.closed = true
 	for i, w := range s.watchers {
 		if w != nil {
@@ -625,9 +510,9 @@ func (s *service) close(err error) {
 			s.watchers[i] = nil
 		}
 	}
-	if s.hold != nil {
-		s.hold.timer.Stop()
-		s.hold = nil
+	if s.holdT != nil {
+		s.holdT.Stop()
+		s.holdT = nil
 	}
 	if s.expiry != nil {
 		s.expiry.Stop()
@@ -635,171 +520,5 @@ func (s *service) close(err error) {
 	}
 	feeds := s.feeds
 	s.feeds = nil
-	s.mu.Unlock()
-	for f := range feeds {
-		f.End(err)
-	}
-}
-
-// tierWatcher runs one tier's Watch of one service (or of every service,
-// for discovery) and hands its states over. The tier's Watch gets the
-// watcher's context, so that stop (or Close) also ends a Watch call still in
-// flight; a watcher it returned is ended with Stop as well.
-type tierWatcher struct {
-	t       *tier
-	name    string
-	epoch   int64
-	ctx     context.Context // done when the watcher is stopped
-	cancel  context.CancelFunc
-	deliver func(w *tierWatcher, u *registry.Update)
-	lateT   *time.Timer // a service's: fires onTierLate; nil for discovery
-	late    bool        // guarded by the service's lock
-}
-
-func startTierWatcher(s *service, t *tier) *tierWatcher {
-	w := spawnWatcher(s.c, t, s.name, s.onTierUpdate)
-	if w != nil {
-		w.lateT = time.AfterFunc(s.c.opts.callTimeout, func() { s.onTierLate(w) })
-	}
-	return w
-}
-
-func spawnWatcher(c *Chain, t *tier, name string, deliver func(*tierWatcher, *registry.Update)) *tierWatcher {
-	ctx, cancel := context.WithCancel(c.ctx)
-	w := &tierWatcher{t: t, name: name, epoch: t.epoch.Load(), ctx: ctx, cancel: cancel, deliver: deliver}
-	if !c.spawn(w.run) {
-		cancel()
-		return nil
-	}
-	return w
-}
-
-// stop ends the watcher; it does not wait for its goroutine.
-func (w *tierWatcher) stop() {
-	w.cancel()
-	if w.lateT != nil {
-		w.lateT.Stop()
-	}
-}
-
-// wait sleeps d unless the watcher is stopped first.
-func (w *tierWatcher) wait(d time.Duration) bool {
-	timer := time.NewTimer(d)
-	defer timer.Stop()
-	select {
-	case <-w.ctx.Done():
-		return false
-	case <-timer.C:
-		return true
-	}
-}
-
-func (w *tierWatcher) run() {
-	defer w.cancel()
-	b := backoff.Backoff{Base: 50 * time.Millisecond, Max: 5 * time.Second}
-	for w.ctx.Err() == nil {
-		rw, err := w.t.reg.Watch(w.ctx, w.name)
-		if err != nil {
-			if w.ctx.Err() != nil {
-				return
-			}
-			w.t.report(err, false)
-			w.t.c.log.Debug("chain: tier watch failed", "tier", w.t.name, "service", w.name, "error", err)
-			if !w.wait(b.Next()) {
-				return
-			}
-			continue
-		}
-		stopAfter := context.AfterFunc(w.ctx, func() { rw.Stop() })
-		w.next(rw, &b)
-		if stopAfter() {
-			rw.Stop()
-		}
-		if w.ctx.Err() == nil && !w.wait(b.Next()) {
-			return
-		}
-	}
-}
-
-// next reads rw until it ends or the watcher is stopped.
-func (w *tierWatcher) next(rw registry.Watcher, b *backoff.Backoff) {
-	errs := 0
-	for {
-		u, err := rw.Next()
-		if w.ctx.Err() != nil {
-			return
-		}
-		if err != nil {
-			w.t.report(err, false)
-			if errors.Is(err, registry.ErrStopped) || errors.Is(err, registry.ErrClosed) {
-				w.t.c.log.Debug("chain: tier watcher ended", "tier", w.t.name, "service", w.name, "error", err)
-				return
-			}
-			w.t.c.log.Debug("chain: tier watch error", "tier", w.t.name, "service", w.name, "error", err)
-			// Feed-based watchers report an error once and then block; guard
-			// against one that keeps failing at once.
-			if errs++; errs > 1 && !w.wait(b.Next()) {
-				return
-			}
-			continue
-		}
-		errs = 0
-		b.Reset()
-		w.t.report(nil, false)
-		w.deliver(w, u)
-	}
-}
-
-// discovery runs watch-all watchers on the tiers that are up, so that a
-// chain watch-all learns of every service; each service it reports gets
-// the usual per-service state.
-type discovery struct {
-	c *Chain
-
-	mu       sync.Mutex // guards the fields below
-	watchers []*tierWatcher
-	stopped  bool
-}
-
-func newDiscovery(c *Chain) *discovery {
-	return &discovery{c: c, watchers: make([]*tierWatcher, len(c.tiers))}
-}
-
-func (d *discovery) reconcile() {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	if d.stopped {
-		return
-	}
-	for i, t := range d.c.tiers {
-		w := d.watchers[i]
-		if w != nil && (!t.isUp() || w.epoch != t.epoch.Load()) {
-			w.stop()
-			d.watchers[i], w = nil, nil
-		}
-		if w == nil && t.isUp() {
-			d.watchers[i] = spawnWatcher(d.c, t, "", d.deliver)
-		}
-	}
-}
-
-func (d *discovery) deliver(_ *tierWatcher, u *registry.Update) {
-	if registry.ValidateName(u.Service) != nil {
-		return
-	}
-	if _, err := d.c.service(u.Service); err != nil {
-		return
-	}
-}
-
-func (d *discovery) stop() {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	d.stopped = true
-	for i, w := range d.watchers {
-		if w != nil {
-			w.stop()
-			d.watchers[i] = nil
-		}
-	}
+	return feeds
 }

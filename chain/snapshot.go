@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -22,6 +23,7 @@ type snapshot struct {
 
 	mu         sync.Mutex                  // guards the fields below
 	entries    map[string]*registry.Update // Source: the tier; Time: last confirmed
+	lastGood   map[string]*registry.Update // the last non-empty state accepted; Source: the tier
 	dirty      map[string]struct{}
 	lastSave   time.Time
 	lastErr    error
@@ -32,11 +34,12 @@ type snapshot struct {
 
 func newSnapshot(c *Chain) *snapshot {
 	return &snapshot{
-		c:       c,
-		store:   c.opts.store,
-		wake:    make(chan struct{}, 1),
-		entries: make(map[string]*registry.Update),
-		dirty:   make(map[string]struct{}),
+		c:        c,
+		store:    c.opts.store,
+		wake:     make(chan struct{}, 1),
+		entries:  make(map[string]*registry.Update),
+		lastGood: make(map[string]*registry.Update),
+		dirty:    make(map[string]struct{}),
 	}
 }
 
@@ -67,6 +70,17 @@ func (s *snapshot) load() {
 		if old := s.entries[u.Service]; old == nil || old.Time.Before(u.Time) {
 			s.entries[u.Service] = u
 		}
+		good := u
+		if e.LastGood != nil {
+			if g := sanitize(registry.SnapshotEntry{Update: e.LastGood, Saved: e.Saved}); g != nil && g.Service == u.Service {
+				good = g
+			}
+		}
+		if len(good.Instances) > 0 {
+			if old := s.lastGood[u.Service]; old == nil || old.Time.Before(good.Time) {
+				s.lastGood[u.Service] = good
+			}
+		}
 	}
 	if skipped > 0 {
 		s.c.log.Warn("chain: skipped malformed snapshot entries", "count", skipped)
@@ -75,7 +89,8 @@ func (s *snapshot) load() {
 }
 
 // sanitize returns the entry's state cleaned of anything malformed, or nil
-// when it is unusable.
+// when it is unusable. Stores usually hand instances over sorted by ID and
+// valid (adapters/file does): those are taken as they are, without a copy.
 func sanitize(e registry.SnapshotEntry) *registry.Update {
 	if e.Update == nil || registry.ValidateName(e.Update.Service) != nil {
 		return nil
@@ -84,9 +99,24 @@ func sanitize(e registry.SnapshotEntry) *registry.Update {
 	if u.Time.IsZero() {
 		u.Time = e.Saved
 	}
-	seen := make(map[string]bool, len(e.Update.Instances))
-	u.Instances = make([]*registry.Instance, 0, len(e.Update.Instances))
-	for _, in := range e.Update.Instances {
+	ins := e.Update.Instances
+	clean := true
+	for i, in := range ins {
+		if in == nil || in.Name != u.Service || registry.ValidateID(in.ID) != nil || (i > 0 && ins[i-1].ID >= in.ID) {
+			clean = false
+			break
+		}
+	}
+	if clean {
+		u.Instances = ins
+		if u.Instances == nil {
+			u.Instances = []*registry.Instance{}
+		}
+		return u
+	}
+	seen := make(map[string]bool, len(ins))
+	u.Instances = make([]*registry.Instance, 0, len(ins))
+	for _, in := range ins {
 		if in == nil || in.Name != u.Service || registry.ValidateID(in.ID) != nil || seen[in.ID] {
 			continue
 		}
@@ -97,12 +127,21 @@ func sanitize(e registry.SnapshotEntry) *registry.Update {
 	return u
 }
 
-// accept records a state the chain now serves from a tier.
+// accept records a state the chain now serves from a tier. A non-empty
+// state is the service's last known good state too. An empty state of a
+// service the snapshot never held is not kept: absent names must not grow
+// the snapshot.
 func (s *snapshot) accept(name string, u *registry.Update) {
 	s.mu.Lock()
+	defer s.mu.Unlock()
+	if len(u.Instances) == 0 && s.entries[name] == nil {
+		return
+	}
 	s.entries[name] = u
+	if len(u.Instances) > 0 {
+		s.lastGood[name] = u
+	}
 	s.markLocked(name)
-	s.mu.Unlock()
 }
 
 func (s *snapshot) markLocked(name string) {
@@ -122,27 +161,88 @@ func (s *snapshot) swap(name string, old, u *registry.Update) {
 	if s.entries[name] == old {
 		s.entries[name] = u
 	}
+	if s.lastGood[name] == old {
+		s.lastGood[name] = u
+	}
 	s.mu.Unlock()
 }
 
-// serve returns the service's snapshot state as an Update with Source
-// "snapshot", nil if there is none. A confirmed time later than the
-// entry's (the source tier's last sign of life) moves the entry's Time.
-func (s *snapshot) serve(name string, confirmed time.Time) *registry.Update {
+// peek returns the service's snapshot state as served (Source "snapshot",
+// Time the later of the entry's and confirmed), nil if there is none. It
+// changes nothing; touch records a later confirmation.
+func (s *snapshot) peek(name string, confirmed time.Time) *registry.Update {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	e := s.entries[name]
 	if e == nil {
 		return nil
 	}
-	if confirmed.After(e.Time) {
-		cp := *e
-		cp.Time = confirmed
-		e = &cp
-		s.entries[name] = e
-		s.markLocked(name)
+	at := e.Time
+	if confirmed.After(at) {
+		at = confirmed
 	}
-	return &registry.Update{Service: name, Instances: e.Instances, Source: SnapshotSource, Revision: e.Revision, Time: e.Time}
+	return &registry.Update{Service: name, Instances: e.Instances, Source: SnapshotSource, Revision: e.Revision, Time: at}
+}
+
+// touch moves the entry's confirmation time to at, if later.
+func (s *snapshot) touch(name string, at time.Time) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	e := s.entries[name]
+	if e == nil || !at.After(e.Time) {
+		return
+	}
+	cp := *e
+	cp.Time = at
+	if s.lastGood[name] == e {
+		s.lastGood[name] = &cp
+	}
+	s.entries[name] = &cp
+	s.markLocked(name)
+}
+
+// good returns the service's last known good state as served (Source
+// "snapshot"), nil if there is none.
+func (s *snapshot) good(name string) *registry.Update {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	g := s.lastGood[name]
+	if g == nil {
+		return nil
+	}
+	return &registry.Update{Service: name, Instances: g.Instances, Source: SnapshotSource, Revision: g.Revision, Time: g.Time}
+}
+
+// goodInfo returns the last known good state's size, source tier and time.
+func (s *snapshot) goodInfo(name string) (n int, source string, at time.Time, ok bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	g := s.lastGood[name]
+	if g == nil {
+		return 0, "", time.Time{}, false
+	}
+	return len(g.Instances), g.Source, g.Time, true
+}
+
+// authority returns the tiers the snapshot's history says held the
+// service: the sources of its current and last known good states.
+func (s *snapshot) authority(name string) uint64 {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var mask uint64
+	for _, u := range []*registry.Update{s.entries[name], s.lastGood[name]} {
+		if u == nil {
+			continue
+		}
+		for _, src := range strings.Split(u.Source, "+") {
+			for _, t := range s.c.tiers {
+				if t.name == src {
+					mask |= bit(t.idx)
+				}
+			}
+		}
+	}
+	return mask
 }
 
 // fresh reports whether a snapshot state may still be served at now.
@@ -187,7 +287,7 @@ func (s *snapshot) confirm(now time.Time) {
 			up = up && s.c.tiers[lowest(m, len(s.c.tiers))].isUp()
 		}
 		if up {
-			s.serve(svc.name, now)
+			s.touch(svc.name, now)
 		}
 	}
 }
@@ -255,9 +355,11 @@ func (s *snapshot) flush(final bool) error {
 	}
 	names := make([]string, 0, len(s.dirty))
 	ups := make([]*registry.Update, 0, len(s.dirty))
+	goods := make([]*registry.Update, 0, len(s.dirty))
 	for name := range s.dirty {
 		names = append(names, name)
 		ups = append(ups, s.entries[name])
+		goods = append(goods, s.lastGood[name])
 	}
 	s.dirty = make(map[string]struct{})
 	s.lastCommit = time.Now()
@@ -269,13 +371,13 @@ func (s *snapshot) flush(final bool) error {
 	}
 	ctx, cancel := context.WithTimeout(parent, s.c.opts.callTimeout)
 	defer cancel()
-	err := s.store.SaveSnapshot(ctx, ups)
+	err := s.save(ctx, ups, goods)
 	if errors.Is(err, registry.ErrInvalid) && len(ups) > 1 {
 		// One bad state must not block the others forever: save them one
 		// by one and drop those the store refuses.
 		err = nil
-		for _, u := range ups {
-			if e := s.store.SaveSnapshot(ctx, []*registry.Update{u}); e != nil && !errors.Is(e, registry.ErrInvalid) {
+		for i := range ups {
+			if e := s.save(ctx, ups[i:i+1], goods[i:i+1]); e != nil && !errors.Is(e, registry.ErrInvalid) {
 				err = e
 			}
 		}
@@ -304,9 +406,34 @@ func (s *snapshot) flush(final bool) error {
 	return nil
 }
 
+// save writes the states, with their last known good states when the
+// store keeps them (registry.LastGoodSaver).
+func (s *snapshot) save(ctx context.Context, ups, goods []*registry.Update) error {
+	lg, ok := s.store.(registry.LastGoodSaver)
+	if !ok {
+		return s.store.SaveSnapshot(ctx, ups)
+	}
+	entries := make([]registry.SnapshotEntry, len(ups))
+	for i, u := range ups {
+		entries[i] = registry.SnapshotEntry{Update: u}
+		if g := goods[i]; g != nil && g != u {
+			entries[i].LastGood = g
+		}
+	}
+	return lg.SaveSnapshotEntries(ctx, entries)
+}
+
+// snapCounters are the snapshot's counters.
+type snapCounters struct {
+	entries           int
+	lastSave          time.Time
+	lastErr           error
+	commits, failures int64
+}
+
 // status returns the snapshot's counters.
-func (s *snapshot) status() (entries int, lastSave time.Time, lastErr error, commits, failures int64) {
+func (s *snapshot) status() snapCounters {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return len(s.entries), s.lastSave, s.lastErr, s.commits, s.failures
+	return snapCounters{len(s.entries), s.lastSave, s.lastErr, s.commits, s.failures}
 }

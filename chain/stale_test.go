@@ -95,12 +95,11 @@ func TestLoadDoesNotOverwriteNewerWatchState(t *testing.T) {
 func TestGuardReReadDoesNotOverwriteNewerWatchState(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		ctx := context.Background()
-		m1 := registrytest.NewMemoryNamed("m1")
-		t2 := newSlowRead("m2")
-		c := newChain(t, []chain.Tier{{Name: "tier1", Registry: m1}, {Name: "tier2", Registry: t2}},
-			append(fastHealth, chain.WithGuard(chain.Guard{Grace: 5 * time.Second}), chain.WithCallTimeout(time.Minute))...)
+		t1 := newSlowRead("m1")
+		c := newChain(t, []chain.Tier{{Name: "tier1", Registry: t1}},
+			append(fastHealth, chain.WithGuard(chain.Guard{Window: 4 * time.Second}), chain.WithCallTimeout(time.Minute))...)
 		defer c.Close()
-		if err := m1.Register(ctx, inst("svc", "x1", 9001)); err != nil {
+		if err := t1.Register(ctx, inst("svc", "x1", 9001)); err != nil {
 			t.Fatal(err)
 		}
 		p := startPump(t, c, "svc")
@@ -108,23 +107,25 @@ func TestGuardReReadDoesNotOverwriteNewerWatchState(t *testing.T) {
 		synctest.Wait()
 		p.expect(t, "tier1", "x1")
 
-		t2.armed.Store(true)
-		m1.SetAvailable(false) // failover to tier2, which is empty: held
-		time.Sleep(3 * time.Second)
+		t1.armed.Store(true)
+		t1.Deregister(ctx, inst("svc", "x1", 9001)) // someone else's delete: held
 		synctest.Wait()
 		if !serviceStatus(c, "svc").Held {
-			t.Fatalf("the drop to tier2 is not held: %+v", serviceStatus(c, "svc"))
+			t.Fatalf("the drop is not held: %+v", serviceStatus(c, "svc"))
 		}
-		<-t2.entered // the grace ended: the re-read holds []
-		if err := t2.Register(ctx, inst("svc", "x2", 9002)); err != nil {
+		<-t1.entered // the first re-read holds []
+		if err := t1.Register(ctx, inst("svc", "x2", 9002)); err != nil {
 			t.Fatal(err)
 		}
-		synctest.Wait() // tier2's watcher has delivered [x2]
-		close(t2.release)
+		synctest.Wait() // the watcher has delivered [x2]
+		close(t1.release)
 		time.Sleep(10 * time.Second)
 		synctest.Wait()
 		mustGet(t, c, "svc", "x2")
-		p.expect(t, "tier2", "x2")
+		p.expect(t, "tier1", "x2")
+		if serviceStatus(c, "svc").Held {
+			t.Errorf("still held")
+		}
 	})
 }
 

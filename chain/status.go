@@ -2,6 +2,8 @@ package chain
 
 import (
 	"slices"
+
+	"github.com/regchain/regchain/registry"
 	"strings"
 	"time"
 )
@@ -23,8 +25,34 @@ type Status struct {
 	// PendingRegistrations counts the registrations and deregistrations not
 	// yet held by every writable tier.
 	PendingRegistrations int
+	// Registrations is the state of each of the chain's own registrations
+	// (Registrations()).
+	Registrations []registry.RegistrationState
 	// Snapshot describes the last resort.
 	Snapshot SnapshotStatus
+	// Recent lists the last source switches (failovers and failbacks),
+	// oldest first, at most 32.
+	Recent []Switch
+	// Guard counts held drops since the chain started.
+	Guard GuardStatus
+}
+
+// Switch is one change of a service's source.
+type Switch struct {
+	Time     time.Time
+	Service  string
+	From, To string // sources, as in Update.Source
+	Failback bool   // to a higher tier (or off the snapshot); false: a failover
+}
+
+// GuardStatus counts what the empty-push protection did.
+type GuardStatus struct {
+	// Held counts drops held; Confirmed those confirmed and served;
+	// Discarded those never served (the service came back); Released
+	// those let through by ReleaseHold.
+	Held, Confirmed, Discarded, Released int64
+	// Rollbacks counts Rollback calls.
+	Rollbacks int64
 }
 
 // TierStatus is the health of one tier.
@@ -62,8 +90,29 @@ type ServiceStatus struct {
 	// current); Age is now - Time.
 	Time time.Time
 	Age  time.Duration
-	// Held is true while the empty-push guard holds a drop back.
-	Held bool
+	// Stale is true when the state is served from the snapshot or from a
+	// tier that is down.
+	Stale bool
+	// Held is true while the empty-push protection holds a drop back:
+	// HeldInstances is what the tiers say now, HeldSince when the drop was
+	// first held, HeldReads how many confirming re-reads it has had (it
+	// goes through after Guard.Confirmations over Guard.Window).
+	Held          bool
+	HeldInstances int
+	HeldSince     time.Time
+	HeldReads     int
+	// RolledBack is true while Rollback is in effect.
+	RolledBack bool
+	// LastGood describes the last known good state (zero Instances: none).
+	LastGood LastGoodStatus
+}
+
+// LastGoodStatus describes a service's last known good state: the last
+// non-empty state the chain accepted, what Freeze and Rollback serve.
+type LastGoodStatus struct {
+	Instances int
+	Source    string // the tier it came from
+	Time      time.Time
 }
 
 // SnapshotStatus describes the snapshot.
@@ -82,6 +131,8 @@ type SnapshotStatus struct {
 	LastError string
 	// Commits and Errors count saves.
 	Commits, Errors int64
+	// Age is now - LastSave (zero when never saved).
+	Age time.Duration
 }
 
 // Status returns the chain's current status.
@@ -115,10 +166,16 @@ func (c *Chain) Status() Status {
 		if v == nil {
 			continue
 		}
+		ss := ServiceStatus{Name: s.name, Source: v.u.Source, Instances: len(v.u.Instances), Time: v.u.Time, Stale: c.stale(v)}
 		s.mu.Lock()
-		held := s.hold != nil
+		if h := s.hold; h != nil {
+			ss.Held, ss.HeldInstances, ss.HeldSince, ss.HeldReads = true, h.count, h.since, h.reads
+		}
+		ss.RolledBack = s.pinned
 		s.mu.Unlock()
-		ss := ServiceStatus{Name: s.name, Source: v.u.Source, Instances: len(v.u.Instances), Time: v.u.Time, Held: held}
+		if n, src, at, ok := c.snap.goodInfo(s.name); ok {
+			ss.LastGood = LastGoodStatus{Instances: n, Source: src, Time: at}
+		}
 		if at := c.confirmedAt(v); at.After(ss.Time) {
 			ss.Time = at
 		}
@@ -131,7 +188,8 @@ func (c *Chain) Status() Status {
 	}
 	slices.SortFunc(st.Services, func(a, b ServiceStatus) int { return strings.Compare(a.Name, b.Name) })
 	st.PendingRegistrations = c.pendingCount(nil)
-	entries, lastSave, lastErr, commits, failures := c.snap.status()
+	sc := c.snap.status()
+	entries, lastSave, lastErr, commits, failures := sc.entries, sc.lastSave, sc.lastErr, sc.commits, sc.failures
 	st.Snapshot.Configured = c.snap.store != nil
 	st.Snapshot.Services = entries
 	st.Snapshot.LastSave = lastSave
@@ -139,6 +197,15 @@ func (c *Chain) Status() Status {
 		st.Snapshot.LastError = lastErr.Error()
 	}
 	st.Snapshot.Commits, st.Snapshot.Errors = commits, failures
+	if !lastSave.IsZero() {
+		st.Snapshot.Age = now.Sub(lastSave)
+	}
+	st.Registrations = c.Registrations()
+	st.Recent = c.m.recentSwitches()
+	st.Guard = GuardStatus{
+		Held: c.m.held.Load(), Confirmed: c.m.confirmed.Load(), Discarded: c.m.discarded.Load(),
+		Released: c.m.released.Load(), Rollbacks: c.m.rollbacks.Load(),
+	}
 	return st
 }
 

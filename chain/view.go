@@ -64,3 +64,21 @@ func (v View) Time() time.Time {
 	}
 	return v.u.Time
 }
+
+// Answer is a service's instances together with where they come from and
+// how old they are, all taken from one state (GetServiceWithInfo).
+type Answer struct {
+	// Instances are deep copies, the caller's.
+	Instances []*registry.Instance
+	// Source is the tier (tiers joined by "+", or "snapshot") the state
+	// came from.
+	Source string
+	// Time is when the source last confirmed the state.
+	Time time.Time
+	// Stale is true when the state is served from the snapshot or from a
+	// tier that is down: no live registry stands behind it right now.
+	Stale bool
+}
+
+// Age returns how old the state is at now.
+func (a Answer) Age(now time.Time) time.Duration { return now.Sub(a.Time) }

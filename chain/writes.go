@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"slices"
-	"strings"
 	"sync"
 	"time"
 
@@ -17,12 +16,14 @@ import (
 // registered (live) or to remove (a tombstone, forgotten once every
 // writable tier has it removed).
 type reg struct {
-	key   string
-	inst  *registry.Instance // immutable: replaced, never modified
-	live  bool
-	gen   uint64 // bumped by every Register/Deregister of the key
-	since time.Time
-	tiers []*regTier // per tier; nil for read-only tiers
+	key       string
+	inst      *registry.Instance // immutable: replaced, never modified
+	live      bool
+	gen       uint64 // bumped by every Register/Deregister of the key
+	since     time.Time
+	tiers     []*regTier // per tier; nil for read-only tiers
+	isLive    bool       // Live as Registrations last reported it
+	liveSince time.Time  // when isLive last changed
 }
 
 // regTier is the state of one reg in one writable tier. sem serializes the
@@ -71,6 +72,9 @@ func (c *Chain) Register(ctx context.Context, in *registry.Instance) error {
 	if c.isClosed() {
 		return c.errClosed("register " + in.String())
 	}
+	if err := c.validate(in); err != nil {
+		return err
+	}
 	if !c.writable() {
 		return fmt.Errorf("chain: register %s: %w: every tier is read-only", in, registry.ErrInvalid)
 	}
@@ -82,29 +86,21 @@ func (c *Chain) Register(ctx context.Context, in *registry.Instance) error {
 	}
 	prevInst, prevLive, prevSince := r.inst, r.live, r.since
 	r.inst, r.live, r.since = in.Clone(), true, time.Now()
+	delete(c.gone, r.key)
 	r.gen++
 	gen := r.gen
 	c.regMu.Unlock()
 
 	accepted, errs := c.writeAll(ctx, r)
 	if err := invalidErr(errs); err != nil {
+		// ErrInvalid means nothing written: take the registration back
+		// from the tiers that accepted it.
+		c.undo(r, gen, prevInst, prevLive, prevSince, in)
 		return fmt.Errorf("chain: register %s: %w", in, err)
 	}
 	if c.opts.strict && accepted == 0 {
-		c.regMu.Lock()
-		if r.gen == gen {
-			// Nothing was accepted, but a timed-out write may have landed:
-			// go back to what the chain kept before (the previous
-			// registration, or a tombstone so that it is cleaned up) and
-			// have every tier rewritten with it.
-			r.inst, r.live, r.since = prevInst, prevLive, prevSince
-			if r.inst == nil {
-				r.inst = in.Clone()
-			}
-			r.gen++
-		}
-		c.regMu.Unlock()
-		c.wakeReplays()
+		// Nothing was accepted, but a timed-out write may have landed.
+		c.undo(r, gen, prevInst, prevLive, prevSince, in)
 		return fmt.Errorf("chain: register %s: %w: no tier accepted it: %w", in, registry.ErrUnavailable, errors.Join(errs...))
 	}
 	return nil
@@ -138,11 +134,74 @@ func (c *Chain) Deregister(ctx context.Context, in *registry.Instance) error {
 	}
 	r.live, r.since = false, time.Now()
 	r.gen++
+	c.goneLocked(r.key, r.since)
 	c.regMu.Unlock()
+	// A held drop may be the chain's own removal now.
+	c.recompute(in.Name)
 
 	_, errs := c.writeAll(ctx, r)
 	if err := invalidErr(errs); err != nil {
 		return fmt.Errorf("chain: deregister %s: %w", in, err)
+	}
+	return nil
+}
+
+// recompute has the service's view decided again, if the chain has one:
+// its own registrations changed what decide looks at.
+func (c *Chain) recompute(name string) {
+	c.mu.RLock()
+	s := c.services[name]
+	c.mu.RUnlock()
+	if s == nil {
+		return
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.recomputeLocked(time.Now(), false, false)
+}
+
+// undo goes back to what the chain kept for r before the Register of gen
+// (the previous registration, or a tombstone so that it is cleaned up) and
+// has every tier rewritten with it, unless a newer call came meanwhile.
+func (c *Chain) undo(r *reg, gen uint64, prevInst *registry.Instance, prevLive bool, prevSince time.Time, in *registry.Instance) {
+	c.regMu.Lock()
+	if r.gen == gen {
+		r.inst, r.live, r.since = prevInst, prevLive, prevSince
+		if r.inst == nil {
+			r.inst = in.Clone()
+		}
+		if !r.live {
+			c.goneLocked(r.key, time.Now())
+		}
+		r.gen++
+	}
+	c.regMu.Unlock()
+	c.wakeReplays()
+}
+
+// ValidateInstance implements registry.Validator: it returns the error
+// Register would return for in without writing anything (registry
+// validation, then every writable tier's own Validator), so that a chain
+// can be a tier of another and keep the ErrInvalid rule.
+func (c *Chain) ValidateInstance(in *registry.Instance) error {
+	if err := registry.Validate(in); err != nil {
+		return err
+	}
+	return c.validate(in)
+}
+
+// validate checks in against every writable tier that says what it
+// accepts (registry.Validator), before anything is written.
+func (c *Chain) validate(in *registry.Instance) error {
+	for _, t := range c.tiers {
+		if t.readOnly {
+			continue
+		}
+		if v, ok := t.reg.(registry.Validator); ok {
+			if err := v.ValidateInstance(in); err != nil {
+				return fmt.Errorf("chain: register %s: tier %s refuses it, nothing written: %w", in, t.name, err)
+			}
+		}
 	}
 	return nil
 }
@@ -331,54 +390,6 @@ func (t *tier) replayLoop() {
 			b.Reset()
 		}
 	}
-}
-
-// Registrations implements registry.RegistrationReporter: one entry per
-// instance the chain keeps registered, Live once every writable tier holds
-// it (up or down: a tier that is down and has not got it yet does not). A
-// tier that rejected the instance as invalid does not hold it: the entry
-// stays not Live, with that rejection as LastError, until a Register the
-// tier accepts. Otherwise Attempts and LastError come from the tier that
-// lags most.
-func (c *Chain) Registrations() []registry.RegistrationState {
-	c.regMu.Lock()
-	defer c.regMu.Unlock()
-	var out []registry.RegistrationState
-	for _, r := range c.regs {
-		if !r.live {
-			continue
-		}
-		st := registry.RegistrationState{Instance: r.inst.Clone(), Live: true, Since: r.since}
-		rejected := false
-		for _, rt := range r.tiers {
-			if rt == nil {
-				continue
-			}
-			switch {
-			case rt.doneGen == r.gen && rt.rejected:
-				st.Live = false
-				if !rejected {
-					rejected, st.LastError = true, rt.lastErr
-				}
-			case rt.doneGen != r.gen:
-				st.Live = false
-				if rt.attempts >= st.Attempts {
-					st.Attempts = rt.attempts
-					if !rejected {
-						st.LastError = rt.lastErr
-					}
-				}
-			}
-		}
-		out = append(out, st)
-	}
-	slices.SortFunc(out, func(a, b registry.RegistrationState) int {
-		if c := strings.Compare(a.Instance.Name, b.Instance.Name); c != 0 {
-			return c
-		}
-		return strings.Compare(a.Instance.ID, b.Instance.ID)
-	})
-	return out
 }
 
 // pendingCount returns how many entries tier t does not hold yet (all

@@ -136,10 +136,10 @@ type ChainConfig struct {
 
 // Guard is chain.Guard.
 type Guard struct {
-	Disabled     bool     `json:"disabled,omitempty" yaml:"disabled,omitempty"`
-	Grace        Duration `json:"grace,omitempty" yaml:"grace,omitempty"`
-	MaxDropShare float64  `json:"max_drop_share,omitempty" yaml:"max_drop_share,omitempty"`
-	Window       Duration `json:"window,omitempty" yaml:"window,omitempty"`
+	Disabled      bool     `json:"disabled,omitempty" yaml:"disabled,omitempty"`
+	MaxDropShare  float64  `json:"max_drop_share,omitempty" yaml:"max_drop_share,omitempty"`
+	Window        Duration `json:"window,omitempty" yaml:"window,omitempty"`
+	Confirmations int      `json:"confirmations,omitempty" yaml:"confirmations,omitempty"`
 }
 
 // FieldError is a fault in one field of a Config. It matches
@@ -346,7 +346,7 @@ func (c *ChainConfig) validate() error {
 		d    Duration
 	}{
 		{"probe_interval", c.ProbeInterval}, {"probe_timeout", c.ProbeTimeout}, {"call_timeout", c.CallTimeout},
-		{"failback_after", c.FailbackAfter}, {"guard.grace", c.Guard.Grace}, {"guard.window", c.Guard.Window},
+		{"failback_after", c.FailbackAfter}, {"guard.window", c.Guard.Window},
 	} {
 		if f.d < 0 {
 			return fieldErr("chain."+f.name, "negative")
@@ -354,6 +354,9 @@ func (c *ChainConfig) validate() error {
 	}
 	if c.FailureThreshold < 0 {
 		return fieldErr("chain.failure_threshold", "negative")
+	}
+	if c.Guard.Confirmations < 0 {
+		return fieldErr("chain.guard.confirmations", "negative")
 	}
 	if c.Guard.MaxDropShare < 0 || c.Guard.MaxDropShare > 1 {
 		return fieldErr("chain.guard.max_drop_share", "%v: want a share between 0 and 1", c.Guard.MaxDropShare)

@@ -35,7 +35,7 @@ registry:
   static:
     instances:
       - {id: s1, name: greeter, endpoints: ["grpc://10.9.0.1:9000"]}
-  chain: {name: app, failback_after: 3s, guard: {grace: 2s}}
+  chain: {name: app, failback_after: 3s, guard: {confirmations: 2}}
 `
 
 func checkDecoded(t *testing.T, c regconfig.Config) {
@@ -47,13 +47,13 @@ func checkDecoded(t *testing.T, c regconfig.Config) {
 		c.Backends[1].Name != "dc2" || !c.Backends[1].ReadOnly {
 		t.Errorf("backends = %+v", c.Backends)
 	}
-	if c.Snapshot.MaxAge.D() != 24*time.Hour || c.Chain.FailbackAfter.D() != 3*time.Second || c.Chain.Guard.Grace.D() != 2*time.Second {
+	if c.Snapshot.MaxAge.D() != 24*time.Hour || c.Chain.FailbackAfter.D() != 3*time.Second || c.Chain.Guard.Confirmations != 2 {
 		t.Errorf("snapshot %+v, chain %+v", c.Snapshot, c.Chain)
 	}
 	if len(c.Static.Instances) != 1 || c.Static.Instances[0].Endpoints[0] != "grpc://10.9.0.1:9000" {
 		t.Errorf("static = %+v", c.Static)
 	}
-	want := "etcd://10.0.0.1:2379?ca=/etc/ssl/ca.pem&namespace=/ms&ttl=10s&username=app|consul://127.0.0.1:8500?name=dc2&read_only=true|snapshot:///var/lib/app/snap.db?max_age=24h0m0s|chain:?failback_after=3s&guard_grace=2s&name=app"
+	want := "etcd://10.0.0.1:2379?ca=/etc/ssl/ca.pem&namespace=/ms&ttl=10s&username=app|consul://127.0.0.1:8500?name=dc2&read_only=true|snapshot:///var/lib/app/snap.db?max_age=24h0m0s|chain:?failback_after=3s&guard_confirmations=2&name=app"
 	if got := c.String(); got != want {
 		t.Errorf("String() = %q\nwant %q", got, want)
 	}

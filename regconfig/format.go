@@ -96,8 +96,8 @@ func (ch ChainConfig) query() url.Values {
 	set("failure_threshold", strconv.Itoa(ch.FailureThreshold), ch.FailureThreshold != 0)
 	set("strict_register", "true", ch.StrictRegister)
 	set("guard", "false", ch.Guard.Disabled)
-	set("guard_grace", ch.Guard.Grace.D().String(), ch.Guard.Grace != 0)
 	set("guard_window", ch.Guard.Window.D().String(), ch.Guard.Window != 0)
+	set("guard_confirmations", strconv.Itoa(ch.Guard.Confirmations), ch.Guard.Confirmations != 0)
 	set("guard_max_drop_share", strconv.FormatFloat(ch.Guard.MaxDropShare, 'g', -1, 64), ch.Guard.MaxDropShare != 0)
 	return q
 }

@@ -147,8 +147,8 @@ func (ch ChainConfig) options(log *slog.Logger) []chain.Option {
 		chain.WithFailbackAfter(ch.FailbackAfter.D()),
 		chain.WithStrictRegister(ch.StrictRegister),
 		chain.WithGuard(chain.Guard{
-			Disabled: ch.Guard.Disabled, Grace: ch.Guard.Grace.D(),
-			MaxDropShare: ch.Guard.MaxDropShare, Window: ch.Guard.Window.D(),
+			Disabled: ch.Guard.Disabled, MaxDropShare: ch.Guard.MaxDropShare,
+			Window: ch.Guard.Window.D(), Confirmations: ch.Guard.Confirmations,
 		}),
 	)
 }

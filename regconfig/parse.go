@@ -18,7 +18,7 @@ var params = map[string][]string{
 	TypeZK:     {"ca", "cert", "insecure_skip_verify", "key", "name", "password", "read_only", "root", "server_name", "timeout", "tls", "ttl", "user"},
 	"static":   {"poll"},
 	"snapshot": {"flush", "max_age"},
-	"chain": {"call_timeout", "failback_after", "failure_threshold", "guard", "guard_grace", "guard_max_drop_share",
+	"chain": {"call_timeout", "failback_after", "failure_threshold", "guard", "guard_confirmations", "guard_max_drop_share",
 		"guard_window", "name", "probe_interval", "probe_timeout", "read_policy", "strict_register"},
 }
 
@@ -123,8 +123,8 @@ func (c *Config) parseExtra(scheme, rest, spec string) error {
 		var guard = true
 		p.boolean("guard", &guard)
 		ch.Guard.Disabled = !guard
-		p.duration("guard_grace", &ch.Guard.Grace)
 		p.duration("guard_window", &ch.Guard.Window)
+		p.integer("guard_confirmations", &ch.Guard.Confirmations)
 		p.float("guard_max_drop_share", &ch.Guard.MaxDropShare)
 	}
 	return p.err

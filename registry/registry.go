@@ -151,6 +151,10 @@ type SnapshotStore interface {
 // SnapshotEntry is one service's stored state.
 type SnapshotEntry struct {
 	Update *Update
+	// LastGood is the service's last non-empty state when it differs from
+	// Update (Update is empty after a confirmed drop, say); nil otherwise.
+	// Only stores that implement LastGoodSaver keep it.
+	LastGood *Update
 	// Saved is when the entry was written.
 	Saved time.Time
 }

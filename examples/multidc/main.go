@@ -277,7 +277,7 @@ func newReader(home, other *dc) (*reader, error) {
 	c, err := chain.New(tiers, chain.WithName("reader-"+home.name), chain.WithLogger(quiet),
 		chain.WithProbeInterval(200*time.Millisecond), chain.WithProbeTimeout(300*time.Millisecond),
 		chain.WithCallTimeout(500*time.Millisecond), chain.WithFailbackAfter(time.Second),
-		chain.WithGuard(chain.Guard{Grace: 500 * time.Millisecond, Window: 2 * time.Second}))
+		chain.WithGuard(chain.Guard{Window: 2 * time.Second}))
 	if err != nil {
 		r.close()
 		return nil, err

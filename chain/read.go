@@ -1,0 +1,244 @@
+package chain
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"time"
+
+	"github.com/regchain/regchain/registry"
+)
+
+// GetService implements registry.Registry. For a service the chain already
+// watches it answers from memory without I/O. The first call for a service
+// answers from the snapshot if it holds the service, else reads the first
+// tier that is up (moving on only on registry.ErrUnavailable), and starts
+// watching the service in every tier it may need.
+//
+// The returned instances are deep copies; see GetServiceShared for a cheaper
+// read-only variant.
+func (c *Chain) GetService(ctx context.Context, name string) ([]*registry.Instance, error) {
+	v, err := c.lookup(ctx, name)
+	if err != nil {
+		return nil, err
+	}
+	return cloneInstances(v.u.Instances, v.md), nil
+}
+
+// GetServiceShared implements registry.SharedReader: GetService without
+// the deep copy. The returned slice
+// is the caller's, but the Instances it points to are shared with the chain
+// and with other callers and must not be modified (they never change once
+// published: a new state holds new Instances). It costs one allocation
+// whatever the number of instances.
+func (c *Chain) GetServiceShared(ctx context.Context, name string) ([]*registry.Instance, error) {
+	v, err := c.lookup(ctx, name)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]*registry.Instance, len(v.u.Instances))
+	copy(out, v.u.Instances)
+	return out, nil
+}
+
+func (c *Chain) lookup(ctx context.Context, name string) (*view, error) {
+	c.mu.RLock()
+	s, closed := c.services[name], c.closed
+	c.mu.RUnlock()
+	if closed {
+		return nil, c.errClosed("get " + name)
+	}
+	if s != nil {
+		if !s.used.Load() {
+			s.used.Store(true)
+		}
+		if v := s.view.Load(); v != nil {
+			return v, v.check(c, name)
+		}
+	} else if err := registry.ValidateName(name); err != nil {
+		return nil, err
+	}
+	for {
+		var err error
+		if s == nil {
+			if s, err = c.service(name); err != nil {
+				return nil, err
+			}
+			s.used.Store(true)
+		}
+		v, err := s.await(ctx)
+		if errors.Is(err, errEvicted) {
+			s = nil
+			continue
+		}
+		if err != nil {
+			return nil, err
+		}
+		return v, v.check(c, name)
+	}
+}
+
+// GetServiceWithInfo is GetService that also says where the instances come
+// from and how old they are, taken from the same state (a GetService then
+// a Status could see two different states). The Instances are deep copies,
+// the caller's.
+func (c *Chain) GetServiceWithInfo(ctx context.Context, name string) (Answer, error) {
+	v, err := c.lookup(ctx, name)
+	if err != nil {
+		return Answer{}, err
+	}
+	return Answer{
+		Instances: cloneInstances(v.u.Instances, v.md),
+		Source:    v.u.Source,
+		Time:      v.u.Time,
+		Stale:     c.stale(v),
+	}, nil
+}
+
+// stale reports whether v is served from the snapshot or from a tier that
+// is down.
+func (c *Chain) stale(v *view) bool {
+	if v.mask == 0 {
+		return true
+	}
+	for m := v.mask; m != 0; m &= m - 1 {
+		if !c.tiers[lowest(m, len(c.tiers))].isUp() {
+			return true
+		}
+	}
+	return false
+}
+
+// ListServices implements registry.Registry. It asks the first tier that is
+// up (FirstHealthy, hedged like a first read: after WithHedgeDelay without
+// an answer the next tier is asked too, and the snapshot answers if it
+// holds anything) or every tier that is up (Merge); when none answers, or
+// while frozen, it lists the services of the snapshot that have instances.
+func (c *Chain) ListServices(ctx context.Context) ([]string, error) {
+	if c.isClosed() {
+		return nil, c.errClosed("list services")
+	}
+	if !c.frozen.Load() && c.opts.policy == FirstHealthy {
+		return c.listHedged(ctx)
+	}
+	if !c.frozen.Load() {
+		set := make(map[string]struct{})
+		answered := false
+		var errs []error
+		for _, t := range c.tiers {
+			if !t.isUp() {
+				continue
+			}
+			var names []string
+			err := c.call(ctx, t, func(ctx context.Context) error {
+				var err error
+				names, err = t.reg.ListServices(ctx)
+				return err
+			})
+			if err != nil {
+				if ctx.Err() != nil {
+					return nil, fmt.Errorf("chain: list services: %w", ctx.Err())
+				}
+				if !failover(err) {
+					return nil, fmt.Errorf("chain: list services: tier %s: %w", t.name, err)
+				}
+				errs = append(errs, fmt.Errorf("tier %s: %w", t.name, err))
+				continue
+			}
+			answered = true
+			for _, n := range names {
+				set[n] = struct{}{}
+			}
+			if c.opts.policy == FirstHealthy {
+				break
+			}
+		}
+		if answered {
+			out := make([]string, 0, len(set))
+			for n := range set {
+				out = append(out, n)
+			}
+			slices.Sort(out)
+			return out, nil
+		}
+		if !c.snap.any() {
+			if len(errs) == 0 {
+				errs = append(errs, errors.New("every tier is down"))
+			}
+			return nil, fmt.Errorf("chain: list services: %w: %w", registry.ErrUnavailable, errors.Join(errs...))
+		}
+	}
+	return c.snap.names(time.Now()), nil
+}
+
+// listHedged is ListServices under FirstHealthy.
+func (c *Chain) listHedged(ctx context.Context) ([]string, error) {
+	type result struct {
+		t     *tier
+		names []string
+		err   error
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel() // ends the calls still running: not the tiers' fault
+	results := make(chan result, len(c.tiers))
+	next, running := 0, 0
+	var errs []error
+	ask := func() {
+		for ; next < len(c.tiers); next++ {
+			t := c.tiers[next]
+			if !t.isUp() {
+				continue
+			}
+			next++
+			if c.spawn(func() {
+				var names []string
+				err := c.call(ctx, t, func(ctx context.Context) error {
+					var err error
+					names, err = t.reg.ListServices(ctx)
+					return err
+				})
+				results <- result{t, names, err}
+			}) {
+				running++
+			}
+			return
+		}
+	}
+	ask()
+	hedge := time.NewTimer(c.opts.hedgeDelay)
+	defer hedge.Stop()
+	for running > 0 {
+		select {
+		case r := <-results:
+			running--
+			switch {
+			case r.err == nil:
+				out := slices.Clone(r.names)
+				slices.Sort(out)
+				return slices.Compact(out), nil
+			case ctx.Err() != nil:
+				return nil, fmt.Errorf("chain: list services: %w", ctx.Err())
+			case !failover(r.err):
+				return nil, fmt.Errorf("chain: list services: tier %s: %w", r.t.name, r.err)
+			}
+			errs = append(errs, fmt.Errorf("tier %s: %w", r.t.name, r.err))
+			ask()
+		case <-hedge.C:
+			if c.snap.any() {
+				return c.snap.names(time.Now()), nil
+			}
+			ask()
+			hedge.Reset(c.opts.hedgeDelay)
+		case <-ctx.Done():
+			return nil, fmt.Errorf("chain: list services: %w", ctx.Err())
+		}
+	}
+	if c.snap.any() {
+		return c.snap.names(time.Now()), nil
+	}
+	if len(errs) == 0 {
+		errs = append(errs, errors.New("every tier is down"))
+	}
+	return nil, fmt.Errorf("chain: list services: %w: %w", registry.ErrUnavailable, errors.Join(errs...))
+}

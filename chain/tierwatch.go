@@ -1,0 +1,174 @@
+package chain
+
+import (
+	"context"
+	"errors"
+	"sync"
+	"time"
+
+	"github.com/regchain/regchain/internal/backoff"
+	"github.com/regchain/regchain/registry"
+)
+
+// tierWatcher runs one tier's Watch of one service (or of every service,
+// for discovery) and hands its states over. The tier's Watch gets the
+// watcher's context, so that stop (or Close) also ends a Watch call still in
+// flight; a watcher it returned is ended with Stop as well.
+type tierWatcher struct {
+	t       *tier
+	name    string
+	epoch   int64
+	ctx     context.Context // done when the watcher is stopped
+	cancel  context.CancelFunc
+	deliver func(w *tierWatcher, u *registry.Update)
+	lateT   *time.Timer // a service's: fires onTierLate; nil for discovery
+	late    bool        // guarded by the service's lock
+}
+
+func startTierWatcher(s *service, t *tier) *tierWatcher {
+	w := spawnWatcher(s.c, t, s.name, s.onTierUpdate)
+	if w != nil {
+		w.lateT = time.AfterFunc(s.c.opts.callTimeout, func() { s.onTierLate(w) })
+	}
+	return w
+}
+
+func spawnWatcher(c *Chain, t *tier, name string, deliver func(*tierWatcher, *registry.Update)) *tierWatcher {
+	ctx, cancel := context.WithCancel(c.ctx)
+	w := &tierWatcher{t: t, name: name, epoch: t.epoch.Load(), ctx: ctx, cancel: cancel, deliver: deliver}
+	if !c.spawn(w.run) {
+		cancel()
+		return nil
+	}
+	return w
+}
+
+// stop ends the watcher; it does not wait for its goroutine.
+func (w *tierWatcher) stop() {
+	w.cancel()
+	if w.lateT != nil {
+		w.lateT.Stop()
+	}
+}
+
+// wait sleeps d unless the watcher is stopped first.
+func (w *tierWatcher) wait(d time.Duration) bool {
+	timer := time.NewTimer(d)
+	defer timer.Stop()
+	select {
+	case <-w.ctx.Done():
+		return false
+	case <-timer.C:
+		return true
+	}
+}
+
+func (w *tierWatcher) run() {
+	defer w.cancel()
+	b := backoff.Backoff{Base: 50 * time.Millisecond, Max: 5 * time.Second}
+	for w.ctx.Err() == nil {
+		rw, err := w.t.reg.Watch(w.ctx, w.name)
+		if err != nil {
+			if w.ctx.Err() != nil {
+				return
+			}
+			w.t.report(err, false)
+			w.t.c.log.Debug("chain: tier watch failed", "tier", w.t.name, "service", w.name, "error", err)
+			if !w.wait(b.Next()) {
+				return
+			}
+			continue
+		}
+		stopAfter := context.AfterFunc(w.ctx, func() { rw.Stop() })
+		w.next(rw, &b)
+		if stopAfter() {
+			rw.Stop()
+		}
+		if w.ctx.Err() == nil && !w.wait(b.Next()) {
+			return
+		}
+	}
+}
+
+// next reads rw until it ends or the watcher is stopped.
+func (w *tierWatcher) next(rw registry.Watcher, b *backoff.Backoff) {
+	errs := 0
+	for {
+		u, err := rw.Next()
+		if w.ctx.Err() != nil {
+			return
+		}
+		if err != nil {
+			w.t.report(err, false)
+			if errors.Is(err, registry.ErrStopped) || errors.Is(err, registry.ErrClosed) {
+				w.t.c.log.Debug("chain: tier watcher ended", "tier", w.t.name, "service", w.name, "error", err)
+				return
+			}
+			w.t.c.log.Debug("chain: tier watch error", "tier", w.t.name, "service", w.name, "error", err)
+			// Feed-based watchers report an error once and then block; guard
+			// against one that keeps failing at once.
+			if errs++; errs > 1 && !w.wait(b.Next()) {
+				return
+			}
+			continue
+		}
+		errs = 0
+		b.Reset()
+		w.t.report(nil, false)
+		w.deliver(w, u)
+	}
+}
+
+// discovery runs watch-all watchers on the tiers that are up, so that a
+// chain watch-all learns of every service; each service it reports gets
+// the usual per-service state.
+type discovery struct {
+	c *Chain
+
+	mu       sync.Mutex // guards the fields below
+	watchers []*tierWatcher
+	stopped  bool
+}
+
+func newDiscovery(c *Chain) *discovery {
+	return &discovery{c: c, watchers: make([]*tierWatcher, len(c.tiers))}
+}
+
+func (d *discovery) reconcile() {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.stopped {
+		return
+	}
+	for i, t := range d.c.tiers {
+		w := d.watchers[i]
+		if w != nil && (!t.isUp() || w.epoch != t.epoch.Load()) {
+			w.stop()
+			d.watchers[i], w = nil, nil
+		}
+		if w == nil && t.isUp() {
+			d.watchers[i] = spawnWatcher(d.c, t, "", d.deliver)
+		}
+	}
+}
+
+func (d *discovery) deliver(_ *tierWatcher, u *registry.Update) {
+	if registry.ValidateName(u.Service) != nil {
+		return
+	}
+	if _, err := d.c.service(u.Service); err != nil {
+		return
+	}
+}
+
+func (d *discovery) stop() {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	d.stopped = true
+	for i, w := range d.watchers {
+		if w != nil {
+			w.stop()
+			d.watchers[i] = nil
+		}
+	}
+}
