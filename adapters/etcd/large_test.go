@@ -27,7 +27,7 @@ func TestLargeService(t *testing.T) {
 	// Grace 1s: the chain holds a mass removal that long before re-reading.
 	// The adapter's default request timeout (5s): reading 20,000 records
 	// takes longer than the 1s of the other tests under -race.
-	ch := newChainOnEtcd(t, srv.Endpoint(), ns, DefaultTimeout, chain.WithGuard(chain.Guard{Grace: time.Second}), chain.WithCallTimeout(DefaultTimeout))
+	ch := newChainOnEtcd(t, srv.Endpoint(), ns, DefaultTimeout, chain.WithGuard(chain.Guard{Window: time.Second}), chain.WithCallTimeout(DefaultTimeout))
 
 	start := time.Now()
 	got, err := ch.c.GetService(ctx, svc)
