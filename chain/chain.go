@@ -52,6 +52,7 @@ type Chain struct {
 	frozen atomic.Bool
 	m      metrics
 	snap   *snapshot
+	ext    extState // degradation level, switch file (level.go, switchfile.go)
 
 	goMu     sync.Mutex // guards goClosed and wg.Add
 	goClosed bool
@@ -140,6 +141,7 @@ func New(tiers []Tier, opts ...Option) (*Chain, error) {
 			c.spawn(t.replayLoop)
 		}
 	}
+	c.startExt()
 	return c, nil
 }
 
