@@ -1,0 +1,147 @@
+package admin_test
+
+import (
+	"context"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/chromedp/chromedp"
+
+	"github.com/regchain/regchain/admin"
+	"github.com/regchain/regchain/internal/testutil"
+)
+
+// chromium returns the browser the test drives: $REGCHAIN_CHROMIUM, else
+// /usr/bin/chromium. A missing browser fails the test: the page is only
+// known to work where it was rendered.
+func chromium(t *testing.T) string {
+	t.Helper()
+	path := os.Getenv("REGCHAIN_CHROMIUM")
+	if path == "" {
+		path = "/usr/bin/chromium"
+	}
+	if _, err := os.Stat(path); err != nil {
+		t.Fatalf("no chromium at %s (%v): run scripts/install-chromium.sh or set REGCHAIN_CHROMIUM", path, err)
+	}
+	return path
+}
+
+// artifacts returns the directory test artifacts go to: $REGCHAIN_ARTIFACTS,
+// else a temporary directory.
+func artifacts(t *testing.T) string {
+	if dir := os.Getenv("REGCHAIN_ARTIFACTS"); dir != "" {
+		if err := os.MkdirAll(dir, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		return dir
+	}
+	return t.TempDir()
+}
+
+// TestPageInBrowser renders the status page in a real headless Chromium
+// for a chain whose first tier is down, checks what it shows, saves a
+// screenshot, then brings the tier back and checks that the page
+// refreshed by itself.
+func TestPageInBrowser(t *testing.T) {
+	exec := chromium(t)
+	f := newFixture(t)
+	f.etcdDown(t)
+	if err := f.c.Rollback("billing"); err != nil {
+		t.Fatalf("Rollback: %v", err)
+	}
+
+	mux := http.NewServeMux()
+	mux.Handle("/admin/", admin.New(f.c, admin.Config{Title: "checkout-7f9c", Refresh: 200 * time.Millisecond,
+		Rules: admin.Rules{Registrations: true, Services: []string{"greeter"}}}))
+	srv := httptest.NewServer(mux)
+	defer srv.Close()
+
+	actx, cancelAlloc := chromedp.NewExecAllocator(context.Background(),
+		chromedp.ExecPath(exec),
+		chromedp.Headless,
+		chromedp.NoSandbox,
+		chromedp.DisableGPU,
+		chromedp.NoFirstRun,
+		chromedp.NoDefaultBrowserCheck,
+		chromedp.Flag("disable-background-networking", true),
+		chromedp.Flag("disable-component-update", true),
+		chromedp.Flag("disable-sync", true),
+		chromedp.UserDataDir(t.TempDir()),
+		chromedp.WindowSize(1280, 1000),
+	)
+	defer cancelAlloc()
+	bctx, cancelBrowser := chromedp.NewContext(actx)
+	defer cancelBrowser()
+	// The first Run starts the browser and must not carry a timeout (it
+	// would stop the browser); later steps are bounded.
+	if err := chromedp.Do(bctx, chromedp.Navigate(srv.URL+"/admin/")); err != nil {
+		t.Fatalf("chromedp: navigate: %v", err)
+	}
+	ctx, cancel := context.WithTimeout(bctx, testutil.Timeout(t))
+	defer cancel()
+	if err := chromedp.Do(ctx, chromedp.WaitVisible(`tr[data-tier="etcd"]`)); err != nil {
+		t.Fatalf("chromedp: wait for the tiers: %v", err)
+	}
+	text := func(sel string) string {
+		t.Helper()
+		s, err := chromedp.Run(ctx, chromedp.Text(sel))
+		if err != nil {
+			t.Fatalf("chromedp: text of %s: %v", sel, err)
+		}
+		return s
+	}
+	title, err := chromedp.Run(ctx, chromedp.Title())
+	if err != nil {
+		t.Fatalf("chromedp: title: %v", err)
+	}
+	level, etcdRow, consulRow := text(`div.level`), text(`tr[data-tier="etcd"]`), text(`tr[data-tier="consul"]`)
+	greeterRow, billingRow, regRow := text(`tr[data-service="greeter"]`), text(`tr[data-service="billing"]`), text(`tr[data-registration="checkout/web-1"]`)
+	png, err := chromedp.Run(ctx, chromedp.FullScreenshot(100)) // 100: PNG (lower is JPEG)
+	if err != nil {
+		t.Fatalf("chromedp: screenshot: %v", err)
+	}
+	shot := filepath.Join(artifacts(t), "admin-page-etcd-down.png")
+	if err := os.WriteFile(shot, png, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("screenshot: %s", shot)
+
+	checks := []struct{ what, got, want string }{
+		{"title", title, "L1 · checkout-7f9c"},
+		{"level banner", level, "L1"},
+		{"level banner", level, "failed over"},
+		{"level banner", level, "READY"},
+		{"etcd row", etcdRow, "DOWN"},
+		{"etcd row", etcdRow, "simulated outage"},
+		{"consul row", consulRow, "UP"},
+		{"greeter row", greeterRow, "consul"},
+		{"greeter row", greeterRow, "3"},
+		{"billing row", billingRow, "snapshot"},
+		{"billing row", billingRow, "ROLLED BACK"},
+		{"billing row", billingRow, "2 from etcd"},
+		{"registrations", regRow, "checkout/web-1"},
+		{"registrations", regRow, "PARTIAL"},
+		{"registrations", regRow, "consul"},
+	}
+	for _, c := range checks {
+		if !strings.Contains(c.got, c.want) {
+			t.Errorf("%s = %q, want it to contain %q", c.what, c.got, c.want)
+		}
+	}
+	if strings.Contains(etcdRow, "UP") {
+		t.Errorf("etcd row shows UP while down: %q", etcdRow)
+	}
+
+	// The page refreshes itself: bring etcd back and wait for the row.
+	f.etcd.SetAvailable(true)
+	_, err = chromedp.Run(ctx, chromedp.Poll[bool](`(() => { const r = document.querySelector('tr[data-tier="etcd"]'); return r && r.innerText.includes('UP') })()`,
+		chromedp.WithPollingInterval(50*time.Millisecond)))
+	if err != nil {
+		t.Fatalf("the page did not show etcd up again by itself: %v", err)
+	}
+}
