@@ -29,8 +29,8 @@ type recorder struct {
 }
 
 func (r *recorder) Enabled(context.Context, slog.Level) bool { return true }
-func (r *recorder) WithAttrs([]slog.Attr) slog.Handler      { return r }
-func (r *recorder) WithGroup(string) slog.Handler           { return r }
+func (r *recorder) WithAttrs([]slog.Attr) slog.Handler       { return r }
+func (r *recorder) WithGroup(string) slog.Handler            { return r }
 func (r *recorder) Handle(_ context.Context, rec slog.Record) error {
 	s := rec.Message
 	rec.Attrs(func(a slog.Attr) bool {
@@ -58,8 +58,7 @@ func (r *recorder) has(sub ...string) bool {
 	return false
 }
 
-// gauge returns the value of the metric family name from reg (its first
-// metric), or -1 when absent.
+// gather returns the metrics of the family name from reg, nil when absent.
 func gather(t *testing.T, reg *prometheus.Registry, name string) []*dto.Metric {
 	t.Helper()
 	mfs, err := reg.Gather()
