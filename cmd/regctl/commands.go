@@ -72,8 +72,12 @@ func (c *cli) dispatch(ctx context.Context, cmd string, args []string) error {
 		return c.withRegistry(ctx, "ping", c.ping)
 	case "snapshot":
 		return c.snapshot(ctx, args)
+	case "status", "freeze", "unfreeze", "release", "rollback": // remote.go
+		return c.remote(ctx, cmd, args)
+	case "register", "deregister": // repair.go
+		return c.repair(ctx, cmd, args)
 	}
-	return usagef("unknown command %q (want list, get, watch, ping or snapshot)", cmd)
+	return usagef("unknown command %q (want list, get, watch, ping, snapshot, status, freeze, unfreeze, release, rollback, register or deregister)", cmd)
 }
 
 // withRegistry opens the -registry target, runs fn and closes it. Errors
