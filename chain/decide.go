@@ -60,16 +60,21 @@ type decideIn struct {
 	// own reports whether the chain itself deregistered the instance ID:
 	// its removal is not part of a drop.
 	own func(id string) bool
+	// operator says cur was put there by Freeze or Rollback: the guard then
+	// judges a candidate against the last state accepted from a tier (snap)
+	// rather than against the operator's choice.
+	operator bool
 }
 
 // decision is decide's answer.
 type decision struct {
-	keep  bool             // leave the served state as it is
-	u     *registry.Update // the state to serve, unless keep
-	mask  uint64           // tiers u came from; 0: the snapshot
-	hold  *heldDrop        // the held drop after the decision; nil: none
-	event guardEvent
-	unpin bool // the rollback ends: a tier has the service back
+	keep     bool             // leave the served state as it is
+	u        *registry.Update // the state to serve, unless keep
+	mask     uint64           // tiers u came from; 0: the snapshot
+	hold     *heldDrop        // the held drop after the decision; nil: none
+	event    guardEvent
+	unpin    bool // the rollback ends: a tier has the service back
+	operator bool // u is served by Freeze or Rollback
 }
 
 // decide applies the rules to in.
@@ -78,17 +83,17 @@ func decide(in *decideIn) decision {
 	if in.frozen {
 		switch {
 		case in.good != nil:
-			return decision{u: in.good}
+			return decision{u: in.good, operator: true}
 		case in.snap != nil:
-			return decision{u: in.snap}
+			return decision{u: in.snap, operator: true}
 		}
-		return decision{u: &registry.Update{Service: in.name, Instances: []*registry.Instance{}, Source: SnapshotSource, Time: in.now}}
+		return decision{u: &registry.Update{Service: in.name, Instances: []*registry.Instance{}, Source: SnapshotSource, Time: in.now}, operator: true}
 	}
 	cand, mask, ok := candidate(in)
 	// Rule 2: rolled back, until a tier has the service back.
 	if in.pinned && in.good != nil {
 		if !ok || mask == 0 || isDrop(in.good.Instances, cand.Instances, in.guard.share(), in.own) {
-			return decision{u: in.good}
+			return decision{u: in.good, operator: true}
 		}
 		return decision{u: cand, mask: mask, unpin: true}
 	}
@@ -108,7 +113,14 @@ func decide(in *decideIn) decision {
 	}
 	// Rule 5: a drop from any tier is held until confirmed. States from
 	// the snapshot are the chain's own and are not judged again.
-	if in.guard.Disabled || cur == nil || mask == 0 || !isDrop(cur.u.Instances, cand.Instances, in.guard.share(), in.own) {
+	base := cur
+	if cur != nil && in.operator {
+		base = nil
+		if in.snap != nil {
+			base = &view{u: in.snap}
+		}
+	}
+	if in.guard.Disabled || base == nil || mask == 0 || !isDrop(base.u.Instances, cand.Instances, in.guard.share(), in.own) {
 		d := decision{u: cand, mask: mask}
 		if in.hold != nil {
 			d.event = evDiscarded

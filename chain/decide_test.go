@@ -210,6 +210,14 @@ func TestDecide(t *testing.T) {
 			want: "t1[a c]", wantMask: 1, unpin: true,
 		},
 		{
+			name: "after Freeze: judged against the last accepted state, not the operator's",
+			in: decideIn{
+				operator: true, cur: &view{u: st(SnapshotSource, "a", "b")}, tiers: []tierIn{tin("t1", true, st("t1"))},
+				snap: st(SnapshotSource), good: st(SnapshotSource, "a", "b"),
+			},
+			want: "t1[]", wantMask: 1,
+		},
+		{
 			name: "failback waits for hysteresis",
 			in: decideIn{
 				cur:   &view{u: st("t2", "a"), mask: 2},

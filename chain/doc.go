@@ -62,6 +62,11 @@
 // the previous registration of the same Name and ID) and Register returns
 // the refusal: either way no zombie registration is left.
 //
+// An instance the chain deregistered does not come back: while its
+// deregistration is pending in a tier (that tier was down, say), and for
+// twice the guard window after it, the chain leaves it out of every state
+// a tier delivers, until the chain registers it again.
+//
 // Registrations reports, per instance, Live when every writable tier holds
 // it: by the tier's own registry.RegistrationReporter where it has one (a
 // lease lost underneath is seen), else by the tier having accepted the

@@ -101,5 +101,5 @@ func (c *Chain) readTier(ctx context.Context, t *tier, name string) (*registry.U
 		t.report(err, false)
 		return nil, err
 	}
-	return &registry.Update{Service: name, Instances: tidy(got), Source: t.name, Time: time.Now()}, nil
+	return &registry.Update{Service: name, Instances: c.hideGone(name, tidy(got)), Source: t.name, Time: time.Now()}, nil
 }

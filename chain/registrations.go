@@ -115,6 +115,47 @@ func (c *Chain) ownTiers(name string) uint64 {
 	return 0
 }
 
+// hideGone returns ins without the instances the chain deregistered and
+// has not registered again, while their deregistration is pending in some
+// tier or was made less than twice the guard window ago: a tier that has
+// not applied it yet (it was down, its replay is pending, its watch lags)
+// must not bring them back. ins is not modified.
+func (c *Chain) hideGone(name string, ins []*registry.Instance) []*registry.Instance {
+	c.regMu.Lock()
+	defer c.regMu.Unlock()
+	if len(c.gone) == 0 {
+		return ins
+	}
+	var out []*registry.Instance
+	for i, in := range ins {
+		if c.goneLocked2(name + "/" + in.ID) {
+			if out == nil {
+				out = append(make([]*registry.Instance, 0, len(ins)), ins[:i]...)
+			}
+			continue
+		}
+		if out != nil {
+			out = append(out, in)
+		}
+	}
+	if out == nil {
+		return ins
+	}
+	return out
+}
+
+// goneLocked2 reports whether key is hidden (see hideGone).
+func (c *Chain) goneLocked2(key string) bool {
+	at, ok := c.gone[key]
+	if !ok {
+		return false
+	}
+	if r := c.regs[key]; r != nil {
+		return !r.live
+	}
+	return time.Since(at) < 2*c.opts.guard.window()
+}
+
 // ownRemoved reports whether the chain itself deregistered the instance
 // recently (within twice the guard window): its removal is not a drop.
 func (c *Chain) ownRemoved(name, id string) bool {

@@ -84,6 +84,7 @@ type service struct {
 	holdGen  uint64      // bumped when a hold starts, moves or ends: stale re-reads are dropped
 	holdT    *time.Timer // the next confirming re-read; nil: none
 	pinned   bool        // rolled back to the last known good state
+	operator bool        // the view was put there by Freeze or Rollback
 	expiry   *time.Timer // fires when a served snapshot view expires; nil: none
 	loading  chan struct{}
 	loadErr  error
@@ -214,15 +215,16 @@ func (s *service) inputLocked(now time.Time) decideIn {
 	n := len(c.tiers)
 	cur := s.view.Load()
 	in := decideIn{
-		name:   s.name,
-		now:    now,
-		policy: c.opts.policy,
-		frozen: c.frozen.Load(),
-		pinned: s.pinned,
-		cur:    cur,
-		hold:   s.hold,
-		guard:  c.opts.guard,
-		tiers:  make([]tierIn, n),
+		name:     s.name,
+		now:      now,
+		policy:   c.opts.policy,
+		frozen:   c.frozen.Load(),
+		pinned:   s.pinned,
+		cur:      cur,
+		operator: s.operator,
+		hold:     s.hold,
+		guard:    c.opts.guard,
+		tiers:    make([]tierIn, n),
 	}
 	curIdx := n
 	if cur != nil {
@@ -291,6 +293,7 @@ func (s *service) applyLocked(in *decideIn, d decision, now time.Time) {
 	if d.keep {
 		return
 	}
+	s.operator = d.operator
 	if d.mask == 0 && in.snap != nil && d.u == in.snap {
 		c.snap.touch(s.name, d.u.Time)
 	}
@@ -456,7 +459,7 @@ func (s *service) onTierUpdate(w *tierWatcher, u *registry.Update) {
 	if u.Time.IsZero() {
 		u.Time = now
 	}
-	u.Instances = tidy(u.Instances)
+	u.Instances = s.c.hideGone(s.name, tidy(u.Instances))
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.closed || s.watchers[w.t.idx] != w {

@@ -33,12 +33,27 @@ func (s *memStore) SaveSnapshot(ctx context.Context, updates []*registry.Update)
 	return nil
 }
 
+// SaveSnapshotEntries implements registry.LastGoodSaver.
+func (s *memStore) SaveSnapshotEntries(ctx context.Context, entries []registry.SnapshotEntry) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.fail != nil {
+		return s.fail
+	}
+	now := time.Now()
+	for _, e := range entries {
+		s.entries[e.Update.Service] = registry.SnapshotEntry{Update: e.Update.Clone(), LastGood: e.LastGood.Clone(), Saved: now}
+	}
+	s.commits++
+	return nil
+}
+
 func (s *memStore) LoadSnapshot(ctx context.Context) ([]registry.SnapshotEntry, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	out := make([]registry.SnapshotEntry, 0, len(s.entries))
 	for _, e := range s.entries {
-		out = append(out, registry.SnapshotEntry{Update: e.Update.Clone(), Saved: e.Saved})
+		out = append(out, registry.SnapshotEntry{Update: e.Update.Clone(), LastGood: e.LastGood.Clone(), Saved: e.Saved})
 	}
 	return out, nil
 }

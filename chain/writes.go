@@ -86,6 +86,7 @@ func (c *Chain) Register(ctx context.Context, in *registry.Instance) error {
 	}
 	prevInst, prevLive, prevSince := r.inst, r.live, r.since
 	r.inst, r.live, r.since = in.Clone(), true, time.Now()
+	delete(c.gone, r.key)
 	r.gen++
 	gen := r.gen
 	c.regMu.Unlock()

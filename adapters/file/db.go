@@ -26,13 +26,21 @@ const (
 	bucketMeta      = "regchain"
 	bucketInstances = "instances"
 	bucketSnapshot  = "snapshot"
+	bucketLastGood  = "lastgood" // snapshot files from schema 2: each service's last non-empty state
 
 	keySchema   = "schema"   // uint64 big-endian
 	keyRevision = "revision" // int64 big-endian, Registry only
 
 	// schemaVersion is the layout this build writes and the newest it reads.
-	schemaVersion = 1
+	// 2 added the lastgood bucket to snapshot files; a writable open
+	// migrates a version 1 file (of either kind) in place, in one
+	// transaction.
+	schemaVersion = 2
 )
+
+// extraBuckets are the buckets a file of a kind holds beside its data
+// bucket.
+var extraBuckets = map[string][]string{bucketSnapshot: {bucketLastGood}}
 
 // otherKind and kindName tell a registry file from a snapshot store file.
 var (
@@ -171,13 +179,14 @@ func openBolt(path string, opts *bolt.Options, file **os.File) (b *bolt.DB, err 
 	return bolt.Open(path, 0o600, opts)
 }
 
-// initSchema checks the schema version, and on a new file (or one missing
-// the data bucket) writes the meta and data buckets. It writes nothing when
-// both are present, so opening an intact file never writes.
+// initSchema checks the schema version, and on a new file, one missing a
+// bucket of its kind, or one of an older schema (opened writable) writes
+// the meta and data buckets and the schema version: the migration. It
+// writes nothing to an intact current file, so opening one never writes.
 func (d *db) initSchema(data string) error {
-	var fresh, missing bool
+	var fresh, missing, old bool
 	err := d.view(func(tx *bolt.Tx) error {
-		for _, name := range []string{bucketMeta, data} {
+		for _, name := range append([]string{bucketMeta, data}, extraBuckets[data]...) {
 			if k, v := tx.Cursor().Seek([]byte(name)); string(k) == name && v != nil {
 				return fmt.Errorf("file: open %s: %w: %w: %q is a value, not a bucket", d.path, ErrCorrupt, registry.ErrInvalid, name)
 			}
@@ -200,15 +209,20 @@ func (d *db) initSchema(data string) error {
 		case ver > schemaVersion:
 			return fmt.Errorf("file: open %s: %w: %w: schema version %d is newer than %d, the newest this build reads: use a newer regchain",
 				d.path, ErrSchema, registry.ErrInvalid, ver, schemaVersion)
+		case ver < schemaVersion:
+			old = true
 		}
 		missing = tx.Bucket([]byte(data)) == nil
+		for _, name := range extraBuckets[data] {
+			missing = missing || tx.Bucket([]byte(name)) == nil
+		}
 		if other := otherKind[data]; missing && tx.Bucket([]byte(other)) != nil {
 			return fmt.Errorf("file: open %s: %w: %w: this is a %s file, not a %s file: a Registry (Open) and a snapshot Store (OpenStore) need separate files",
 				d.path, ErrWrongKind, registry.ErrInvalid, kindName[other], kindName[data])
 		}
 		return nil
 	})
-	if err != nil || !(fresh || missing) || d.readOnly {
+	if err != nil || !(fresh || missing || old) || d.readOnly {
 		return err
 	}
 	err = d.update(func(tx *bolt.Tx) error {
@@ -216,13 +230,17 @@ func (d *db) initSchema(data string) error {
 		if err != nil {
 			return err
 		}
-		if fresh {
+		if fresh || old {
 			if err := meta.Put([]byte(keySchema), binary.BigEndian.AppendUint64(nil, schemaVersion)); err != nil {
 				return err
 			}
 		}
-		_, err = tx.CreateBucketIfNotExists([]byte(data))
-		return err
+		for _, name := range append([]string{data}, extraBuckets[data]...) {
+			if _, err := tx.CreateBucketIfNotExists([]byte(name)); err != nil {
+				return err
+			}
+		}
+		return nil
 	})
 	if err != nil {
 		return fmt.Errorf("file: open %s: initialize: %w", d.path, err)

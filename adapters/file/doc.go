@@ -16,8 +16,15 @@
 //     entries, save in one transaction in 15–40 ms (fsync included) and
 //     load in 10–20 ms on two shared cores.
 //
+// A Store keeps, beside each service's last saved state, its last known
+// good (non-empty) state whenever the saved state is empty, written in the
+// same transaction (registry.LastGoodSaver), so that the chain's Freeze and
+// Rollback can go back to it after an empty state was accepted.
+//
 // Files are created with mode 0600; the directory must exist. A file holds
 // a schema version; a newer one gives ErrSchema rather than a misreading.
+// Schema 2 added the last good states; a file of schema 1 opens as it is
+// read-only, and a writable open migrates it in place in one transaction.
 //
 // # Damaged files
 //

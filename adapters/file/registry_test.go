@@ -289,7 +289,7 @@ func TestSchema(t *testing.T) {
 		want  error
 		words string
 	}{
-		{"newer", setSchema([]byte{0, 0, 0, 0, 0, 0, 0, 2}), ErrSchema, "schema version 2 is newer than 1"},
+		{"newer", setSchema([]byte{0, 0, 0, 0, 0, 0, 0, 3}), ErrSchema, "schema version 3 is newer than 2"},
 		{"zero", setSchema(make([]byte, 8)), ErrCorrupt, "schema version 0"},
 		{"short", setSchema([]byte{1}), ErrCorrupt, "schema version is 1 bytes"},
 		{"missing", func(tx *bolt.Tx) error { return tx.Bucket([]byte(bucketMeta)).Delete([]byte(keySchema)) }, ErrCorrupt, "schema version is 0 bytes"},

@@ -15,7 +15,8 @@ import (
 
 // Store is a registry.SnapshotStore kept in a bbolt file: per service, the
 // last Update saved (instances, source, revision, time) and when it was
-// saved. The chain uses it as its last resort. Use a file of its own: a
+// saved, and beside it, when that Update is empty, the service's last
+// known good (non-empty) state (registry.LastGoodSaver). The chain uses it as its last resort. Use a file of its own: a
 // Registry and a Store cannot hold the same file open at once.
 //
 // Store is safe for concurrent use.
@@ -26,7 +27,10 @@ type Store struct {
 	closed bool
 }
 
-var _ registry.SnapshotStore = (*Store)(nil)
+var (
+	_ registry.SnapshotStore = (*Store)(nil)
+	_ registry.LastGoodSaver = (*Store)(nil)
+)
 
 // OpenStore opens or creates (mode 0600) the snapshot file at path. The
 // directory must exist. It fails like Open: ErrLocked, ErrCorrupt,
@@ -45,12 +49,31 @@ func (s *Store) Path() string { return s.d.path }
 // SaveSnapshot implements registry.SnapshotStore: it replaces the entries
 // of the updates' services in one fsync'ed transaction; other services'
 // entries stay. An Update with no instances is stored as such
-// (authoritatively empty). If several updates name the same service, the
-// last one wins. An invalid update returns registry.ErrInvalid; a failed
-// write (full disk, I/O error) returns an error wrapping
-// registry.ErrUnavailable. Either way nothing is written and the previous
-// snapshot is intact.
+// (authoritatively empty), and the service's previous non-empty state is
+// kept as its last known good state; a non-empty Update is its own. If
+// several updates name the same service, the last one wins. An invalid
+// update returns registry.ErrInvalid; a failed write (full disk, I/O
+// error) returns an error wrapping registry.ErrUnavailable. Either way
+// nothing is written and the previous snapshot is intact.
 func (s *Store) SaveSnapshot(ctx context.Context, updates []*registry.Update) error {
+	entries := make([]registry.SnapshotEntry, len(updates))
+	for i, u := range updates {
+		entries[i].Update = u
+	}
+	return s.save(ctx, entries, true)
+}
+
+// SaveSnapshotEntries implements registry.LastGoodSaver: SaveSnapshot with
+// each service's last known good state given (LastGood nil: the Update is
+// its own last good state, or there is none). Both are written in the same
+// transaction.
+func (s *Store) SaveSnapshotEntries(ctx context.Context, entries []registry.SnapshotEntry) error {
+	return s.save(ctx, entries, false)
+}
+
+// save writes entries; derive keeps the stored state as the last good one
+// when an empty Update replaces it (SaveSnapshot's rule).
+func (s *Store) save(ctx context.Context, entries []registry.SnapshotEntry, derive bool) error {
 	if err := ctx.Err(); err != nil {
 		return fmt.Errorf("file: save snapshot: %w", err)
 	}
@@ -58,20 +81,41 @@ func (s *Store) SaveSnapshot(ctx context.Context, updates []*registry.Update) er
 	type record struct {
 		key        string
 		start, end int
+		// good: [gstart, gend) is the last good state's encoding; gstart
+		// < 0: none (delete the stored one), unless keep.
+		gstart, gend int
+		keep         bool
 	}
-	records := make([]record, 0, len(updates))
+	records := make([]record, 0, len(entries))
 	var buf []byte
-	for i, u := range updates {
+	for i, e := range entries {
+		u := e.Update
 		ins, err := checkUpdate(u)
 		if err != nil {
 			return fmt.Errorf("file: save snapshot: %w", err)
 		}
 		start := len(buf)
 		buf = appendEntry(buf, saved, u, ins)
-		records = append(records, record{u.Service, start, len(buf)})
+		r := record{key: u.Service, start: start, end: len(buf), gstart: -1}
+		switch g := e.LastGood; {
+		case g != nil && len(ins) == 0:
+			gins, err := checkUpdate(g)
+			if err == nil && g.Service != u.Service {
+				err = fmt.Errorf("%w: last good state of %q is of %q", registry.ErrInvalid, u.Service, g.Service)
+			}
+			if err != nil {
+				return fmt.Errorf("file: save snapshot: %w", err)
+			}
+			r.gstart = len(buf)
+			buf = appendEntry(buf, saved, g, gins)
+			r.gend = len(buf)
+		case len(ins) == 0 && derive:
+			r.keep = true
+		}
+		records = append(records, r)
 		if i == 0 {
 			// Services tend to be alike: size the buffer after the first.
-			buf = slices.Grow(buf, len(buf)*(len(updates)-1)*9/8)
+			buf = slices.Grow(buf, len(buf)*(len(entries)-1)*9/8)
 		}
 	}
 	// Sorted keys make bbolt's inserts sequential; the stable sort keeps
@@ -91,16 +135,41 @@ func (s *Store) SaveSnapshot(ctx context.Context, updates []*registry.Update) er
 	}
 	err := s.d.update(func(tx *bolt.Tx) error {
 		b := tx.Bucket([]byte(bucketSnapshot))
-		if b == nil {
-			return fmt.Errorf("%w: %w: bucket %q missing", ErrCorrupt, registry.ErrInvalid, bucketSnapshot)
+		lg := tx.Bucket([]byte(bucketLastGood))
+		if b == nil || lg == nil {
+			return fmt.Errorf("%w: %w: bucket %q or %q missing", ErrCorrupt, registry.ErrInvalid, bucketSnapshot, bucketLastGood)
 		}
 		// Keys go in sorted, as in an append: pack pages full rather than
 		// half full, which halves the pages each save writes and syncs.
 		b.FillPercent = 1.0
 		for _, r := range records {
+			key := []byte(r.key)
+			switch {
+			case r.gstart >= 0:
+				if err := lg.Put(key, buf[r.gstart:r.gend]); err != nil {
+					return err
+				}
+			case r.keep:
+				// SaveSnapshot of an empty state: the stored state, if it
+				// has instances and no last good state is kept yet, becomes
+				// it. Same key, same encoding: its checksum holds.
+				if lg.Get(key) == nil {
+					if old := b.Get(key); old != nil {
+						if e, err := decodeEntry(r.key, old); err == nil && len(e.Update.Instances) > 0 {
+							if err := lg.Put(key, slices.Clone(old)); err != nil {
+								return err
+							}
+						}
+					}
+				}
+			default:
+				if err := lg.Delete(key); err != nil {
+					return err
+				}
+			}
 			// buf is not modified until the transaction ends, as bbolt
 			// requires of values.
-			if err := b.Put([]byte(r.key), buf[r.start:r.end]); err != nil {
+			if err := b.Put(key, buf[r.start:r.end]); err != nil {
 				return err
 			}
 		}
@@ -137,6 +206,7 @@ func (s *Store) Load(ctx context.Context) (entries []registry.SnapshotEntry, dam
 		if b == nil {
 			return nil // a new file opened read-only
 		}
+		lg := tx.Bucket([]byte(bucketLastGood)) // nil in a version 1 file opened read-only
 		c := b.Cursor()
 		i := 0
 		for k, v := c.First(); k != nil; k, v = c.Next() {
@@ -150,6 +220,17 @@ func (s *Store) Load(ctx context.Context) (entries []registry.SnapshotEntry, dam
 				s.d.log.Warn("file: skipping a snapshot entry that cannot be decoded", "path", s.d.path, "service", string(k), "err", err)
 				damaged = append(damaged, string(k))
 				continue
+			}
+			if lg != nil {
+				if gv := lg.Get(k); gv != nil {
+					g, err := decodeEntry(string(k), gv)
+					if err != nil {
+						s.d.log.Warn("file: skipping a last good state that cannot be decoded", "path", s.d.path, "service", string(k), "err", err)
+						damaged = append(damaged, string(k)+" (last good)")
+					} else {
+						e.LastGood = g.Update
+					}
+				}
 			}
 			entries = append(entries, e)
 		}

@@ -102,6 +102,15 @@ func writeSnapshot(t *testing.T) string {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// gone keeps its last known good state beside the empty one.
+	err = s.SaveSnapshotEntries(ctxT(t), []registry.SnapshotEntry{{
+		Update: &registry.Update{Service: "gone", Source: "etcd", Revision: 40, Time: now.Add(-5 * time.Minute)},
+		LastGood: &registry.Update{Service: "gone", Source: "etcd", Revision: 39, Time: now.Add(-6 * time.Minute),
+			Instances: []*registry.Instance{{ID: "x-1", Name: "gone", Version: "v1", Endpoints: []string{"grpc://10.0.0.9:9000"}}}},
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
 	return path
 }
 
@@ -115,7 +124,8 @@ func TestSnapshot(t *testing.T) {
 			t.Fatalf("got %d entries, want 3:\n%s", len(blocks), r.stdout)
 		}
 		wantContains(t, "billing entry", blocks[0], "billing  source=consul revision=7 age=2", " instances=1\n", "b-1", "http://10.0.0.3:8080")
-		wantContains(t, "gone entry", blocks[1], "gone  source=etcd revision=40 age=5m", " instances=0\n", "(no instances")
+		wantContains(t, "gone entry", blocks[1], "gone  source=etcd revision=40 age=5m", " instances=0\n", "(no instances",
+			"last known good: source=etcd revision=39 confirmed=", " instances=1\n", "x-1", "grpc://10.0.0.9:9000")
 		wantContains(t, "greeter entry", blocks[2], "greeter  source=etcd revision=42 age=1h0m", " confirmed=", " saved=", " instances=2\n",
 			"g-1", "v1.2.0", "grpc://10.0.0.1:9000,http://10.0.0.1:8000", "zone=eu-1", "g-2")
 	})
@@ -136,6 +146,12 @@ func TestSnapshot(t *testing.T) {
 		if !registry.EqualInstances(g.Instances, fleet()[:2]) {
 			t.Errorf("greeter instances = %v, want %v", g.Instances, fleet()[:2])
 		}
+		if lg := got[1].LastGood; lg == nil || lg.Source != "etcd" || len(lg.Instances) != 1 || lg.Instances[0].ID != "x-1" {
+			t.Errorf("gone's last good state = %+v", lg)
+		}
+		if got[0].LastGood != nil || got[2].LastGood != nil {
+			t.Errorf("a non-empty entry has a last good state:\n%s", r.stdout)
+		}
 		if !strings.Contains(r.stdout, `"instances": []`) {
 			t.Errorf("the empty entry's instances are not []:\n%s", r.stdout)
 		}
@@ -144,7 +160,7 @@ func TestSnapshot(t *testing.T) {
 	t.Run("inspect", func(t *testing.T) {
 		r := wantCode(t, regctl(t, "snapshot", "inspect", path), 0)
 		wantContains(t, "stdout", r.stdout,
-			"schema:     ok\n", "entries:    ok", "services:   3 (1 empty)\n", "instances:  3\n",
+			"schema:     ok\n", "entries:    ok", "services:   3 (1 empty)\n", "instances:  3\n", "last good:  1 services",
 			"oldest:     greeter from etcd, age 1h0m", "newest:     billing from consul, age 2")
 	})
 
@@ -154,7 +170,7 @@ func TestSnapshot(t *testing.T) {
 		if err := json.Unmarshal([]byte(r.stdout), &s); err != nil {
 			t.Fatalf("%v:\n%s", err, r.stdout)
 		}
-		if s.Schema != "ok" || s.Services != 3 || s.Empty != 1 || s.Instances != 3 || s.Skipped != 0 || s.Size == 0 ||
+		if s.Schema != "ok" || s.Services != 3 || s.Empty != 1 || s.Instances != 3 || s.LastGood != 1 || s.Skipped != 0 || s.Size == 0 ||
 			s.Oldest == nil || s.Oldest.Service != "greeter" || s.Newest == nil || s.Newest.Service != "billing" {
 			t.Errorf("summary = %s", r.stdout)
 		}

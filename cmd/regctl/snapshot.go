@@ -82,6 +82,17 @@ type jsonEntry struct {
 	Saved      time.Time            `json:"saved"`
 	AgeSeconds float64              `json:"age_seconds"`
 	Instances  []*registry.Instance `json:"instances"`
+	// LastGood is the service's last known good (non-empty) state, kept
+	// beside an empty one; absent when the state is its own.
+	LastGood *jsonLastGood `json:"last_good,omitempty"`
+}
+
+// jsonLastGood is a last known good state in snapshot dump -json output.
+type jsonLastGood struct {
+	Source    string               `json:"source"`
+	Revision  int64                `json:"revision"`
+	Time      time.Time            `json:"time"`
+	Instances []*registry.Instance `json:"instances"`
 }
 
 func (c *cli) dump(entries []registry.SnapshotEntry, now time.Time) error {
@@ -92,10 +103,14 @@ func (c *cli) dump(entries []registry.SnapshotEntry, now time.Time) error {
 			if ins == nil {
 				ins = []*registry.Instance{}
 			}
-			out = append(out, jsonEntry{
+			je := jsonEntry{
 				Service: e.Update.Service, Source: e.Update.Source, Revision: e.Update.Revision,
 				Time: e.Update.Time, Saved: e.Saved, AgeSeconds: e.Age(now).Seconds(), Instances: ins,
-			})
+			}
+			if g := e.LastGood; g != nil {
+				je.LastGood = &jsonLastGood{Source: g.Source, Revision: g.Revision, Time: g.Time, Instances: g.Instances}
+			}
+			out = append(out, je)
 		}
 		return c.printJSON(out)
 	}
@@ -109,12 +124,21 @@ func (c *cli) dump(entries []registry.SnapshotEntry, now time.Time) error {
 			fmtTime(u.Time, snapshotTimeLayout), fmtTime(e.Saved, snapshotTimeLayout), len(u.Instances))
 		if len(u.Instances) == 0 {
 			fmt.Fprintln(c.stdout, "  (no instances: the service was authoritatively empty)")
-			continue
+		} else {
+			tw := tabwriter.NewWriter(c.stdout, 0, 4, 2, ' ', 0)
+			writeInstances(tw, "  ", u.Instances)
+			if err := tw.Flush(); err != nil {
+				return err
+			}
 		}
-		tw := tabwriter.NewWriter(c.stdout, 0, 4, 2, ' ', 0)
-		writeInstances(tw, "  ", u.Instances)
-		if err := tw.Flush(); err != nil {
-			return err
+		if g := e.LastGood; g != nil {
+			fmt.Fprintf(c.stdout, "  last known good: source=%s revision=%d confirmed=%s instances=%d\n",
+				orDash(g.Source), g.Revision, fmtTime(g.Time, snapshotTimeLayout), len(g.Instances))
+			tw := tabwriter.NewWriter(c.stdout, 0, 4, 2, ' ', 0)
+			writeInstances(tw, "    ", g.Instances)
+			if err := tw.Flush(); err != nil {
+				return err
+			}
 		}
 	}
 	return nil
@@ -128,6 +152,9 @@ type summary struct {
 	Services  int    `json:"services"`
 	Empty     int    `json:"empty_services"`
 	Instances int    `json:"instances"`
+	// LastGood counts the services that keep a last known good state
+	// beside an empty one.
+	LastGood int `json:"last_good_services"`
 	// Skipped counts damaged entries, left out of the other numbers.
 	Skipped int       `json:"skipped_entries"`
 	Oldest  *entryRef `json:"oldest,omitempty"`
@@ -154,6 +181,9 @@ func (c *cli) inspect(path string, entries []registry.SnapshotEntry, skipped int
 		s.Instances += len(e.Update.Instances)
 		if len(e.Update.Instances) == 0 {
 			s.Empty++
+		}
+		if e.LastGood != nil {
+			s.LastGood++
 		}
 		if i == 0 || e.Age(now) > oldest.Age(now) {
 			oldest = e
@@ -186,6 +216,7 @@ func (c *cli) inspect(path string, entries []registry.SnapshotEntry, skipped int
 	}
 	fmt.Fprintf(w, "services:   %d (%d empty)\n", s.Services, s.Empty)
 	fmt.Fprintf(w, "instances:  %d\n", s.Instances)
+	fmt.Fprintf(w, "last good:  %d services keep their last known good state beside an empty one\n", s.LastGood)
 	for _, r := range []struct {
 		label string
 		ref   *entryRef
