@@ -22,7 +22,13 @@ import (
 // Tiers that are down are not waited for (nothing can be read from them):
 // the removal is replayed to them if they come back while the chain runs,
 // and their leases and sessions expire anyway; they are named in the log.
-// Drain returns registry.ErrClosed after Close. Instances registered while
+// Drain returns registry.ErrClosed after Close.
+//
+// Drain waits for a fresh watch of each tier; clients that have been
+// watching for a while see the removal by their own watch's latency, which
+// may end a little later (a Consul watcher starts at most one blocking
+// query per 50ms). A shutdown path that must outwait them sleeps that much
+// more after Drain. Instances registered while
 // Drain runs are not drained.
 func (c *Chain) Drain(ctx context.Context) error {
 	if c.isClosed() {
