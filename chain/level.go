@@ -185,11 +185,3 @@ func (c *Chain) noteLevel(d Degradation) time.Time {
 	}
 	return l.since
 }
-
-// levelNow returns the level last computed, without computing it.
-func (c *Chain) levelNow() Level {
-	l := &c.ext.level
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.level
-}
