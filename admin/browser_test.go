@@ -2,6 +2,7 @@ package admin_test
 
 import (
 	"context"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -43,6 +44,30 @@ func artifacts(t *testing.T) string {
 	return t.TempDir()
 }
 
+// browser starts a headless Chromium for the test and returns its
+// chromedp context; the browser is stopped when the test ends.
+func browser(t *testing.T, exec string) context.Context {
+	actx, cancelAlloc := chromedp.NewExecAllocator(context.Background(),
+		chromedp.ExecPath(exec),
+		chromedp.Headless,
+		chromedp.NoSandbox,
+		chromedp.DisableGPU,
+		chromedp.NoFirstRun,
+		chromedp.NoDefaultBrowserCheck,
+		chromedp.Flag("disable-background-networking", true),
+		chromedp.Flag("disable-component-update", true),
+		chromedp.Flag("disable-sync", true),
+		chromedp.UserDataDir(t.TempDir()),
+		chromedp.WindowSize(1280, 1000),
+	)
+	bctx, cancelBrowser := chromedp.NewContext(actx)
+	t.Cleanup(func() {
+		cancelBrowser()
+		cancelAlloc()
+	})
+	return bctx
+}
+
 // TestPageInBrowser renders the status page in a real headless Chromium
 // for a chain whose first tier is down, checks what it shows, saves a
 // screenshot, then brings the tier back and checks that the page
@@ -61,22 +86,7 @@ func TestPageInBrowser(t *testing.T) {
 	srv := httptest.NewServer(mux)
 	defer srv.Close()
 
-	actx, cancelAlloc := chromedp.NewExecAllocator(context.Background(),
-		chromedp.ExecPath(exec),
-		chromedp.Headless,
-		chromedp.NoSandbox,
-		chromedp.DisableGPU,
-		chromedp.NoFirstRun,
-		chromedp.NoDefaultBrowserCheck,
-		chromedp.Flag("disable-background-networking", true),
-		chromedp.Flag("disable-component-update", true),
-		chromedp.Flag("disable-sync", true),
-		chromedp.UserDataDir(t.TempDir()),
-		chromedp.WindowSize(1280, 1000),
-	)
-	defer cancelAlloc()
-	bctx, cancelBrowser := chromedp.NewContext(actx)
-	defer cancelBrowser()
+	bctx := browser(t, exec)
 	// The first Run starts the browser and must not carry a timeout (it
 	// would stop the browser); later steps are bounded.
 	if err := chromedp.Do(bctx, chromedp.Navigate(srv.URL+"/admin/")); err != nil {
@@ -144,4 +154,67 @@ func TestPageInBrowser(t *testing.T) {
 	if err != nil {
 		t.Fatalf("the page did not show etcd up again by itself: %v", err)
 	}
+}
+
+// TestPageActionsInBrowser clicks the page's mutation buttons in a real
+// browser: freeze, roll back a service, release it, unfreeze.
+func TestPageActionsInBrowser(t *testing.T) {
+	exec := chromium(t)
+	f := newFixture(t)
+	mux := http.NewServeMux()
+	mux.Handle("/admin/", admin.New(f.c, admin.Config{Mutations: true, Refresh: time.Hour, Logger: quiet()})) // refreshed by the buttons only
+	srv := httptest.NewServer(mux)
+	defer srv.Close()
+	bctx := browser(t, exec)
+	if err := chromedp.Do(bctx, chromedp.Navigate(srv.URL+"/admin/")); err != nil {
+		t.Fatalf("chromedp: navigate: %v", err)
+	}
+	ctx, cancel := context.WithTimeout(bctx, testutil.Timeout(t))
+	defer cancel()
+	click := func(sel, wantMsg string) {
+		t.Helper()
+		if err := chromedp.Do(ctx, chromedp.Click(sel, chromedp.NodeVisible)); err != nil {
+			t.Fatalf("chromedp: click %s: %v", sel, err)
+		}
+		js := fmt.Sprintf(`(() => { const m = document.getElementById('msg'); return !m.hidden && m.textContent.includes(%q) })()`, wantMsg)
+		if _, err := chromedp.Run(ctx, chromedp.Poll[bool](js, chromedp.WithPollingInterval(20*time.Millisecond))); err != nil {
+			t.Fatalf("no message %q after clicking %s: %v", wantMsg, sel, err)
+		}
+	}
+	waitText := func(sel, want string) {
+		t.Helper()
+		js := fmt.Sprintf(`(() => { const e = document.querySelector(%q); return !!e && e.innerText.includes(%q) })()`, sel, want)
+		if _, err := chromedp.Run(ctx, chromedp.Poll[bool](js, chromedp.WithPollingInterval(20*time.Millisecond))); err != nil {
+			t.Fatalf("%s never showed %q: %v", sel, want, err)
+		}
+	}
+
+	click(`button[data-action="freeze"]`, "Done: freeze")
+	waitText(`div.level`, "FROZEN")
+	if !f.c.Frozen() {
+		t.Fatal("the Freeze button did not freeze the chain")
+	}
+	click(`button[data-action="unfreeze"]`, "Done: unfreeze")
+	if f.c.Frozen() {
+		t.Fatal("the Unfreeze button did not unfreeze the chain")
+	}
+	f.etcdDown(t) // billing, only in etcd, then stays rolled back
+	if err := chromedp.Do(ctx, chromedp.Reload()); err != nil {
+		t.Fatal(err)
+	}
+	click(`button[data-action="rollback"][data-service="billing"]`, "Done: rollback billing")
+	waitText(`tr[data-service="billing"]`, "ROLLED BACK")
+	click(`button[data-action="release"][data-service="billing"]`, "Done: release billing")
+	if st := f.c.Status(); st.Guard.Rollbacks != 1 {
+		t.Errorf("rollbacks = %d, want 1", st.Guard.Rollbacks)
+	}
+	png, err := chromedp.Run(ctx, chromedp.FullScreenshot(100))
+	if err != nil {
+		t.Fatalf("chromedp: screenshot: %v", err)
+	}
+	shot := filepath.Join(artifacts(t), "admin-page-actions.png")
+	if err := os.WriteFile(shot, png, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("screenshot: %s", shot)
 }

@@ -65,6 +65,11 @@
 // may mutate. Mutations are POST only, logged, and answered with the
 // chain's state after the change.
 //
+// A mutation a browser sends from another origin (another site's page
+// posting to the admin port) is refused (403), by net/http's
+// CrossOriginProtection: the status page's own buttons are same-origin,
+// curl and regctl send no browser headers.
+//
 // Caveat: behind a reverse proxy on the same host every caller looks like
 // loopback: set a Token there.
 //
@@ -78,7 +83,10 @@
 // small script are inline) and refreshes itself every Config.Refresh (if
 // zero, 2s) by fetching its own content again; without JavaScript a meta
 // refresh does the same. When the handler stops answering, the last
-// content stays, marked as not updated since then.
+// content stays, marked as not updated since then. With mutations enabled
+// the page has buttons for them (freeze or unfreeze; per service, roll back
+// or release), and a token field when a Token is configured; the answer
+// shows on the page, which refreshes at once.
 //
 // A Handler is safe for concurrent use.
 package admin

@@ -39,10 +39,11 @@ type Config struct {
 // Handler is the admin http.Handler of one chain. It is safe for
 // concurrent use.
 type Handler struct {
-	c   *chain.Chain
-	cfg Config
-	log *slog.Logger
-	now func() time.Time
+	c    *chain.Chain
+	cfg  Config
+	log  *slog.Logger
+	now  func() time.Time
+	csrf http.CrossOriginProtection // zero: same origin only
 }
 
 // New returns the admin handler of c.
@@ -185,6 +186,9 @@ func (h *Handler) mutate(w http.ResponseWriter, r *http.Request, action string) 
 func (h *Handler) authorize(r *http.Request) (int, string) {
 	if !h.cfg.Mutations {
 		return http.StatusForbidden, "mutations are disabled (admin.Config.Mutations)"
+	}
+	if err := h.csrf.Check(r); err != nil {
+		return http.StatusForbidden, "a browser request from another origin: " + err.Error()
 	}
 	if h.cfg.Token != "" {
 		got, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -181,6 +182,7 @@ func TestMutations(t *testing.T) {
 		{"no token", tok, "POST", "/admin/freeze", "", nil, 401, "missing or wrong bearer token", false},
 		{"wrong token", tok, "POST", "/admin/freeze", "", []string{"Authorization", "Bearer nope"}, 401, "bearer token", false},
 		{"token freeze", tok, "POST", "/admin/freeze", "", []string{"Authorization", "Bearer s3cret"}, 200, `"frozen": true`, true},
+		{"cross-origin browser", loop, "POST", "/admin/freeze", "", []string{"Sec-Fetch-Site", "cross-site"}, 403, "another origin", true}, // still frozen from the previous case
 		{"loopback unfreeze", loop, "POST", "/admin/unfreeze", "", nil, 200, `"frozen": false`, false},
 		{"release without service", loop, "POST", "/admin/release", "", nil, 400, "no service", false},
 		{"release bad body", loop, "POST", "/admin/release", "{", nil, 400, "bad JSON body", false},
@@ -246,5 +248,51 @@ func TestPage(t *testing.T) {
 	_, _, frag := do(t, h, "GET", "/admin/?fragment=1", "")
 	if strings.Contains(frag, "<html") || !strings.Contains(frag, `data-tier="consul"`) {
 		t.Errorf("fragment = %.200s…, want the content only", frag)
+	}
+}
+
+// TestHeldDrop shows a drop the guard holds in the JSON and on the page,
+// and lets it through with release.
+func TestHeldDrop(t *testing.T) {
+	f := newFixture(t)
+	for i := range 2 {
+		if err := f.etcd.Deregister(context.Background(), inst("billing", fmt.Sprintf("b%d", i+1), 0)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	testutil.WaitFor(t, testutil.Timeout(t), "billing's drop held", testutil.Until(func() bool {
+		for _, s := range f.c.Status().Services {
+			if s.Name == "billing" && s.Held {
+				return true
+			}
+		}
+		return false
+	}))
+	h := admin.New(f.c, admin.Config{Mutations: true, Logger: quiet()})
+	_, _, body := do(t, h, "GET", "/admin/status", "")
+	var r admin.Report
+	if err := json.Unmarshal([]byte(body), &r); err != nil {
+		t.Fatal(err)
+	}
+	var billing admin.Service
+	for _, s := range r.Services {
+		if s.Name == "billing" {
+			billing = s
+		}
+	}
+	if !billing.Held || billing.HeldInstances != 0 || billing.Instances != 2 || billing.HeldSince == nil || r.Guard.Held != 1 {
+		t.Errorf("billing = %+v, guard %+v; want 2 served, a drop to 0 held", billing, r.Guard)
+	}
+	_, _, page := do(t, h, "GET", "/admin/", "")
+	if !strings.Contains(page, "HELD</span> drop to 0") || !strings.Contains(page, `data-action="release" data-service="billing"`) {
+		t.Error("the page shows no held drop with a Release button for billing")
+	}
+	if code, _, body := do(t, h, "POST", "/admin/release?service=billing", ""); code != 200 {
+		t.Fatalf("release = %d %s", code, body)
+	}
+	for _, s := range f.c.Status().Services {
+		if s.Name == "billing" && (s.Held || s.Instances != 0) {
+			t.Errorf("billing after release = %+v, want the drop served", s)
+		}
 	}
 }

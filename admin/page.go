@@ -151,27 +151,47 @@ ul.reasons{margin:0;padding-left:18px}
 .card b{display:block;font-size:18px}
 .card span{color:var(--mute);font-size:12px}
 #conn{margin:10px 0;padding:8px 12px;border-radius:6px;background:#ffebe9;color:var(--l3);font-weight:600}
+button{font:inherit;font-size:12px;font-weight:600;padding:3px 10px;border-radius:6px;border:1px solid var(--line);background:#fff;cursor:pointer}
+button:hover{background:var(--bg)}
+button.danger{color:var(--l3);border-color:#ffcecb}
+button:disabled{opacity:.5;cursor:default}
+.tok{margin-left:auto;font-size:12px;color:var(--mute)}
+.tok input{font:inherit;padding:2px 6px;border:1px solid var(--line);border-radius:4px}
+#msg{margin:10px 0;padding:8px 12px;border-radius:6px;font-weight:600}
+#msg.ok{background:#dafbe1;color:var(--ok)}#msg.bad{background:#ffebe9;color:var(--l3)}
 footer{padding:12px 24px;color:var(--mute);font-size:12px;border-top:1px solid var(--line)}
 code{font-size:12px;background:var(--bg);padding:1px 4px;border-radius:4px}
 </style></head>
 <body>
-<header><h1>{{.Title}}</h1><span class="mute">regchain admin · refreshes every {{.RefreshText}}</span></header>
-<main><div id="conn" hidden></div><div id="content">{{template "content" .}}</div></main>
+<header><h1>{{.Title}}</h1><span class="mute">regchain admin · refreshes every {{.RefreshText}}</span>
+{{if eq .Mutations "token"}}<label class="tok">token <input id="token" type="password" autocomplete="off" size="18"></label>{{end}}</header>
+<main><div id="conn" hidden></div><div id="msg" hidden></div><div id="content">{{template "content" .}}</div></main>
 <footer>JSON: <code>status</code> · probes: <code>readyz</code> <code>livez</code> · mutations: {{.Mutations}}{{if ne .Mutations "off"}} (<code>regctl freeze|unfreeze|release|rollback URL</code>){{end}}</footer>
 <script>
 (function(){
-  var every={{.RefreshMS}}, lastOK=new Date(), conn=document.getElementById('conn'), content=document.getElementById('content');
-  function tick(){
-    fetch(location.pathname+'?fragment=1',{cache:'no-store'}).then(function(r){
+  var every={{.RefreshMS}}, lastOK=new Date(), conn=document.getElementById('conn'), content=document.getElementById('content'), msg=document.getElementById('msg');
+  function refresh(){
+    return fetch(location.pathname+'?fragment=1',{cache:'no-store'}).then(function(r){
       if(!r.ok){throw new Error('HTTP '+r.status)}return r.text();
     }).then(function(t){
       content.innerHTML=t;lastOK=new Date();conn.hidden=true;
       var l=content.querySelector('[data-title]');if(l){document.title=l.getAttribute('data-title')}
     }).catch(function(e){
       conn.hidden=false;conn.textContent='Not updated since '+lastOK.toLocaleTimeString()+' ('+e.message+'): showing the last content.';
-    }).finally(function(){setTimeout(tick,every)});
+    });
   }
+  function tick(){refresh().finally(function(){setTimeout(tick,every)})}
   setTimeout(tick,every);
+  function say(ok,text){msg.hidden=false;msg.className=ok?'ok':'bad';msg.textContent=text}
+  document.addEventListener('click',function(e){
+    var b=e.target.closest('button[data-action]');if(!b){return}
+    var a=b.getAttribute('data-action'),s=b.getAttribute('data-service'),h={},tok=document.getElementById('token');
+    if(tok&&tok.value){h['Authorization']='Bearer '+tok.value}
+    b.disabled=true;
+    fetch(a+(s?'?service='+encodeURIComponent(s):''),{method:'POST',headers:h}).then(function(r){
+      return r.json().then(function(j){say(r.ok,r.ok?('Done: '+a+(s?' '+s:'')):('Refused: '+j.error))});
+    }).catch(function(e){say(false,a+' failed: '+e.message)}).finally(refresh);
+  });
 })();
 </script>
 </body></html>{{end}}
@@ -185,6 +205,7 @@ code{font-size:12px;background:var(--bg);padding:1px 4px;border-radius:4px}
     {{if .Ready}}<span class="pill up">READY</span>{{else}}<span class="pill down">NOT READY</span>{{end}}
     {{if .Live}}<span class="pill up">LIVE</span>{{else}}<span class="pill down">CLOSED</span>{{end}}
     {{if .Frozen}}<span class="pill warn">FROZEN</span>{{end}}
+    {{if ne .Mutations "off"}}{{if .Frozen}}<button data-action="unfreeze">Unfreeze</button>{{else}}<button class="danger" data-action="freeze">Freeze on last known good</button>{{end}}{{end}}
   </div>
 </div>
 {{if or .LevelReasons .NotReady}}<div class="grid" style="grid-template-columns:1fr 1fr">
@@ -211,12 +232,13 @@ code{font-size:12px;background:var(--bg);padding:1px 4px;border-radius:4px}
 </tbody></table>
 
 <h2>Services <span>source, age and instances served</span></h2>
-{{if .Services}}<table><thead><tr><th>Service</th><th>Source</th><th class="n">Instances</th><th>Age</th><th>Guard</th><th>Last known good</th></tr></thead><tbody>
+{{if .Services}}<table><thead><tr><th>Service</th><th>Source</th><th class="n">Instances</th><th>Age</th><th>Guard</th><th>Last known good</th>{{if ne .Mutations "off"}}<th>Act</th>{{end}}</tr></thead><tbody>
 {{range .Services}}<tr class="{{if .Stale}}stale{{end}}" data-service="{{.Name}}"><td><b>{{.Name}}</b></td>
 <td><span class="pill {{if eq .Source "snapshot"}}warn{{else if .Stale}}down{{else}}info{{end}}">{{.Source}}</span>{{if .Stale}} <span class="mute">stale</span>{{end}}{{if .RolledBack}} <span class="pill warn">ROLLED BACK</span>{{end}}</td>
 <td class="n">{{.Instances}}</td><td title="{{stamp .Time}}">{{secs .AgeSeconds}}</td>
 <td>{{if .Held}}<span class="pill down">HELD</span> drop to {{.HeldInstances}} since {{ago $now .HeldSince}}, {{.HeldReads}} re-reads{{else}}<span class="mute">—</span>{{end}}</td>
-<td>{{with .LastGood}}{{.Instances}} from {{.Source}}, {{secs .AgeSeconds}} old{{else}}<span class="mute">none</span>{{end}}</td></tr>{{end}}
+<td>{{with .LastGood}}{{.Instances}} from {{.Source}}, {{secs .AgeSeconds}} old{{else}}<span class="mute">none</span>{{end}}</td>
+{{if ne $.Mutations "off"}}<td>{{if or .Held .RolledBack}}<button data-action="release" data-service="{{.Name}}">Release</button>{{else if .LastGood}}<button data-action="rollback" data-service="{{.Name}}">Roll back</button>{{end}}</td>{{end}}</tr>{{end}}
 </tbody></table>{{else}}<p class="mute">No service read or watched yet.</p>{{end}}
 
 <h2>Own registrations <span>{{.PendingRegistrations}} pending</span></h2>
