@@ -11,6 +11,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -193,13 +194,9 @@ func TestSwitchFile(t *testing.T) {
 	}
 	testutil.WaitFor(t, testutil.Timeout(t), "b gone", testutil.Until(func() bool { return serviceStatus(c, "svc").Instances == 1 }))
 
-	// An operator's Freeze between two switches stands.
-	c.Freeze(true)
 	if err := os.WriteFile(path, nil, 0o600); err != nil {
 		t.Fatal(err)
 	}
-	c.Freeze(false)
-	// The file appeared after the poll that saw it absent: the next poll freezes.
 	testutil.WaitFor(t, testutil.Timeout(t), "frozen after the file appears", testutil.Until(c.Frozen))
 	a, err := c.GetServiceWithInfo(ctx, "svc")
 	if err != nil || a.Source != chain.SnapshotSource {
@@ -209,6 +206,43 @@ func TestSwitchFile(t *testing.T) {
 		t.Fatal(err)
 	}
 	testutil.WaitFor(t, testutil.Timeout(t), "unfrozen after the second removal", testutil.Until(func() bool { return !c.Frozen() }))
+}
+
+// TestSwitchFileAndFreeze checks that only the file's appearing and
+// disappearing switch: an operator's Freeze in between stands.
+func TestSwitchFileAndFreeze(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "freeze")
+	synctest.Test(t, func(t *testing.T) {
+		_, tiers := memTiers(1)
+		c := newChain(t, tiers, chain.WithSwitchFile(path), chain.WithSwitchFileInterval(10*time.Millisecond))
+		defer c.Close()
+		settle := func() {
+			time.Sleep(100 * time.Millisecond) // ten polls, in the bubble's time
+			synctest.Wait()
+		}
+		c.Freeze(true)
+		settle()
+		if !c.Frozen() {
+			t.Fatal("a poll of an absent file undid the operator's Freeze")
+		}
+		if err := os.WriteFile(path, nil, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		settle()
+		c.Freeze(false) // the operator again, with the file present
+		settle()
+		if c.Frozen() {
+			t.Fatal("a poll of a file still present undid the operator's unfreeze")
+		}
+		if err := os.Remove(path); err != nil {
+			t.Fatal(err)
+		}
+		c.Freeze(true)
+		settle()
+		if c.Frozen() {
+			t.Fatal("the file's removal did not unfreeze")
+		}
+	})
 }
 
 // sticky is a registry whose Deregister succeeds but removes nothing: a
