@@ -36,7 +36,7 @@
 // because its registry is down helps nobody). Readiness says whether the
 // process should take traffic; Rules configure it, and the zero Rules mean
 // "ready unless registrations cannot be written anywhere" (level L3). The
-// process is ready when every rule holds:
+// process is ready when the chain is open (not Closed) and every rule holds:
 //
 //  1. Level: the chain's degradation level (chain.Degradation) is below
 //     Rules.UnreadyAt (if zero, chain.L3). Rules.IgnoreLevel drops the rule.

@@ -86,10 +86,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusOK, h.report(h.c.Status(), h.now()))
 	case "readyz":
 		st := h.c.Status()
-		reasons := h.cfg.Rules.check(st, h.c.RegistrationTiers())
-		if !h.live() {
-			reasons = append([]string{"the chain is closed"}, reasons...)
-		}
+		reasons := h.notReady(st, h.c.RegistrationTiers())
 		code := http.StatusOK
 		if len(reasons) > 0 {
 			code = http.StatusServiceUnavailable
@@ -108,6 +105,16 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			Live bool `json:"live"`
 		}{code == http.StatusOK})
 	}
+}
+
+// notReady returns why the process is not ready (none: ready): the chain
+// is closed, or rules fail.
+func (h *Handler) notReady(st chain.Status, held map[string][]string) []string {
+	reasons := h.cfg.Rules.check(st, held)
+	if !h.live() {
+		reasons = append([]string{"the chain is closed"}, reasons...)
+	}
+	return reasons
 }
 
 // live reports whether the chain is open.

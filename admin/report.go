@@ -137,7 +137,7 @@ func (h *Handler) report(st chain.Status, now time.Time) Report {
 			Released: st.Guard.Released, Rollbacks: st.Guard.Rollbacks},
 	}
 	held := h.c.RegistrationTiers()
-	r.NotReady = h.cfg.Rules.check(st, held)
+	r.NotReady = h.notReady(st, held)
 	r.Ready = len(r.NotReady) == 0
 	for _, t := range st.Tiers {
 		r.Tiers = append(r.Tiers, Tier{Name: t.Name, ReadOnly: t.ReadOnly, Up: t.Up, Stable: t.Stable, Since: tp(t.Since),
