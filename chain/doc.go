@@ -62,6 +62,13 @@
 // the previous registration of the same Name and ID) and Register returns
 // the refusal: either way no zombie registration is left.
 //
+// A tier whose state lacks one of the chain's own registrations that it
+// had accepted (it restarted without its data, or someone deleted it) gets
+// it written again at once, as after a recovery. Tiers without a
+// registry.RegistrationReporter (and so, usually, without keepalives of
+// their own) are checked for it after each successful probe: one read per
+// service of this process.
+//
 // An instance the chain deregistered does not come back: while its
 // deregistration is pending in a tier (that tier was down, say), and for
 // twice the guard window after it, the chain leaves it out of every state

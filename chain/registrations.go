@@ -115,6 +115,37 @@ func (c *Chain) ownTiers(name string) uint64 {
 	return 0
 }
 
+// healOwn notices a tier state that lacks one of the chain's own live
+// registrations the tier had accepted (the tier lost it: a restart with
+// its data gone, an operator's delete, a tier without keepalives) and has
+// it written again. A state older than the write (a lagging watch) costs
+// one idempotent rewrite.
+func (c *Chain) healOwn(t *tier, name string, ins []*registry.Instance) {
+	if t.readOnly {
+		return
+	}
+	c.regMu.Lock()
+	n := 0
+	for _, r := range c.regs {
+		if !r.live || r.inst.Name != name {
+			continue
+		}
+		rt := r.tiers[t.idx]
+		if rt == nil || rt.doneGen != r.gen || rt.rejected {
+			continue
+		}
+		if !slices.ContainsFunc(ins, func(in *registry.Instance) bool { return in.ID == r.inst.ID }) {
+			rt.doneGen = 0
+			n++
+		}
+	}
+	c.regMu.Unlock()
+	if n > 0 {
+		c.log.Warn("chain: a tier lost registrations of this process; writing them again", "tier", t.name, "service", name, "count", n)
+		t.wakeReplay()
+	}
+}
+
 // hideGone returns ins without the instances the chain deregistered and
 // has not registered again, while their deregistration is pending in some
 // tier or was made less than twice the guard window ago: a tier that has
@@ -144,6 +175,21 @@ func (c *Chain) hideGone(name string, ins []*registry.Instance) []*registry.Inst
 	return out
 }
 
+// hideGoneState is hideGone for a state: u itself when nothing is hidden,
+// else a copy without the hidden instances.
+func (c *Chain) hideGoneState(u *registry.Update) *registry.Update {
+	if u == nil {
+		return nil
+	}
+	ins := c.hideGone(u.Service, u.Instances)
+	if len(ins) == len(u.Instances) {
+		return u
+	}
+	cp := *u
+	cp.Instances = ins
+	return &cp
+}
+
 // goneLocked2 reports whether key is hidden (see hideGone).
 func (c *Chain) goneLocked2(key string) bool {
 	at, ok := c.gone[key]
@@ -154,6 +200,20 @@ func (c *Chain) goneLocked2(key string) bool {
 		return !r.live
 	}
 	return time.Since(at) < 2*c.opts.guard.window()
+}
+
+// ownServices returns the names of the services the chain keeps live
+// registrations of.
+func (c *Chain) ownServices() []string {
+	c.regMu.Lock()
+	defer c.regMu.Unlock()
+	var out []string
+	for _, r := range c.regs {
+		if r.live && !slices.Contains(out, r.inst.Name) {
+			out = append(out, r.inst.Name)
+		}
+	}
+	return out
 }
 
 // ownRemoved reports whether the chain itself deregistered the instance
@@ -169,8 +229,8 @@ func (c *Chain) ownRemoved(name, id string) bool {
 // records older than twice the guard window.
 func (c *Chain) goneLocked(key string, now time.Time) {
 	for k, at := range c.gone {
-		if now.Sub(at) >= 2*c.opts.guard.window() {
-			delete(c.gone, k)
+		if r := c.regs[k]; (r == nil || r.live) && now.Sub(at) >= 2*c.opts.guard.window() {
+			delete(c.gone, k) // kept while its deregistration is pending
 		}
 	}
 	c.gone[key] = now

@@ -229,13 +229,18 @@ func (s *service) inputLocked(now time.Time) decideIn {
 	curIdx := n
 	if cur != nil {
 		curIdx = lowest(cur.mask, n)
+		// The served state itself must not keep an instance the chain
+		// deregistered.
+		if f := c.hideGoneState(cur.u); f != cur.u {
+			in.cur = &view{u: f, mask: cur.mask, expires: cur.expires}
+		}
 	}
 	own := c.ownTiers(s.name)
 	for i, t := range c.tiers {
 		ti := &in.tiers[i]
 		ti.name = t.name
 		ti.up = t.isUp()
-		ti.data = s.data[i]
+		ti.data = c.hideGoneState(s.data[i])
 		ti.late = s.lateLocked(i)
 		ti.auth = s.auth&bit(i) != 0 || own&bit(i) != 0
 		ti.stable = t.stable(now) || (curIdx < n && t.provenAs(c.tiers[curIdx]))
@@ -244,7 +249,7 @@ func (s *service) inputLocked(now time.Time) decideIn {
 	if curIdx < n {
 		confirmed = c.tiers[curIdx].lastConfirmed()
 	}
-	in.snap = c.snap.peek(s.name, confirmed)
+	in.snap = c.hideGoneState(c.snap.peek(s.name, confirmed))
 	in.good = c.snap.good(s.name)
 	in.own = func(id string) bool { return c.ownRemoved(s.name, id) }
 	return in
@@ -291,6 +296,9 @@ func (s *service) applyLocked(in *decideIn, d decision, now time.Time) {
 		c.log.Info("chain: rollback ends: a tier has the service back", "service", s.name, "from", d.u.Source)
 	}
 	if d.keep {
+		if in.cur != cur {
+			s.setViewLocked(in.cur.u, in.cur.mask, now)
+		}
 		return
 	}
 	s.operator = d.operator
@@ -460,6 +468,7 @@ func (s *service) onTierUpdate(w *tierWatcher, u *registry.Update) {
 		u.Time = now
 	}
 	u.Instances = s.c.hideGone(s.name, tidy(u.Instances))
+	s.c.healOwn(w.t, s.name, u.Instances)
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.closed || s.watchers[w.t.idx] != w {

@@ -407,9 +407,17 @@ func (s *snapshot) save(ctx context.Context, ups, goods []*registry.Update) erro
 	return lg.SaveSnapshotEntries(ctx, entries)
 }
 
+// snapCounters are the snapshot's counters.
+type snapCounters struct {
+	entries           int
+	lastSave          time.Time
+	lastErr           error
+	commits, failures int64
+}
+
 // status returns the snapshot's counters.
-func (s *snapshot) status() (entries int, lastSave time.Time, lastErr error, commits, failures int64) {
+func (s *snapshot) status() snapCounters {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return len(s.entries), s.lastSave, s.lastErr, s.commits, s.failures
+	return snapCounters{len(s.entries), s.lastSave, s.lastErr, s.commits, s.failures}
 }

@@ -190,7 +190,8 @@ func (c *Chain) Status() Status {
 	}
 	slices.SortFunc(st.Services, func(a, b ServiceStatus) int { return strings.Compare(a.Name, b.Name) })
 	st.PendingRegistrations = c.pendingCount(nil)
-	entries, lastSave, lastErr, commits, failures := c.snap.status()
+	sc := c.snap.status()
+	entries, lastSave, lastErr, commits, failures := sc.entries, sc.lastSave, sc.lastErr, sc.commits, sc.failures
 	st.Snapshot.Configured = c.snap.store != nil
 	st.Snapshot.Services = entries
 	st.Snapshot.LastSave = lastSave

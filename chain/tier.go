@@ -23,6 +23,7 @@ type tier struct {
 	reg      registry.Registry
 	readOnly bool
 	ping     func(ctx context.Context) error
+	verify   bool          // writable and without a RegistrationReporter: the probe checks the chain's own registrations
 	wake     chan struct{} // capacity 1: wakes the replay loop
 
 	up       atomic.Bool // breaker closed; read without the lock on hot paths
@@ -52,6 +53,8 @@ func newTier(c *Chain, idx int, t Tier) *tier {
 			return err
 		}
 	}
+	_, reports := t.Registry.(registry.RegistrationReporter)
+	tr.verify = !t.ReadOnly && !reports
 	tr.up.Store(true) // optimistic: the first probe runs at once
 	return tr
 }
@@ -95,13 +98,6 @@ func (t *tier) stableAt() (time.Time, bool) {
 		return time.Time{}, false
 	}
 	return t.upSince.Add(t.c.opts.failbackAfter), true
-}
-
-// recentlyChanged reports whether the tier changed health less than d ago.
-func (t *tier) recentlyChanged(now time.Time, d time.Duration) bool {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	return !t.since.IsZero() && now.Sub(t.since) < d
 }
 
 func (t *tier) lastConfirmed() time.Time {
@@ -170,6 +166,9 @@ func (t *tier) probeLoop() {
 			err = errors.Join(registry.ErrUnavailable, err)
 		}
 		t.report(err, true)
+		if err == nil && t.verify {
+			t.verifyOwn()
+		}
 		select {
 		case <-t.c.ctx.Done():
 			return
@@ -195,5 +194,27 @@ func (t *tier) wakeReplay() {
 	select {
 	case t.wake <- struct{}{}:
 	default:
+	}
+}
+
+// verifyOwn reads the services the chain keeps registrations of from a
+// tier that cannot report them (no registry.RegistrationReporter) and has
+// the missing ones written again (healOwn), so that Registrations stays
+// true of such tiers too. Called by the probe loop after a successful
+// probe; one read per service of this process, bounded by the probe
+// timeout.
+func (t *tier) verifyOwn() {
+	c := t.c
+	for _, name := range c.ownServices() {
+		ctx, cancel := context.WithTimeout(c.ctx, c.opts.probeTimeout)
+		got, err := t.reg.GetService(ctx, name)
+		cancel()
+		if errors.Is(err, registry.ErrNotFound) {
+			got, err = nil, nil
+		}
+		if err != nil {
+			return // the next probe tells
+		}
+		c.healOwn(t, name, got)
 	}
 }

@@ -136,12 +136,28 @@ func (c *Chain) Deregister(ctx context.Context, in *registry.Instance) error {
 	r.gen++
 	c.goneLocked(r.key, r.since)
 	c.regMu.Unlock()
+	// A held drop may be the chain's own removal now.
+	c.recompute(in.Name)
 
 	_, errs := c.writeAll(ctx, r)
 	if err := invalidErr(errs); err != nil {
 		return fmt.Errorf("chain: deregister %s: %w", in, err)
 	}
 	return nil
+}
+
+// recompute has the service's view decided again, if the chain has one:
+// its own registrations changed what decide looks at.
+func (c *Chain) recompute(name string) {
+	c.mu.RLock()
+	s := c.services[name]
+	c.mu.RUnlock()
+	if s == nil {
+		return
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.recomputeLocked(time.Now(), false, false)
 }
 
 // undo goes back to what the chain kept for r before the Register of gen

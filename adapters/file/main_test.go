@@ -3,7 +3,6 @@ package file
 import (
 	"context"
 	"fmt"
-	"io"
 	"log/slog"
 	"os"
 	"os/exec"
@@ -104,23 +103,4 @@ func mustOpenStore(t testing.TB, path string, cfg Config) *Store {
 		t.Fatalf("OpenStore(%s): %v", path, err)
 	}
 	return s
-}
-
-func copyFile(t testing.TB, dst, src string) {
-	t.Helper()
-	in, err := os.Open(src)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer in.Close()
-	out, err := os.OpenFile(dst, os.O_CREATE|os.O_TRUNC|os.O_WRONLY, 0o600)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := io.Copy(out, in); err != nil {
-		t.Fatal(err)
-	}
-	if err := out.Close(); err != nil {
-		t.Fatal(err)
-	}
 }
