@@ -26,9 +26,10 @@ import (
 //
 // Drain waits for a fresh watch of each tier; clients that have been
 // watching for a while see the removal by their own watch's latency, which
-// may end a little later (a Consul watcher starts at most one blocking
-// query per 50ms). A shutdown path that must outwait them sleeps that much
-// more after Drain. Instances registered while
+// may end later: regchain's Consul watchers start at most one blocking
+// query per 50ms, and a change seen only through Consul's catalog waits for
+// their next full re-read (at least 1s apart); measured in bench/drain. A
+// shutdown path that must outwait them sleeps that much more after Drain. Instances registered while
 // Drain runs are not drained.
 func (c *Chain) Drain(ctx context.Context) error {
 	if c.isClosed() {

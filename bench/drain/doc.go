@@ -5,8 +5,10 @@
 // until Drain returns (drain-ms), as medians and maxima. Drain returns once
 // a fresh watch of each tier no longer shows the instance; a client that
 // has been watching for a while may see the removal a little later than
-// that, by its own watch's latency (the Consul adapter starts at most one
-// blocking query per 50ms, so its watchers lag by up to that).
+// that, by its own watch's latency: the Consul adapter starts at most one
+// blocking query per 50ms, and a removal it sees only through the catalog
+// query waits for its next full re-read, at least 1s after the last one
+// (adapters/consul, hub.go: minFullGap).
 //
 //	go test -run '^$' -bench . -benchtime 20x ./bench/drain
 //
