@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -255,10 +254,22 @@ func TestPage(t *testing.T) {
 // and lets it through with release.
 func TestHeldDrop(t *testing.T) {
 	f := newFixture(t)
-	for i := range 2 {
-		if err := f.etcd.Deregister(context.Background(), inst("billing", fmt.Sprintf("b%d", i+1), 0)); err != nil {
-			t.Fatal(err)
+	billingCount := func() int {
+		for _, s := range f.c.Status().Services {
+			if s.Name == "billing" {
+				return s.Instances
+			}
 		}
+		return -1
+	}
+	// 2 -> 1 is no drop (MaxDropShare 0.5); 1 -> 0 is. One at a time, so
+	// that the chain sees both steps.
+	if err := f.etcd.Deregister(context.Background(), inst("billing", "b1", 0)); err != nil {
+		t.Fatal(err)
+	}
+	testutil.WaitFor(t, testutil.Timeout(t), "billing at 1", testutil.Until(func() bool { return billingCount() == 1 }))
+	if err := f.etcd.Deregister(context.Background(), inst("billing", "b2", 0)); err != nil {
+		t.Fatal(err)
 	}
 	testutil.WaitFor(t, testutil.Timeout(t), "billing's drop held", testutil.Until(func() bool {
 		for _, s := range f.c.Status().Services {
@@ -280,8 +291,8 @@ func TestHeldDrop(t *testing.T) {
 			billing = s
 		}
 	}
-	if !billing.Held || billing.HeldInstances != 0 || billing.Instances != 2 || billing.HeldSince == nil || r.Guard.Held != 1 {
-		t.Errorf("billing = %+v, guard %+v; want 2 served, a drop to 0 held", billing, r.Guard)
+	if !billing.Held || billing.HeldInstances != 0 || billing.Instances != 1 || billing.HeldSince == nil || r.Guard.Held != 1 {
+		t.Errorf("billing = %+v, guard %+v; want 1 served, a drop to 0 held", billing, r.Guard)
 	}
 	_, _, page := do(t, h, "GET", "/admin/", "")
 	if !strings.Contains(page, "HELD</span> drop to 0") || !strings.Contains(page, `data-action="release" data-service="billing"`) {
