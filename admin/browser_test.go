@@ -97,20 +97,19 @@ func TestPageInBrowser(t *testing.T) {
 	if err := chromedp.Do(ctx, chromedp.WaitVisible(`tr[data-tier="etcd"]`)); err != nil {
 		t.Fatalf("chromedp: wait for the tiers: %v", err)
 	}
-	text := func(sel string) string {
-		t.Helper()
-		s, err := chromedp.Run(ctx, chromedp.Text(sel))
-		if err != nil {
-			t.Fatalf("chromedp: text of %s: %v", sel, err)
-		}
-		return s
-	}
-	title, err := chromedp.Run(ctx, chromedp.Title())
+	// One evaluation reads every part: the page replaces its content at
+	// each refresh, so separate reads could straddle one.
+	texts, err := chromedp.Run(ctx, chromedp.Evaluate[map[string]string](`(() => {
+		const q = s => { const e = document.querySelector(s); return e ? e.innerText : "(missing)" };
+		return {title: document.title, level: q('div.level'), etcd: q('tr[data-tier="etcd"]'), consul: q('tr[data-tier="consul"]'),
+			greeter: q('tr[data-service="greeter"]'), billing: q('tr[data-service="billing"]'),
+			reg: q('tr[data-registration="checkout/web-1"]')};
+	})()`))
 	if err != nil {
-		t.Fatalf("chromedp: title: %v", err)
+		t.Fatalf("chromedp: read the page: %v", err)
 	}
-	level, etcdRow, consulRow := text(`div.level`), text(`tr[data-tier="etcd"]`), text(`tr[data-tier="consul"]`)
-	greeterRow, billingRow, regRow := text(`tr[data-service="greeter"]`), text(`tr[data-service="billing"]`), text(`tr[data-registration="checkout/web-1"]`)
+	title, level, etcdRow, consulRow := texts["title"], texts["level"], texts["etcd"], texts["consul"]
+	greeterRow, billingRow, regRow := texts["greeter"], texts["billing"], texts["reg"]
 	png, err := chromedp.Run(ctx, chromedp.FullScreenshot(100)) // 100: PNG (lower is JPEG)
 	if err != nil {
 		t.Fatalf("chromedp: screenshot: %v", err)
