@@ -84,9 +84,11 @@
 // zero, 2s) by fetching its own content again; without JavaScript a meta
 // refresh does the same. When the handler stops answering, the last
 // content stays, marked as not updated since then. With mutations enabled
-// the page has buttons for them (freeze or unfreeze; per service, roll back
-// or release), and a token field when a Token is configured; the answer
-// shows on the page, which refreshes at once.
+// the page has buttons for them (freeze or unfreeze; per service, release
+// when a drop is held or it is rolled back, roll back when it is stale or
+// has fewer instances than its last known good state), and a token field
+// when a Token is configured; the answer shows on the page, which
+// refreshes at once.
 //
 // A Handler is safe for concurrent use.
 package admin

@@ -238,7 +238,7 @@ code{font-size:12px;background:var(--bg);padding:1px 4px;border-radius:4px}
 <td class="n">{{.Instances}}</td><td title="{{stamp .Time}}">{{secs .AgeSeconds}}</td>
 <td>{{if .Held}}<span class="pill down">HELD</span> drop to {{.HeldInstances}} since {{ago $now .HeldSince}}, {{.HeldReads}} re-reads{{else}}<span class="mute">—</span>{{end}}</td>
 <td>{{with .LastGood}}{{.Instances}} from {{.Source}}, {{secs .AgeSeconds}} old{{else}}<span class="mute">none</span>{{end}}</td>
-{{if ne $.Mutations "off"}}<td>{{if or .Held .RolledBack}}<button data-action="release" data-service="{{.Name}}">Release</button>{{else if .LastGood}}<button data-action="rollback" data-service="{{.Name}}">Roll back</button>{{end}}</td>{{end}}</tr>{{end}}
+{{if ne $.Mutations "off"}}<td>{{if or .Held .RolledBack}}<button data-action="release" data-service="{{.Name}}">Release</button>{{else if and .LastGood (or .Stale (lt .Instances .LastGood.Instances))}}<button data-action="rollback" data-service="{{.Name}}" title="serve its last known good state">Roll back</button>{{end}}</td>{{end}}</tr>{{end}}
 </tbody></table>{{else}}<p class="mute">No service read or watched yet.</p>{{end}}
 
 <h2>Own registrations <span>{{.PendingRegistrations}} pending</span></h2>
