@@ -29,7 +29,12 @@ import (
 // may end later: regchain's Consul watchers start at most one blocking
 // query per 50ms, and a change seen only through Consul's catalog waits for
 // their next full re-read (at least 1s apart); measured in bench/drain. A
-// shutdown path that must outwait them sleeps that much more after Drain. Instances registered while
+// shutdown path that must outwait them sleeps that much more after Drain.
+//
+// Clients that read through their own Chain see the removal at once only
+// when it is no drop to their guard (Guard.MaxDropShare): draining the last
+// instance of a service, or most of them at once, is held by the clients'
+// guards for up to Guard.Window, during which they keep the instance. Instances registered while
 // Drain runs are not drained.
 func (c *Chain) Drain(ctx context.Context) error {
 	if c.isClosed() {
