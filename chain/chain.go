@@ -77,6 +77,7 @@ var (
 	_ registry.RegistrationReporter = (*Chain)(nil)
 	_ registry.SharedReader         = (*Chain)(nil)
 	_ registry.Pinger               = (*Chain)(nil)
+	_ registry.Validator            = (*Chain)(nil)
 )
 
 // New returns a chain over tiers, in order of preference. It loads the

@@ -89,7 +89,8 @@ func (s *snapshot) load() {
 }
 
 // sanitize returns the entry's state cleaned of anything malformed, or nil
-// when it is unusable.
+// when it is unusable. Stores usually hand instances over sorted by ID and
+// valid (adapters/file does): those are taken as they are, without a copy.
 func sanitize(e registry.SnapshotEntry) *registry.Update {
 	if e.Update == nil || registry.ValidateName(e.Update.Service) != nil {
 		return nil
@@ -98,9 +99,24 @@ func sanitize(e registry.SnapshotEntry) *registry.Update {
 	if u.Time.IsZero() {
 		u.Time = e.Saved
 	}
-	seen := make(map[string]bool, len(e.Update.Instances))
-	u.Instances = make([]*registry.Instance, 0, len(e.Update.Instances))
-	for _, in := range e.Update.Instances {
+	ins := e.Update.Instances
+	clean := true
+	for i, in := range ins {
+		if in == nil || in.Name != u.Service || registry.ValidateID(in.ID) != nil || (i > 0 && ins[i-1].ID >= in.ID) {
+			clean = false
+			break
+		}
+	}
+	if clean {
+		u.Instances = ins
+		if u.Instances == nil {
+			u.Instances = []*registry.Instance{}
+		}
+		return u
+	}
+	seen := make(map[string]bool, len(ins))
+	u.Instances = make([]*registry.Instance, 0, len(ins))
+	for _, in := range ins {
 		if in == nil || in.Name != u.Service || registry.ValidateID(in.ID) != nil || seen[in.ID] {
 			continue
 		}

@@ -179,6 +179,17 @@ func (c *Chain) undo(r *reg, gen uint64, prevInst *registry.Instance, prevLive b
 	c.wakeReplays()
 }
 
+// ValidateInstance implements registry.Validator: it returns the error
+// Register would return for in without writing anything (registry
+// validation, then every writable tier's own Validator), so that a chain
+// can be a tier of another and keep the ErrInvalid rule.
+func (c *Chain) ValidateInstance(in *registry.Instance) error {
+	if err := registry.Validate(in); err != nil {
+		return err
+	}
+	return c.validate(in)
+}
+
 // validate checks in against every writable tier that says what it
 // accepts (registry.Validator), before anything is written.
 func (c *Chain) validate(in *registry.Instance) error {

@@ -352,7 +352,15 @@ func testInvalid(t *testing.T, k *kit) {
 		{"empty metadata key", mod(func(in *registry.Instance) { in.Metadata = map[string]string{"": "x"} })},
 		{"control char in version", mod(func(in *registry.Instance) { in.Version = "v1\n" })},
 	}
+	v, validates := k.r.(registry.Validator)
 	for _, c := range cases {
+		if validates && c.in != nil {
+			// A registry that says what it refuses says it before writing:
+			// its ValidateInstance agrees with its Register.
+			if err := v.ValidateInstance(c.in); !errors.Is(err, registry.ErrInvalid) {
+				t.Errorf("ValidateInstance(%s) error = %v, want ErrInvalid", c.name, err)
+			}
+		}
 		err := k.r.Register(ctxT(t), c.in)
 		if !errors.Is(err, registry.ErrInvalid) {
 			t.Errorf("Register(%s) error = %v, want ErrInvalid", c.name, err)
@@ -377,6 +385,11 @@ func testInvalid(t *testing.T, k *kit) {
 	}
 	if err := k.r.Deregister(ctxT(t), &registry.Instance{Name: "a/b", ID: "x"}); !errors.Is(err, registry.ErrInvalid) {
 		t.Errorf("Deregister(bad name) error = %v, want ErrInvalid", err)
+	}
+	if validates {
+		if err := v.ValidateInstance(good()); err != nil {
+			t.Errorf("ValidateInstance(valid instance) = %v, want nil", err)
+		}
 	}
 	// The registry still works.
 	k.register(t, good())

@@ -29,9 +29,14 @@ type Memory struct {
 }
 
 var (
-	_ registry.Registry = (*Memory)(nil)
-	_ registry.Pinger   = (*Memory)(nil)
+	_ registry.Registry  = (*Memory)(nil)
+	_ registry.Pinger    = (*Memory)(nil)
+	_ registry.Validator = (*Memory)(nil)
 )
+
+// ValidateInstance implements registry.Validator: Memory refuses exactly
+// what registry.Validate refuses.
+func (m *Memory) ValidateInstance(in *registry.Instance) error { return registry.Validate(in) }
 
 // NewMemory returns an empty in-memory registry whose updates say Source
 // "memory".
