@@ -15,12 +15,14 @@
 //
 // Each service the chain is asked about gets an in-memory view fed by tier
 // watches. GetService on such a service does no I/O: it copies the current
-// view (GetServiceShared returns it without the deep copy). The first
+// view (GetServiceShared returns it without the deep copy, Lookup without
+// any copy, GetServiceWithInfo with its source and age). The first
 // GetService or Watch of a service answers from the snapshot if it holds
-// the service, else reads the first tier that is up; then the service is
+// the service, else reads the tiers (see First reads); then the service is
 // watched in the tiers it may need: under FirstHealthy the current source,
-// the tiers above it (to fail back) and, after a failure, the next tier
-// that is up; under Merge every tier that is up. Watch("") also watches
+// the tiers above it (to fail back), the next tier that is up after a
+// failure, and the tiers below one that has no opinion on the service
+// (rule 3); under Merge every tier that is up. Watch("") also watches
 // every tier for new services.
 //
 // # Health, failover, failback
@@ -28,8 +30,8 @@
 // Each tier has a circuit breaker fed by probes (registry.Pinger, or a
 // GetService of a service that does not exist), by the chain's own calls
 // and by its watchers: WithFailureThreshold consecutive failures that wrap
-// registry.ErrUnavailable (or time out) open it, and the first successful
-// probe closes it. A tier whose circuit is open is skipped and its watchers
+// registry.ErrUnavailable open it, and the first successful probe closes
+// it. A first read or re-read that is merely slow is not a failure. A tier whose circuit is open is skipped and its watchers
 // are stopped; when it comes back they are restarted, so its first states
 // after an outage are fresh. registry.ErrNotFound from a tier that is up is
 // an answer, not a failure. A Chain is itself a registry.Pinger (up while
@@ -196,10 +198,12 @@
 // registrations, the snapshot's age and the recent failovers, for readiness
 // probes and an admin page; ReleaseHold, Rollback and Freeze are the
 // operator's switches. GetServiceWithInfo returns the instances together
-// with their source and age, taken from one state. Collector
-// exports the same, plus failovers, failbacks, replays and guard counts, to
-// Prometheus, with per-tier latency histograms of probes, reads and writes
-// (regchain_chain_tier_{probe,read,write}_seconds). Health changes, failovers, failbacks, replays and holds are
+// with their source and age, taken from one state. Collector exports the
+// same, plus failovers, failbacks, replays, held, confirmed, discarded and
+// released drops, rollbacks and evictions, to Prometheus, with per-tier
+// latency histograms of probes, reads and writes
+// (regchain_chain_tier_{probe,read,write}_seconds). Health changes,
+// failovers, failbacks, replays and holds are
 // logged with log/slog (WithLogger).
 //
 // # Degradation levels, the switch file, drain
@@ -241,10 +245,16 @@
 //
 // # Caveats
 //
-// GetService returns deep copies, as the registry contract requires; with
-// metadata that costs one allocation per instance for its map on top of
-// three for the slices and structs. GetServiceShared costs one allocation
-// but its Instances must not be modified.
+// GetService returns deep copies, as the registry contract requires: three
+// allocations for all the slices and structs, and a fresh Metadata map per
+// instance (two allocations each, the runtime's minimum for a map).
+// Go-Micro's registry/cache shares node Metadata maps between copies, so it
+// allocates less. GetServiceShared costs one allocation but its Instances
+// must not be modified; Lookup none.
+//
+// Held drops, rollbacks, the chain's own deregistrations (hidden from
+// tiers that lag) and the negative cache are in memory: a restarted
+// process starts them over (the last known good states are in the store).
 //
 // At start with a snapshot, a service the snapshot holds is served from it
 // until the tiers' first states arrive (milliseconds when they are up),

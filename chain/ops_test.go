@@ -165,3 +165,36 @@ func TestLastGoodSurvivesRestart(t *testing.T) {
 		mustGet(t, c2, "svc", "a1", "a2")
 	})
 }
+
+// TestStatusForAdmin: Status carries what an admin page shows: recent
+// switches, the chain's registrations, tier health since when, a service's
+// staleness and last known good state.
+func TestStatusForAdmin(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		ctx := context.Background()
+		mems, tiers := memTiers(2)
+		c := newChain(t, tiers, fastHealth...)
+		defer c.Close()
+		if err := c.Register(ctx, inst("svc", "a1", 9001)); err != nil {
+			t.Fatal(err)
+		}
+		mustGet(t, c, "svc", "a1")
+		mems[0].SetAvailable(false)
+		time.Sleep(3 * time.Second)
+		synctest.Wait()
+		st := c.Status()
+		if len(st.Recent) != 1 || st.Recent[0].Service != "svc" || st.Recent[0].From != "tier1" || st.Recent[0].To != "tier2" || st.Recent[0].Failback {
+			t.Errorf("Recent = %+v, want one failover tier1 -> tier2", st.Recent)
+		}
+		if len(st.Registrations) != 1 || st.Registrations[0].Live {
+			t.Errorf("Registrations = %+v, want a1 not live (tier1 down)", st.Registrations)
+		}
+		if ts := st.Tiers[0]; ts.Up || ts.Since.IsZero() {
+			t.Errorf("tier1 = %+v, want down since a time", ts)
+		}
+		ss := serviceStatus(c, "svc")
+		if ss.Source != "tier2" || ss.Stale || ss.LastGood.Instances != 1 {
+			t.Errorf("service = %+v", ss)
+		}
+	})
+}
