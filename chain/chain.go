@@ -53,6 +53,7 @@ type Chain struct {
 	frozen atomic.Bool
 	m      metrics
 	snap   *snapshot
+	ext    extState // degradation level, switch file (level.go, switchfile.go)
 
 	goMu     sync.Mutex // guards goClosed and wg.Add
 	goClosed bool
@@ -142,6 +143,7 @@ func New(tiers []Tier, opts ...Option) (*Chain, error) {
 			c.spawn(t.replayLoop)
 		}
 	}
+	c.startExt()
 	return c, nil
 }
 

@@ -200,8 +200,40 @@
 // operator's switches. GetServiceWithInfo returns the instances together
 // with their source and age, taken from one state. Collector exports the
 // same, plus failovers, failbacks, replays, held, confirmed, discarded and
-// released drops, rollbacks and evictions, to Prometheus. Health changes, failovers, failbacks, replays and holds are
+// released drops, rollbacks and evictions, to Prometheus, with per-tier
+// latency histograms of probes, reads and writes
+// (regchain_chain_tier_{probe,read,write}_seconds). Health changes,
+// failovers, failbacks, replays and holds are
 // logged with log/slog (WithLogger).
+//
+// # Degradation levels, the switch file, drain
+//
+// Degradation reports the chain's level in the terms operators use; the
+// chain is at the highest level whose condition holds:
+//
+//   - L0: every tier is up and every service is served live by a tier
+//     that is not static.
+//   - L1: failed over: a tier is down (its services are served by a lower
+//     tier), or a service is served from the snapshot (frozen, rolled
+//     back, or no tier can serve it).
+//   - L2: a service is served by a static tier (a tier named "static", or
+//     named in WithStaticTiers).
+//   - L3: registrations cannot be written anywhere: the chain has writable
+//     tiers and none is up. Serving continues.
+//
+// The level, with its reasons and since when, is in Status, in the
+// Collector (regchain_chain_degradation_level) and in the log at every
+// change (computed at every Status and at least every second).
+//
+// WithSwitchFile names a file the chain looks for every
+// WithSwitchFileInterval (default 1s): while it exists the chain is frozen,
+// when it is removed the chain is unfrozen, so an operator can flip a fleet
+// with a config-management push.
+//
+// Drain deregisters the chain's own instances from every writable tier and
+// returns once a watch of each tier that is up no longer shows them
+// (bounded by its ctx): the shutdown path, before a process stops taking
+// traffic.
 //
 // # Concurrency
 //

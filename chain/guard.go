@@ -84,7 +84,9 @@ func (s *service) reread(gen uint64) {
 func (c *Chain) readTier(ctx context.Context, t *tier, name string) (*registry.Update, error) {
 	cctx, cancel := context.WithTimeoutCause(ctx, c.opts.callTimeout, errCallTimeout)
 	defer cancel()
+	start := time.Now()
 	got, err := t.reg.GetService(cctx, name)
+	c.m.lat.observe(c.m.lat.read, t.name, start, ignoreNotFound(err))
 	switch {
 	case err == nil:
 		t.report(nil, false)

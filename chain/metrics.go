@@ -23,6 +23,8 @@ type metrics struct {
 	recentMu sync.Mutex // guards recent
 	recent   []Switch   // the last maxRecent source switches, oldest first
 
+	lat latency // per-tier latency histograms, degradation level (latency.go)
+
 	tierUp, tierFailures, tierDowns, replays, pending   *prometheus.Desc
 	failoverD, failbackD, heldD, confirmedD, discardedD *prometheus.Desc
 	releasedD, rollbacksD, evictionsD                   *prometheus.Desc
@@ -55,6 +57,7 @@ func (m *metrics) init(c *Chain) {
 	m.snapLastSave = d("snapshot_last_save_timestamp_seconds", "When the snapshot was last saved (Unix time), 0 if never.")
 	m.snapAge = d("snapshot_served_age_seconds", "Age of the oldest state served from the snapshot, 0 if none is.")
 	m.snapEntries = d("snapshot_services", "Services the snapshot holds.")
+	m.lat.init(c)
 }
 
 // switched counts a change of a service's source tiers.
@@ -109,6 +112,7 @@ func (k collector) Describe(ch chan<- *prometheus.Desc) {
 	} {
 		ch <- d
 	}
+	m.lat.describe(ch)
 }
 
 func (k collector) Collect(ch chan<- prometheus.Metric) {
@@ -156,6 +160,7 @@ func (k collector) Collect(ch chan<- prometheus.Metric) {
 	gauge(m.snapLastSave, last)
 	gauge(m.snapAge, st.Snapshot.ServedAge.Seconds())
 	gauge(m.snapEntries, float64(st.Snapshot.Services))
+	m.lat.collect(c, ch)
 }
 
 func b2f(b bool) float64 {

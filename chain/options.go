@@ -82,6 +82,7 @@ type options struct {
 	idle          time.Duration
 	negTTL        time.Duration
 	maxServices   int
+	ext           extOptions // switch file, static tiers (switchfile.go)
 }
 
 func defaultOptions() options {

@@ -35,6 +35,8 @@ type Status struct {
 	Recent []Switch
 	// Guard counts held drops since the chain started.
 	Guard GuardStatus
+	// Degradation is the chain's degradation level (level.go).
+	Degradation Degradation
 }
 
 // Switch is one change of a service's source.
@@ -206,6 +208,7 @@ func (c *Chain) Status() Status {
 		Held: c.m.held.Load(), Confirmed: c.m.confirmed.Load(), Discarded: c.m.discarded.Load(),
 		Released: c.m.released.Load(), Rollbacks: c.m.rollbacks.Load(),
 	}
+	st.Degradation = c.Degradation()
 	return st
 }
 

@@ -155,7 +155,9 @@ func (t *tier) probeLoop() {
 	defer tick.Stop()
 	for {
 		ctx, cancel := context.WithTimeout(t.c.ctx, t.c.opts.probeTimeout)
+		start := time.Now()
 		err := t.ping(ctx)
+		t.c.m.lat.observe(t.c.m.lat.probe, t.name, start, err)
 		cancel()
 		if t.c.ctx.Err() != nil {
 			return

@@ -279,12 +279,14 @@ func (c *Chain) write(ctx context.Context, r *reg, t *tier) (wrote bool, err err
 	if !t.isUp() {
 		return false, errTierDown
 	}
+	start := time.Now()
 	err = c.call(ctx, t, func(ctx context.Context) error {
 		if live {
 			return t.reg.Register(ctx, inst)
 		}
 		return t.reg.Deregister(ctx, inst)
 	})
+	c.m.lat.observe(c.m.lat.write, t.name, start, err)
 
 	c.regMu.Lock()
 	defer c.regMu.Unlock()

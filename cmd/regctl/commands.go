@@ -74,8 +74,12 @@ func (c *cli) dispatch(ctx context.Context, cmd string, args []string) error {
 		return c.snapshot(ctx, args)
 	case "mirror":
 		return c.mirrorCmd(ctx, args)
+	case "status", "freeze", "unfreeze", "release", "rollback": // remote.go
+		return c.remote(ctx, cmd, args)
+	case "register", "deregister": // repair.go
+		return c.repair(ctx, cmd, args)
 	}
-	return usagef("unknown command %q (want list, get, watch, ping, snapshot or mirror)", cmd)
+	return usagef("unknown command %q (want list, get, watch, ping, snapshot, mirror, status, freeze, unfreeze, release, rollback, register or deregister)", cmd)
 }
 
 // withRegistry opens the -registry target, runs fn and closes it. Errors

@@ -14,6 +14,34 @@
 //	regctl [flags] snapshot dump FILE      every entry of a snapshot file
 //	regctl [flags] snapshot inspect FILE   check a snapshot file and summarize it
 //
+// Against a running process's admin handler (package admin, mounted at
+// URL, e.g. http://127.0.0.1:9901/admin/):
+//
+//	regctl [flags] status URL              level, readiness, tiers, services, registrations
+//	regctl [flags] freeze URL              serve every service its last known good state
+//	regctl [flags] unfreeze URL            back to the tiers
+//	regctl [flags] release URL SERVICE     let a held drop through, end a rollback
+//	regctl [flags] rollback URL SERVICE    serve SERVICE its last known good state
+//
+// status -json prints the handler's report as is. Mutations send
+// $REGCTL_TOKEN, when set, as a bearer token (admin.Config.Token); -timeout
+// bounds each request.
+//
+// Manual repair against the -registry backend:
+//
+//	regctl [flags] register NAME ID ENDPOINT... [version=V] [KEY=VALUE...]
+//	regctl [flags] register '{"id":...,"name":...,"endpoints":[...]}'
+//	regctl [flags] deregister NAME ID
+//
+// register keeps the instance registered (heartbeats, lease renewals) until
+// interrupted, then deregisters it: etcd, Consul and ZooKeeper drop a
+// registration whose owner is gone, so it cannot outlive regctl there; a
+// file registry keeps it and register returns at once. deregister removes
+// an instance whoever registered it (on Consul: one registered through the
+// same agent), and fails with "not found" when the backend does not show it.
+// It is for stale entries whose owner is gone: a live owner (a regchain
+// adapter) puts its registration back.
+//
 // Flags may come before or after the command:
 //
 //	-registry URL   the registry (default $REGCTL_REGISTRY, else etcd://127.0.0.1:2379)
@@ -69,6 +97,9 @@
 //	1  the operation failed; the message on stderr names the cause: not found,
 //	   unavailable, invalid, locked, corrupt, unsupported schema, ...
 //	2  usage error
+//	3  status: the process answered and is not ready (the status is printed)
+//	4  freeze, unfreeze, release, rollback: the handler refused the mutation
+//	   (mutations disabled, caller not on loopback, missing or wrong token)
 //
 // # Examples
 //

@@ -79,11 +79,15 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	c := &cli{opts: opts, stdout: stdout, stderr: stderr, log: newLogger(stderr, opts.verbose)}
 	err = c.dispatch(ctx, pos[0], pos[1:])
 	var ue *usageError
+	var ee *exitError
 	switch {
 	case err == nil:
 		return exitOK
 	case errors.As(err, &ue):
 		return usageFail(stderr, err)
+	case errors.As(err, &ee):
+		fmt.Fprintf(stderr, "regctl: %v\n", err)
+		return ee.code
 	default:
 		fmt.Fprintf(stderr, "regctl: %v\n", err)
 		return exitFail
@@ -168,6 +172,20 @@ Usage:
                                         keep the services (all without SERVICE) mirrored into
                                         the registry URL DEST, marked with ORIGIN, until interrupted
 
+A running process's admin handler (package admin; URL like http://HOST:PORT/admin/):
+  regctl [flags] status URL              level, readiness, tiers, services (-json: the raw report)
+  regctl [flags] freeze URL              serve every service its last known good state
+  regctl [flags] unfreeze URL            back to the tiers
+  regctl [flags] release URL SERVICE     let a held drop through, end a rollback
+  regctl [flags] rollback URL SERVICE    serve SERVICE its last known good state
+  Mutations send $REGCTL_TOKEN as a bearer token when it is set.
+
+Manual repair against -registry:
+  regctl [flags] register NAME ID ENDPOINT... [version=V] [KEY=VALUE...]
+                                         register (or one JSON instance); kept until interrupted,
+                                         then deregistered (a file registry keeps it)
+  regctl [flags] deregister NAME ID      remove an instance (exit 1 "not found" if absent; for entries whose owner is gone)
+
 Registries (-registry URL, the compact form of package regconfig):
   etcd://HOST:PORT[,HOST:PORT...][?namespace=/microservices&username=U&password=P]
   consul://HOST:PORT[?token=T&dc=DC&scheme=https]    token default: $CONSUL_HTTP_TOKEN
@@ -193,12 +211,17 @@ Exit status:
   1  the operation failed: the message names the cause (not found,
      unavailable, invalid, locked, corrupt, unsupported schema, ...)
   2  usage error
+  3  status: the process answered and is not ready
+  4  freeze/unfreeze/release/rollback: refused (mutations disabled,
+     caller not on loopback, missing or wrong token)
 
 Examples:
   regctl -registry etcd://10.0.0.1:2379,10.0.0.2:2379 list
   regctl -registry 'consul://127.0.0.1:8500?dc=eu1' get -json greeter
   regctl -registry zk://127.0.0.1:2181 watch -count 3 greeter
   regctl snapshot inspect /var/lib/app/snapshot.db
+  regctl status http://127.0.0.1:9901/admin/
+  REGCTL_TOKEN=... regctl freeze http://10.0.0.7:9901/admin/
 `)
 }
 

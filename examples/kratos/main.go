@@ -96,6 +96,19 @@ func run(w io.Writer) (err error) {
 		kratos.Metadata(map[string]string{"weight": "100"}),
 		kratos.Server(gs, hs),
 		kratos.Registrar(reg),
+		// On SIGTERM (or Stop), before the servers stop: deregister from
+		// every tier and wait until the registries' watches no longer show
+		// the instance, so clients stop sending before the service does.
+		kratos.BeforeStop(func(ctx context.Context) error {
+			ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+			defer cancel()
+			start := time.Now()
+			if err := c.Drain(ctx); err != nil {
+				return err
+			}
+			fmt.Fprintf(w, "drained in %v: the registries that are up no longer show %s-1\n", time.Since(start).Round(time.Millisecond), service)
+			return nil
+		}),
 	)
 	// readme:end kratos
 	runErr := make(chan error, 1)

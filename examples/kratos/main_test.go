@@ -25,6 +25,7 @@ func TestRun(t *testing.T) {
 		"grpc during the outage: SERVING",
 		"http during the outage: hello from greeter",
 		"new grpc client during the outage: SERVING",
+		"drained in", // the BeforeStop hook (etcd is down: not waited for)
 	} {
 		if !strings.Contains(out.String(), want) {
 			t.Errorf("output lacks %q:\n%s", want, out.String())

@@ -4,7 +4,9 @@
 // watches it, stops etcd and keeps discovering from the snapshot (with its
 // source and age), registers a third instance meanwhile, then starts etcd
 // again and shows the registrations restored and the source back to etcd.
-// It prints a timeline and exits by itself in a few seconds.
+// Last it drains (the shutdown path: deregister everywhere and wait until
+// etcd no longer shows the instances). It prints a timeline and exits by
+// itself in a few seconds.
 //
 //	go run ./examples/quickstart
 package main
@@ -239,5 +241,19 @@ func run(w io.Writer) (err error) {
 	st = c.Status()
 	tl.printf("etcd holds %v: registrations restored (%d pending); %s served from %s again",
 		idsOf(in), st.PendingRegistrations, service, st.Services[0].Source)
+
+	// Shutdown (what a SIGTERM handler does): deregister everywhere and
+	// wait until etcd's watch no longer shows the instances, then stop.
+	dctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	start := time.Now()
+	if err := c.Drain(dctx); err != nil {
+		return err
+	}
+	in, err = tier.GetService(ctx, service)
+	if err != nil && !errors.Is(err, registry.ErrNotFound) {
+		return fmt.Errorf("read etcd directly: %w", err)
+	}
+	tl.printf("drained in %v: etcd holds %v; safe to stop serving", time.Since(start).Round(time.Millisecond), idsOf(in))
 	return nil
 }

@@ -28,6 +28,8 @@ func TestRun(t *testing.T) {
 		"etcd started",
 		"watch greeter: [g1 g2 g3] from etcd",
 		"etcd holds [g1 g2 g3]: registrations restored (0 pending); greeter served from etcd again",
+		"drained in",
+		"etcd holds []; safe to stop serving",
 	}
 	text := out.String()
 	for _, w := range want {

@@ -1,0 +1,250 @@
+package admin
+
+import (
+	"context"
+	"crypto/subtle"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/regchain/regchain/chain"
+	"github.com/regchain/regchain/registry"
+)
+
+// Config configures a Handler. The zero Config serves the status, the page
+// and the probes with the default readiness rules, and refuses mutations.
+type Config struct {
+	// Rules configure readiness.
+	Rules Rules
+	// Mutations enables the operator's switches (freeze, unfreeze,
+	// release, rollback). If false, they answer 403.
+	Mutations bool
+	// Token, when set, is the bearer token every mutation must carry. If
+	// empty, only loopback callers may mutate.
+	Token string
+	// Title names the process on the status page. If empty, "regchain".
+	Title string
+	// Refresh is how often the status page refreshes itself. If zero, 2s.
+	Refresh time.Duration
+	// Logger logs the mutations. If nil, slog.Default().
+	Logger *slog.Logger
+}
+
+// Handler is the admin http.Handler of one chain. It is safe for
+// concurrent use.
+type Handler struct {
+	c    *chain.Chain
+	cfg  Config
+	log  *slog.Logger
+	now  func() time.Time
+	csrf http.CrossOriginProtection // zero: same origin only
+}
+
+// New returns the admin handler of c.
+func New(c *chain.Chain, cfg Config) *Handler {
+	if cfg.Title == "" {
+		cfg.Title = "regchain"
+	}
+	if cfg.Refresh <= 0 {
+		cfg.Refresh = 2 * time.Second
+	}
+	log := cfg.Logger
+	if log == nil {
+		log = slog.Default()
+	}
+	return &Handler{c: c, cfg: cfg, log: log, now: time.Now}
+}
+
+// ServeHTTP routes on the last element of the request's path.
+func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	name := r.URL.Path[strings.LastIndex(r.URL.Path, "/")+1:]
+	switch name {
+	case "", "status", "readyz", "livez":
+		if r.Method != http.MethodGet && r.Method != http.MethodHead {
+			w.Header().Set("Allow", "GET, HEAD")
+			writeError(w, http.StatusMethodNotAllowed, fmt.Sprintf("%s %s: use GET", r.Method, name))
+			return
+		}
+	case "freeze", "unfreeze", "release", "rollback":
+		h.mutate(w, r, name)
+		return
+	default:
+		writeError(w, http.StatusNotFound, fmt.Sprintf("no such endpoint %q (want status, readyz, livez, freeze, unfreeze, release or rollback)", name))
+		return
+	}
+	w.Header().Set("Cache-Control", "no-store")
+	switch name {
+	case "":
+		h.page(w, r)
+	case "status":
+		writeJSON(w, http.StatusOK, h.report(h.c.Status(), h.now()))
+	case "readyz":
+		st := h.c.Status()
+		reasons := h.notReady(st, h.c.RegistrationTiers())
+		code := http.StatusOK
+		if len(reasons) > 0 {
+			code = http.StatusServiceUnavailable
+		}
+		writeJSON(w, code, struct {
+			Ready   bool        `json:"ready"`
+			Level   chain.Level `json:"level"`
+			Reasons []string    `json:"reasons,omitempty"`
+		}{len(reasons) == 0, st.Degradation.Level, reasons})
+	case "livez":
+		code := http.StatusOK
+		if !h.live() {
+			code = http.StatusServiceUnavailable
+		}
+		writeJSON(w, code, struct {
+			Live bool `json:"live"`
+		}{code == http.StatusOK})
+	}
+}
+
+// notReady returns why the process is not ready (none: ready): the chain
+// is closed, or rules fail.
+func (h *Handler) notReady(st chain.Status, held map[string][]string) []string {
+	reasons := h.cfg.Rules.check(st, held)
+	if !h.live() {
+		reasons = append([]string{"the chain is closed"}, reasons...)
+	}
+	return reasons
+}
+
+// live reports whether the chain is open.
+func (h *Handler) live() bool {
+	return !errors.Is(h.c.Ping(context.Background()), registry.ErrClosed)
+}
+
+// mode names the mutation mode: "off", "token" or "loopback".
+func (h *Handler) mode() string {
+	switch {
+	case !h.cfg.Mutations:
+		return "off"
+	case h.cfg.Token != "":
+		return "token"
+	}
+	return "loopback"
+}
+
+// MutationResult is the answer to a successful mutation.
+type MutationResult struct {
+	OK      bool        `json:"ok"`
+	Action  string      `json:"action"`
+	Service string      `json:"service,omitempty"`
+	Frozen  bool        `json:"frozen"`
+	Level   chain.Level `json:"level"`
+}
+
+func (h *Handler) mutate(w http.ResponseWriter, r *http.Request, action string) {
+	if r.Method != http.MethodPost {
+		w.Header().Set("Allow", "POST")
+		writeError(w, http.StatusMethodNotAllowed, fmt.Sprintf("%s %s: mutations are POST only", r.Method, action))
+		return
+	}
+	if code, msg := h.authorize(r); code != 0 {
+		if code == http.StatusUnauthorized {
+			w.Header().Set("WWW-Authenticate", `Bearer realm="regchain admin"`)
+		}
+		writeError(w, code, action+": "+msg)
+		return
+	}
+	var service string
+	if action == "release" || action == "rollback" {
+		var err error
+		if service, err = serviceParam(r); err != nil {
+			writeError(w, http.StatusBadRequest, action+": "+err.Error())
+			return
+		}
+	}
+	var err error
+	switch action {
+	case "freeze":
+		h.c.Freeze(true)
+	case "unfreeze":
+		h.c.Freeze(false)
+	case "release":
+		err = h.c.ReleaseHold(service)
+	case "rollback":
+		err = h.c.Rollback(service)
+	}
+	h.log.Warn("admin: operator mutation", "action", action, "service", service, "remote", r.RemoteAddr, "error", err)
+	switch {
+	case errors.Is(err, registry.ErrNotFound):
+		writeError(w, http.StatusNotFound, err.Error())
+		return
+	case errors.Is(err, registry.ErrInvalid):
+		writeError(w, http.StatusBadRequest, err.Error())
+		return
+	case err != nil:
+		writeError(w, http.StatusInternalServerError, err.Error())
+		return
+	}
+	writeJSON(w, http.StatusOK, MutationResult{OK: true, Action: action, Service: service, Frozen: h.c.Frozen(), Level: h.c.Degradation().Level})
+}
+
+// authorize returns 0 when r may mutate, else the status code and why not.
+func (h *Handler) authorize(r *http.Request) (int, string) {
+	if !h.cfg.Mutations {
+		return http.StatusForbidden, "mutations are disabled (admin.Config.Mutations)"
+	}
+	if err := h.csrf.Check(r); err != nil {
+		return http.StatusForbidden, "a browser request from another origin: " + err.Error()
+	}
+	if h.cfg.Token != "" {
+		got, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
+		if !ok || subtle.ConstantTimeCompare([]byte(got), []byte(h.cfg.Token)) != 1 {
+			return http.StatusUnauthorized, "missing or wrong bearer token"
+		}
+		return 0, ""
+	}
+	host, _, err := net.SplitHostPort(r.RemoteAddr)
+	if err != nil {
+		host = r.RemoteAddr
+	}
+	if ip := net.ParseIP(host); ip == nil || !ip.IsLoopback() {
+		return http.StatusForbidden, fmt.Sprintf("caller %s is not on loopback; set admin.Config.Token to allow remote mutations", r.RemoteAddr)
+	}
+	return 0, ""
+}
+
+// serviceParam reads the service from ?service= or a JSON body
+// {"service": ...}.
+func serviceParam(r *http.Request) (string, error) {
+	if s := r.URL.Query().Get("service"); s != "" {
+		return s, nil
+	}
+	var body struct {
+		Service string `json:"service"`
+	}
+	if r.Body != nil {
+		dec := json.NewDecoder(io.LimitReader(r.Body, 1<<16))
+		if err := dec.Decode(&body); err != nil && !errors.Is(err, io.EOF) {
+			return "", fmt.Errorf("bad JSON body: %v", err)
+		}
+	}
+	if body.Service == "" {
+		return "", errors.New(`no service: give ?service=NAME or the body {"service": "NAME"}`)
+	}
+	return body.Service, nil
+}
+
+func writeJSON(w http.ResponseWriter, code int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(code)
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	_ = enc.Encode(v)
+}
+
+func writeError(w http.ResponseWriter, code int, msg string) {
+	writeJSON(w, code, struct {
+		Error string `json:"error"`
+	}{msg})
+}
