@@ -238,7 +238,9 @@ func run(w io.Writer) (err error) {
 	if err != nil {
 		return fmt.Errorf("read etcd directly: %w", err)
 	}
-	st = c.Status()
+	// The watch shows g3 as soon as etcd holds it; the chain counts the
+	// registration pending until its replay call has returned.
+	st = waitStatus(c, 5*time.Second, func(st chain.Status) bool { return st.PendingRegistrations == 0 })
 	tl.printf("etcd holds %v: registrations restored (%d pending); %s served from %s again",
 		idsOf(in), st.PendingRegistrations, service, st.Services[0].Source)
 
@@ -256,4 +258,19 @@ func run(w io.Writer) (err error) {
 	}
 	tl.printf("drained in %v: etcd holds %v; safe to stop serving", time.Since(start).Round(time.Millisecond), idsOf(in))
 	return nil
+}
+
+// waitStatus returns the chain's status once ok holds, or the last status
+// after d.
+func waitStatus(c *chain.Chain, d time.Duration, ok func(chain.Status) bool) chain.Status {
+	deadline := time.Now().Add(d)
+	tick := time.NewTicker(10 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		st := c.Status()
+		if ok(st) || time.Now().After(deadline) {
+			return st
+		}
+		<-tick.C
+	}
 }
