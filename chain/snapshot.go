@@ -85,7 +85,7 @@ func (s *snapshot) load() {
 	if skipped > 0 {
 		s.c.log.Warn("chain: skipped malformed snapshot entries", "count", skipped)
 	}
-	s.c.log.Info("chain: snapshot loaded", "services", len(s.entries))
+	s.c.log.Debug("chain: snapshot loaded", "services", len(s.entries))
 }
 
 // sanitize returns the entry's state cleaned of anything malformed, or nil

@@ -32,9 +32,10 @@
 //     mapped, transient watch errors).
 //   - WatchService selects the watched service; without it Watch watches
 //     every service.
-//   - Addrs, Secure and TLSConfig are ignored (and logged as such): the
-//     backend is given already connected, so addresses and TLS belong to its
-//     own Config.
+//   - Addrs, Secure and TLSConfig: with New they are ignored (and logged as
+//     such), since the backend is given already connected and addresses and
+//     TLS belong to its own Config; with NewRegistry they build the etcd
+//     backend (see NewRegistry).
 //   - RegisterTTL is ignored: each backend keeps its registrations alive with
 //     its own lease or session TTL, set in its Config, and keeps them until
 //     Deregister, so go-micro's periodic re-registration is merely harmless.
