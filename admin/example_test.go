@@ -21,10 +21,12 @@ func Example() {
 	defer c.Close()
 	_ = c.Register(context.Background(), inst("checkout", "web-1", 8080))
 
+	// readme:begin admin
 	mux := http.NewServeMux()
 	mux.Handle("/admin/", admin.New(c, admin.Config{
 		Rules: admin.Rules{Registrations: true}, // ready once checkout/web-1 is held by a tier
 	}))
+	// readme:end admin
 
 	rec := httptest.NewRecorder()
 	mux.ServeHTTP(rec, httptest.NewRequest("GET", "/admin/readyz", nil))

@@ -106,8 +106,10 @@ func ExampleChain_GetServiceWithInfo() {
 	for c.Status().Tiers[0].Up {
 		time.Sleep(10 * time.Millisecond)
 	}
-	a, err = c.GetServiceWithInfo(ctx, "kratos.app")
+	// readme:begin provenance
+	a, err = c.GetServiceWithInfo(ctx, "kratos.app") // instances, source and age from one state
 	fmt.Println(len(a.Instances), a.Source, a.Stale, err)
+	// readme:end provenance
 	// Output:
 	// 1 etcd false <nil>
 	// 1 snapshot true <nil>
