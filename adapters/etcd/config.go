@@ -84,7 +84,9 @@ type Config struct {
 	// that leaves the connection open (packets dropped, no reset) is seen
 	// by Ping up to this long after the last answer; a crash or a refused
 	// connection is seen at once (the connection leaves the ready state).
-	// If zero, TTL/3 + 1s (a registration's keepalive period, plus slack).
+	// If zero, TTL/2 + 1s: clientv3 renews a lease about every TTL/3 (seen
+	// here: up to TTL/3 + 1s between two answers), so a registry with a
+	// registration never probes.
 	// If negative, every Ping sends its request.
 	PassivePing time.Duration
 	// Codec is the record layout. If zero, CodecRegchain; CodecMicro for
@@ -126,7 +128,7 @@ func (c Config) withDefaults() Config {
 		c.MaxBackoff = DefaultMaxBackoff
 	}
 	if c.PassivePing == 0 {
-		c.PassivePing = time.Duration(ttlSeconds(c.TTL))*time.Second/3 + time.Second
+		c.PassivePing = time.Duration(ttlSeconds(c.TTL))*time.Second/2 + time.Second
 	}
 	if c.Logger == nil {
 		c.Logger = slog.Default()

@@ -111,11 +111,15 @@ func (h *history) confirmed(hdr *pb.ResponseHeader, seen int64) bool {
 	return false
 }
 
+// answered notes that etcd just answered one of the registry's requests
+// (see Config.PassivePing).
+func (r *Registry) answered() { r.lastAnswer.Store(time.Now().UnixNano()) }
+
 // observe feeds a linearizable response's header to the history; on a
 // change it tells every keeper and the watch hub.
 func (r *Registry) observe(hdr *pb.ResponseHeader) {
 	if hdr != nil {
-		r.lastAnswer.Store(time.Now().UnixNano())
+		r.answered()
 	}
 	v, seen := r.hist.observe(hdr)
 	switch v {

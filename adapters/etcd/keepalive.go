@@ -239,9 +239,11 @@ func (g *registration) run(lease clientv3.LeaseID, rev int64) {
 				k.bo.Reset()
 				k.retryAt = time.Time{}
 			}
-		case _, ok := <-k.ka:
+		case ka, ok := <-k.ka:
 			if !ok {
 				k.leaseLost()
+			} else if ka != nil {
+				k.r.answered() // a renewal's answer proves etcd healthy for Ping
 			}
 		case ch := <-k.wReady:
 			k.wch, k.wReady = ch, nil
