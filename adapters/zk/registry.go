@@ -30,10 +30,8 @@ const closeWait = 10 * time.Second
 //
 // A Registry is safe for concurrent use by multiple goroutines.
 type Registry struct {
-	conn   *gozk.Conn
-	owned  bool              // conn was dialled by New: Close closes it
-	events <-chan gozk.Event // owned conn's event channel, closed when its goroutine ends
-	dialer *dialer           // owned conn's dialer
+	cur    atomic.Pointer[connState] // the connection; replaced only by the monitor
+	hub    *watchHub
 	root   string
 	acl    []gozk.ACL
 	cfg    Config
@@ -45,9 +43,6 @@ type Registry struct {
 	calls  sync.WaitGroup // go-zookeeper calls in flight (see do)
 	wake   chan struct{}  // capacity 1: a session event for the monitor
 	feeds  registry.Hub   // every live watcher, ended by Close
-
-	authMu sync.Mutex // serializes AddAuth; guards authed
-	authed bool
 
 	mu      sync.Mutex // guards the fields below
 	closed  bool
@@ -77,20 +72,21 @@ func New(cfg Config) (*Registry, error) {
 	} else {
 		r.acl = gozk.WorldACL(gozk.PermAll)
 	}
+	r.ctx, r.cancel = context.WithCancel(context.Background())
+	r.hub = newWatchHub(r)
 	if c.Conn != nil {
-		r.conn = c.Conn
+		r.cur.Store(&connState{conn: c.Conn})
 	} else {
-		r.dialer = newDialer()
-		conn, events, err := gozk.Connect(c.Servers, c.SessionTimeout, gozk.WithDialer(r.dialer.dial),
-			gozk.WithLogger(zkLogger{c.Logger}), gozk.WithEventCallback(r.onEvent))
+		cs, err := r.dial()
 		if err != nil {
+			r.cancel()
 			return nil, fmt.Errorf("zookeeper: connect %v: %w: %w", c.Servers, registry.ErrUnavailable, err)
 		}
-		r.conn, r.events, r.owned = conn, events, true
+		r.cur.Store(cs)
 	}
-	r.ctx, r.cancel = context.WithCancel(context.Background())
-	r.wg.Add(1)
+	r.wg.Add(2)
 	go r.monitor()
+	go r.hub.run()
 	return r, nil
 }
 
@@ -115,24 +111,9 @@ func (r *Registry) Close() error {
 	r.mu.Unlock()
 	r.cancel()
 	r.feeds.EndAll(registry.ErrClosed)
-	r.wg.Wait()
-	if r.owned {
-		r.conn.Close()      // ends the session (waits up to 1 s for the server's answer)
-		r.dialer.closeAll() // unblocks a handshake go-zookeeper may be stuck in
-		timeout := time.NewTimer(closeWait)
-		defer timeout.Stop()
-	drain:
-		for {
-			select {
-			case _, ok := <-r.events:
-				if !ok {
-					break drain
-				}
-			case <-timeout.C:
-				r.log.Warn("zookeeper: connection goroutine still running after Close", "wait", closeWait)
-				break drain
-			}
-		}
+	r.wg.Wait() // the monitor is gone: the connection is not replaced any more
+	if cs := r.cur.Load(); cs.owned {
+		cs.shut(r)
 		r.calls.Wait() // a closed connection fails every pending request at once
 	}
 	return nil
@@ -149,15 +130,15 @@ func (r *Registry) GetService(ctx context.Context, name string) ([]*registry.Ins
 	defer cancel()
 	var out []*registry.Instance
 	err := r.do(ctx, func() error {
-		svc := r.servicePath(name)
-		ids, _, err := r.conn.Children(svc)
+		svc, conn := r.servicePath(name), r.zconn()
+		ids, _, err := conn.Children(svc)
 		if err != nil {
 			return err
 		}
 		found := make([]*registry.Instance, len(ids))
 		errs := make([]error, len(ids))
 		parallel(len(ids), func(i int) {
-			data, _, err := r.conn.Get(svc + "/" + ids[i])
+			data, _, err := conn.Get(svc + "/" + ids[i])
 			switch {
 			case errors.Is(err, gozk.ErrNoNode): // deleted since the listing
 			case err != nil:
@@ -189,7 +170,8 @@ func (r *Registry) ListServices(ctx context.Context) ([]string, error) {
 	defer cancel()
 	var out []string
 	err := r.do(ctx, func() error {
-		names, _, err := r.conn.Children(r.root)
+		conn := r.zconn()
+		names, _, err := conn.Children(r.root)
 		if errors.Is(err, gozk.ErrNoNode) {
 			return nil
 		}
@@ -199,7 +181,7 @@ func (r *Registry) ListServices(ctx context.Context) ([]string, error) {
 		keep := make([]bool, len(names))
 		errs := make([]error, len(names))
 		parallel(len(names), func(i int) {
-			ok, st, err := r.conn.Exists(r.servicePath(names[i]))
+			ok, st, err := conn.Exists(r.servicePath(names[i]))
 			errs[i] = err
 			keep[i] = err == nil && ok && st.NumChildren > 0
 		})
@@ -228,7 +210,7 @@ func (r *Registry) Ping(ctx context.Context) error {
 	ctx, cancel := r.bound(ctx)
 	defer cancel()
 	err := r.do(ctx, func() error {
-		_, _, err := r.conn.Exists(r.root)
+		_, _, err := r.zconn().Exists(r.root)
 		return err
 	})
 	if err != nil {
@@ -278,7 +260,7 @@ func (r *Registry) do(ctx context.Context, f func() error) error {
 	done := make(chan error, 1)
 	go func() {
 		defer r.calls.Done()
-		if err := r.auth(); err != nil {
+		if err := r.auth(r.cur.Load()); err != nil {
 			done <- err
 			return
 		}
@@ -303,7 +285,7 @@ func (r *Registry) awaitSession(ctx context.Context) error {
 	var poll <-chan time.Time
 	for {
 		changed := r.sessionChanged()
-		state := r.conn.State()
+		state := r.zconn().State()
 		if state == gozk.StateHasSession {
 			return nil
 		}
@@ -356,11 +338,14 @@ func unavailable(err error) bool {
 	return err != nil
 }
 
-// parallel calls f(i) for every i in [0, n) from up to 8 goroutines (go-
-// zookeeper pipelines concurrent requests on its connection) and returns when
-// all are done.
+// parallelism bounds the requests a read keeps in flight on the connection
+// (go-zookeeper pipelines concurrent requests on one connection).
+const parallelism = 64
+
+// parallel calls f(i) for every i in [0, n) from up to parallelism
+// goroutines and returns when all are done.
 func parallel(n int, f func(i int)) {
-	workers := min(n, 8)
+	workers := min(n, parallelism)
 	var next atomic.Int64
 	var wg sync.WaitGroup
 	for range workers {
