@@ -30,12 +30,12 @@ const closeWait = 10 * time.Second
 //
 // A Registry is safe for concurrent use by multiple goroutines.
 type Registry struct {
-	cur    atomic.Pointer[connState] // the connection; replaced only by the monitor
-	hub    *watchHub
-	root   string
-	acl    []gozk.ACL
-	cfg    Config
-	log    *slog.Logger
+	cur  atomic.Pointer[connState] // the connection; replaced only by the monitor
+	hub  *watchHub
+	root string
+	acl  []gozk.ACL
+	cfg  Config
+	log  *slog.Logger
 
 	ctx    context.Context // done on Close: every goroutine's lifetime
 	cancel context.CancelFunc
