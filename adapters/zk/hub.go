@@ -41,6 +41,7 @@ type svcState struct {
 	stale    bool                       // an error was reported: deliver the state again
 	shownAll bool                       // watch-alls were last shown instances
 	rev      int64
+	pzxid    int64 // the service node's Pzxid when last listed
 	kids     map[string]*registry.Instance // by ID; nil value for a malformed node
 }
 
@@ -154,7 +155,7 @@ func (h *watchHub) reset(hs *hubState, cs *connState) {
 	hs.cs, hs.session = cs, 0
 	hs.rootArmed = false
 	for n, s := range hs.svcs {
-		s.listed, s.stale, s.rev = false, true, 0
+		s.listed, s.stale, s.rev, s.pzxid = false, true, 0, 0
 		hs.needList[n] = struct{}{}
 		reads := make(map[string]struct{}, len(s.kids))
 		for id := range s.kids {

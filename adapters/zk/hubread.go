@@ -71,12 +71,21 @@ func (h *watchHub) listServices(hs *hubState) []error {
 			delete(hs.needRead, s.name)
 			continue
 		}
+		// A Pzxid that went backwards: the server's history is older than
+		// what was read (restored from a backup): read every child again.
+		back := l.st.Pzxid < s.pzxid
+		if back {
+			r.log.Warn("zookeeper: service node older than last seen (history changed); reading its instances again",
+				"service", s.name, "pzxid", fmt.Sprintf("%#x", l.st.Pzxid), "seen", fmt.Sprintf("%#x", s.pzxid))
+			s.rev = 0
+		}
+		s.pzxid = l.st.Pzxid
 		s.rev = max(s.rev, l.st.Pzxid)
 		ids := make(map[string]struct{}, len(l.ids))
 		reads := hs.needRead[s.name]
 		for _, id := range l.ids {
 			ids[id] = struct{}{}
-			if _, ok := s.kids[id]; ok {
+			if _, ok := s.kids[id]; ok && !back {
 				continue
 			}
 			if reads == nil {

@@ -150,6 +150,78 @@ func (s *Server) Restart() error {
 	return s.start()
 }
 
+// Wipe kills the server, deletes its data directory and starts it empty on
+// the same port: a cluster rebuilt from nothing. Its zxids start again from
+// zero, below what clients have seen. It returns once the new server
+// accepts a session.
+func (s *Server) Wipe() error {
+	if err := s.Stop(); err != nil {
+		return err
+	}
+	data := filepath.Join(s.dir, "data")
+	if err := os.RemoveAll(data); err != nil {
+		return err
+	}
+	if err := os.MkdirAll(data, 0o755); err != nil {
+		return err
+	}
+	return s.start()
+}
+
+// Backup copies the running server's data directory (a hot copy, as an
+// operator's backup is: ZooKeeper recovers from a transaction log whose tail
+// was being written) and returns a function that restores it: it kills the
+// server, replaces the data directory with the copy and starts the server
+// on the same port, back at the older history. Restore may be called more
+// than once.
+func (s *Server) Backup() (restore func() error, err error) {
+	data := filepath.Join(s.dir, "data")
+	backup, err := os.MkdirTemp(s.dir, "backup-")
+	if err != nil {
+		return nil, err
+	}
+	if err := copyTree(data, backup); err != nil {
+		return nil, fmt.Errorf("zktest: backup: %w", err)
+	}
+	return func() error {
+		if err := s.Stop(); err != nil {
+			return err
+		}
+		if err := os.RemoveAll(data); err != nil {
+			return err
+		}
+		if err := copyTree(backup, data); err != nil {
+			return fmt.Errorf("zktest: restore: %w", err)
+		}
+		return s.start()
+	}, nil
+}
+
+// copyTree copies the regular files and directories under src into dst.
+func copyTree(src, dst string) error {
+	return filepath.WalkDir(src, func(path string, d os.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		rel, err := filepath.Rel(src, path)
+		if err != nil {
+			return err
+		}
+		to := filepath.Join(dst, rel)
+		if d.IsDir() {
+			return os.MkdirAll(to, 0o755)
+		}
+		if !d.Type().IsRegular() {
+			return nil
+		}
+		b, err := os.ReadFile(path)
+		if err != nil {
+			return err
+		}
+		return os.WriteFile(to, b, 0o644)
+	})
+}
+
 // Connect returns a client connection with the given session timeout that
 // already has a session, closed (and waited for) when the test ends.
 func (s *Server) Connect(t testing.TB, sessionTimeout time.Duration) *gozk.Conn {
