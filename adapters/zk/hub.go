@@ -41,7 +41,7 @@ type svcState struct {
 	stale    bool                       // an error was reported: deliver the state again
 	shownAll bool                       // watch-alls were last shown instances
 	rev      int64
-	pzxid    int64 // the service node's Pzxid when last listed
+	pzxid    int64                         // the service node's Pzxid when last listed
 	kids     map[string]*registry.Instance // by ID; nil value for a malformed node
 }
 
