@@ -18,6 +18,18 @@ const (
 	dialMaxGap = 400 * time.Millisecond
 )
 
+// Handshake bounds: a ZooKeeper server that is starting accepts TCP
+// connections before it serves them, and never answers a handshake sent
+// then; go-zookeeper would wait ten times its receive timeout (about 66 s
+// with a 10 s session) before trying again. The dialer cuts a handshake
+// that has not been answered after handshakeMin, doubling the bound after
+// each handshake that failed (a server that is merely slow still gets in)
+// up to handshakeMax, and resets it once a session is established.
+const (
+	handshakeMin = time.Second
+	handshakeMax = 8 * time.Second
+)
+
 // dialer dials for an owned connection and remembers what it dialled, so
 // that Close can cut a connection go-zookeeper is stuck on: its handshake
 // waits up to ten times the receive timeout for a server that accepted the
@@ -30,10 +42,11 @@ type dialer struct {
 	closed bool
 	last   time.Time     // when the last attempt started
 	gap    time.Duration // pause before the next attempt; 0 after a session
+	hs     time.Duration // bound of the next handshake
 }
 
 func newDialer() *dialer {
-	return &dialer{conns: make(map[*trackedConn]struct{}), quit: make(chan struct{})}
+	return &dialer{conns: make(map[*trackedConn]struct{}), quit: make(chan struct{}), hs: handshakeMin}
 }
 
 // dial implements gozk.Dialer.
@@ -58,9 +71,9 @@ func (d *dialer) dial(network, address string, timeout time.Duration) (net.Conn,
 	if err != nil {
 		return nil, err
 	}
-	t := &trackedConn{Conn: c, d: d}
 	d.mu.Lock()
 	defer d.mu.Unlock()
+	t := &trackedConn{Conn: c, d: d, hs: d.hs}
 	if d.closed {
 		c.Close()
 		return nil, net.ErrClosed
@@ -69,10 +82,11 @@ func (d *dialer) dial(network, address string, timeout time.Duration) (net.Conn,
 	return t, nil
 }
 
-// connected resets the pacing: the next outage starts from dialMinGap.
+// connected resets the pacing and the handshake bound: the next outage
+// starts from dialMinGap and handshakeMin.
 func (d *dialer) connected() {
 	d.mu.Lock()
-	d.gap = 0
+	d.gap, d.hs = 0, handshakeMin
 	d.mu.Unlock()
 }
 
@@ -91,15 +105,47 @@ func (d *dialer) closeAll() {
 	}
 }
 
-// trackedConn forgets itself when closed.
+// trackedConn forgets itself when closed, and bounds its handshake.
 type trackedConn struct {
 	net.Conn
-	d *dialer
+	d  *dialer
+	hs time.Duration // the handshake's bound
+
+	mu       sync.Mutex // guards answered
+	answered bool       // the server has sent something: the handshake is over
+}
+
+// SetReadDeadline caps the deadline go-zookeeper sets for the handshake's
+// answer at hs from now; later deadlines pass through.
+func (c *trackedConn) SetReadDeadline(t time.Time) error {
+	c.mu.Lock()
+	answered := c.answered
+	c.mu.Unlock()
+	if limit := time.Now().Add(c.hs); !answered && !t.IsZero() && t.After(limit) {
+		t = limit
+	}
+	return c.Conn.SetReadDeadline(t)
+}
+
+func (c *trackedConn) Read(p []byte) (int, error) {
+	n, err := c.Conn.Read(p)
+	if n > 0 {
+		c.mu.Lock()
+		c.answered = true
+		c.mu.Unlock()
+	}
+	return n, err
 }
 
 func (c *trackedConn) Close() error {
+	c.mu.Lock()
+	answered := c.answered
+	c.mu.Unlock()
 	c.d.mu.Lock()
 	delete(c.d.conns, c)
+	if !answered { // a failed handshake: give the next one longer
+		c.d.hs = min(2*c.d.hs, handshakeMax)
+	}
 	c.d.mu.Unlock()
 	return c.Conn.Close()
 }

@@ -150,6 +150,19 @@ func (s *Server) Restart() error {
 	return s.start()
 }
 
+// Resume starts a stopped server again on the same port and data
+// directory and returns once it accepts a session. Resuming a running
+// server does nothing.
+func (s *Server) Resume() error {
+	s.mu.Lock()
+	running := s.proc != nil
+	s.mu.Unlock()
+	if running {
+		return nil
+	}
+	return s.start()
+}
+
 // Wipe kills the server, deletes its data directory and starts it empty on
 // the same port: a cluster rebuilt from nothing. Its zxids start again from
 // zero, below what clients have seen. It returns once the new server
