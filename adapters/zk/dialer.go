@@ -1,6 +1,7 @@
 package zk
 
 import (
+	"bufio"
 	"net"
 	"sync"
 	"time"
@@ -73,7 +74,7 @@ func (d *dialer) dial(network, address string, timeout time.Duration) (net.Conn,
 	}
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	t := &trackedConn{Conn: c, d: d, hs: d.hs}
+	t := &trackedConn{Conn: c, d: d, hs: d.hs, br: bufio.NewReaderSize(c, readBuffer)}
 	if d.closed {
 		c.Close()
 		return nil, net.ErrClosed
@@ -105,11 +106,19 @@ func (d *dialer) closeAll() {
 	}
 }
 
-// trackedConn forgets itself when closed, and bounds its handshake.
+// readBuffer is the read buffer of a connection: go-zookeeper reads each
+// answer with two reads (length, then body); buffered, a burst of pipelined
+// answers (a large service read) costs a few system calls instead of two
+// per answer.
+const readBuffer = 64 << 10
+
+// trackedConn forgets itself when closed, bounds its handshake and buffers
+// its reads.
 type trackedConn struct {
 	net.Conn
 	d  *dialer
 	hs time.Duration // the handshake's bound
+	br *bufio.Reader // only go-zookeeper's receive loop reads
 
 	mu       sync.Mutex // guards answered
 	answered bool       // the server has sent something: the handshake is over
@@ -128,7 +137,7 @@ func (c *trackedConn) SetReadDeadline(t time.Time) error {
 }
 
 func (c *trackedConn) Read(p []byte) (int, error) {
-	n, err := c.Conn.Read(p)
+	n, err := c.br.Read(p)
 	if n > 0 {
 		c.mu.Lock()
 		c.answered = true

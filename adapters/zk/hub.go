@@ -42,6 +42,7 @@ type svcState struct {
 	shownAll bool                       // watch-alls were last shown instances
 	rev      int64
 	pzxid    int64                         // the service node's Pzxid when last listed
+	gen      uint64                        // the last of its events applied (watchHub.gens)
 	kids     map[string]*registry.Instance // by ID; nil value for a malformed node
 }
 
@@ -90,7 +91,7 @@ func (h *watchHub) run() {
 		}
 		for _, q := range evs {
 			if q.cs == hs.cs {
-				h.apply(hs, q.ev)
+				h.apply(hs, q)
 			}
 		}
 		var err error
@@ -154,6 +155,7 @@ func lostErr(name string, state gozk.State) error {
 func (h *watchHub) reset(hs *hubState, cs *connState) {
 	hs.cs, hs.session = cs, 0
 	hs.rootArmed = false
+	h.forgetCurrent()
 	for n, s := range hs.svcs {
 		s.listed, s.stale, s.rev, s.pzxid = false, true, 0, 0
 		hs.needList[n] = struct{}{}
@@ -178,11 +180,12 @@ func (hs *hubState) service(n string) *svcState {
 
 // drop forgets service n when nothing needs it any more. Its ZooKeeper
 // watches fire once more at most and are then ignored.
-func (hs *hubState) drop(s *svcState) {
+func (h *watchHub) drop(hs *hubState, s *svcState) {
 	if s.interesting(hs) {
 		return
 	}
 	delete(hs.svcs, s.name)
+	h.dropCurrent(s.name)
 	delete(hs.needList, s.name)
 	delete(hs.needRead, s.name)
 	delete(hs.dirty, s.name)
@@ -214,19 +217,20 @@ func (h *watchHub) remove(hs *hubState, sub *subscription) {
 			hs.rootArmed = false // listed again for the next watch-all
 			for _, s := range hs.svcs {
 				s.inRoot, s.shownAll = false, false
-				hs.drop(s)
+				h.drop(hs, s)
 			}
 		}
 		return
 	}
 	if s := hs.svcs[sub.name]; s != nil {
 		delete(s.subs, sub)
-		hs.drop(s)
+		h.drop(hs, s)
 	}
 }
 
 // apply notes what a fired watch says must be read again.
-func (h *watchHub) apply(hs *hubState, ev gozk.Event) {
+func (h *watchHub) apply(hs *hubState, q queued) {
+	ev := q.ev
 	svc, id, ok := h.r.classify(ev.Path)
 	if !ok {
 		return
@@ -239,6 +243,7 @@ func (h *watchHub) apply(hs *hubState, ev gozk.Event) {
 	if s == nil {
 		return
 	}
+	s.gen = max(s.gen, q.gen)
 	if id == "" { // the service node: its children, or its existence
 		s.listed = false
 		hs.needList[svc] = struct{}{}
@@ -264,6 +269,7 @@ func (h *watchHub) apply(hs *hubState, ev gozk.Event) {
 
 // failAll reports err(name) to every watcher and marks every state stale.
 func (h *watchHub) failAll(hs *hubState, err func(name string) error) {
+	h.forgetCurrent()
 	for _, s := range hs.svcs {
 		s.stale = true
 		for sub := range s.subs {
@@ -278,6 +284,7 @@ func (h *watchHub) failAll(hs *hubState, err func(name string) error) {
 // fail reports err to the watchers of s (and the watch-alls).
 func (h *watchHub) fail(hs *hubState, s *svcState, err error) {
 	s.failed, s.stale = true, true
+	h.dropCurrent(s.name)
 	for sub := range s.subs {
 		sub.feed.Fail(h.r.fail(fmt.Sprintf("watch %q", s.name), err))
 	}
@@ -322,6 +329,7 @@ func (h *watchHub) publish(hs *hubState) {
 		stale := s.stale
 		s.stale, s.known = false, true
 		u := h.update(s)
+		h.setCurrent(s.name, u, s.gen)
 		send := func(sub *subscription) {
 			if stale {
 				sub.feed.Forget(s.name)
@@ -419,7 +427,7 @@ func (h *watchHub) syncRoot(hs *hubState) error {
 				hs.gone = append(hs.gone, n)
 				s.shownAll = false
 			}
-			hs.drop(s)
+			h.drop(hs, s)
 		}
 	}
 	return nil

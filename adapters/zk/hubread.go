@@ -21,17 +21,21 @@ func (h *watchHub) listServices(hs *hubState) []error {
 		exists bool // after ErrNoNode: the node exists again (list again)
 		err    error
 	}
-	lists := make([]list, 0, len(hs.needList))
+	var svcs []*svcState // read-only for the call: f's results are not ours if it fails
 	for n := range hs.needList {
 		s := hs.svcs[n]
 		if s == nil || !s.interesting(hs) {
 			delete(hs.needList, n)
 			continue
 		}
-		lists = append(lists, list{s: s})
+		svcs = append(svcs, s)
 	}
-	if len(lists) == 0 {
+	if len(svcs) == 0 {
 		return nil
+	}
+	lists := make([]list, len(svcs))
+	for i, s := range svcs {
+		lists[i].s = s
 	}
 	err := h.call(func() error {
 		parallel(len(lists), func(i int) {
@@ -45,8 +49,8 @@ func (h *watchHub) listServices(hs *hubState) []error {
 		return nil
 	})
 	if err != nil {
-		for _, l := range lists {
-			h.fail(hs, l.s, err)
+		for _, s := range svcs {
+			h.fail(hs, s, err)
 		}
 		return []error{err}
 	}
@@ -130,8 +134,10 @@ func (h *watchHub) readKids(hs *hubState) []error {
 	if len(reads) == 0 {
 		return nil
 	}
+	svcs := make(map[*svcState]struct{}) // read-only for the call (see listServices)
 	for _, rd := range reads {
 		rd.s.failed = false // set again below if a read fails
+		svcs[rd.s] = struct{}{}
 	}
 	err := h.call(func() error {
 		parallel(len(reads), func(i int) {
@@ -141,10 +147,8 @@ func (h *watchHub) readKids(hs *hubState) []error {
 		return nil
 	})
 	if err != nil {
-		for _, rd := range reads {
-			if !rd.s.failed {
-				h.fail(hs, rd.s, err)
-			}
+		for s := range svcs {
+			h.fail(hs, s, err)
 		}
 		return []error{err}
 	}

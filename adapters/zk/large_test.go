@@ -166,6 +166,7 @@ func largeService(tb testing.TB, n int) map[string]time.Duration {
 		tb.Fatalf("adapter GetService: %d instances, %v; want %d", len(got), err, n)
 	}
 	times["adapter read"] = time.Since(start)
+	tb.Logf("adapter read of %d instances: %v", n, times["adapter read"])
 	start = time.Now()
 	got, err = c.GetService(ctxT(tb, 30*time.Second), svc)
 	if err != nil || len(got) != n {

@@ -126,6 +126,16 @@ func (r *Registry) GetService(ctx context.Context, name string) ([]*registry.Ins
 	if err := registry.ValidateName(name); err != nil {
 		return nil, fmt.Errorf("zookeeper: get: %w", err)
 	}
+	// A watched service is answered from the watch hub's state (as fresh as
+	// its watchers', and never older than this Registry's own writes).
+	if r.ctx.Err() == nil && r.zconn().State() == gozk.StateHasSession {
+		if ins, ok := r.hub.cached(name); ok {
+			if len(ins) == 0 {
+				return nil, fmt.Errorf("zookeeper: get %q: %w", name, registry.ErrNotFound)
+			}
+			return ins, nil
+		}
+	}
 	ctx, cancel := r.bound(ctx)
 	defer cancel()
 	var out []*registry.Instance
