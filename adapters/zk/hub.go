@@ -43,13 +43,18 @@ type svcState struct {
 	rev      int64
 	pzxid    int64                         // the service node's Pzxid when last listed
 	gen      uint64                        // the last of its events applied (watchHub.gens)
+	readFor  time.Time                     // GetService asked for it: kept until then
 	kids     map[string]*registry.Instance // by ID; nil value for a malformed node
 }
 
 // interesting reports whether the hub must keep s current.
 func (s *svcState) interesting(hs *hubState) bool {
-	return len(s.subs) > 0 || len(hs.all) > 0 && s.inRoot
+	return len(s.subs) > 0 || len(hs.all) > 0 && s.inRoot || time.Now().Before(s.readFor)
 }
+
+// sweepEvery is how often the hub forgets the services GetService no
+// longer asks for.
+const sweepEvery = 10 * time.Second
 
 func (h *watchHub) run() {
 	r := h.r
@@ -63,9 +68,12 @@ func (h *watchHub) run() {
 	}
 	b := backoff.Backoff{Max: r.cfg.MaxRetryDelay}
 	var retry *time.Timer
+	sweep := time.NewTicker(sweepEvery)
+	defer sweep.Stop()
 	for {
 		changed := r.sessionChanged()
 		evs, added, removed := h.take()
+		wants := h.takeWants()
 		if r.ctx.Err() != nil {
 			return
 		}
@@ -89,10 +97,13 @@ func (h *watchHub) run() {
 		for _, sub := range removed {
 			h.remove(hs, sub)
 		}
+		for _, n := range wants {
+			s := h.service(hs, n)
+			s.readFor = time.Now().Add(readInterest)
+			hs.dirty[n] = struct{}{} // made current once read
+		}
 		for _, q := range evs {
-			if q.cs == hs.cs {
-				h.apply(hs, q)
-			}
+			h.apply(hs, q)
 		}
 		var err error
 		var wait time.Duration // without a session yet: until the loss is reported
@@ -136,6 +147,10 @@ func (h *watchHub) run() {
 		case <-h.wake:
 		case <-changed:
 		case <-retryC:
+		case <-sweep.C:
+			for _, s := range hs.svcs {
+				h.drop(hs, s)
+			}
 		case <-r.ctx.Done():
 			if retry != nil {
 				retry.Stop()
@@ -168,10 +183,11 @@ func (h *watchHub) reset(hs *hubState, cs *connState) {
 }
 
 // service returns the state of service n, creating it.
-func (hs *hubState) service(n string) *svcState {
+func (h *watchHub) service(hs *hubState, n string) *svcState {
 	s := hs.svcs[n]
 	if s == nil {
-		s = &svcState{name: n, subs: make(map[*subscription]struct{}), kids: make(map[string]*registry.Instance)}
+		// Events before now are in what the listing below reads.
+		s = &svcState{name: n, subs: make(map[*subscription]struct{}), kids: make(map[string]*registry.Instance), gen: h.genOf(n)}
 		hs.svcs[n] = s
 		hs.needList[n] = struct{}{}
 	}
@@ -201,7 +217,7 @@ func (h *watchHub) add(hs *hubState, sub *subscription) {
 		}
 		return
 	}
-	s := hs.service(sub.name)
+	s := h.service(hs, sub.name)
 	s.subs[sub] = struct{}{}
 	if s.known && !s.failed && s.listed && len(hs.needRead[s.name]) == 0 {
 		sub.feed.Publish(h.update(s))
@@ -243,7 +259,13 @@ func (h *watchHub) apply(hs *hubState, q queued) {
 	if s == nil {
 		return
 	}
-	s.gen = max(s.gen, q.gen)
+	if q.gen > s.gen { // its state is made current again once published
+		s.gen = q.gen
+		hs.dirty[svc] = struct{}{}
+	}
+	if q.cs != hs.cs {
+		return // a watch of an older connection
+	}
 	if id == "" { // the service node: its children, or its existence
 		s.listed = false
 		hs.needList[svc] = struct{}{}
@@ -284,7 +306,7 @@ func (h *watchHub) failAll(hs *hubState, err func(name string) error) {
 // fail reports err to the watchers of s (and the watch-alls).
 func (h *watchHub) fail(hs *hubState, s *svcState, err error) {
 	s.failed, s.stale = true, true
-	h.dropCurrent(s.name)
+	h.setErr(s.name, err)
 	for sub := range s.subs {
 		sub.feed.Fail(h.r.fail(fmt.Sprintf("watch %q", s.name), err))
 	}
@@ -415,7 +437,7 @@ func (h *watchHub) syncRoot(hs *hubState) error {
 			continue // not a service node of ours
 		}
 		seen[n] = true
-		if s := hs.service(n); !s.inRoot {
+		if s := h.service(hs, n); !s.inRoot {
 			s.inRoot = true
 			hs.dirty[n] = struct{}{} // newly listed for the watch-alls
 		}

@@ -126,51 +126,9 @@ func (r *Registry) GetService(ctx context.Context, name string) ([]*registry.Ins
 	if err := registry.ValidateName(name); err != nil {
 		return nil, fmt.Errorf("zookeeper: get: %w", err)
 	}
-	// A watched service is answered from the watch hub's state (as fresh as
-	// its watchers', and never older than this Registry's own writes).
-	if r.ctx.Err() == nil && r.zconn().State() == gozk.StateHasSession {
-		if ins, ok := r.hub.cached(name); ok {
-			if len(ins) == 0 {
-				return nil, fmt.Errorf("zookeeper: get %q: %w", name, registry.ErrNotFound)
-			}
-			return ins, nil
-		}
-	}
 	ctx, cancel := r.bound(ctx)
 	defer cancel()
-	var out []*registry.Instance
-	err := r.do(ctx, func() error {
-		svc, conn := r.servicePath(name), r.zconn()
-		ids, _, err := conn.Children(svc)
-		if err != nil {
-			return err
-		}
-		found := make([]*registry.Instance, len(ids))
-		errs := make([]error, len(ids))
-		parallel(len(ids), func(i int) {
-			data, _, err := conn.Get(svc + "/" + ids[i])
-			switch {
-			case errors.Is(err, gozk.ErrNoNode): // deleted since the listing
-			case err != nil:
-				errs[i] = err
-			default:
-				found[i] = r.decode(name, ids[i], data)
-			}
-		})
-		if err := errors.Join(errs...); err != nil {
-			return err
-		}
-		out = slices.DeleteFunc(found, func(in *registry.Instance) bool { return in == nil })
-		return nil
-	})
-	if errors.Is(err, gozk.ErrNoNode) || err == nil && len(out) == 0 {
-		return nil, fmt.Errorf("zookeeper: get %q: %w", name, registry.ErrNotFound)
-	}
-	if err != nil {
-		return nil, r.fail(fmt.Sprintf("get %q", name), err)
-	}
-	registry.SortInstances(out)
-	return out, nil
+	return r.read(ctx, name)
 }
 
 // ListServices returns the sorted names of the services that have at least

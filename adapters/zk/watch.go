@@ -78,57 +78,11 @@ type watchHub struct {
 	events  []queued
 	added   []*subscription
 	removed []*subscription
-	current map[string]*registry.Update // complete, watched states GetService may answer from
-	// gens counts the events of each service. An event forgets the
-	// service's current state at once -- ZooKeeper delivers the event of a
-	// write before the write's answer, so a read after one's own write
-	// never answers from a state without it -- and a state is made current
-	// only if no event came after those it was read for.
-	gens map[string]uint64
+	cache
 }
 
 func newWatchHub(r *Registry) *watchHub {
-	return &watchHub{r: r, wake: make(chan struct{}, 1), current: make(map[string]*registry.Update), gens: make(map[string]uint64)}
-}
-
-// setCurrent records the watched state u of svc, read after its event gen,
-// unless another event came since.
-func (h *watchHub) setCurrent(svc string, u *registry.Update, gen uint64) {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	if h.gens[svc] == gen {
-		h.current[svc] = u
-	}
-}
-
-// dropCurrent forgets the watched state of svc.
-func (h *watchHub) dropCurrent(svc string) {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	delete(h.current, svc)
-}
-
-// forgetCurrent forgets every watched state.
-func (h *watchHub) forgetCurrent() {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	clear(h.current)
-}
-
-// cached returns copies of the instances of svc if the hub holds its
-// complete, watched state.
-func (h *watchHub) cached(svc string) ([]*registry.Instance, bool) {
-	h.mu.Lock()
-	u := h.current[svc]
-	h.mu.Unlock()
-	if u == nil {
-		return nil, false
-	}
-	out := make([]*registry.Instance, len(u.Instances))
-	for i, in := range u.Instances {
-		out[i] = in.Clone()
-	}
-	return out, true
+	return &watchHub{r: r, wake: make(chan struct{}, 1), cache: newCache()}
 }
 
 // kick wakes the hub's goroutine.
