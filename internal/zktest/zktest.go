@@ -13,11 +13,13 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -108,7 +110,7 @@ dataDir=%s
 clientPort=%d
 clientPortAddress=127.0.0.1
 admin.enableServer=false
-4lw.commands.whitelist=ruok,srvr
+4lw.commands.whitelist=ruok,srvr,wchs
 minSessionTimeout=%d
 maxSessionTimeout=20000
 maxClientCnxns=0
@@ -233,6 +235,31 @@ func copyTree(src, dst string) error {
 		}
 		return os.WriteFile(to, b, 0o644)
 	})
+}
+
+// Watches returns the server's count of watches (the "wchs" four-letter
+// command): every watch of every session, as the server holds them.
+func (s *Server) Watches() (int, error) {
+	c, err := net.DialTimeout("tcp", s.Addr, 5*time.Second)
+	if err != nil {
+		return 0, err
+	}
+	defer c.Close()
+	if err := c.SetDeadline(time.Now().Add(10 * time.Second)); err != nil {
+		return 0, err
+	}
+	if _, err := c.Write([]byte("wchs")); err != nil {
+		return 0, err
+	}
+	out, err := io.ReadAll(c)
+	if err != nil {
+		return 0, err
+	}
+	_, total, ok := strings.Cut(string(out), "Total watches:")
+	if !ok {
+		return 0, fmt.Errorf("zktest: wchs answered %q", out)
+	}
+	return strconv.Atoi(strings.TrimSpace(total))
 }
 
 // Connect returns a client connection with the given session timeout that

@@ -105,3 +105,23 @@ func TestWipeBackupRestore(t *testing.T) {
 		t.Fatalf("after Wipe: Exists /before = %v, %v; want false", ok, err)
 	}
 }
+
+// Watches counts the watches the server holds.
+func TestWatches(t *testing.T) {
+	s := Start(t)
+	c := s.Connect(t, 4*time.Second)
+	before, err := s.Watches()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, _, _, err := c.ExistsW("/watched"); err != nil {
+		t.Fatal(err)
+	}
+	after, err := s.Watches()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if after != before+1 {
+		t.Fatalf("watches: %d before an ExistsW, %d after; want one more", before, after)
+	}
+}
