@@ -2,12 +2,14 @@ package zk_test
 
 import (
 	"errors"
+	"log/slog"
 	"testing"
 	"time"
 
 	gozk "github.com/go-zookeeper/zk"
 
 	"github.com/regchain/regchain/adapters/zk"
+	"github.com/regchain/regchain/chain"
 	"github.com/regchain/regchain/internal/zktest"
 	"github.com/regchain/regchain/registry"
 	"github.com/regchain/regchain/registry/registrytest"
@@ -55,5 +57,31 @@ func historyHarness(t *testing.T, root string) (*zktest.Server, registrytest.His
 // everything.
 func TestHistory(t *testing.T) {
 	_, h := historyHarness(t, uniqueRoot(t))
+	registrytest.RunHistory(t, h)
+}
+
+// The same faults under a chain over the Registry: the kit's registry under
+// test is the chain (its registrations, watchers, Ping and Registrations go
+// through the chain's public API); the other registries it uses (another
+// client's, and a fresh reader) are plain.
+func TestHistoryChain(t *testing.T) {
+	root := uniqueRoot(t)
+	srv, h := historyHarness(t, root)
+	plain := h.New
+	calls := 0
+	h.New = func(t *testing.T) registry.Registry {
+		calls++
+		if calls%3 != 1 { // RunHistory asks for the registry under test first, then two more
+			return plain(t)
+		}
+		c, err := chain.New([]chain.Tier{{Name: "zk", Registry: newRegistry(t, srv, zk.Config{Root: root, SessionTimeout: 2 * time.Second})}},
+			chain.WithLogger(slog.New(slog.DiscardHandler)),
+			chain.WithProbeInterval(200*time.Millisecond), chain.WithFailbackAfter(time.Second),
+			chain.WithGuard(chain.Guard{Grace: time.Second}))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return c
+	}
 	registrytest.RunHistory(t, h)
 }
