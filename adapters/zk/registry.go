@@ -52,8 +52,8 @@ type Registry struct {
 
 // New returns a Registry configured by cfg. It does not wait for ZooKeeper: an
 // unreachable server is not an error here (calls return ErrUnavailable until
-// it answers). It fails only on an invalid Config or when no server address
-// resolves.
+// it answers), nor is an address that does not resolve yet (it is dialled
+// again). It fails only on an invalid Config.
 func New(cfg Config) (*Registry, error) {
 	c, err := cfg.withDefaults()
 	if err != nil {
@@ -121,7 +121,9 @@ func (r *Registry) Close() error {
 
 // GetService returns the service's instances sorted by ID, or an error
 // wrapping registry.ErrNotFound when it has none. Nodes whose data is not a
-// valid Instance of this service are skipped and logged.
+// valid Instance of this service are skipped and logged. It reads through
+// the watch hub (see Reads in the package doc): a service read in the last
+// minute, or watched, is answered from the hub's current state.
 func (r *Registry) GetService(ctx context.Context, name string) ([]*registry.Instance, error) {
 	if err := registry.ValidateName(name); err != nil {
 		return nil, fmt.Errorf("zookeeper: get: %w", err)
