@@ -107,7 +107,7 @@ func (h *watchHub) takeWants() []string {
 // state (ok), or the error of its last read, once. Otherwise it asks the
 // hub to read and keep svc, and returns a channel closed at the next change.
 // It renews the interest in svc.
-func (h *watchHub) lookup(svc string) (ins []*registry.Instance, err error, ok bool, changed <-chan struct{}) {
+func (h *watchHub) lookup(svc string) (ins []*registry.Instance, ok bool, changed <-chan struct{}, err error) {
 	h.mu.Lock()
 	now := time.Now()
 	if last, asked := h.asked[svc]; !asked || now.Sub(last) > readInterest/4 {
@@ -121,14 +121,14 @@ func (h *watchHub) lookup(svc string) (ins []*registry.Instance, err error, ok b
 		delete(h.errs, svc)
 		changed := h.changed
 		h.mu.Unlock()
-		return nil, err, failed, changed
+		return nil, failed, changed, err
 	}
 	h.mu.Unlock()
 	ins = make([]*registry.Instance, len(u.Instances))
 	for i, in := range u.Instances {
 		ins[i] = in.Clone()
 	}
-	return ins, nil, true, nil
+	return ins, true, nil, nil
 }
 
 // read answers GetService from the hub: at once if it holds the state of
@@ -139,7 +139,7 @@ func (r *Registry) read(ctx context.Context, name string) ([]*registry.Instance,
 			return nil, r.fail(fmt.Sprintf("get %q", name), registry.ErrClosed)
 		}
 		session := r.sessionChanged()
-		ins, err, ok, changed := r.hub.lookup(name)
+		ins, ok, changed, err := r.hub.lookup(name)
 		if r.zconn().State() != gozk.StateHasSession {
 			ok = false // nothing is current without a session
 		}
