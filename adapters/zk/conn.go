@@ -42,6 +42,10 @@ type connState struct {
 
 	handshake atomic.Bool  // TCP connected, session not yet established
 	refused   atomic.Int64 // handshakes that failed in a row
+	// sessions counts the sessions established (owned connections): a
+	// reconnection too quick for a reader of State to notice still changes
+	// it, and what the server holds must then be confirmed again.
+	sessions atomic.Int64
 
 	authMu sync.Mutex // serializes AddAuth; guards authed
 	authed bool
@@ -61,6 +65,7 @@ func (cs *connState) onEvent(r *Registry, ev gozk.Event) {
 	case gozk.StateHasSession:
 		cs.handshake.Store(false)
 		cs.refused.Store(0)
+		cs.sessions.Add(1)
 		cs.dialer.connected()
 	case gozk.StateExpired: // the server answered: go-zookeeper starts afresh
 		cs.handshake.Store(false)

@@ -17,6 +17,7 @@ type hubState struct {
 	cs      *connState // the connection the watches are armed on
 	session int64      // its session
 	lost    bool       // the connection loss was reported to the watchers
+	epoch   int64      // cs.sessions when last seen with a session
 	everHad bool       // a session was seen: a loss is reported at once
 	down    time.Time  // since when there is no session (zero with one)
 
@@ -83,8 +84,14 @@ func (h *watchHub) run() {
 		if cs != hs.cs || has && hs.session != 0 && id != hs.session {
 			h.reset(hs, cs) // new connection or new session: no watch is armed any more
 		}
+		if e := cs.sessions.Load(); has && hs.everHad && e != hs.epoch && !hs.lost {
+			// Reconnected between two looks: confirm everything, as after
+			// a loss that was seen.
+			hs.lost = true
+			h.failAll(hs, func(name string) error { return lostErr(name, gozk.StateDisconnected) })
+		}
 		if has {
-			hs.session, hs.everHad, hs.down = id, true, time.Time{}
+			hs.session, hs.everHad, hs.down, hs.epoch = id, true, time.Time{}, cs.sessions.Load()
 		} else if hs.down.IsZero() {
 			hs.down = time.Now()
 		}

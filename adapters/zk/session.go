@@ -27,6 +27,7 @@ func (r *Registry) monitor() {
 	cs := r.cur.Load()
 	session := cs.conn.SessionID()
 	connected := cs.conn.State() == gozk.StateHasSession
+	epoch := cs.sessions.Load()
 	var (
 		downSince time.Time // when the session was last seen lost
 		expired   bool      // registrations marked lost for this outage
@@ -45,7 +46,7 @@ func (r *Registry) monitor() {
 			if p := r.probe(cs); p != nil {
 				r.replace(cs, p)
 				cs, expired = p, true
-				session, connected = p.conn.SessionID(), true
+				session, connected, epoch = p.conn.SessionID(), true, p.sessions.Load()
 				continue
 			}
 			if r.ctx.Err() != nil {
@@ -54,6 +55,12 @@ func (r *Registry) monitor() {
 		}
 		state, id := cs.conn.State(), cs.conn.SessionID()
 		has := state == gozk.StateHasSession
+		if e := cs.sessions.Load(); has && connected && e != epoch {
+			connected = false // reconnected between two looks: confirm everything
+		}
+		if has {
+			epoch = cs.sessions.Load()
+		}
 		changed := has != connected || has && id != session
 		switch {
 		case has && session != 0 && id != session:
