@@ -115,6 +115,14 @@ func (cs *connState) shut(r *Registry) {
 	}
 }
 
+// watching notes that a watch is about to be set on the current connection
+// (see settleWait).
+func (r *Registry) watching() {
+	if cs := r.cur.Load(); cs.owned {
+		cs.dialer.watched.Store(true)
+	}
+}
+
 // zconn returns the current connection.
 func (r *Registry) zconn() *gozk.Conn { return r.cur.Load().conn }
 

@@ -2,8 +2,10 @@ package zk
 
 import (
 	"bufio"
+	"encoding/binary"
 	"net"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -44,6 +46,10 @@ type dialer struct {
 	last   time.Time     // when the last attempt started
 	gap    time.Duration // pause before the next attempt; 0 after a session
 	hs     time.Duration // bound of the next handshake
+
+	// watched is set once a watch was set on the connection: only then does
+	// go-zookeeper send setWatches after a reconnection (see settleWait).
+	watched atomic.Bool
 }
 
 func newDialer() *dialer {
@@ -74,7 +80,7 @@ func (d *dialer) dial(network, address string, timeout time.Duration) (net.Conn,
 	}
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	t := &trackedConn{Conn: c, d: d, hs: d.hs, br: bufio.NewReaderSize(c, readBuffer)}
+	t := &trackedConn{Conn: c, d: d, hs: d.hs, br: bufio.NewReaderSize(c, readBuffer), rewatched: make(chan struct{})}
 	if d.closed {
 		c.Close()
 		return nil, net.ErrClosed
@@ -120,8 +126,36 @@ type trackedConn struct {
 	hs time.Duration // the handshake's bound
 	br *bufio.Reader // only go-zookeeper's receive loop reads
 
-	mu       sync.Mutex // guards answered
-	answered bool       // the server has sent something: the handshake is over
+	mu       sync.Mutex // guards the fields below
+	answered bool       // the server has sent something
+	done     bool       // go-zookeeper cleared the handshake's deadline
+	recv     bool       // then set one again: its receive loop runs
+	settled  bool       // the receive loop may read
+
+	rewatched chan struct{} // closed when go-zookeeper has sent its setWatches
+	once      sync.Once
+}
+
+// opSetWatches is go-zookeeper's request re-arming its watches after a
+// reconnection.
+const opSetWatches = 101
+
+// settleWait bounds how long the first answer after a handshake waits for
+// the setWatches request. go-zookeeper v1.0.4 reads its last zxid to build
+// that request on one goroutine while its receive loop may already be
+// storing the zxid of an answer (a data race: the Registry sends requests
+// the moment a session is back). Holding the receive loop until the
+// setWatches request is written orders the two; a connection without
+// watches sends none (and reads no zxid): the wait is only made on
+// connections that had a watch set, and bounded.
+const settleWait = time.Second
+
+// Write notes the setWatches request: [length][xid][opcode]...
+func (c *trackedConn) Write(p []byte) (int, error) {
+	if len(p) >= 12 && binary.BigEndian.Uint32(p[8:12]) == opSetWatches {
+		c.once.Do(func() { close(c.rewatched) })
+	}
+	return c.Conn.Write(p)
 }
 
 // SetReadDeadline caps the deadline go-zookeeper sets for the handshake's
@@ -129,6 +163,12 @@ type trackedConn struct {
 func (c *trackedConn) SetReadDeadline(t time.Time) error {
 	c.mu.Lock()
 	answered := c.answered
+	switch {
+	case answered && t.IsZero():
+		c.done = true // the handshake's answer is being read
+	case c.done && !t.IsZero():
+		c.recv = true // the receive loop's first deadline
+	}
 	c.mu.Unlock()
 	if limit := time.Now().Add(c.hs); !answered && !t.IsZero() && t.After(limit) {
 		t = limit
@@ -137,6 +177,18 @@ func (c *trackedConn) SetReadDeadline(t time.Time) error {
 }
 
 func (c *trackedConn) Read(p []byte) (int, error) {
+	c.mu.Lock()
+	wait := c.recv && !c.settled && c.d.watched.Load()
+	c.settled = c.settled || c.recv
+	c.mu.Unlock()
+	if wait {
+		t := time.NewTimer(settleWait)
+		select {
+		case <-c.rewatched:
+		case <-t.C:
+		}
+		t.Stop()
+	}
 	n, err := c.br.Read(p)
 	if n > 0 {
 		c.mu.Lock()

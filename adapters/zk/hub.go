@@ -405,6 +405,7 @@ func (h *watchHub) syncRoot(hs *hubState) error {
 	r := h.r
 	cs := hs.cs
 	var names []string
+	r.watching()
 	for try := 1; ; try++ {
 		var ch <-chan gozk.Event
 		err := h.call(func() error {

@@ -37,6 +37,7 @@ func (h *watchHub) listServices(hs *hubState) []error {
 	for i, s := range svcs {
 		lists[i].s = s
 	}
+	r.watching()
 	err := h.call(func() error {
 		parallel(len(lists), func(i int) {
 			l := &lists[i]
@@ -139,6 +140,7 @@ func (h *watchHub) readKids(hs *hubState) []error {
 		rd.s.failed = false // set again below if a read fails
 		svcs[rd.s] = struct{}{}
 	}
+	r.watching()
 	err := h.call(func() error {
 		parallel(len(reads), func(i int) {
 			rd := &reads[i]

@@ -399,6 +399,7 @@ func (r *Registry) ensure(path string, data []byte, watch bool, current func() b
 		)
 		ch = nil
 		if watch {
+			r.watching()
 			got, st, ch, err = conn.GetW(path)
 		} else {
 			got, st, err = conn.Get(path)
