@@ -84,7 +84,7 @@ func (cs *connState) onEvent(r *Registry, ev gozk.Event) {
 
 // dial starts an owned connection (go-zookeeper connects in the background).
 func (r *Registry) dial() (*connState, error) {
-	cs := &connState{dialer: newDialer(), owned: true}
+	cs := &connState{dialer: newDialer(r.cfg.SessionTimeout), owned: true}
 	conn, events, err := gozk.Connect(r.cfg.Servers, r.cfg.SessionTimeout,
 		gozk.WithDialer(cs.dialer.dial), gozk.WithHostProvider(&hostList{}),
 		gozk.WithLogger(zkLogger{r.log}), gozk.WithEventCallback(func(ev gozk.Event) { cs.onEvent(r, ev) }))

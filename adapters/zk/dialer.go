@@ -50,10 +50,12 @@ type dialer struct {
 	// watched is set once a watch was set on the connection: only then does
 	// go-zookeeper send setWatches after a reconnection (see settleWait).
 	watched atomic.Bool
+	settle  time.Duration // the bound of that wait for this connection
 }
 
-func newDialer() *dialer {
-	return &dialer{conns: make(map[*trackedConn]struct{}), quit: make(chan struct{}), hs: handshakeMin}
+func newDialer(sessionTimeout time.Duration) *dialer {
+	return &dialer{conns: make(map[*trackedConn]struct{}), quit: make(chan struct{}), hs: handshakeMin,
+		settle: min(settleWait, sessionTimeout/4)}
 }
 
 // dial implements gozk.Dialer.
@@ -140,14 +142,18 @@ type trackedConn struct {
 // reconnection.
 const opSetWatches = 101
 
-// settleWait bounds how long the first answer after a handshake waits for
-// the setWatches request. go-zookeeper v1.0.4 reads its last zxid to build
-// that request on one goroutine while its receive loop may already be
-// storing the zxid of an answer (a data race: the Registry sends requests
-// the moment a session is back). Holding the receive loop until the
-// setWatches request is written orders the two; a connection without
-// watches sends none (and reads no zxid): the wait is only made on
-// connections that had a watch set, and bounded.
+// settleWait bounds how long the receive loop's first read after a
+// reconnection waits for the setWatches request. go-zookeeper v1.0.4 reads
+// its last zxid to build that request on one goroutine while its receive
+// loop may already be storing the zxid of an answer (a data race: the
+// Registry sends requests the moment a session is back). Holding the
+// receive loop until the setWatches request is written orders the two. A
+// connection without watches sends none (and reads no zxid): the wait is
+// made only on connections that had a watch set, and it stays well below
+// go-zookeeper's receive timeout (a quarter of the session timeout, 1 s at
+// most). The request is normally written within milliseconds; the bound is
+// reached only when go-zookeeper had no watch left to re-arm (then it
+// delays the first answer after that reconnection).
 const settleWait = time.Second
 
 // Write notes the setWatches request: [length][xid][opcode]...
@@ -182,7 +188,7 @@ func (c *trackedConn) Read(p []byte) (int, error) {
 	c.settled = c.settled || c.recv
 	c.mu.Unlock()
 	if wait {
-		t := time.NewTimer(settleWait)
+		t := time.NewTimer(c.d.settle)
 		select {
 		case <-c.rewatched:
 		case <-t.C:
