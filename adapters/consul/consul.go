@@ -35,6 +35,7 @@ type Registry struct {
 	bySID  map[string]*registration // by Consul service ID
 	feeds  map[*registry.Feed]struct{}
 	hub    *hub // serves every watcher; nil while there is none
+	reach  reachability
 }
 
 var (
@@ -149,6 +150,15 @@ func (r *Registry) Ping(ctx context.Context) error {
 	if r.isClosed() {
 		return errClosed("ping")
 	}
+	if err := r.ping(ctx); err != nil {
+		return err
+	}
+	r.answered()
+	return nil
+}
+
+// ping is one GET /v1/status/leader: its cost does not grow with the data.
+func (r *Registry) ping(ctx context.Context) error {
 	leader, err := r.client.Status().LeaderWithQueryOptions(r.query(ctx))
 	if err != nil {
 		return fmt.Errorf("consul: ping: %w", classify(err))

@@ -62,6 +62,17 @@
 // are retried with capped backoff and jitter for as long as the registration
 // lives. Registrations reports each registration's state.
 //
+// A heartbeat that could not reach the agent at all (no answer: the agent is
+// down or cut off) does not wait out its backoff: one probe per registry
+// asks the agent for its leader (GET /v1/status/leader, a constant cost)
+// every 100 ms, and the moment the agent answers with a leader -- or a Ping
+// succeeds -- every waiting heartbeat retries at once. A registration is
+// back within about 100 ms of the agent answering again, whatever the
+// outage's length and the TTL. An agent that answers with an error (429,
+// 5xx) is left to each heartbeat's jittered backoff, so that a busy agent is
+// not hit by every heartbeat at once. Ping is the same leader query: its
+// cost does not grow with the data.
+//
 // # Watch
 //
 // Every watcher of a Registry, named or watch-all, is served by one hub,

@@ -250,7 +250,10 @@ func (reg *registration) stop() {
 // keepalive passes reg's TTL check every TTL/3. When the agent answers that
 // the check is unknown (the agent restarted and lost its state, an operator
 // or the agent's reaper removed the service) it registers the service again;
-// any failure is retried with capped backoff and jitter until ctx ends.
+// any failure is retried with capped backoff and jitter until ctx ends. A
+// failure because the agent could not be reached is retried as soon as the
+// agent answers again (see agentProbeEvery), without waiting out the
+// backoff.
 func (r *Registry) keepalive(ctx context.Context, reg *registration, done chan struct{}) {
 	defer r.wg.Done()
 	defer close(done)
@@ -261,12 +264,15 @@ func (r *Registry) keepalive(ctx context.Context, reg *registration, done chan s
 	b := backoff.Backoff{Base: min(100*time.Millisecond, interval), Max: interval}
 	timer := time.NewTimer(interval)
 	defer timer.Stop()
+	var back <-chan struct{} // closed when the agent answers again; nil while it does
 	for {
 		select {
 		case <-ctx.Done():
 			return
 		case <-timer.C:
+		case <-back:
 		}
+		back = nil
 		err := r.attempt(ctx, timeout, func(ctx context.Context) error { return classify(r.pass(ctx, reg.sid)) })
 		if err != nil && ctx.Err() == nil && isStatus(err, http.StatusNotFound) {
 			r.failed(reg, err)
@@ -277,6 +283,9 @@ func (r *Registry) keepalive(ctx context.Context, reg *registration, done chan s
 		}
 		if err != nil {
 			r.failed(reg, err)
+			if unreachable(err) {
+				back = r.agentBack()
+			}
 			timer.Reset(b.Next())
 			continue
 		}

@@ -35,8 +35,10 @@ const (
 type Config struct {
 	// Conn is a ready connection to use. The Registry does not close it, and
 	// Servers and SessionTimeout are then ignored. Such a connection's
-	// session events are not visible to the Registry, which polls its state
-	// instead (every 250 ms). If nil, New connects to Servers and Close
+	// events are not visible to the Registry, which polls its state instead
+	// (every 250 ms) and forwards each of its watches with a small
+	// goroutine; it cannot replace that connection after a history change
+	// (see the package doc). If nil, New connects to Servers and Close
 	// closes that connection, which ends the session: ZooKeeper removes the
 	// Registry's nodes at once.
 	Conn *gozk.Conn

@@ -18,17 +18,63 @@
 // when someone else overwrites its data. A node left by an earlier session
 // (a restarted process, or an expired session whose node ZooKeeper has not
 // removed yet) is recognised by its ephemeral owner, deleted and re-created.
-// Failed attempts are retried with capped backoff for as long as the
+// A node its own session still holds is never deleted or re-created: after
+// an outage the keepers only confirm it. Keepers react to the connection's
+// session events (not to a timer): a session regained kicks every keeper at
+// once. Failed attempts are retried with capped backoff for as long as the
 // registration lives; Registrations reports which ones are live.
+//
+// Reconnecting: go-zookeeper pauses a second between rounds of its server
+// list and waits about ten receive timeouts for a handshake a starting
+// server never answers. The Registry paces its dials itself (50 ms doubling
+// to 400 ms, reset by a session) and cuts an unanswered handshake after 1 s
+// (doubling to 8 s while they keep failing), so it is back within about
+// half a second of the server answering again, whatever the outage's
+// length. Registrations are reported not Live once the session has been
+// gone longer than Config.SessionTimeout (the server has expired it, or
+// will), until their nodes are confirmed again.
+//
+// History changes: a server wiped, or restored from a backup older than
+// what the client has seen, refuses the client's session ("has seen zxid
+// 0x… our last zxid is 0x…") and closes the connection; go-zookeeper forgets
+// its zxid only when told the session expired, so it would retry forever.
+// After two refused handshakes in a row the Registry dials a probe
+// connection; if the probe gets a session and the old connection is refused
+// again after that, the probe replaces it: every registration is re-created
+// and defended on the new session, every watch is re-read from the new
+// history. A service node whose Pzxid went backwards (a restored history
+// under a session that survived) has all its instances read again. This
+// needs a connection the Registry dials itself (not Config.Conn).
 //
 // # Watches
 //
-// Watchers use children watches on service nodes, data watches on instance
-// nodes and exists watches on nodes that do not exist yet, re-armed after
-// each fire. Each watcher is one goroutine; every goroutine ends on Stop, on
-// the Watch ctx or on Close. A lost connection is reported as a transient
-// ErrUnavailable error by Next, and the state is confirmed again once the
-// session is back.
+// Every watcher of a Registry is served by one goroutine, its watch hub,
+// whatever the number of watchers and services. The hub keeps a children
+// watch on each watched service node (an exists watch while the node is
+// missing) and a data watch on each of its instance nodes -- one set per
+// Registry, shared by all its watchers of the service; a watch-all (name
+// "") also watches the children of the root. go-zookeeper's event callback
+// queues each fired watch by path, and the hub reads only what changed: a
+// changed instance's data, a service's children list (and then only the new
+// children's data, up to 64 requests in flight on the connection). Its cost
+// is linear in the changes, not in the instances; after a batch of events,
+// each changed service's complete state is published once. Each goroutine
+// ends on Close. A lost connection is reported by Next as a transient
+// ErrUnavailable error, and the state is confirmed again once the session
+// is back.
+//
+// # Reads
+//
+// GetService reads through the watch hub: a service read once is kept
+// current by the hub's watches for a minute after its last GetService (and
+// for as long as it is watched), so repeated reads of a large service cost
+// no I/O, and a read that outlived its caller's ctx goes on and is found by
+// the next call. A state is answered only while the connection has a
+// session, and never one older than the Registry's own writes: ZooKeeper
+// delivers the watch event of a write before the write's answer, and an
+// event makes the hub forget its state of that service until it is read
+// again. Ping is one Exists on the root: its cost does not grow with the
+// data.
 //
 // # Access control
 //
@@ -51,10 +97,19 @@
 //     other's node; repeated takeovers back off (from 100 ms up to
 //     Config.MaxRetryDelay), so the node changes hands a few times a second
 //     at most until one of them deregisters or exits.
-//   - go-zookeeper fires each watch once and keeps its channel until then: a
-//     watcher stopped before its watches fire leaves them registered on the
-//     connection (one small buffered channel each, no goroutine) until the
-//     node changes.
+//   - go-zookeeper fires each watch once and ZooKeeper has no way to
+//     remove one: a service nobody watches or reads any more keeps its
+//     watches on the connection (a small buffered channel each, no
+//     goroutine) until its nodes change.
+//   - With a connection passed in Config.Conn the Registry sees no events
+//     (go-zookeeper's event callback is set at dial time): it polls the
+//     session state every 250 ms, each armed watch costs a small goroutine
+//     that ends when the watch fires or the Registry closes, and a history
+//     change (see Sessions) cannot be recovered from: the Registry does not
+//     own that connection.
+//   - A first read of a very large service is bounded by ZooKeeper's
+//     request rate (one getData per instance: 20,000 instances take
+//     seconds on a loaded two-core machine); later reads come from the hub.
 //   - Kratos' contrib registry, given credentials, creates nodes readable only
 //     with them; this Registry makes its nodes world-readable. Parents that
 //     already exist keep their ACL: an instance under a world-writable service

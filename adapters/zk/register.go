@@ -390,6 +390,7 @@ var errSuperseded = errors.New("registration changed during the attempt")
 // With watch, it returns a data watch set on the final state (it fires on
 // change and on delete). repaired says whether it had to write anything.
 func (r *Registry) ensure(path string, data []byte, watch bool, current func() bool) (ch <-chan gozk.Event, repaired bool, err error) {
+	conn := r.zconn()
 	for range maxEnsureSteps {
 		var (
 			got []byte
@@ -398,9 +399,10 @@ func (r *Registry) ensure(path string, data []byte, watch bool, current func() b
 		)
 		ch = nil
 		if watch {
-			got, st, ch, err = r.conn.GetW(path)
+			r.watching()
+			got, st, ch, err = conn.GetW(path)
 		} else {
-			got, st, err = r.conn.Get(path)
+			got, st, err = conn.Get(path)
 		}
 		switch {
 		case errors.Is(err, gozk.ErrNoNode):
@@ -408,7 +410,7 @@ func (r *Registry) ensure(path string, data []byte, watch bool, current func() b
 				return nil, repaired, errSuperseded
 			}
 			repaired = true
-			if err := r.create(path, data); err != nil {
+			if err := r.create(conn, path, data); err != nil {
 				return nil, repaired, err
 			}
 			continue
@@ -417,13 +419,13 @@ func (r *Registry) ensure(path string, data []byte, watch bool, current func() b
 		}
 		// Watches set on the way (GetW) fire on our own delete or set below
 		// and are dropped by go-zookeeper then.
-		if owner := r.conn.SessionID(); st.EphemeralOwner != owner {
+		if owner := conn.SessionID(); st.EphemeralOwner != owner {
 			if !current() {
 				return nil, repaired, errSuperseded
 			}
 			repaired = true
 			r.log.Info("zookeeper: replacing node not owned by this session", "path", path, "owner", fmt.Sprintf("%#x", st.EphemeralOwner), "session", fmt.Sprintf("%#x", owner))
-			if err := r.conn.Delete(path, st.Version); err != nil && !errors.Is(err, gozk.ErrNoNode) && !errors.Is(err, gozk.ErrBadVersion) {
+			if err := conn.Delete(path, st.Version); err != nil && !errors.Is(err, gozk.ErrNoNode) && !errors.Is(err, gozk.ErrBadVersion) {
 				return nil, repaired, err
 			}
 			continue
@@ -433,7 +435,7 @@ func (r *Registry) ensure(path string, data []byte, watch bool, current func() b
 				return nil, repaired, errSuperseded
 			}
 			repaired = true
-			if _, err := r.conn.Set(path, data, st.Version); err != nil && !errors.Is(err, gozk.ErrNoNode) && !errors.Is(err, gozk.ErrBadVersion) {
+			if _, err := conn.Set(path, data, st.Version); err != nil && !errors.Is(err, gozk.ErrNoNode) && !errors.Is(err, gozk.ErrBadVersion) {
 				return nil, repaired, err
 			}
 			continue
@@ -446,13 +448,13 @@ func (r *Registry) ensure(path string, data []byte, watch bool, current func() b
 // create creates path as an ephemeral node holding data, and its missing
 // parents as persistent empty nodes. A node that already exists is not an
 // error (ensure reads it back).
-func (r *Registry) create(path string, data []byte) error {
-	_, err := r.conn.Create(path, data, gozk.FlagEphemeral, r.acl)
+func (r *Registry) create(conn *gozk.Conn, path string, data []byte) error {
+	_, err := conn.Create(path, data, gozk.FlagEphemeral, r.acl)
 	if errors.Is(err, gozk.ErrNoNode) {
-		if err := r.parents(path); err != nil {
+		if err := r.parents(conn, path); err != nil {
 			return err
 		}
-		_, err = r.conn.Create(path, data, gozk.FlagEphemeral, r.acl)
+		_, err = conn.Create(path, data, gozk.FlagEphemeral, r.acl)
 	}
 	if err != nil && !errors.Is(err, gozk.ErrNodeExists) {
 		return err
@@ -464,7 +466,7 @@ func (r *Registry) create(path string, data []byte) error {
 // as Kratos' contrib registry does: the root and the service node with the
 // Registry's ACL, the ancestors of the root (not ours: other applications
 // may share them) world-writable.
-func (r *Registry) parents(path string) error {
+func (r *Registry) parents(conn *gozk.Conn, path string) error {
 	for i := 1; i < len(path); i++ {
 		if path[i] != '/' {
 			continue
@@ -473,7 +475,7 @@ func (r *Registry) parents(path string) error {
 		if i < len(r.root) {
 			acl = gozk.WorldACL(gozk.PermAll)
 		}
-		_, err := r.conn.Create(path[:i], []byte{}, gozk.FlagPersistent, acl)
+		_, err := conn.Create(path[:i], []byte{}, gozk.FlagPersistent, acl)
 		if err != nil && !errors.Is(err, gozk.ErrNodeExists) {
 			return err
 		}
@@ -485,10 +487,11 @@ func (r *Registry) parents(path string) error {
 // parent's ACL before the node's existence: without DELETE permission a
 // missing node would fail with ErrNoAuth, hence the Exists first.)
 func (r *Registry) remove(path string) error {
-	if ok, _, err := r.conn.Exists(path); err != nil || !ok {
+	conn := r.zconn()
+	if ok, _, err := conn.Exists(path); err != nil || !ok {
 		return err
 	}
-	if err := r.conn.Delete(path, -1); err != nil && !errors.Is(err, gozk.ErrNoNode) {
+	if err := conn.Delete(path, -1); err != nil && !errors.Is(err, gozk.ErrNoNode) {
 		return err
 	}
 	return nil
@@ -498,18 +501,18 @@ func (r *Registry) remove(path string) error {
 // re-sends them after every reconnect. Deferred to the first call (see do)
 // so that New never waits for a server; reads need it too, for nodes that
 // Kratos' contrib registry made readable only with the credentials.
-func (r *Registry) auth() error {
+func (r *Registry) auth(cs *connState) error {
 	if r.cfg.User == "" {
 		return nil
 	}
-	r.authMu.Lock()
-	defer r.authMu.Unlock()
-	if r.authed {
+	cs.authMu.Lock()
+	defer cs.authMu.Unlock()
+	if cs.authed {
 		return nil
 	}
-	if err := r.conn.AddAuth("digest", []byte(r.cfg.User+":"+r.cfg.Password)); err != nil {
+	if err := cs.conn.AddAuth("digest", []byte(r.cfg.User+":"+r.cfg.Password)); err != nil {
 		return fmt.Errorf("add digest auth: %w", err)
 	}
-	r.authed = true
+	cs.authed = true
 	return nil
 }

@@ -30,14 +30,12 @@ const closeWait = 10 * time.Second
 //
 // A Registry is safe for concurrent use by multiple goroutines.
 type Registry struct {
-	conn   *gozk.Conn
-	owned  bool              // conn was dialled by New: Close closes it
-	events <-chan gozk.Event // owned conn's event channel, closed when its goroutine ends
-	dialer *dialer           // owned conn's dialer
-	root   string
-	acl    []gozk.ACL
-	cfg    Config
-	log    *slog.Logger
+	cur  atomic.Pointer[connState] // the connection; replaced only by the monitor
+	hub  *watchHub
+	root string
+	acl  []gozk.ACL
+	cfg  Config
+	log  *slog.Logger
 
 	ctx    context.Context // done on Close: every goroutine's lifetime
 	cancel context.CancelFunc
@@ -45,9 +43,6 @@ type Registry struct {
 	calls  sync.WaitGroup // go-zookeeper calls in flight (see do)
 	wake   chan struct{}  // capacity 1: a session event for the monitor
 	feeds  registry.Hub   // every live watcher, ended by Close
-
-	authMu sync.Mutex // serializes AddAuth; guards authed
-	authed bool
 
 	mu      sync.Mutex // guards the fields below
 	closed  bool
@@ -57,8 +52,8 @@ type Registry struct {
 
 // New returns a Registry configured by cfg. It does not wait for ZooKeeper: an
 // unreachable server is not an error here (calls return ErrUnavailable until
-// it answers). It fails only on an invalid Config or when no server address
-// resolves.
+// it answers), nor is an address that does not resolve yet (it is dialled
+// again). It fails only on an invalid Config.
 func New(cfg Config) (*Registry, error) {
 	c, err := cfg.withDefaults()
 	if err != nil {
@@ -77,21 +72,21 @@ func New(cfg Config) (*Registry, error) {
 	} else {
 		r.acl = gozk.WorldACL(gozk.PermAll)
 	}
+	r.ctx, r.cancel = context.WithCancel(context.Background())
+	r.hub = newWatchHub(r)
 	if c.Conn != nil {
-		r.conn = c.Conn
+		r.cur.Store(&connState{conn: c.Conn})
 	} else {
-		r.dialer = newDialer()
-		r.dialer.tls = c.TLS
-		conn, events, err := gozk.Connect(c.Servers, c.SessionTimeout, gozk.WithDialer(r.dialer.dial),
-			gozk.WithLogger(zkLogger{c.Logger}), gozk.WithEventCallback(r.onEvent))
+		cs, err := r.dial()
 		if err != nil {
+			r.cancel()
 			return nil, fmt.Errorf("zookeeper: connect %v: %w: %w", c.Servers, registry.ErrUnavailable, err)
 		}
-		r.conn, r.events, r.owned = conn, events, true
+		r.cur.Store(cs)
 	}
-	r.ctx, r.cancel = context.WithCancel(context.Background())
-	r.wg.Add(1)
+	r.wg.Add(2)
 	go r.monitor()
+	go r.hub.run()
 	return r, nil
 }
 
@@ -116,24 +111,9 @@ func (r *Registry) Close() error {
 	r.mu.Unlock()
 	r.cancel()
 	r.feeds.EndAll(registry.ErrClosed)
-	r.wg.Wait()
-	if r.owned {
-		r.conn.Close()      // ends the session (waits up to 1 s for the server's answer)
-		r.dialer.closeAll() // unblocks a handshake go-zookeeper may be stuck in
-		timeout := time.NewTimer(closeWait)
-		defer timeout.Stop()
-	drain:
-		for {
-			select {
-			case _, ok := <-r.events:
-				if !ok {
-					break drain
-				}
-			case <-timeout.C:
-				r.log.Warn("zookeeper: connection goroutine still running after Close", "wait", closeWait)
-				break drain
-			}
-		}
+	r.wg.Wait() // the monitor is gone: the connection is not replaced any more
+	if cs := r.cur.Load(); cs.owned {
+		cs.shut(r)
 		r.calls.Wait() // a closed connection fails every pending request at once
 	}
 	return nil
@@ -141,46 +121,16 @@ func (r *Registry) Close() error {
 
 // GetService returns the service's instances sorted by ID, or an error
 // wrapping registry.ErrNotFound when it has none. Nodes whose data is not a
-// valid Instance of this service are skipped and logged.
+// valid Instance of this service are skipped and logged. It reads through
+// the watch hub (see Reads in the package doc): a service read in the last
+// minute, or watched, is answered from the hub's current state.
 func (r *Registry) GetService(ctx context.Context, name string) ([]*registry.Instance, error) {
 	if err := registry.ValidateName(name); err != nil {
 		return nil, fmt.Errorf("zookeeper: get: %w", err)
 	}
 	ctx, cancel := r.bound(ctx)
 	defer cancel()
-	var out []*registry.Instance
-	err := r.do(ctx, func() error {
-		svc := r.servicePath(name)
-		ids, _, err := r.conn.Children(svc)
-		if err != nil {
-			return err
-		}
-		found := make([]*registry.Instance, len(ids))
-		errs := make([]error, len(ids))
-		parallel(len(ids), func(i int) {
-			data, _, err := r.conn.Get(svc + "/" + ids[i])
-			switch {
-			case errors.Is(err, gozk.ErrNoNode): // deleted since the listing
-			case err != nil:
-				errs[i] = err
-			default:
-				found[i] = r.decode(name, ids[i], data)
-			}
-		})
-		if err := errors.Join(errs...); err != nil {
-			return err
-		}
-		out = slices.DeleteFunc(found, func(in *registry.Instance) bool { return in == nil })
-		return nil
-	})
-	if errors.Is(err, gozk.ErrNoNode) || err == nil && len(out) == 0 {
-		return nil, fmt.Errorf("zookeeper: get %q: %w", name, registry.ErrNotFound)
-	}
-	if err != nil {
-		return nil, r.fail(fmt.Sprintf("get %q", name), err)
-	}
-	registry.SortInstances(out)
-	return out, nil
+	return r.read(ctx, name)
 }
 
 // ListServices returns the sorted names of the services that have at least
@@ -190,7 +140,8 @@ func (r *Registry) ListServices(ctx context.Context) ([]string, error) {
 	defer cancel()
 	var out []string
 	err := r.do(ctx, func() error {
-		names, _, err := r.conn.Children(r.root)
+		conn := r.zconn()
+		names, _, err := conn.Children(r.root)
 		if errors.Is(err, gozk.ErrNoNode) {
 			return nil
 		}
@@ -200,7 +151,7 @@ func (r *Registry) ListServices(ctx context.Context) ([]string, error) {
 		keep := make([]bool, len(names))
 		errs := make([]error, len(names))
 		parallel(len(names), func(i int) {
-			ok, st, err := r.conn.Exists(r.servicePath(names[i]))
+			ok, st, err := conn.Exists(r.servicePath(names[i]))
 			errs[i] = err
 			keep[i] = err == nil && ok && st.NumChildren > 0
 		})
@@ -229,7 +180,7 @@ func (r *Registry) Ping(ctx context.Context) error {
 	ctx, cancel := r.bound(ctx)
 	defer cancel()
 	err := r.do(ctx, func() error {
-		_, _, err := r.conn.Exists(r.root)
+		_, _, err := r.zconn().Exists(r.root)
 		return err
 	})
 	if err != nil {
@@ -279,7 +230,7 @@ func (r *Registry) do(ctx context.Context, f func() error) error {
 	done := make(chan error, 1)
 	go func() {
 		defer r.calls.Done()
-		if err := r.auth(); err != nil {
+		if err := r.auth(r.cur.Load()); err != nil {
 			done <- err
 			return
 		}
@@ -304,7 +255,7 @@ func (r *Registry) awaitSession(ctx context.Context) error {
 	var poll <-chan time.Time
 	for {
 		changed := r.sessionChanged()
-		state := r.conn.State()
+		state := r.zconn().State()
 		if state == gozk.StateHasSession {
 			return nil
 		}
@@ -357,11 +308,14 @@ func unavailable(err error) bool {
 	return err != nil
 }
 
-// parallel calls f(i) for every i in [0, n) from up to 8 goroutines (go-
-// zookeeper pipelines concurrent requests on its connection) and returns when
-// all are done.
+// parallelism bounds the requests a read keeps in flight on the connection
+// (go-zookeeper pipelines concurrent requests on one connection).
+const parallelism = 64
+
+// parallel calls f(i) for every i in [0, n) from up to parallelism
+// goroutines and returns when all are done.
 func parallel(n int, f func(i int)) {
-	workers := min(n, 8)
+	workers := min(n, parallelism)
 	var next atomic.Int64
 	var wg sync.WaitGroup
 	for range workers {

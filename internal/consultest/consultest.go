@@ -218,6 +218,25 @@ func (a *Agent) Restart(t testing.TB) {
 	}
 }
 
+// Wipe kills the agent and starts an empty one on the same ports: a dev
+// agent keeps nothing on disk, so for it a restart is a wipe (a registry
+// whose history starts again). Consul's -dev mode has no backup to restore
+// from: Backup/restore has no consultest equivalent.
+func (a *Agent) Wipe(t testing.TB) { a.Restart(t) }
+
+// Resume starts a stopped agent again on the same ports (in dev mode it
+// starts empty) and returns once it is ready. Resuming a running agent
+// does nothing.
+func (a *Agent) Resume(t testing.TB) {
+	t.Helper()
+	if a.Running() {
+		return
+	}
+	if err := a.start(); err != nil {
+		t.Fatalf("consultest: resume: %v", err)
+	}
+}
+
 // Running reports whether the agent process is up.
 func (a *Agent) Running() bool {
 	a.mu.Lock()

@@ -62,3 +62,32 @@ func TestACL(t *testing.T) {
 		t.Errorf("register with the management token: %v", err)
 	}
 }
+
+// Wipe and Stop+Resume both bring the agent back empty on the same address.
+func TestWipeResume(t *testing.T) {
+	a := Start(t, Options{})
+	c := a.Client(t)
+	reg := &consulapi.AgentServiceRegistration{ID: "w1", Name: "consultest-wipe", Port: 1}
+	for _, fault := range []struct {
+		name string
+		do   func()
+	}{
+		{"Wipe", func() { a.Wipe(t) }},
+		{"Stop+Resume", func() { a.Stop(); a.Resume(t) }},
+	} {
+		if err := c.Agent().ServiceRegister(reg); err != nil {
+			t.Fatalf("%s: register: %v", fault.name, err)
+		}
+		addr := a.Addr
+		fault.do()
+		if a.Addr != addr || !a.Running() {
+			t.Fatalf("after %s: addr %s running %v, want %s running", fault.name, a.Addr, a.Running(), addr)
+		}
+		_, _, err := c.Agent().Service("w1", nil)
+		var se consulapi.StatusError
+		if !errors.As(err, &se) || se.Code != 404 {
+			t.Errorf("after %s: service = %v, want a 404 (dev mode keeps nothing)", fault.name, err)
+		}
+	}
+	a.Resume(t) // running: nothing to do
+}

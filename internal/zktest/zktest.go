@@ -13,11 +13,13 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -114,7 +116,7 @@ dataDir=%s
 clientPort=%d
 clientPortAddress=127.0.0.1
 admin.enableServer=false
-4lw.commands.whitelist=ruok,srvr
+4lw.commands.whitelist=ruok,srvr,wchs
 minSessionTimeout=%d
 maxSessionTimeout=20000
 maxClientCnxns=0
@@ -161,6 +163,116 @@ func (s *Server) Restart() error {
 		return err
 	}
 	return s.start()
+}
+
+// Resume starts a stopped server again on the same port and data
+// directory and returns once it accepts a session. Resuming a running
+// server does nothing.
+func (s *Server) Resume() error {
+	s.mu.Lock()
+	running := s.proc != nil
+	s.mu.Unlock()
+	if running {
+		return nil
+	}
+	return s.start()
+}
+
+// Wipe kills the server, deletes its data directory and starts it empty on
+// the same port: a cluster rebuilt from nothing. Its zxids start again from
+// zero, below what clients have seen. It returns once the new server
+// accepts a session.
+func (s *Server) Wipe() error {
+	if err := s.Stop(); err != nil {
+		return err
+	}
+	data := filepath.Join(s.dir, "data")
+	if err := os.RemoveAll(data); err != nil {
+		return err
+	}
+	if err := os.MkdirAll(data, 0o755); err != nil {
+		return err
+	}
+	return s.start()
+}
+
+// Backup copies the running server's data directory (a hot copy, as an
+// operator's backup is: ZooKeeper recovers from a transaction log whose tail
+// was being written) and returns a function that restores it: it kills the
+// server, replaces the data directory with the copy and starts the server
+// on the same port, back at the older history. Restore may be called more
+// than once.
+func (s *Server) Backup() (restore func() error, err error) {
+	data := filepath.Join(s.dir, "data")
+	backup, err := os.MkdirTemp(s.dir, "backup-")
+	if err != nil {
+		return nil, err
+	}
+	if err := copyTree(data, backup); err != nil {
+		return nil, fmt.Errorf("zktest: backup: %w", err)
+	}
+	return func() error {
+		if err := s.Stop(); err != nil {
+			return err
+		}
+		if err := os.RemoveAll(data); err != nil {
+			return err
+		}
+		if err := copyTree(backup, data); err != nil {
+			return fmt.Errorf("zktest: restore: %w", err)
+		}
+		return s.start()
+	}, nil
+}
+
+// copyTree copies the regular files and directories under src into dst.
+func copyTree(src, dst string) error {
+	return filepath.WalkDir(src, func(path string, d os.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		rel, err := filepath.Rel(src, path)
+		if err != nil {
+			return err
+		}
+		to := filepath.Join(dst, rel)
+		if d.IsDir() {
+			return os.MkdirAll(to, 0o755)
+		}
+		if !d.Type().IsRegular() {
+			return nil
+		}
+		b, err := os.ReadFile(path)
+		if err != nil {
+			return err
+		}
+		return os.WriteFile(to, b, 0o644)
+	})
+}
+
+// Watches returns the server's count of watches (the "wchs" four-letter
+// command): every watch of every session, as the server holds them.
+func (s *Server) Watches() (int, error) {
+	c, err := net.DialTimeout("tcp", s.Addr, 5*time.Second)
+	if err != nil {
+		return 0, err
+	}
+	defer c.Close()
+	if err := c.SetDeadline(time.Now().Add(10 * time.Second)); err != nil {
+		return 0, err
+	}
+	if _, err := c.Write([]byte("wchs")); err != nil {
+		return 0, err
+	}
+	out, err := io.ReadAll(c)
+	if err != nil {
+		return 0, err
+	}
+	_, total, ok := strings.Cut(string(out), "Total watches:")
+	if !ok {
+		return 0, fmt.Errorf("zktest: wchs answered %q", out)
+	}
+	return strconv.Atoi(strings.TrimSpace(total))
 }
 
 // Connect returns a client connection with the given session timeout that

@@ -66,3 +66,62 @@ func TestStartRestart(t *testing.T) {
 		t.Errorf("second Stop: %v", err)
 	}
 }
+
+// Wipe starts the server empty on the same port; a restored backup has the
+// tree of the time of the backup, not what was written after it.
+func TestWipeBackupRestore(t *testing.T) {
+	s := Start(t)
+	addr := s.Addr
+	c := s.Connect(t, 4*time.Second)
+	acl := gozk.WorldACL(gozk.PermAll)
+	if _, err := c.Create("/before", []byte("b"), 0, acl); err != nil {
+		t.Fatal(err)
+	}
+	restore, err := s.Backup()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.Create("/after", []byte("a"), 0, acl); err != nil {
+		t.Fatal(err)
+	}
+	if err := restore(); err != nil {
+		t.Fatal(err)
+	}
+	o := s.Connect(t, 2*time.Second)
+	if data, _, err := o.Get("/before"); err != nil || string(data) != "b" {
+		t.Fatalf("after restore: Get /before = %q, %v; want \"b\"", data, err)
+	}
+	if ok, _, err := o.Exists("/after"); err != nil || ok {
+		t.Fatalf("after restore: Exists /after = %v, %v; want false (written after the backup)", ok, err)
+	}
+	if err := s.Wipe(); err != nil {
+		t.Fatal(err)
+	}
+	if s.Addr != addr {
+		t.Fatalf("Addr after Wipe = %s, want %s", s.Addr, addr)
+	}
+	w := s.Connect(t, 2*time.Second)
+	if ok, _, err := w.Exists("/before"); err != nil || ok {
+		t.Fatalf("after Wipe: Exists /before = %v, %v; want false", ok, err)
+	}
+}
+
+// Watches counts the watches the server holds.
+func TestWatches(t *testing.T) {
+	s := Start(t)
+	c := s.Connect(t, 4*time.Second)
+	before, err := s.Watches()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, _, _, err := c.ExistsW("/watched"); err != nil {
+		t.Fatal(err)
+	}
+	after, err := s.Watches()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if after != before+1 {
+		t.Fatalf("watches: %d before an ExistsW, %d after; want one more", before, after)
+	}
+}
