@@ -31,6 +31,20 @@
 // processes sharing an instance ID). Registrations reports which
 // registrations are live and which are being restored.
 //
+// Every request a registration makes (grant, put, keepalive, the checks
+// and restores of the keeper, Deregister's delete and revoke) requires a
+// leader (clientv3.WithRequireLeader): a member cut off from the majority
+// refuses it at once instead of holding it until Config.Timeout, and it is
+// sent again, which the client's round-robin balancer routes to another
+// member, until one with a leader answers or the timeout ends. The
+// keepalive stream requires one too: when its member loses the leader,
+// clientv3 ends it at once rather than when the TTL has run out on the
+// client's side, and the lease is taken back through a member that has a
+// leader, before it expires when that takes less than the TTL (else the
+// record is put again under a new lease). So a client attached to a
+// minority member keeps its registrations live through the majority, as
+// long as it can reach a majority member.
+//
 // # History changes
 //
 // etcd may come back with another history: wiped and rebuilt empty, or

@@ -270,8 +270,12 @@ func (k *keeper) startKeepAlive() {
 	}
 	ctx, cancel := context.WithCancel(k.g.ctx)
 	// On error (the client is closed) ch is closed: the loop sees the lease
-	// as lost and retries, which reports the error.
-	ch, _ := k.r.client.KeepAlive(ctx, k.lease)
+	// as lost and retries, which reports the error. WithRequireLeader: when
+	// the member carrying the keepalive stream loses its leader (cut off
+	// from the majority), clientv3 closes ch at once instead of when the
+	// TTL has run out on its side, and the loop takes the lease back
+	// through a member that has a leader before it expires.
+	ch, _ := k.r.client.KeepAlive(clientv3.WithRequireLeader(ctx), k.lease)
 	k.ka, k.kaCancel = ch, cancel
 }
 
@@ -449,7 +453,12 @@ func (k *keeper) write(parent context.Context) error {
 		// reach), but etcd may have kept the lease, and the record with it:
 		// a restarted etcd restores its leases with a fresh TTL. Taking it
 		// back keeps the record present throughout.
-		if ka, err := k.r.client.KeepAliveOnce(ctx, k.stale); err == nil && ka.TTL > 0 {
+		var ka *clientv3.LeaseKeepAliveResponse
+		err := withLeader(ctx, func(ctx context.Context) (err error) {
+			ka, err = k.r.client.KeepAliveOnce(ctx, k.stale)
+			return err
+		})
+		if err == nil && ka.TTL > 0 {
 			k.r.observe(ka.ResponseHeader)
 			k.lease, k.granted, k.stale = k.stale, time.Now(), 0
 			k.g.setLease(k.lease)
@@ -480,7 +489,10 @@ func (k *keeper) write(parent context.Context) error {
 	if k.stale != 0 {
 		// The key is on the new lease now: revoking the old one (if etcd
 		// still has it) deletes nothing of ours.
-		k.r.client.Revoke(ctx, k.stale) //nolint:errcheck // best effort; it expires anyway
+		withLeader(ctx, func(ctx context.Context) error { //nolint:errcheck // best effort; it expires anyway
+			_, err := k.r.client.Revoke(ctx, k.stale)
+			return err
+		})
 		k.stale = 0
 	}
 	return nil
@@ -491,12 +503,16 @@ func (k *keeper) write(parent context.Context) error {
 // reconnecting fleet does not send every watcher an event per process. It
 // returns the record's revision.
 func (k *keeper) putIfChanged(ctx context.Context, val string) (int64, error) {
-	resp, err := k.r.client.Txn(ctx).
-		If(clientv3.Compare(clientv3.Value(k.g.key), "=", val),
-			clientv3.Compare(clientv3.LeaseValue(k.g.key), "=", k.lease)).
-		Then(clientv3.OpGet(k.g.key)).
-		Else(clientv3.OpPut(k.g.key, val, clientv3.WithLease(k.lease))).
-		Commit()
+	var resp *clientv3.TxnResponse
+	err := withLeader(ctx, func(ctx context.Context) (err error) {
+		resp, err = k.r.client.Txn(ctx).
+			If(clientv3.Compare(clientv3.Value(k.g.key), "=", val),
+				clientv3.Compare(clientv3.LeaseValue(k.g.key), "=", k.lease)).
+			Then(clientv3.OpGet(k.g.key)).
+			Else(clientv3.OpPut(k.g.key, val, clientv3.WithLease(k.lease))).
+			Commit()
+		return err
+	})
 	if err != nil {
 		return 0, fmt.Errorf("put: %w", err)
 	}
@@ -529,7 +545,11 @@ func (k *keeper) wrote(rev int64, val string, recovered bool) {
 func (k *keeper) check(parent context.Context) error {
 	ctx, cancel := k.r.opCtx(parent)
 	defer cancel()
-	resp, err := k.r.client.Get(ctx, k.g.key)
+	var resp *clientv3.GetResponse
+	err := withLeader(ctx, func(ctx context.Context) (err error) {
+		resp, err = k.r.client.Get(ctx, k.g.key)
+		return err
+	})
 	if err != nil {
 		return fmt.Errorf("check key: %w", err)
 	}

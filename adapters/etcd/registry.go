@@ -294,13 +294,24 @@ func (r *Registry) Register(ctx context.Context, in *registry.Instance) error {
 
 // grantPut grants a lease and puts key=val under it. It returns the lease
 // and the put's revision.
+//
+// Both requests need a leader (see withLeader): a member cut off from the
+// majority refuses them at once and they go to another member.
 func (r *Registry) grantPut(ctx context.Context, key, val string) (clientv3.LeaseID, int64, error) {
-	grant, err := r.client.Grant(ctx, r.ttl)
+	var grant *clientv3.LeaseGrantResponse
+	err := withLeader(ctx, func(ctx context.Context) (err error) {
+		grant, err = r.client.Grant(ctx, r.ttl)
+		return err
+	})
 	if err != nil {
 		return 0, 0, fmt.Errorf("grant lease: %w", err)
 	}
 	r.observe(grant.ResponseHeader)
-	resp, err := r.client.Put(ctx, key, val, clientv3.WithLease(grant.ID))
+	var resp *clientv3.PutResponse
+	err = withLeader(ctx, func(ctx context.Context) (err error) {
+		resp, err = r.client.Put(ctx, key, val, clientv3.WithLease(grant.ID))
+		return err
+	})
 	if err != nil {
 		// The unused lease runs out by itself.
 		return 0, 0, fmt.Errorf("put: %w", err)
@@ -341,11 +352,19 @@ func (r *Registry) Deregister(ctx context.Context, in *registry.Instance) error 
 	}
 	octx, cancel := r.opCtx(ctx)
 	defer cancel()
-	if _, err := r.client.Delete(octx, key); err != nil {
+	err = withLeader(octx, func(ctx context.Context) error {
+		_, err := r.client.Delete(ctx, key)
+		return err
+	})
+	if err != nil {
 		return r.wrapErr(ctx, op, err)
 	}
 	if lease != 0 {
-		if _, err := r.client.Revoke(octx, lease); err != nil && !errors.Is(err, rpctypes.ErrLeaseNotFound) {
+		err := withLeader(octx, func(ctx context.Context) error {
+			_, err := r.client.Revoke(ctx, lease)
+			return err
+		})
+		if err != nil && !errors.Is(err, rpctypes.ErrLeaseNotFound) {
 			return r.wrapErr(ctx, op+": revoke lease", err)
 		}
 	}
