@@ -87,7 +87,7 @@ func (r *Registry) dial() (*connState, error) {
 	cs := &connState{dialer: newDialer(r.cfg.SessionTimeout), owned: true}
 	cs.dialer.tls = r.cfg.TLS
 	conn, events, err := gozk.Connect(r.cfg.Servers, r.cfg.SessionTimeout,
-		gozk.WithDialer(cs.dialer.dial), gozk.WithHostProvider(&hostList{}),
+		gozk.WithDialer(cs.dialer.dial), gozk.WithHostProvider(&hostList{d: cs.dialer}),
 		gozk.WithLogger(zkLogger{r.log}), gozk.WithEventCallback(func(ev gozk.Event) { cs.onEvent(r, ev) }))
 	if err != nil {
 		return nil, err

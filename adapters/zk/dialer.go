@@ -106,6 +106,13 @@ func (d *dialer) connected() {
 	d.mu.Unlock()
 }
 
+// isClosed reports whether closeAll has been called.
+func (d *dialer) isClosed() bool {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.closed
+}
+
 // closeAll closes every connection still open and refuses new ones.
 func (d *dialer) closeAll() {
 	d.mu.Lock()
@@ -227,6 +234,12 @@ func (c *trackedConn) Close() error {
 // hostList is a gozk.HostProvider that cycles through the servers without
 // ever asking go-zookeeper to pause (the dialer paces instead).
 type hostList struct {
+	// d is the connection's dialer. Once it is closed Next says "retry
+	// start", the only point where go-zookeeper's connect loop looks at its
+	// quit channel: without it, a closed connection whose server cannot be
+	// reached would spin in that loop forever (the dialer refuses at once).
+	d *dialer
+
 	mu      sync.Mutex // guards the fields below
 	servers []string
 	next    int
@@ -244,7 +257,7 @@ func (h *hostList) Next() (string, bool) {
 	defer h.mu.Unlock()
 	s := h.servers[h.next%len(h.servers)]
 	h.next++
-	return s, false
+	return s, h.d != nil && h.d.isClosed()
 }
 
 func (h *hostList) Connected() {}
