@@ -121,7 +121,8 @@ func TestSnapshotSaveFailure(t *testing.T) {
 			t.Fatal(err)
 		}
 		mustGet(t, c, "svc", "a1")
-		time.Sleep(2 * time.Second)
+		// Long enough for any retry backoff to reach its cap.
+		time.Sleep(2 * time.Minute)
 		st := c.Status().Snapshot
 		if st.LastError == "" || st.Errors == 0 || st.Commits != 0 {
 			t.Fatalf("Status.Snapshot with a failing store = %+v", st)
@@ -129,7 +130,9 @@ func TestSnapshotSaveFailure(t *testing.T) {
 		store.mu.Lock()
 		store.fail = nil
 		store.mu.Unlock()
-		time.Sleep(time.Minute)
+		// Saves resume within the retry cap (2 s) of the disk freeing up,
+		// with no new change to trigger them.
+		time.Sleep(2500 * time.Millisecond)
 		synctest.Wait()
 		if e, ok := store.get("svc"); !ok || len(e.Update.Instances) != 1 {
 			t.Fatalf("store after recovery: %+v, %v", e, ok)

@@ -292,6 +292,9 @@ func (s *snapshot) confirm(now time.Time) {
 	}
 }
 
+// flushRetryMax caps the delay between retries of a failed snapshot save.
+const flushRetryMax = 2 * time.Second
+
 // flusher saves the changed states at most once per flush interval and
 // refreshes the confirmation times periodically.
 func (s *snapshot) flusher() {
@@ -304,7 +307,10 @@ func (s *snapshot) flusher() {
 	timer := time.NewTimer(time.Hour)
 	timer.Stop()
 	defer timer.Stop()
-	b := backoff.Backoff{Base: c.opts.flushInterval, Max: 30 * time.Second}
+	// A failed save is retried soon: a save is one local transaction, and
+	// a disk that was full or a file that was locked should be written
+	// again within seconds of it freeing up, not after a long backoff.
+	b := backoff.Backoff{Base: c.opts.flushInterval, Max: flushRetryMax}
 	for {
 		select {
 		case <-c.ctx.Done():
@@ -390,15 +396,21 @@ func (s *snapshot) flush(final bool) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if err != nil {
+		first := s.lastErr == nil
 		s.failures++
 		s.lastErr = err
 		for _, name := range names {
 			s.dirty[name] = struct{}{}
 		}
-		if !errors.Is(err, context.Canceled) {
-			s.c.log.Error("chain: snapshot save failed", "services", len(ups), "error", err)
+		if first && !errors.Is(err, context.Canceled) {
+			// Logged once per run of failures; retries follow every
+			// flushRetryMax at most, and the recovery is logged.
+			s.c.log.Error("chain: snapshot save failed; retrying", "services", len(ups), "error", err)
 		}
 		return fmt.Errorf("chain: save snapshot: %w", err)
+	}
+	if s.lastErr != nil {
+		s.c.log.Info("chain: snapshot saves resumed", "services", len(ups))
 	}
 	s.commits++
 	s.lastSave = time.Now()
