@@ -122,7 +122,7 @@ func TestSnapshotSaveFailure(t *testing.T) {
 		}
 		mustGet(t, c, "svc", "a1")
 		// Long enough for any retry backoff to reach its cap.
-		time.Sleep(2 * time.Minute)
+		time.Sleep(2*time.Minute + 3*time.Second)
 		st := c.Status().Snapshot
 		if st.LastError == "" || st.Errors == 0 || st.Commits != 0 {
 			t.Fatalf("Status.Snapshot with a failing store = %+v", st)
