@@ -2,102 +2,18 @@ package kratosplugin
 
 import (
 	"maps"
-	"slices"
-	"sync"
 
 	kratosregistry "github.com/go-kratos/kratos/v2/registry"
 
 	"github.com/regchain/regchain/registry"
 )
 
-// readCache keeps, per service name, the Kratos instances converted from
-// the last state a SharedReader backend returned, so that GetService
-// converts once per state change and then only copies (see copyInstances).
-//
-// A state is recognised by identity: a SharedReader's Instances never
-// change once returned, so the same Instance pointers in the same order are
-// the same state. When the pointers differ, equal content (in the same
-// order) still reuses the conversion, so that a state republished with new
-// Instances is not converted again. An entry lives
-// until its service is read as not found; entries are as many as the
-// service names read, as in the chain itself.
-//
-// readCache is safe for concurrent use.
-type readCache struct {
-	mu sync.RWMutex // guards m
-	m  map[string]*converted
-}
-
-// converted is one state's conversion. Nothing in it changes once stored.
+// converted is one state's conversion, kept per service in the Registry's
+// statecache.Cache so that GetService converts once per state change and
+// then only copies (see copyInstances). Nothing in it changes once stored.
 type converted struct {
-	from []*registry.Instance             // the state it was built from (its identity)
 	tmpl []kratosregistry.ServiceInstance // the templates copyInstances copies
 	eps  []string                         // every template's Endpoints, in order, in one array
-}
-
-// get returns the conversion of ins if it is cached. A state with new
-// Instances but the same content as the cached one (the chain publishes
-// the same state again when its watch confirms what a first read loaded)
-// takes over the cached conversion.
-func (c *readCache) get(name string, ins []*registry.Instance) *converted {
-	c.mu.RLock()
-	cv := c.m[name]
-	c.mu.RUnlock()
-	switch {
-	case cv == nil:
-		return nil
-	case sameState(cv.from, ins):
-		return cv
-	case sameContent(cv.from, ins):
-		again := *cv
-		again.from = ins
-		c.put(name, &again)
-		return &again
-	}
-	return nil
-}
-
-func (c *readCache) put(name string, cv *converted) {
-	c.mu.Lock()
-	if c.m == nil {
-		c.m = make(map[string]*converted)
-	}
-	c.m[name] = cv
-	c.mu.Unlock()
-}
-
-func (c *readCache) drop(name string) {
-	c.mu.Lock()
-	delete(c.m, name)
-	c.mu.Unlock()
-}
-
-// sameContent reports whether a and b hold equal Instances in the same
-// order, endpoints in the same order too.
-func sameContent(a, b []*registry.Instance) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for i := range a {
-		if !a[i].Equal(b[i]) || (a[i] != nil && !slices.Equal(a[i].Endpoints, b[i].Endpoints)) {
-			return false
-		}
-	}
-	return true
-}
-
-// sameState reports whether a and b hold the same Instances in the same
-// order.
-func sameState(a, b []*registry.Instance) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for i := range a {
-		if a[i] != b[i] {
-			return false
-		}
-	}
-	return true
 }
 
 // convert builds the templates of a shared state. The Metadata maps are
@@ -106,7 +22,7 @@ func sameState(a, b []*registry.Instance) bool {
 // templates are laid out in one array, so that copyInstances copies them
 // at once; each template's Endpoints is its capacity-limited window of it.
 func convert(ins []*registry.Instance) *converted {
-	cv := &converted{from: ins, tmpl: make([]kratosregistry.ServiceInstance, 0, len(ins))}
+	cv := &converted{tmpl: make([]kratosregistry.ServiceInstance, 0, len(ins))}
 	n := 0
 	for _, in := range ins {
 		if in != nil {

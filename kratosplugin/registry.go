@@ -9,6 +9,7 @@ import (
 	"github.com/go-kratos/kratos/v2/log"
 	kratosregistry "github.com/go-kratos/kratos/v2/registry"
 
+	"github.com/regchain/regchain/internal/statecache"
 	"github.com/regchain/regchain/registry"
 )
 
@@ -46,8 +47,8 @@ func WithLogger(logger log.Logger) Option {
 // clients using it have stopped.
 type Registry struct {
 	r      registry.Registry
-	shared registry.SharedReader // r's, nil if it has none
-	reads  readCache             // conversions of shared states
+	shared registry.SharedReader        // r's, nil if it has none
+	reads  statecache.Cache[*converted] // conversions of shared states
 	log    *log.Helper
 }
 
@@ -112,14 +113,14 @@ func (r *Registry) GetService(ctx context.Context, name string) ([]*kratosregist
 	ins, err := r.shared.GetServiceShared(ctx, name)
 	if err != nil {
 		if errors.Is(err, registry.ErrNotFound) {
-			r.reads.drop(name)
+			r.reads.Drop(name)
 		}
 		return getError(name, err)
 	}
-	cv := r.reads.get(name, ins)
-	if cv == nil {
+	cv, ok := r.reads.Get(name, ins)
+	if !ok {
 		cv = convert(ins)
-		r.reads.put(name, cv)
+		r.reads.Put(name, ins, cv)
 	}
 	return copyInstances(cv), nil
 }

@@ -13,6 +13,7 @@ import (
 	"go-micro.dev/v4/logger"
 	mreg "go-micro.dev/v4/registry"
 
+	"github.com/regchain/regchain/internal/statecache"
 	"github.com/regchain/regchain/registry"
 )
 
@@ -31,10 +32,10 @@ const Name = "regchain"
 // the backend is the caller's job, and ends the watchers.
 type Registry struct {
 	backend registry.Registry
-	shared  registry.SharedReader // backend's, nil if it has none
-	reads   readCache             // conversions of shared states
-	readCtx readContexts          // contexts of reads without GetContext
-	timeout atomic.Int64          // opts.Timeout, for the read path
+	shared  registry.SharedReader        // backend's, nil if it has none
+	reads   statecache.Cache[*converted] // conversions of shared states
+	readCtx readContexts                 // contexts of reads without GetContext
+	timeout atomic.Int64                 // opts.Timeout, for the read path
 
 	mu   sync.Mutex // guards opts
 	opts mreg.Options
@@ -217,14 +218,14 @@ func (p *Registry) GetService(name string, opts ...mreg.GetOption) ([]*mreg.Serv
 	}
 	if err != nil {
 		if errors.Is(err, registry.ErrNotFound) {
-			p.reads.drop(name)
+			p.reads.Drop(name)
 		}
 		return nil, p.getError(name, err)
 	}
-	cv := p.reads.get(name, ins)
-	if cv == nil {
+	cv, ok := p.reads.Get(name, ins)
+	if !ok {
 		cv = convert(ins)
-		p.reads.put(name, cv)
+		p.reads.Put(name, ins, cv)
 		p.report(cv.problems)
 	}
 	if len(cv.svcs) == 0 {
