@@ -24,6 +24,7 @@ import (
 	"github.com/regchain/regchain/adapters/file"
 	"github.com/regchain/regchain/chain"
 	"github.com/regchain/regchain/embedetcd"
+	"github.com/regchain/regchain/regconfig"
 	"github.com/regchain/regchain/registry"
 )
 
@@ -56,7 +57,38 @@ func run(out io.Writer) error {
 	if err := chainTour(ctx, out, srv.Endpoint(), dir, prometheus.NewRegistry()); err != nil {
 		return fmt.Errorf("chain: %w", err)
 	}
+	fmt.Fprintln(out, "== from config: a chain described by one string")
+	if err := configTour(ctx, out, srv.Endpoint(), dir); err != nil {
+		return fmt.Errorf("config: %w", err)
+	}
 	return nil
+}
+
+// configTour builds the registry from the compact config form that flags
+// and environment variables carry (package regconfig).
+func configTour(ctx context.Context, out io.Writer, endpoint, dir string) error {
+	spec := "etcd://" + endpoint + "?ttl=10s|snapshot://" + filepath.Join(dir, "config.snapshot") + "|chain:?name=tour"
+	// readme:begin regconfig-open
+	cfg, err := regconfig.Parse(spec) // or decode a regconfig.Config from YAML/JSON
+	if err != nil {
+		return err // names the element or field and what is wrong
+	}
+	reg, err := regconfig.Open(cfg) // one backend, or a chain when there are several parts
+	if err != nil {
+		return err
+	}
+	defer reg.Close()
+	// readme:end regconfig-open
+	in := &registry.Instance{ID: "c1", Name: "configured", Endpoints: []string{"grpc://10.0.0.3:9000"}}
+	if err := reg.Register(ctx, in); err != nil {
+		return err
+	}
+	ins, err := reg.GetService(ctx, "configured")
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(out, "configured: %d instance(s) through %s\n", len(ins), cfg)
+	return reg.Deregister(ctx, in)
 }
 
 // standalone is the README's first snippet: one backend, register, watch.

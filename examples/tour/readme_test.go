@@ -21,7 +21,7 @@ func TestTour(t *testing.T) {
 	if err := run(&out); err != nil {
 		t.Fatalf("tour: %v\n%s", err, out.String())
 	}
-	for _, want := range []string{"etcd greeter 1 instance(s)", "greeter: 1 instance(s)"} {
+	for _, want := range []string{"etcd greeter 1 instance(s)", "greeter: 1 instance(s)", "configured: 1 instance(s)"} {
 		if !strings.Contains(out.String(), want) {
 			t.Errorf("tour output lacks %q:\n%s", want, out.String())
 		}
