@@ -16,7 +16,10 @@
 // Each service the chain is asked about gets an in-memory view fed by tier
 // watches. GetService on such a service does no I/O: it copies the current
 // view (GetServiceShared returns it without the deep copy, Lookup without
-// any copy, GetServiceWithInfo with its source and age). The first
+// any copy, GetServiceWithInfo with its source and age; Derive hands out a
+// value made of it once per state, which is how the plugins convert to
+// their frameworks' types once per change rather than once per read). The
+// first
 // GetService or Watch of a service answers from the snapshot if it holds
 // the service, else reads the tiers (see First reads); then the service is
 // watched in the tiers it may need: under FirstHealthy the current source,
@@ -250,7 +253,8 @@
 // instance (two allocations each, the runtime's minimum for a map).
 // Go-Micro's registry/cache shares node Metadata maps between copies, so it
 // allocates less. GetServiceShared costs one allocation but its Instances
-// must not be modified; Lookup none.
+// must not be modified; Lookup none; Derive none once the state's value is
+// made.
 //
 // Held drops, rollbacks, the chain's own deregistrations (hidden from
 // tiers that lag) and the negative cache are in memory: a restarted

@@ -4,10 +4,13 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"sync"
 	"testing"
 
 	mregistry "go-micro.dev/v4/registry"
+
+	"github.com/regchain/regchain/registry"
 	mcache "go-micro.dev/v4/registry/cache"
 )
 
@@ -44,6 +47,39 @@ func BenchmarkReadVsMicroCache(b *testing.B) {
 			}
 		}
 	})
+	// The floor of a deep copy under the registry contract: only the ten
+	// fresh Metadata maps (maps.Clone, the runtime's cheapest copy of a
+	// map: one header and one group each), nothing else.
+	b.Run("floor/10-metadata-maps", func(b *testing.B) {
+		c := benchChain(b, 10)
+		v, err := c.Lookup(ctx, "svc")
+		if err != nil {
+			b.Fatal(err)
+		}
+		out := make([]map[string]string, v.Len())
+		b.ReportAllocs()
+		for b.Loop() {
+			for i := range out {
+				out[i] = maps.Clone(v.At(i).Metadata)
+			}
+		}
+	})
+	// The floor of GetServiceShared: its one allocation, the 80 B pointer
+	// slice, and the copy into it, with no lookup.
+	b.Run("floor/slice-copy", func(b *testing.B) {
+		c := benchChain(b, 10)
+		v, err := c.Lookup(ctx, "svc")
+		if err != nil {
+			b.Fatal(err)
+		}
+		ins := v.Instances()
+		b.ReportAllocs()
+		for b.Loop() {
+			out := make([]*registry.Instance, len(ins))
+			copy(out, ins)
+			sinkInstances = out
+		}
+	})
 	b.Run("go-micro/cache.GetService", func(b *testing.B) {
 		svc := &mregistry.Service{Name: "svc", Version: "v1"}
 		for i := range 10 {
@@ -66,6 +102,8 @@ func BenchmarkReadVsMicroCache(b *testing.B) {
 		}
 	})
 }
+
+var sinkInstances []*registry.Instance
 
 // staticMicro is a go-micro registry holding one service, whose watchers
 // block until stopped: the cache serves every read after the first from

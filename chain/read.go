@@ -23,7 +23,7 @@ func (c *Chain) GetService(ctx context.Context, name string) ([]*registry.Instan
 	if err != nil {
 		return nil, err
 	}
-	return cloneInstances(v.u.Instances, v.md), nil
+	return registry.CloneInstances(v.u.Instances), nil
 }
 
 // GetServiceShared implements registry.SharedReader: GetService without
@@ -37,8 +37,9 @@ func (c *Chain) GetServiceShared(ctx context.Context, name string) ([]*registry.
 	if err != nil {
 		return nil, err
 	}
-	out := make([]*registry.Instance, len(v.u.Instances))
-	copy(out, v.u.Instances)
+	ins := v.u.Instances
+	out := make([]*registry.Instance, len(ins)) // with the copy: one makeslicecopy, no zeroing pass
+	copy(out, ins)
 	return out, nil
 }
 
@@ -89,7 +90,7 @@ func (c *Chain) GetServiceWithInfo(ctx context.Context, name string) (Answer, er
 		return Answer{}, err
 	}
 	return Answer{
-		Instances: cloneInstances(v.u.Instances, v.md),
+		Instances: registry.CloneInstances(v.u.Instances),
 		Source:    v.u.Source,
 		Time:      v.u.Time,
 		Stale:     c.stale(v),

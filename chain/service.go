@@ -18,12 +18,12 @@ type view struct {
 	u       *registry.Update // Instances sorted, never modified
 	mask    uint64           // tiers the state came from; 0: the snapshot
 	expires time.Time        // snapshot views with a max age: when they stop being served
-	md      [][]string       // per instance, its metadata as key, value pairs (see flatMetadata)
+	memo    derivedList      // values derived from u (Derive)
 }
 
-// newView returns the view of u, with its metadata flattened for copies.
+// newView returns the view of u.
 func newView(u *registry.Update, mask uint64, expires time.Time) *view {
-	return &view{u: u, mask: mask, expires: expires, md: flatMetadata(u.Instances)}
+	return &view{u: u, mask: mask, expires: expires}
 }
 
 // expired reports whether the view is a snapshot state older than the max

@@ -45,10 +45,11 @@
 //     errors wrapping regchain's sentinels. Over a chain, GetService of a
 //     service the chain watches is answered from memory.
 //   - GetService's ServiceInstances and their Endpoints slices are always
-//     the caller's. Over a registry.SharedReader (the chain) the instances
-//     are converted once per state (recognised by the identity of the
-//     shared Instances, or else by equal content) and each read copies the conversion in three
-//     allocations; the Metadata maps are then shared by every read of that
+//     the caller's. Over the chain (a registry.Deriver) the instances are
+//     converted once per state, kept in the chain's state itself; over
+//     another registry.SharedReader once per state too (recognised by the
+//     identity of the shared Instances, or else by equal content). Each
+//     read copies the conversion in three allocations; the Metadata maps are then shared by every read of that
 //     state and must not be modified (Kratos only reads them: the selector's
 //     "weight"). Over any other registry the maps are the caller's too.
 //

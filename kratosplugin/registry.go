@@ -46,10 +46,11 @@ func WithLogger(logger log.Logger) Option {
 // registry: closing that one is the caller's job, after the Kratos apps and
 // clients using it have stopped.
 type Registry struct {
-	r      registry.Registry
-	shared registry.SharedReader        // r's, nil if it has none
-	reads  statecache.Cache[*converted] // conversions of shared states
-	log    *log.Helper
+	r       registry.Registry
+	deriver registry.Deriver             // r's, nil if it has none
+	shared  registry.SharedReader        // r's, nil if it has none
+	reads   statecache.Cache[*converted] // conversions of shared states, without a Deriver
+	log     *log.Helper
 }
 
 // New returns a Registry over r.
@@ -62,6 +63,7 @@ func New(r registry.Registry, opts ...Option) *Registry {
 		o.logger = log.GetLogger()
 	}
 	reg := &Registry{r: r, log: log.NewHelper(log.With(o.logger, "module", "regchain/kratosplugin"))}
+	reg.deriver, _ = r.(registry.Deriver)
 	reg.shared, _ = r.(registry.SharedReader)
 	return reg
 }
@@ -103,6 +105,13 @@ func (r *Registry) Deregister(ctx context.Context, si *kratosregistry.ServiceIns
 // shared by every read of that state and must not be modified; Kratos only
 // reads them.
 func (r *Registry) GetService(ctx context.Context, name string) ([]*kratosregistry.ServiceInstance, error) {
+	if r.deriver != nil {
+		v, err := r.deriver.Derive(ctx, name, deriveKey{}, deriveConverted)
+		if err != nil {
+			return getError(name, err)
+		}
+		return copyInstances(v.(*converted)), nil
+	}
 	if r.shared == nil {
 		ins, err := r.r.GetService(ctx, name)
 		if err != nil {
@@ -124,6 +133,12 @@ func (r *Registry) GetService(ctx context.Context, name string) ([]*kratosregist
 	}
 	return copyInstances(cv), nil
 }
+
+// deriveKey is the plugin's key for the backend's Derive: every Registry
+// converts a state alike, so they share one value per state.
+type deriveKey struct{}
+
+func deriveConverted(ins []*registry.Instance) any { return convert(ins) }
 
 // getError maps a failed read to what GetService returns.
 func getError(name string, err error) ([]*kratosregistry.ServiceInstance, error) {

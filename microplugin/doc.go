@@ -44,17 +44,18 @@
 //
 // # Reads
 //
-// Over a registry that implements registry.SharedReader (the chain),
-// GetService converts the instances to go-micro Services once per state —
-// a state is recognised by the identity of the shared Instances, which
-// never change once published, or else by equal content — and every read hands out a copy of that
+// Over the chain (a registry.Deriver), GetService converts the instances
+// to go-micro Services once per state, kept in the chain's state itself;
+// over another registry.SharedReader, once per state too, recognised by
+// the identity of the shared Instances, which never change once published,
+// or else by equal content. Every read hands out a copy of that
 // conversion with the copy semantics of go-micro's own registry/cache
 // (util.Copy): the Services, Nodes and Endpoints are new structs in new
 // slices, the caller's to modify or append to; their Metadata maps and
 // endpoint Values are shared by every read of the same state and must not
 // be modified. A copy costs a handful of allocations whatever the number of
 // nodes. Conversion problems (an undecodable descriptor) are logged once
-// per state. Over any other registry each read converts the fresh copies
+// per state (over a chain, by the plugin that converted it). Over any other registry each read converts the fresh copies
 // GetService returns, which the caller then owns entirely. Reads without a
 // GetContext share a deadline context made at most a tenth of Timeout
 // earlier (each read is bounded by 0.9 to 1 times Timeout), so that a read

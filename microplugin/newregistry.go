@@ -315,6 +315,14 @@ func (o *owned) GetServiceShared(ctx context.Context, name string) ([]*registry.
 	return registry.GetServiceShared(ctx, r, name)
 }
 
+func (o *owned) Derive(ctx context.Context, name string, key any, derive func([]*registry.Instance) any) (any, error) {
+	r, err := o.get("get")
+	if err != nil {
+		return nil, err
+	}
+	return registry.Derive(ctx, r, name, key, derive)
+}
+
 func (o *owned) ListServices(ctx context.Context) ([]string, error) {
 	r, err := o.get("list")
 	if err != nil {

@@ -32,10 +32,12 @@ const Name = "regchain"
 // the backend is the caller's job, and ends the watchers.
 type Registry struct {
 	backend registry.Registry
-	shared  registry.SharedReader        // backend's, nil if it has none
-	reads   statecache.Cache[*converted] // conversions of shared states
-	readCtx readContexts                 // contexts of reads without GetContext
-	timeout atomic.Int64                 // opts.Timeout, for the read path
+	deriver registry.Deriver               // backend's, nil if it has none
+	derive  func([]*registry.Instance) any // convert, reporting what it left out
+	shared  registry.SharedReader          // backend's, nil if it has none
+	reads   statecache.Cache[*converted]   // conversions of shared states, without a Deriver
+	readCtx readContexts                   // contexts of reads without GetContext
+	timeout atomic.Int64                   // opts.Timeout, for the read path
 
 	mu   sync.Mutex // guards opts
 	opts mreg.Options
@@ -51,7 +53,13 @@ func New(r registry.Registry, opts ...mreg.Option) *Registry {
 		panic("microplugin: New called with a nil registry")
 	}
 	p := &Registry{backend: r, opts: *mreg.NewOptions()}
+	p.deriver, _ = r.(registry.Deriver)
 	p.shared, _ = r.(registry.SharedReader)
+	p.derive = func(ins []*registry.Instance) any {
+		cv := convert(ins)
+		p.report(cv.problems)
+		return cv
+	}
 	_ = p.Init(opts...)
 	return p
 }
@@ -188,7 +196,7 @@ func (p *Registry) GetService(name string, opts ...mreg.GetOption) ([]*mreg.Serv
 	if err := registry.ValidateName(name); err != nil {
 		return nil, fmt.Errorf("regchain: %w: %w", mreg.ErrNotFound, err)
 	}
-	if p.shared == nil {
+	if p.deriver == nil && p.shared == nil {
 		ctx, cancel := p.callContext(parent)
 		defer cancel()
 		ins, err := p.backend.GetService(ctx, name)
@@ -207,20 +215,41 @@ func (p *Registry) GetService(name string, opts ...mreg.GetOption) ([]*mreg.Serv
 	if d <= 0 {
 		d = DefaultTimeout
 	}
-	var ins []*registry.Instance
-	var err error
+	var ctx context.Context
 	if parent == nil {
-		ins, err = p.shared.GetServiceShared(p.readCtx.get(d), name)
+		ctx = p.readCtx.get(d)
 	} else {
-		ctx, cancel := context.WithTimeout(parent, d)
-		ins, err = p.shared.GetServiceShared(ctx, name)
-		cancel()
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(parent, d)
+		defer cancel()
 	}
+	cv, err := p.converted(ctx, name)
+	if err != nil {
+		return nil, p.getError(name, err)
+	}
+	if len(cv.svcs) == 0 {
+		return nil, mreg.ErrNotFound
+	}
+	return copyServices(cv), nil
+}
+
+// converted returns the conversion of name's current state, made once per
+// state: by the backend when it is a registry.Deriver (the chain), else
+// kept in p.reads.
+func (p *Registry) converted(ctx context.Context, name string) (*converted, error) {
+	if p.deriver != nil {
+		v, err := p.deriver.Derive(ctx, name, deriveKey{}, p.derive)
+		if err != nil {
+			return nil, err
+		}
+		return v.(*converted), nil
+	}
+	ins, err := p.shared.GetServiceShared(ctx, name)
 	if err != nil {
 		if errors.Is(err, registry.ErrNotFound) {
 			p.reads.Drop(name)
 		}
-		return nil, p.getError(name, err)
+		return nil, err
 	}
 	cv, ok := p.reads.Get(name, ins)
 	if !ok {
@@ -228,11 +257,13 @@ func (p *Registry) GetService(name string, opts ...mreg.GetOption) ([]*mreg.Serv
 		p.reads.Put(name, ins, cv)
 		p.report(cv.problems)
 	}
-	if len(cv.svcs) == 0 {
-		return nil, mreg.ErrNotFound
-	}
-	return copyServices(cv), nil
+	return cv, nil
 }
+
+// deriveKey is the plugin's key for the backend's Derive: every Registry
+// converts a state alike, so they share one value per state (and the one
+// that converts it logs its problems).
+type deriveKey struct{}
 
 // getError maps a backend read error to what GetService returns.
 func (p *Registry) getError(name string, err error) error {

@@ -187,3 +187,37 @@ func GetServiceShared(ctx context.Context, r Registry, name string) ([]*Instance
 	}
 	return r.GetService(ctx, name)
 }
+
+// Deriver is implemented by registries whose states are immutable values in
+// memory (the chain). Derive returns what derive makes of name's current
+// Instances, calling derive at most once per state and key: every later
+// call for the same state and key, from any goroutine, returns the value
+// the first one stored, without calling derive or allocating. A new state
+// (any change to the service) starts afresh, and a state's values are
+// dropped with it. It fails as GetService does (ErrNotFound when the
+// service has no instances, so derive never sees an empty state).
+//
+// The plugins use it to convert a state into their framework's types once
+// per state change rather than once per read. derive must not modify the
+// Instances it is given (they are shared) nor keep the slice, must not
+// call back into the registry, and its value must not change once
+// returned: it is shared by every caller. key tells apart the values of
+// different callers (use an unexported type of your package); it must be
+// comparable, else Derive returns ErrInvalid. A registry may keep a few
+// keys per state only: beyond them derive runs on every call.
+type Deriver interface {
+	Derive(ctx context.Context, name string, key any, derive func([]*Instance) any) (any, error)
+}
+
+// Derive reads through r's Deriver when it has one, and otherwise calls
+// derive on GetServiceShared's answer, every time.
+func Derive(ctx context.Context, r Registry, name string, key any, derive func([]*Instance) any) (any, error) {
+	if d, ok := r.(Deriver); ok {
+		return d.Derive(ctx, name, key, derive)
+	}
+	ins, err := GetServiceShared(ctx, r, name)
+	if err != nil {
+		return nil, err
+	}
+	return derive(ins), nil
+}

@@ -40,6 +40,7 @@ func Run(t *testing.T, newRegistry func(t *testing.T) registry.Registry) {
 		{"Concurrent", testConcurrent},
 		{"Copies", testCopies},
 		{"SharedRead", testSharedRead},
+		{"Derive", testDerive},
 		{"Close", testClose},
 	}
 	run := randomToken()
