@@ -4,6 +4,8 @@ import (
 	"context"
 	"fmt"
 	"reflect"
+	"slices"
+	"sync"
 	"sync/atomic"
 
 	"github.com/regchain/regchain/registry"
@@ -13,13 +15,18 @@ import (
 // beyond them gets its value computed on every call.
 const maxDerived = 8
 
-// derived is one key's value in a view's list; the list only grows, by
-// compare-and-swap of its head, and dies with the view.
+// derived is one key's value in a view's list. The list only grows, by
+// compare-and-swap of its head; an entry is in the list before its value
+// is made, so that goroutines racing on a new state wait for one derive
+// instead of each running their own.
 type derived struct {
 	key  any
-	val  any
 	next *derived
 	n    int // entries from this one to the end
+
+	done atomic.Bool // val is set
+	mu   sync.Mutex  // held while derive runs
+	val  any
 }
 
 // derivedList is a view's memo of derived values.
@@ -27,41 +34,90 @@ type derivedList struct{ head atomic.Pointer[derived] }
 
 // Derive implements registry.Deriver: GetServiceShared's lookup, then the
 // value derive made of this state for key, made now if it has not been.
-// Values live in the state (the view) they were made of, so they are
-// dropped with it.
+// Values live in the state (the view) they were made of; a state
+// republished with the same Instances (equal, endpoints in the same order)
+// keeps them.
 func (c *Chain) Derive(ctx context.Context, name string, key any, derive func([]*registry.Instance) any) (any, error) {
 	v, err := c.lookup(ctx, name)
 	if err != nil {
 		return nil, err
 	}
 	head := v.memo.head.Load()
-	for d := head; d != nil; d = d.next {
-		if d.key == key {
-			return d.val, nil
-		}
+	if d := find(head, key); d != nil {
+		return d.get(v.u.Instances, derive), nil
 	}
-	if key != nil && !reflect.TypeOf(key).Comparable() {
-		return nil, fmt.Errorf("chain: derive %q: key of type %T is not comparable: %w", name, key, registry.ErrInvalid)
+	if key != nil && !reflect.ValueOf(key).Comparable() {
+		return nil, fmt.Errorf("chain: derive %q: key %#v is not comparable: %w", name, key, registry.ErrInvalid)
 	}
-	val := derive(v.u.Instances)
 	for {
 		n := 0
 		if head != nil {
 			n = head.n
 		}
 		if n >= maxDerived {
-			return val, nil
+			return derive(v.u.Instances), nil
 		}
-		if v.memo.head.CompareAndSwap(head, &derived{key: key, val: val, next: head, n: n + 1}) {
-			return val, nil
+		d := &derived{key: key, next: head, n: n + 1}
+		if v.memo.head.CompareAndSwap(head, d) {
+			return d.get(v.u.Instances, derive), nil
 		}
-		// Another caller stored first: if it stored this key, its value
-		// is the one every caller gets.
+		// Another caller added an entry first: perhaps for this key.
 		head = v.memo.head.Load()
-		for d := head; d != nil; d = d.next {
-			if d.key == key {
-				return d.val, nil
-			}
+		if d := find(head, key); d != nil {
+			return d.get(v.u.Instances, derive), nil
 		}
 	}
+}
+
+// find returns the entry of key in the list from d, nil if it has none.
+func find(d *derived, key any) *derived {
+	for ; d != nil; d = d.next {
+		if d.key == key {
+			return d
+		}
+	}
+	return nil
+}
+
+// get returns the entry's value, made by derive of ins on the first call:
+// the others wait for it. A derive that panics leaves it unmade for the
+// next call.
+func (d *derived) get(ins []*registry.Instance, derive func([]*registry.Instance) any) any {
+	if d.done.Load() {
+		return d.val
+	}
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if !d.done.Load() {
+		d.val = derive(ins)
+		d.done.Store(true)
+	}
+	return d.val
+}
+
+// carryMemo gives nv the values derived from old when both hold the same
+// Instances: equal, in the same order, each with its endpoints in the same
+// order (what a derived value may depend on). Entries added to old
+// afterwards are made again for nv if asked for.
+func carryMemo(old, nv *view) {
+	if old == nil || old == nv {
+		return
+	}
+	head := old.memo.head.Load()
+	if head == nil || !sameInstances(old.u.Instances, nv.u.Instances) {
+		return
+	}
+	nv.memo.head.Store(head)
+}
+
+func sameInstances(a, b []*registry.Instance) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := range a {
+		if a[i] != b[i] && (!a[i].Equal(b[i]) || !slices.Equal(a[i].Endpoints, b[i].Endpoints)) {
+			return false
+		}
+	}
+	return true
 }

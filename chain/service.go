@@ -315,7 +315,9 @@ func (s *service) applyLocked(in *decideIn, d decision, now time.Time) {
 		if cur.u != d.u && d.mask != 0 {
 			// Same state in a new Update (the watcher's first state after the
 			// load's): serve the new one quietly so the old can be freed.
-			s.view.Store(newView(d.u, d.mask, cur.expires))
+			nv := newView(d.u, d.mask, cur.expires)
+			carryMemo(cur, nv)
+			s.view.Store(nv)
 			c.snap.swap(s.name, cur.u, d.u)
 		}
 		return
@@ -364,6 +366,7 @@ func (s *service) setViewLocked(u *registry.Update, mask uint64, now time.Time) 
 		expires = u.Time.Add(c.opts.maxAge)
 	}
 	nv := newView(u, mask, expires)
+	carryMemo(old, nv)
 	s.view.Store(nv)
 	s.armExpiryLocked(nv, now)
 	if old != nil && old.mask != mask {

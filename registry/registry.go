@@ -2,6 +2,8 @@ package registry
 
 import (
 	"context"
+	"fmt"
+	"reflect"
 	"time"
 )
 
@@ -190,12 +192,14 @@ func GetServiceShared(ctx context.Context, r Registry, name string) ([]*Instance
 
 // Deriver is implemented by registries whose states are immutable values in
 // memory (the chain). Derive returns what derive makes of name's current
-// Instances, calling derive at most once per state and key: every later
-// call for the same state and key, from any goroutine, returns the value
-// the first one stored, without calling derive or allocating. A new state
-// (any change to the service) starts afresh, and a state's values are
-// dropped with it. It fails as GetService does (ErrNotFound when the
-// service has no instances, so derive never sees an empty state).
+// Instances, calling derive once per state and key: every other call for
+// the same state and key, from any goroutine, returns that value (a call
+// that comes while derive runs waits for it) without calling derive or
+// allocating. A state republished with the same Instances (equal, each
+// with its endpoints in the same order) keeps its values; any change starts
+// afresh, and a state's values are dropped with it. Derive fails as
+// GetService does (ErrNotFound when the service has no instances, so
+// derive never sees an empty state).
 //
 // The plugins use it to convert a state into their framework's types once
 // per state change rather than once per read. derive must not modify the
@@ -210,10 +214,14 @@ type Deriver interface {
 }
 
 // Derive reads through r's Deriver when it has one, and otherwise calls
-// derive on GetServiceShared's answer, every time.
+// derive on GetServiceShared's answer, every time (an uncomparable key is
+// ErrInvalid there too).
 func Derive(ctx context.Context, r Registry, name string, key any, derive func([]*Instance) any) (any, error) {
 	if d, ok := r.(Deriver); ok {
 		return d.Derive(ctx, name, key, derive)
+	}
+	if key != nil && !reflect.ValueOf(key).Comparable() {
+		return nil, fmt.Errorf("registry: derive %q: key %#v is not comparable: %w", name, key, ErrInvalid)
 	}
 	ins, err := GetServiceShared(ctx, r, name)
 	if err != nil {

@@ -13,7 +13,10 @@ import (
 // deriveKey is the kit's key for Derive; otherKey another caller's.
 type (
 	deriveKey struct{}
-	otherKey  struct{ n int }
+	otherKey  struct {
+		n   int
+		any any
+	}
 )
 
 // derivation is what the kit's derive makes of a state: the state and a
@@ -25,15 +28,14 @@ type derivation struct {
 
 // testDerive holds registry.Derive (a Deriver, or the fallback) to its
 // promise: derive sees the same state as GetService; under a Deriver it
-// runs once per state and key (from any number of goroutines), again after
-// a change, and per key; an uncomparable key is ErrInvalid; an unknown
-// service is ErrNotFound without calling derive.
+// runs once per state and key (from any number of goroutines, through a
+// republish of the same state), again after a change, and per key; an
+// uncomparable key is ErrInvalid; an unknown service is ErrNotFound without
+// calling derive.
 func testDerive(t *testing.T, k *kit) {
 	svc := k.service("derive")
 	i1, i2 := k.instance(svc, "i1", 9970), k.instance(svc, "i2", 9975)
-	k.register(t, i1)
-	k.register(t, i2)
-	k.waitInstances(t, svc, i1, i2)
+	k.registerAll(t, svc, i1, i2)
 	_, memo := k.r.(registry.Deriver)
 	if !memo {
 		t.Logf("%T has no Deriver: checking the fallback", k.r)
@@ -66,53 +68,54 @@ func testDerive(t *testing.T, k *kit) {
 		return ""
 	})
 	if memo {
-		// Two reads in a row of an unchanged service: one value, derive
-		// not run between them. (A registry may republish a state it
-		// confirmed, which makes one new value: hence eventually.)
-		eventually(t, "Derive memoizes", func() string {
-			a, err := read(deriveKey{})
+		// An unchanged service keeps its value, also through a republish
+		// of the same state (the chain's watch confirming a first read).
+		n := serial.Load()
+		for range 20 {
+			d, err := read(deriveKey{})
 			if err != nil {
-				return err.Error()
+				t.Fatal(err)
 			}
-			n := serial.Load()
-			b, err := read(deriveKey{})
-			if err != nil {
-				return err.Error()
+			if d != first {
+				t.Fatalf("Derive of an unchanged service returned value %d, then %d", first.serial, d.serial)
 			}
-			if a != b || serial.Load() != n {
-				return fmt.Sprintf("two reads gave values %d and %d; derive ran %d times between", a.serial, b.serial, serial.Load()-n)
-			}
-			return ""
-		})
-		// Many goroutines at once get the same value (at most one per
-		// state they saw), each of the current state.
+		}
+		if serial.Load() != n {
+			t.Errorf("Derive ran derive %d times for an unchanged service", serial.Load()-n)
+		}
+		// Goroutines racing on a new key: derive runs once, every one of
+		// them gets its value.
 		var wg sync.WaitGroup
 		got := make([]*derivation, 8)
 		errs := make([]error, len(got))
+		n = serial.Load()
 		for g := range got {
-			wg.Go(func() { got[g], errs[g] = read(deriveKey{}) })
+			wg.Go(func() { got[g], errs[g] = read(otherKey{n: 1}) })
 		}
 		wg.Wait()
-		distinct := map[*derivation]bool{}
 		for g, d := range got {
 			if errs[g] != nil {
 				t.Fatalf("concurrent Derive: %v", errs[g])
 			}
-			distinct[d] = true
+			if d != got[0] {
+				t.Errorf("concurrent Derives of one key returned values %d and %d", got[0].serial, d.serial)
+			}
 			if !registry.EqualInstances(d.ins, []*registry.Instance{i1, i2}) {
 				t.Errorf("concurrent Derive of an unchanged service saw %s", describe(d.ins))
 			}
 		}
-		if len(distinct) > 2 {
-			t.Errorf("%d concurrent Derives of an unchanged service returned %d different values", len(got), len(distinct))
+		if ran := serial.Load() - n; ran != 1 {
+			t.Errorf("%d concurrent Derives of a new key ran derive %d times, want once", len(got), ran)
 		}
-		// Another key gets its own value.
-		o, err := read(otherKey{1})
-		if err != nil {
-			t.Fatalf("Derive with another key: %v", err)
-		}
-		if o == first || o.serial == first.serial {
+		// The keys keep their own values.
+		if got[0] == first {
 			t.Errorf("Derive with another key returned the first key's value")
+		}
+		if d, err := read(deriveKey{}); err != nil || d != first {
+			t.Errorf("Derive(first key) after another key = %v, %v, want the first value", d, err)
+		}
+		if d, err := read(otherKey{n: 1}); err != nil || d != got[0] {
+			t.Errorf("Derive(other key) again = %v, %v, want its first value", d, err)
 		}
 	}
 
@@ -146,10 +149,16 @@ func testDerive(t *testing.T, k *kit) {
 	if serial.Load() != before {
 		t.Errorf("Derive(unknown) called derive")
 	}
-	if memo {
-		_, err := registry.Derive(ctxT(t), k.r, svc, []string{"not comparable"}, derive)
+	// Keys that cannot be compared: a slice, and a comparable type holding
+	// one (twice: the second call would compare it with a stored key).
+	for _, key := range []any{[]string{"not comparable"}, otherKey{any: []int{1}}, otherKey{any: []int{1}}} {
+		before := serial.Load()
+		_, err := registry.Derive(ctxT(t), k.r, svc, key, derive)
 		if !errors.Is(err, registry.ErrInvalid) {
-			t.Errorf("Derive with a slice key error = %v, want ErrInvalid", err)
+			t.Errorf("Derive with key %#v: error %v, want ErrInvalid", key, err)
+		}
+		if serial.Load() != before {
+			t.Errorf("Derive with key %#v called derive", key)
 		}
 	}
 }

@@ -90,6 +90,16 @@ func (k *kit) register(t *testing.T, in *registry.Instance) {
 	}
 }
 
+// registerAll registers ins, all of service svc, and waits until
+// GetService returns them.
+func (k *kit) registerAll(t *testing.T, svc string, ins ...*registry.Instance) {
+	t.Helper()
+	for _, in := range ins {
+		k.register(t, in)
+	}
+	k.waitInstances(t, svc, ins...)
+}
+
 func (k *kit) deregister(t *testing.T, in *registry.Instance) {
 	t.Helper()
 	if err := k.r.Deregister(ctxT(t), in); err != nil {
@@ -256,9 +266,7 @@ func testRoundTrip(t *testing.T, k *kit) {
 	a1, a2 := k.instance(svc, "a1", 9000), k.instance(svc, "a2", 9010)
 	a2.Endpoints = []string{"grpc://127.0.0.1:9010", "grpc://127.0.0.1:9011", "http://[::1]:8080/path?x=1"}
 	a2.Metadata = map[string]string{"weight": "100", "unicode": "ünï çødé", "empty": "", "json": `{"a":[1,2]}`}
-	k.register(t, a1)
-	k.register(t, a2)
-	k.waitInstances(t, svc, a1, a2)
+	k.registerAll(t, svc, a1, a2)
 
 	names, err := k.r.ListServices(ctxT(t))
 	if err != nil {
@@ -441,9 +449,7 @@ func testWatchInitialEmpty(t *testing.T, k *kit) {
 func testWatchInitialState(t *testing.T, k *kit) {
 	svc := k.service("init")
 	c1, c2 := k.instance(svc, "c1", 9500), k.instance(svc, "c2", 9510)
-	k.register(t, c1)
-	k.register(t, c2)
-	k.waitInstances(t, svc, c1, c2)
+	k.registerAll(t, svc, c1, c2)
 	n := k.watch(t, svc)
 	if u := n.first(svc); !registry.EqualInstances(u.Instances, []*registry.Instance{c1, c2}) {
 		t.Errorf("first Next = %s, want %s", describe(u.Instances), describe([]*registry.Instance{c1, c2}))
@@ -734,9 +740,7 @@ func testClose(t *testing.T, k *kit) {
 func testSharedRead(t *testing.T, k *kit) {
 	svc := k.service("shared")
 	i1, i2 := k.instance(svc, "i1", 9980), k.instance(svc, "i2", 9990)
-	k.register(t, i1)
-	k.register(t, i2)
-	k.waitInstances(t, svc, i1, i2)
+	k.registerAll(t, svc, i1, i2)
 	if _, ok := k.r.(registry.SharedReader); !ok {
 		t.Logf("%T has no SharedReader: checking the GetService fallback", k.r)
 	}
