@@ -51,7 +51,7 @@ func testDerive(t *testing.T, k *kit) {
 		}
 		d, ok := v.(*derivation)
 		if !ok {
-			return nil, fmt.Errorf("Derive returned %T, not derive's value", v)
+			return nil, fmt.Errorf("registry.Derive returned %T, not derive's value", v)
 		}
 		return d, nil
 	}
