@@ -138,6 +138,7 @@ func New(tiers []Tier, opts ...Option) (*Chain, error) {
 	c.spawn(c.snap.flusher)
 	c.spawn(c.janitor)
 	for _, t := range c.tiers {
+		c.spawn(func() { t.pump.run(c.ctx) })
 		c.spawn(t.probeLoop)
 		if !t.readOnly {
 			c.spawn(t.replayLoop)

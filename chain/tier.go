@@ -25,6 +25,7 @@ type tier struct {
 	ping     func(ctx context.Context) error
 	verify   bool          // writable and without a RegistrationReporter: the probe checks the chain's own registrations
 	wake     chan struct{} // capacity 1: wakes the replay loop
+	pump     *pump         // reads the tier's Notifier watchers
 
 	up       atomic.Bool // breaker closed; read without the lock on hot paths
 	failures atomic.Int64
@@ -41,7 +42,7 @@ type tier struct {
 }
 
 func newTier(c *Chain, idx int, t Tier) *tier {
-	tr := &tier{c: c, idx: idx, name: t.Name, reg: t.Registry, readOnly: t.ReadOnly, wake: make(chan struct{}, 1)}
+	tr := &tier{c: c, idx: idx, name: t.Name, reg: t.Registry, readOnly: t.ReadOnly, wake: make(chan struct{}, 1), pump: newPump()}
 	if p, ok := t.Registry.(registry.Pinger); ok {
 		tr.ping = p.Ping
 	} else {

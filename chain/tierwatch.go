@@ -64,8 +64,19 @@ func (w *tierWatcher) wait(d time.Duration) bool {
 }
 
 func (w *tierWatcher) run() {
-	defer w.cancel()
-	b := backoff.Backoff{Base: 50 * time.Millisecond, Max: 5 * time.Second}
+	w.watch(&backoff.Backoff{Base: 50 * time.Millisecond, Max: 5 * time.Second})
+}
+
+// watch calls the tier's Watch until it succeeds (or w is stopped) and
+// reads the watcher: a registry.Notifier is handed to the tier's pump and
+// watch returns; another is read here, and watched again when it ends.
+func (w *tierWatcher) watch(b *backoff.Backoff) {
+	handed := false
+	defer func() {
+		if !handed {
+			w.cancel()
+		}
+	}()
 	for w.ctx.Err() == nil {
 		rw, err := w.t.reg.Watch(w.ctx, w.name)
 		if err != nil {
@@ -79,8 +90,13 @@ func (w *tierWatcher) run() {
 			}
 			continue
 		}
+		if n, ok := rw.(registry.Notifier); ok {
+			w.t.pump.attach(w, rw, n, b)
+			handed = true
+			return
+		}
 		stopAfter := context.AfterFunc(w.ctx, func() { rw.Stop() })
-		w.next(rw, &b)
+		w.next(rw, b)
 		if stopAfter() {
 			rw.Stop()
 		}

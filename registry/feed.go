@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"sync/atomic"
 )
 
 // Feed is a ready-made Watcher for implementations: producers Publish full
@@ -21,6 +22,7 @@ type Feed struct {
 
 	onStop   func()
 	stopOnce sync.Once
+	notify   atomic.Pointer[func()] // Notify's fn
 
 	mu        sync.Mutex         // guards the fields below
 	stopAfter func() bool        // unregisters the ctx callback; nil until set
@@ -112,31 +114,51 @@ func (f *Feed) Forget(service string) {
 // Next implements Watcher.
 func (f *Feed) Next() (*Update, error) {
 	for {
-		f.mu.Lock()
-		if f.final != nil {
-			err := f.final
-			f.mu.Unlock()
-			return nil, err
+		if u, ok, err := f.TryNext(); ok {
+			return u, err
 		}
-		if len(f.order) > 0 {
-			svc := f.order[0]
-			f.order = f.order[1:]
-			u := f.pending[svc]
-			delete(f.pending, svc)
-			f.last[svc] = u
-			f.mu.Unlock()
-			return u.Clone(), nil
-		}
-		if err := f.err; err != nil {
-			f.err = nil
-			f.mu.Unlock()
-			return nil, err
-		}
-		f.mu.Unlock()
 		select {
 		case <-f.wake:
 		case <-f.done:
 		}
+	}
+}
+
+// TryNext implements Notifier: Next without the wait. ok is false when
+// Next would block.
+func (f *Feed) TryNext() (u *Update, ok bool, err error) {
+	f.mu.Lock()
+	switch {
+	case f.final != nil:
+		err = f.final
+	case len(f.order) > 0:
+		svc := f.order[0]
+		f.order = f.order[1:]
+		u = f.pending[svc]
+		delete(f.pending, svc)
+		f.last[svc] = u
+	case f.err != nil:
+		err, f.err = f.err, nil
+	default:
+		f.mu.Unlock()
+		return nil, false, nil
+	}
+	f.mu.Unlock()
+	if u != nil {
+		u = u.Clone()
+	}
+	return u, true, err
+}
+
+// Notify implements Notifier. fn is called at once if Next would not
+// block now.
+func (f *Feed) Notify(fn func()) {
+	f.notify.Store(&fn)
+	f.mu.Lock()
+	ready := f.final != nil || len(f.order) > 0 || f.err != nil
+	f.mu.Unlock()
+	if ready {
+		fn()
 	}
 }
 
@@ -171,6 +193,7 @@ func (f *Feed) End(err error) {
 		if f.onStop != nil {
 			f.onStop()
 		}
+		f.notifyFn()
 	})
 }
 
@@ -181,6 +204,13 @@ func (f *Feed) signal() {
 	select {
 	case f.wake <- struct{}{}:
 	default:
+	}
+	f.notifyFn()
+}
+
+func (f *Feed) notifyFn() {
+	if fn := f.notify.Load(); fn != nil {
+		(*fn)()
 	}
 }
 

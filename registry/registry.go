@@ -190,6 +190,25 @@ func GetServiceShared(ctx context.Context, r Registry, name string) ([]*Instance
 	return r.GetService(ctx, name)
 }
 
+// Notifier is implemented by watchers that can say when Next would not
+// block (registry.Feed, which every backend of this module uses), so that a
+// consumer of many watchers (the chain: one per service and tier) reads
+// them all from one goroutine instead of one goroutine each.
+//
+// Notify arranges for fn to be called whenever a state, an error or the
+// end becomes ready for Next, and at once if one is ready now; a later
+// Notify replaces fn. fn runs on the producer's goroutine, possibly with
+// the producer's locks held: it must return at once and must not call
+// back into the watcher (hand the work to another goroutine). A call may
+// find nothing ready (a state equal to the last one delivered was
+// dropped): TryNext then says so. TryNext is Next that returns ok false
+// instead of waiting; with ok true it returns what Next would have.
+// Next and TryNext are not to be called concurrently.
+type Notifier interface {
+	Notify(fn func())
+	TryNext() (u *Update, ok bool, err error)
+}
+
 // Deriver is implemented by registries whose states are immutable values in
 // memory (the chain). Derive returns what derive makes of name's current
 // Instances, calling derive once per state and key: every other call for

@@ -1,0 +1,98 @@
+package chain_test
+
+import (
+	"context"
+	"fmt"
+	"runtime"
+	"testing"
+	"testing/synctest"
+
+	"github.com/regchain/regchain/chain"
+	"github.com/regchain/regchain/registry"
+	"github.com/regchain/regchain/registry/registrytest"
+)
+
+// Watching many services costs O(tiers) goroutines: the tiers' watchers
+// are registry.Feeds (Notifiers), read by one pump per tier.
+func TestWatchManyServicesGoroutines(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		ctx := context.Background()
+		mems, tiers := memTiers(2)
+		for _, m := range mems {
+			for s := range 1000 {
+				if err := m.Register(ctx, &registry.Instance{ID: "i", Name: fmt.Sprintf("svc-%04d", s), Endpoints: []string{"grpc://10.0.0.1:9000"}}); err != nil {
+					t.Fatal(err)
+				}
+			}
+		}
+		c := newChain(t, tiers)
+		t.Cleanup(func() {
+			c.Close()
+			for _, m := range mems {
+				m.Close()
+			}
+		})
+		synctest.Wait()
+		before := runtime.NumGoroutine()
+		for s := range 1000 {
+			if _, err := c.GetService(ctx, fmt.Sprintf("svc-%04d", s)); err != nil {
+				t.Fatal(err)
+			}
+		}
+		synctest.Wait()
+		added := runtime.NumGoroutine() - before
+		t.Logf("1,000 watched services over 2 tiers: +%d goroutines", added)
+		if added > 20 {
+			t.Errorf("1,000 watched services added %d goroutines, want O(tiers)", added)
+		}
+		// And they follow changes.
+		if err := mems[0].Register(ctx, &registry.Instance{ID: "j", Name: "svc-0500", Endpoints: []string{"grpc://10.0.0.2:9000"}}); err != nil {
+			t.Fatal(err)
+		}
+		synctest.Wait()
+		if got, err := c.GetService(ctx, "svc-0500"); err != nil || len(got) != 2 {
+			t.Fatalf("GetService after a change = %v, %v", ids(got), err)
+		}
+	})
+}
+
+// A tier whose watchers are not Notifiers is read as before, one
+// goroutine per watch, and follows changes too.
+func TestWatcherWithoutNotifier(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		ctx := context.Background()
+		m := registrytest.NewMemoryNamed("plain")
+		if err := m.Register(ctx, &registry.Instance{ID: "a", Name: "svc", Endpoints: []string{"grpc://10.0.0.1:9000"}}); err != nil {
+			t.Fatal(err)
+		}
+		c := newChain(t, []chain.Tier{{Name: "plain", Registry: plainWatches{m}}})
+		t.Cleanup(func() { c.Close(); m.Close() })
+		if got, err := c.GetService(ctx, "svc"); err != nil || len(got) != 1 {
+			t.Fatalf("GetService = %v, %v", ids(got), err)
+		}
+		synctest.Wait()
+		if err := m.Register(ctx, &registry.Instance{ID: "b", Name: "svc", Endpoints: []string{"grpc://10.0.0.2:9000"}}); err != nil {
+			t.Fatal(err)
+		}
+		synctest.Wait()
+		if got, err := c.GetService(ctx, "svc"); err != nil || len(got) != 2 {
+			t.Fatalf("GetService after a change = %v, %v", ids(got), err)
+		}
+	})
+}
+
+// plainWatches hides the Notifier of its registry's watchers.
+type plainWatches struct{ registry.Registry }
+
+func (p plainWatches) Watch(ctx context.Context, name string) (registry.Watcher, error) {
+	w, err := p.Registry.Watch(ctx, name)
+	if err != nil {
+		return nil, err
+	}
+	return plainWatcher{w}, nil
+}
+
+type plainWatcher struct{ w registry.Watcher }
+
+func (p plainWatcher) Next() (*registry.Update, error) { return p.w.Next() }
+func (p plainWatcher) Stop() error                     { return p.w.Stop() }
