@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"sync"
+	"sync/atomic"
+	"time"
 
 	"github.com/regchain/regchain/internal/backoff"
 	"github.com/regchain/regchain/registry"
@@ -32,6 +34,9 @@ type pumped struct {
 	stopAfter func() bool // unregisters the Stop on w's ctx
 	errs      int         // consecutive errors (owned by the pump goroutine)
 	ended     bool        // the pump is done with it (owned by the pump goroutine)
+	paused    atomic.Bool // backing off after repeated errors: not read until resumed
+	resume    *time.Timer // ends the pause (owned by the pump goroutine)
+	p         *pump
 
 	mu     sync.Mutex // guards queued
 	queued bool
@@ -42,7 +47,7 @@ func newPump() *pump { return &pump{wake: make(chan struct{}, 1)} }
 // attach hands rw over to the pump: from now on its states reach w's
 // deliver from the pump's goroutine.
 func (p *pump) attach(w *tierWatcher, rw registry.Watcher, n registry.Notifier, b *backoff.Backoff) {
-	pw := &pumped{w: w, rw: rw, n: n, b: b}
+	pw := &pumped{w: w, rw: rw, n: n, b: b, p: p}
 	pw.stopAfter = context.AfterFunc(w.ctx, func() { rw.Stop() })
 	n.Notify(func() { p.enqueue(pw) })
 }
@@ -95,6 +100,13 @@ func (p *pump) run(ctx context.Context) {
 func (pw *pumped) drain() {
 	w := pw.w
 	for !pw.ended {
+		if w.ctx.Err() != nil {
+			pw.end()
+			return
+		}
+		if pw.paused.Load() {
+			return
+		}
 		u, ok, err := pw.n.TryNext()
 		if !ok {
 			return
@@ -112,9 +124,9 @@ func (pw *pumped) drain() {
 			}
 			w.t.c.log.Debug("chain: tier watch error", "tier", w.t.name, "service", w.name, "error", err)
 			// Feeds report an error once and then wait; one that keeps
-			// failing is restarted after a backoff.
+			// failing is read again only after a backoff.
 			if pw.errs++; pw.errs > 1 {
-				pw.restart()
+				pw.pause(pw.b.Next())
 				return
 			}
 			continue
@@ -126,9 +138,23 @@ func (pw *pumped) drain() {
 	}
 }
 
+// pause stops reading pw for d; then the pump reads it again. A stop of
+// its tier watcher meanwhile ends it at once (the watcher's end notifies,
+// and drain looks at the context first).
+func (pw *pumped) pause(d time.Duration) {
+	pw.paused.Store(true)
+	pw.resume = time.AfterFunc(d, func() {
+		pw.paused.Store(false)
+		pw.p.enqueue(pw)
+	})
+}
+
 // end stops the underlying watcher and forgets it.
 func (pw *pumped) end() {
 	pw.ended = true
+	if pw.resume != nil {
+		pw.resume.Stop()
+	}
 	pw.n.Notify(func() {})
 	if pw.stopAfter() {
 		pw.rw.Stop()
@@ -136,7 +162,8 @@ func (pw *pumped) end() {
 }
 
 // restart ends the underlying watcher and, unless w is stopped, starts
-// the tier's Watch again after a backoff, as tierWatcher.run does.
+// the tier's Watch again after a backoff (on a goroutine of its own until
+// the new watcher is handed back), as tierWatcher.watch does.
 func (pw *pumped) restart() {
 	pw.end()
 	w := pw.w

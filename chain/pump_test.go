@@ -2,10 +2,14 @@ package chain_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"runtime"
+	"slices"
+	"sync"
 	"testing"
 	"testing/synctest"
+	"time"
 
 	"github.com/regchain/regchain/chain"
 	"github.com/regchain/regchain/registry"
@@ -96,3 +100,68 @@ type plainWatcher struct{ w registry.Watcher }
 
 func (p plainWatcher) Next() (*registry.Update, error) { return p.w.Next() }
 func (p plainWatcher) Stop() error                     { return p.w.Stop() }
+
+// A watcher that keeps failing is read again after a backoff, not
+// restarted; what it delivers then reaches the chain.
+func TestPumpedWatcherKeepsFailing(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		ctx := context.Background()
+		m := registrytest.NewMemoryNamed("m")
+		if err := m.Register(ctx, &registry.Instance{ID: "a", Name: "svc", Endpoints: []string{"grpc://10.0.0.1:9000"}}); err != nil {
+			t.Fatal(err)
+		}
+		rec := &recordWatches{Registry: m}
+		c := newChain(t, []chain.Tier{{Name: "m", Registry: rec}})
+		t.Cleanup(func() { c.Close(); m.Close() })
+		if _, err := c.GetService(ctx, "svc"); err != nil {
+			t.Fatal(err)
+		}
+		synctest.Wait()
+		feeds := rec.feeds()
+		if len(feeds) != 1 {
+			t.Fatalf("%d watches, want 1", len(feeds))
+		}
+		// Not ErrUnavailable: the tier's breaker stays closed (that would
+		// restart the watches when the tier comes back).
+		boom := errors.New("flaky watch")
+		for range 3 {
+			feeds[0].Fail(boom)
+			synctest.Wait()
+		}
+		if err := m.Register(ctx, &registry.Instance{ID: "b", Name: "svc", Endpoints: []string{"grpc://10.0.0.2:9000"}}); err != nil {
+			t.Fatal(err)
+		}
+		synctest.Wait()
+		time.Sleep(10 * time.Second) // past the longest backoff (fake time)
+		synctest.Wait()
+		if got, err := c.GetService(ctx, "svc"); err != nil || len(got) != 2 {
+			t.Fatalf("GetService after the errors = %v, %v; want a and b", ids(got), err)
+		}
+		if n := len(rec.feeds()); n != 1 {
+			t.Errorf("%d watches after repeated errors, want the first one kept", n)
+		}
+	})
+}
+
+// recordWatches keeps the Feeds its registry's Watch returns.
+type recordWatches struct {
+	registry.Registry
+	mu sync.Mutex
+	fs []*registry.Feed
+}
+
+func (r *recordWatches) Watch(ctx context.Context, name string) (registry.Watcher, error) {
+	w, err := r.Registry.Watch(ctx, name)
+	if f, ok := w.(*registry.Feed); ok {
+		r.mu.Lock()
+		r.fs = append(r.fs, f)
+		r.mu.Unlock()
+	}
+	return w, err
+}
+
+func (r *recordWatches) feeds() []*registry.Feed {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return slices.Clone(r.fs)
+}
