@@ -241,7 +241,13 @@
 // # Concurrency
 //
 // A Chain is safe for concurrent use. Its goroutines (probes, replays,
-// watchers, snapshot flusher) run on the chain's own context; Close stops
+// watchers, snapshot flusher) run on the chain's own context. A tier's
+// watches of services are read by one goroutine per tier when the tier's
+// watchers are registry.Notifiers (every backend of this module's is), so
+// watching N services costs O(tiers) goroutines; a watch being (re)started,
+// and a watcher that is not a Notifier, has a goroutine of its own. The
+// tier's deliveries are then serialized: a slow slog handler slows every
+// service of the tier. Close stops
 // them all, ends the chain's watchers with registry.ErrClosed and saves
 // the pending snapshot changes. Close does not close the tiers unless
 // WithOwnTiers is set, and deregisters nothing.

@@ -42,6 +42,10 @@ type pumped struct {
 	queued bool
 }
 
+// maxTurn is how many reads of one watcher the pump makes before it
+// serves the others that are ready.
+const maxTurn = 64
+
 func newPump() *pump { return &pump{wake: make(chan struct{}, 1)} }
 
 // attach hands rw over to the pump: from now on its states reach w's
@@ -99,7 +103,12 @@ func (p *pump) run(ctx context.Context) {
 // failing) it restarts it after a backoff, on a goroutine of its own.
 func (pw *pumped) drain() {
 	w := pw.w
-	for !pw.ended {
+	for turn := 0; !pw.ended; turn++ {
+		if turn == maxTurn {
+			// Fair to the tier's other watchers: the rest on a later turn.
+			pw.p.enqueue(pw)
+			return
+		}
 		if w.ctx.Err() != nil {
 			pw.end()
 			return

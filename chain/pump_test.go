@@ -165,3 +165,38 @@ func (r *recordWatches) feeds() []*registry.Feed {
 	defer r.mu.Unlock()
 	return slices.Clone(r.fs)
 }
+
+// A watcher with more states ready than one turn holds is read to the end
+// over several turns.
+func TestPumpTurns(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		ctx := context.Background()
+		m := registrytest.NewMemoryNamed("m")
+		if err := m.Register(ctx, &registry.Instance{ID: "a", Name: "svc", Endpoints: []string{"grpc://10.0.0.1:9000"}}); err != nil {
+			t.Fatal(err)
+		}
+		c := newChain(t, []chain.Tier{{Name: "m", Registry: m}})
+		t.Cleanup(func() { c.Close(); m.Close() })
+		w, err := c.Watch(ctx, "")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer w.Stop()
+		synctest.Wait()
+		// 300 services at once: the chain's watch-all watcher on the tier
+		// has 300 states ready.
+		for s := range 300 {
+			if err := m.Register(ctx, &registry.Instance{ID: "x", Name: fmt.Sprintf("s%03d", s), Endpoints: []string{"grpc://10.0.0.9:9000"}}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		synctest.Wait()
+		names, err := c.ListServices(ctx)
+		if err != nil || len(names) != 301 {
+			t.Fatalf("ListServices = %d names, %v; want 301", len(names), err)
+		}
+		if got, err := c.GetService(ctx, "s299"); err != nil || len(got) != 1 {
+			t.Fatalf("GetService(s299) = %v, %v", ids(got), err)
+		}
+	})
+}
