@@ -3,7 +3,6 @@ package embedetcd
 import (
 	"errors"
 	"fmt"
-	"net"
 	"net/url"
 	"sync"
 	"time"
@@ -12,6 +11,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/regchain/regchain/internal/faultproxy"
+	"github.com/regchain/regchain/internal/freeport"
 )
 
 // memberName is the name of the single member.
@@ -51,14 +51,9 @@ func Start(dir string) (*Server, error) {
 	return s, nil
 }
 
-func freePort() (int, error) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return 0, err
-	}
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port, nil
-}
+// freePort returns a port that stays free across a Stop and Start (see
+// internal/freeport).
+func freePort() (int, error) { return freeport.TCP() }
 
 // Endpoint returns the client address ("127.0.0.1:port"), stable across
 // Stop and Start.

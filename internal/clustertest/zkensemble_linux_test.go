@@ -16,6 +16,7 @@ import (
 
 	gozk "github.com/go-zookeeper/zk"
 
+	"github.com/regchain/regchain/internal/freeport"
 	"github.com/regchain/regchain/internal/testutil"
 	"github.com/regchain/regchain/internal/zktest"
 )
@@ -35,12 +36,11 @@ type ensemble struct {
 
 func freePortT(t *testing.T) int {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	p, err := freeport.TCP()
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port
+	return p
 }
 
 func startEnsemble(t *testing.T, n int) *ensemble {

@@ -19,6 +19,8 @@ import (
 
 	consulapi "github.com/hashicorp/consul/api"
 	"github.com/hashicorp/go-cleanhttp"
+
+	"github.com/regchain/regchain/internal/freeport"
 )
 
 // StartTimeout bounds how long Start and Restart wait for an agent to elect
@@ -332,32 +334,16 @@ func (a *Agent) waitReady(p *proc) error {
 	}
 }
 
-// freePorts returns n distinct loopback ports free for both TCP and UDP at
-// the time of the call.
+// freePorts returns n distinct loopback ports free for both TCP and UDP,
+// which stay free across an agent's restart (see internal/freeport).
 func freePorts(n int) ([]int, error) {
-	var closers []func()
-	defer func() {
-		for _, c := range closers {
-			c()
-		}
-	}()
-	var ports []int
-	for attempts := 0; len(ports) < n; attempts++ {
-		if attempts > 100*n {
-			return nil, errors.New("no free ports found")
-		}
-		ln, err := net.Listen("tcp", "127.0.0.1:0")
+	ports := make([]int, 0, n)
+	for range n {
+		p, err := freeport.TCPUDP()
 		if err != nil {
 			return nil, err
 		}
-		port := ln.Addr().(*net.TCPAddr).Port
-		pc, err := net.ListenPacket("udp", net.JoinHostPort("127.0.0.1", strconv.Itoa(port)))
-		if err != nil {
-			ln.Close()
-			continue
-		}
-		closers = append(closers, func() { ln.Close(); pc.Close() })
-		ports = append(ports, port)
+		ports = append(ports, p)
 	}
 	return ports, nil
 }

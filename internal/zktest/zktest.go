@@ -25,6 +25,8 @@ import (
 	"time"
 
 	gozk "github.com/go-zookeeper/zk"
+
+	"github.com/regchain/regchain/internal/freeport"
 )
 
 // Jar is the ZooKeeper server jar Debian's zookeeper package installs. Its
@@ -409,14 +411,9 @@ func (s *Server) logTail() string {
 	return string(bytes.TrimSpace(b))
 }
 
-func freePort() (int, error) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return 0, err
-	}
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port, nil
-}
+// freePort returns a port that stays free across a Stop and Start (see
+// internal/freeport).
+func freePort() (int, error) { return freeport.TCP() }
 
 // quiet drops gozk's log lines (it logs every reconnect to stdout by default).
 type quiet struct{}
