@@ -15,8 +15,8 @@ import (
 // registry.Watcher is a registry.Notifier (every backend of this module's:
 // they are registry.Feeds): watching N services then costs O(tiers)
 // goroutines, not one per service and tier. A tier watcher runs a
-// goroutine of its own only while it calls the tier's Watch, and for the
-// whole watch when the watcher is not a Notifier.
+// goroutine of its own only while it calls (or waits to call again) the
+// tier's Watch, and for the whole watch when the watcher is not a Notifier.
 type pump struct {
 	wake chan struct{} // capacity 1
 
@@ -99,8 +99,9 @@ func (p *pump) run(ctx context.Context) {
 	}
 }
 
-// drain delivers what pw's watcher has ready; when the watch ends (or keeps
-// failing) it restarts it after a backoff, on a goroutine of its own.
+// drain delivers what pw's watcher has ready, at most maxTurn states per
+// turn. When the watch ends it restarts it after a backoff (on a goroutine
+// of its own); when it keeps failing it reads it again after a backoff.
 func (pw *pumped) drain() {
 	w := pw.w
 	for turn := 0; !pw.ended; turn++ {
