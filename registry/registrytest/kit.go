@@ -36,6 +36,7 @@ func Run(t *testing.T, newRegistry func(t *testing.T) registry.Registry) {
 		{"WatchChanges", testWatchChanges},
 		{"WatchAll", testWatchAll},
 		{"WatchStop", testWatchStop},
+		{"WatchNotify", testWatchNotify},
 		{"WatchContextCancel", testWatchContextCancel},
 		{"Concurrent", testConcurrent},
 		{"Copies", testCopies},
