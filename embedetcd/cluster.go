@@ -223,46 +223,18 @@ func (m *Member) Start() error {
 	if m.e != nil {
 		return nil
 	}
-	cfg := embed.NewConfig()
-	cfg.Name = m.name
-	cfg.Dir = m.dir
-	cfg.ListenClientUrls = []url.URL{m.clientURL}
-	cfg.AdvertiseClientUrls = []url.URL{m.clientURL}
-	cfg.ListenPeerUrls = []url.URL{m.peerURL}
-	cfg.AdvertisePeerUrls = []url.URL{m.advPeer}
+	cfg := newConfig(m.name, m.dir, m.clientURL, m.peerURL, m.advPeer)
 	cfg.InitialCluster = m.c.initialCluster()
 	cfg.InitialClusterToken = m.c.token
 	if m.joined {
 		cfg.ClusterState = embed.ClusterStateFlagExisting
 	}
-	cfg.ZapLoggerBuilder = embed.NewZapLoggerBuilder(zap.NewNop())
-	cfg.LogLevel = "error"
-	var last error
-	for attempt := 0; attempt < 50; attempt++ {
-		e, err := embed.StartEtcd(cfg)
-		if err != nil {
-			last = err
-			time.Sleep(20 * time.Millisecond)
-			continue
-		}
-		select {
-		case <-e.Server.ReadyNotify():
-		case err := <-e.Err():
-			e.Close()
-			return fmt.Errorf("embedetcd: member %s: %w", m.name, err)
-		case <-time.After(60 * time.Second):
-			e.Close()
-			return fmt.Errorf("embedetcd: member %s not ready within 60s", m.name)
-		}
-		p, err := listenProxy(m.endpoint, m.clientURL.Host)
-		if err != nil {
-			e.Close()
-			return fmt.Errorf("embedetcd: member %s proxy: %w", m.name, err)
-		}
-		m.e, m.proxy, m.id, m.joined = e, p, e.Server.MemberID().String(), true
-		return nil
+	e, p, err := startEtcd(cfg, m.endpoint, "member "+m.name, 60*time.Second)
+	if err != nil {
+		return err
 	}
-	return fmt.Errorf("embedetcd: member %s: %w", m.name, last)
+	m.e, m.proxy, m.id, m.joined = e, p, e.Server.MemberID().String(), true
+	return nil
 }
 
 // Stop kills the member (its data stays): its client connections are cut

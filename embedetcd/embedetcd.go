@@ -1,7 +1,6 @@
 package embedetcd
 
 import (
-	"errors"
 	"fmt"
 	"net/url"
 	"sync"
@@ -81,18 +80,36 @@ func (s *Server) Start() error {
 	if s.e != nil {
 		return nil
 	}
-	cfg := embed.NewConfig()
-	cfg.Name = memberName
-	cfg.Dir = s.dir
-	cfg.ListenClientUrls = []url.URL{s.clientURL}
-	cfg.AdvertiseClientUrls = []url.URL{s.clientURL}
-	cfg.ListenPeerUrls = []url.URL{s.peerURL}
-	cfg.AdvertisePeerUrls = []url.URL{s.peerURL}
+	cfg := newConfig(memberName, s.dir, s.clientURL, s.peerURL, s.peerURL)
 	cfg.InitialCluster = cfg.Name + "=" + s.peerURL.String()
+	e, p, err := startEtcd(cfg, s.endpoint, "server", 30*time.Second)
+	if err != nil {
+		return err
+	}
+	s.e, s.proxy = e, p
+	return nil
+}
+
+// newConfig returns a quiet etcd config for one member on loopback URLs.
+func newConfig(name, dir string, client, peer, advPeer url.URL) *embed.Config {
+	cfg := embed.NewConfig()
+	cfg.Name = name
+	cfg.Dir = dir
+	cfg.ListenClientUrls = []url.URL{client}
+	cfg.AdvertiseClientUrls = []url.URL{client}
+	cfg.ListenPeerUrls = []url.URL{peer}
+	cfg.AdvertisePeerUrls = []url.URL{advPeer}
 	cfg.ZapLoggerBuilder = embed.NewZapLoggerBuilder(zap.NewNop())
 	cfg.LogLevel = "error"
+	return cfg
+}
+
+// startEtcd starts etcd with cfg, waits up to ready until it serves, and
+// puts the client proxy on endpoint in front of it. A port freed by a
+// previous run may linger for a moment: binding is retried. what names
+// the server in errors.
+func startEtcd(cfg *embed.Config, endpoint, what string, ready time.Duration) (*embed.Etcd, *faultproxy.Proxy, error) {
 	var last error
-	// A port freed by a previous run may linger for a moment; retry binding.
 	for attempt := 0; attempt < 50; attempt++ {
 		e, err := embed.StartEtcd(cfg)
 		if err != nil {
@@ -102,22 +119,21 @@ func (s *Server) Start() error {
 		}
 		select {
 		case <-e.Server.ReadyNotify():
-			p, err := listenProxy(s.endpoint, s.clientURL.Host)
-			if err != nil {
-				e.Close()
-				return fmt.Errorf("embedetcd: proxy: %w", err)
-			}
-			s.e, s.proxy = e, p
-			return nil
 		case err := <-e.Err():
 			e.Close()
-			return fmt.Errorf("embedetcd: start: %w", err)
-		case <-time.After(30 * time.Second):
+			return nil, nil, fmt.Errorf("embedetcd: %s: %w", what, err)
+		case <-time.After(ready):
 			e.Close()
-			return errors.New("embedetcd: server not ready within 30s")
+			return nil, nil, fmt.Errorf("embedetcd: %s not ready within %v", what, ready)
 		}
+		p, err := listenProxy(endpoint, cfg.ListenClientUrls[0].Host)
+		if err != nil {
+			e.Close()
+			return nil, nil, fmt.Errorf("embedetcd: %s proxy: %w", what, err)
+		}
+		return e, p, nil
 	}
-	return fmt.Errorf("embedetcd: start: %w", last)
+	return nil, nil, fmt.Errorf("embedetcd: %s: %w", what, last)
 }
 
 // Stop stops the server (its data stays) and leaves no goroutine behind.
