@@ -9,6 +9,7 @@ import (
 	consulapi "github.com/hashicorp/consul/api"
 
 	"github.com/regchain/regchain/internal/consultest"
+	"github.com/regchain/regchain/internal/testutil"
 	"github.com/regchain/regchain/registry"
 )
 
@@ -36,7 +37,7 @@ func TestACL(t *testing.T) {
 		if err := admin.Register(ctxT(t, 10*time.Second), in); err != nil {
 			t.Fatalf("Register: %v", err)
 		}
-		waitFor(t, "GetService", recoverWithin, sees(t, admin, svc, in))
+		waitFor(t, "GetService", recoverWithin, testutil.Sees(t, admin, svc, in))
 		w, err := admin.Watch(ctxT(t, time.Minute), svc)
 		if err != nil {
 			t.Fatal(err)
@@ -72,7 +73,7 @@ func TestACL(t *testing.T) {
 			t.Fatal(err)
 		}
 		defer w.Stop()
-		if _, err := next(t, w, recoverWithin); !isDenied(err) {
+		if _, err := testutil.Next(t, w, recoverWithin); !isDenied(err) {
 			t.Errorf("Watch with an unknown token: Next = %v; want ErrPermissionDenied", err)
 		}
 		if len(bad.Registrations()) != 0 {
@@ -98,14 +99,14 @@ func TestACL(t *testing.T) {
 		if err := limited.Register(ctxT(t, 10*time.Second), in); err != nil {
 			t.Fatalf("Register an allowed service: %v", err)
 		}
-		waitFor(t, "GetService", recoverWithin, sees(t, limited, in.Name, in))
+		waitFor(t, "GetService", recoverWithin, testutil.Sees(t, limited, in.Name, in))
 		// The heartbeat works with the token: fail the check behind its
 		// back and wait for it to pass again.
 		if err := mgmt.Agent().UpdateTTL(checkID(in.ID), "failed by the test", consulapi.HealthCritical); err != nil {
 			t.Fatalf("fail the check: %v", err)
 		}
-		waitFor(t, "check critical", recoverWithin, sees(t, admin, in.Name))
-		d := waitFor(t, "check passing again by the heartbeat", recoverWithin, sees(t, limited, in.Name, in))
+		waitFor(t, "check critical", recoverWithin, testutil.Sees(t, admin, in.Name))
+		d := waitFor(t, "check passing again by the heartbeat", recoverWithin, testutil.Sees(t, limited, in.Name, in))
 		t.Logf("heartbeat with a limited token passed the check again after %v", d)
 
 		denied := instance("acl-denied-svc", "l2", 7430)
@@ -119,7 +120,7 @@ func TestACL(t *testing.T) {
 		if err := admin.Register(ctxT(t, 10*time.Second), secret); err != nil {
 			t.Fatal(err)
 		}
-		waitFor(t, "secret registered", recoverWithin, sees(t, admin, secret.Name, secret))
+		waitFor(t, "secret registered", recoverWithin, testutil.Sees(t, admin, secret.Name, secret))
 		if _, err := limited.GetService(ctxT(t, 10*time.Second), secret.Name); !isDenied(err) {
 			t.Errorf("GetService of a service the token may not read = %v; want ErrPermissionDenied", err)
 		}
@@ -136,7 +137,7 @@ func TestACL(t *testing.T) {
 			return w
 		}
 		wSecret, wAllowed, wAll := watch(secret.Name), watch(in.Name), watch("")
-		if u, err := next(t, wSecret, recoverWithin); err != nil || u.Service != secret.Name || len(u.Instances) != 0 {
+		if u, err := testutil.Next(t, wSecret, recoverWithin); err != nil || u.Service != secret.Name || len(u.Instances) != 0 {
 			t.Errorf("watching a service the token may not read: Next = %v, %v; want an empty state", u, err)
 		}
 		until(t, wAllowed, in.Name, recoverWithin, in)

@@ -12,6 +12,7 @@ import (
 
 	"github.com/regchain/regchain/internal/consultest"
 	"github.com/regchain/regchain/internal/faultproxy"
+	"github.com/regchain/regchain/internal/testutil"
 	"github.com/regchain/regchain/registry"
 )
 
@@ -34,7 +35,7 @@ func TestAgent(t *testing.T) {
 		if err := r.Register(ctxT(t, 10*time.Second), in); err != nil {
 			t.Fatalf("Register: %v", err)
 		}
-		waitFor(t, "round trip", recoverWithin, sees(t, r, svc, in))
+		waitFor(t, "round trip", recoverWithin, testutil.Sees(t, r, svc, in))
 
 		big := instance(svc, "m2", 7510)
 		big.Metadata = map[string]string{}
@@ -49,7 +50,7 @@ func TestAgent(t *testing.T) {
 		if _, _, err := a.Client(t).Agent().Service(big.ID, nil); err == nil {
 			t.Error("a refused registration was written")
 		}
-		waitFor(t, "only the first instance", recoverWithin, sees(t, r, svc, in))
+		waitFor(t, "only the first instance", recoverWithin, testutil.Sees(t, r, svc, in))
 	})
 
 	// One agent has one service ID namespace: instances of different
@@ -69,8 +70,8 @@ func TestAgent(t *testing.T) {
 				t.Fatalf("Register(%s): %v", in, err)
 			}
 		}
-		waitFor(t, "x", recoverWithin, sees(t, r, x.Name, x))
-		waitFor(t, "y", recoverWithin, sees(t, r, y.Name, y))
+		waitFor(t, "x", recoverWithin, testutil.Sees(t, r, x.Name, x))
+		waitFor(t, "y", recoverWithin, testutil.Sees(t, r, y.Name, y))
 		got, _, err := raw.Agent().Service("shared-1", nil)
 		if err != nil || got.Service != "foreign-svc" {
 			t.Errorf("the foreign service's registration = %+v, %v; want it untouched", got, err)
@@ -108,7 +109,7 @@ func TestAgent(t *testing.T) {
 		if err := r.Register(ctxT(t, 10*time.Second), in); err != nil {
 			t.Fatal(err)
 		}
-		waitFor(t, "GetService", recoverWithin, sees(t, r, in.Name, in))
+		waitFor(t, "GetService", recoverWithin, testutil.Sees(t, r, in.Name, in))
 	})
 }
 
@@ -141,14 +142,14 @@ func TestUnavailable(t *testing.T) {
 			t.Errorf("%s with the agent down = %v, want ErrUnavailable", name, err)
 		}
 	}
-	if _, err := next(t, w, recoverWithin); !errors.Is(err, registry.ErrUnavailable) {
+	if _, err := testutil.Next(t, w, recoverWithin); !errors.Is(err, registry.ErrUnavailable) {
 		t.Errorf("watcher with the agent down: Next = %v, want ErrUnavailable", err)
 	}
 	waitFor(t, "registration pending", recoverWithin, live(r, in, false))
 
 	a.Restart(t)
 	waitFor(t, "registration live again", recoverWithin, live(r, in, true))
-	waitFor(t, "instance back", recoverWithin, sees(t, r, svc, in))
+	waitFor(t, "instance back", recoverWithin, testutil.Sees(t, r, svc, in))
 }
 
 // TestStopAndCloseUnblock checks that Stop, the Watch ctx and Close end
@@ -184,7 +185,7 @@ func TestStopAndCloseUnblock(t *testing.T) {
 			t.Fatal(err)
 		}
 		defer w.Stop()
-		if _, err := next(t, w, recoverWithin); err != nil {
+		if _, err := testutil.Next(t, w, recoverWithin); err != nil {
 			t.Fatalf("first Next: %v", err)
 		}
 		ws = append(ws, w)
@@ -194,7 +195,7 @@ func TestStopAndCloseUnblock(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer lone.Stop()
-	if _, err := next(t, lone, recoverWithin); err != nil {
+	if _, err := testutil.Next(t, lone, recoverWithin); err != nil {
 		t.Fatalf("first Next: %v", err)
 	}
 	p.Partition() // every request from now on hangs

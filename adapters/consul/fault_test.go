@@ -8,6 +8,7 @@ import (
 
 	"github.com/regchain/regchain/internal/consultest"
 	"github.com/regchain/regchain/internal/faultproxy"
+	"github.com/regchain/regchain/internal/testutil"
 	"github.com/regchain/regchain/registry"
 )
 
@@ -39,7 +40,7 @@ func TestFaultAgentRestart(t *testing.T) {
 		// The heartbeat may already have put it back; that is fine too.
 		t.Logf("right after restart: %v, %v", got, err)
 	}
-	waitFor(t, "instance restored after agent restart", recoverWithin, sees(t, other, svc, in))
+	waitFor(t, "instance restored after agent restart", recoverWithin, testutil.Sees(t, other, svc, in))
 	t.Logf("RECOVERY agent restart: instance passing again %v after the new agent was ready", time.Since(restarted))
 	waitFor(t, "registration live", recoverWithin, live(r, in, true))
 
@@ -63,7 +64,7 @@ func TestFaultDeregisteredBehindOurBack(t *testing.T) {
 	if err := r.Register(ctxT(t, 10*time.Second), in); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, "registered", recoverWithin, sees(t, r, svc, in))
+	waitFor(t, "registered", recoverWithin, testutil.Sees(t, r, svc, in))
 
 	if err := raw.Agent().ServiceDeregister(in.ID); err != nil {
 		t.Fatalf("raw deregister: %v", err)
@@ -72,7 +73,7 @@ func TestFaultDeregisteredBehindOurBack(t *testing.T) {
 	if _, _, err := raw.Agent().Service(in.ID, nil); err == nil {
 		t.Fatal("service still on the agent after a raw deregister")
 	}
-	waitFor(t, "instance restored", recoverWithin, sees(t, r, svc, in))
+	waitFor(t, "instance restored", recoverWithin, testutil.Sees(t, r, svc, in))
 	t.Logf("RECOVERY deregistered behind our back: instance passing again after %v", time.Since(removed))
 	waitFor(t, "registration live", recoverWithin, live(r, in, true))
 }
@@ -112,7 +113,7 @@ func TestFaultPartition(t *testing.T) {
 
 	p.Partition()
 	partitioned := time.Now()
-	gone := waitFor(t, "instance critical during the partition", recoverWithin, sees(t, observer, svc))
+	gone := waitFor(t, "instance critical during the partition", recoverWithin, testutil.Sees(t, observer, svc))
 	t.Logf("partition: instance left passing-only reads after %v (TTL %v)", gone, testTTL)
 	waitFor(t, "registration reported pending", recoverWithin, live(r, in, false))
 	for _, s := range r.Registrations() {
@@ -121,7 +122,7 @@ func TestFaultPartition(t *testing.T) {
 		}
 	}
 	// The watcher behind the partition must say so.
-	if _, err := next(t, w, recoverWithin); err == nil {
+	if _, err := testutil.Next(t, w, recoverWithin); err == nil {
 		t.Error("watcher behind a partition delivered an update instead of an error")
 	} else {
 		t.Logf("watcher behind the partition reported after %v: %v", time.Since(partitioned), err)
@@ -135,7 +136,7 @@ func TestFaultPartition(t *testing.T) {
 	p.Heal()
 	healed := time.Now()
 	t.Logf("partition lasted %v", healed.Sub(partitioned))
-	waitFor(t, "instance passing again after heal", recoverWithin, sees(t, observer, svc, in, in2))
+	waitFor(t, "instance passing again after heal", recoverWithin, testutil.Sees(t, observer, svc, in, in2))
 	t.Logf("RECOVERY partition: instance passing again %v after healing", time.Since(healed))
 	d := waitFor(t, "registration live", recoverWithin, live(r, in, true))
 	t.Logf("RECOVERY partition: registration reported live %v after healing", d)

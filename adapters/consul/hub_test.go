@@ -19,6 +19,7 @@ import (
 	"github.com/hashicorp/go-cleanhttp"
 
 	"github.com/regchain/regchain/internal/consultest"
+	"github.com/regchain/regchain/internal/testutil"
 	"github.com/regchain/regchain/registry"
 )
 
@@ -121,7 +122,7 @@ func follow(t *testing.T, w registry.Watcher, st state, timeout time.Duration, c
 		if left <= 0 {
 			t.Fatalf("not within %v: %s", timeout, why)
 		}
-		u, err := next(t, w, left+time.Second)
+		u, err := testutil.Next(t, w, left+time.Second)
 		if err != nil {
 			if errors.Is(err, registry.ErrStopped) || errors.Is(err, registry.ErrClosed) {
 				t.Fatalf("watcher ended: %v", err)
@@ -248,7 +249,7 @@ func TestHub(t *testing.T) {
 		}
 		for i, w := range ws {
 			// The first Next is the state read after Watch: no waiting.
-			u, err := next(t, w, recoverWithin)
+			u, err := testutil.Next(t, w, recoverWithin)
 			if err != nil || u.Service != ins[i].Name || !registry.EqualInstances(u.Instances, ins[i:i+1]) {
 				t.Fatalf("first Next of %s = %v, %v; want %v", ins[i].Name, u, err, ins[i])
 			}
@@ -398,7 +399,7 @@ func TestHub(t *testing.T) {
 					return
 				}
 				defer w.Stop()
-				if _, err := next(t, w, recoverWithin); err != nil {
+				if _, err := testutil.Next(t, w, recoverWithin); err != nil {
 					t.Errorf("first Next: %v", err)
 				}
 			})

@@ -11,6 +11,7 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/regchain/regchain/internal/consultest"
+	"github.com/regchain/regchain/internal/testutil"
 	"github.com/regchain/regchain/registry"
 	"github.com/regchain/regchain/registry/registrytest"
 )
@@ -81,50 +82,6 @@ func waitFor(t *testing.T, what string, timeout time.Duration, cond func() strin
 	}
 }
 
-// sees returns a condition true when GetService on r returns exactly want
-// (ErrNotFound for none).
-func sees(t *testing.T, r registry.Registry, svc string, want ...*registry.Instance) func() string {
-	return func() string {
-		got, err := r.GetService(ctxT(t, 5*time.Second), svc)
-		if len(want) == 0 {
-			if errors.Is(err, registry.ErrNotFound) {
-				return ""
-			}
-			return fmt.Sprintf("got %v, %v; want ErrNotFound", got, err)
-		}
-		if err != nil {
-			return err.Error()
-		}
-		if !registry.EqualInstances(got, want) {
-			return fmt.Sprintf("got %v, want %v", got, want)
-		}
-		return ""
-	}
-}
-
-// next calls w.Next with a deadline.
-func next(t *testing.T, w registry.Watcher, timeout time.Duration) (*registry.Update, error) {
-	t.Helper()
-	type result struct {
-		u   *registry.Update
-		err error
-	}
-	ch := make(chan result, 1)
-	go func() {
-		u, err := w.Next()
-		ch <- result{u, err}
-	}()
-	select {
-	case r := <-ch:
-		return r.u, r.err
-	case <-time.After(timeout):
-		w.Stop()
-		<-ch
-		t.Fatalf("Next did not return within %v", timeout)
-		return nil, nil
-	}
-}
-
 // until reads w until an update of svc holds want; transient errors are
 // logged and counted. It fails after timeout.
 func until(t *testing.T, w registry.Watcher, svc string, timeout time.Duration, want ...*registry.Instance) (errs int) {
@@ -132,7 +89,7 @@ func until(t *testing.T, w registry.Watcher, svc string, timeout time.Duration, 
 	deadline := time.Now().Add(timeout)
 	var last *registry.Update
 	for time.Now().Before(deadline) {
-		u, err := next(t, w, time.Until(deadline)+time.Second)
+		u, err := testutil.Next(t, w, time.Until(deadline)+time.Second)
 		if err != nil {
 			if errors.Is(err, registry.ErrStopped) || errors.Is(err, registry.ErrClosed) {
 				t.Fatalf("watch %s: watcher ended: %v", svc, err)

@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/regchain/regchain/internal/consultest"
+	"github.com/regchain/regchain/internal/testutil"
 )
 
 // testCA writes a CA and a server certificate for 127.0.0.1 into dir and
@@ -91,7 +92,7 @@ func TestTLS(t *testing.T) {
 	if err := r.Register(ctxT(t, 10*time.Second), in); err != nil {
 		t.Fatalf("Register over TLS: %v", err)
 	}
-	waitFor(t, "GetService over TLS", recoverWithin, sees(t, r, in.Name, in))
+	waitFor(t, "GetService over TLS", recoverWithin, testutil.Sees(t, r, in.Name, in))
 	w, err := r.Watch(ctxT(t, time.Minute), in.Name)
 	if err != nil {
 		t.Fatal(err)

@@ -15,91 +15,10 @@ import (
 	"github.com/regchain/regchain/registry"
 )
 
-// reader reads a watcher on its own goroutine so tests can wait for states
-// with deadlines.
-type reader struct {
-	ch     chan result
-	latest map[string]*registry.Update // last Update per service, read by until
-}
-
-type result struct {
-	u   *registry.Update
-	err error
-}
-
-func watchReader(t *testing.T, r registry.Registry, name string) *reader {
-	t.Helper()
-	w, err := r.Watch(context.Background(), name)
-	if err != nil {
-		t.Fatalf("Watch(%q): %v", name, err)
-	}
-	rd := &reader{ch: make(chan result), latest: make(map[string]*registry.Update)}
-	stop, done := make(chan struct{}), make(chan struct{})
-	go func() {
-		defer close(done)
-		for {
-			u, err := w.Next()
-			select {
-			case rd.ch <- result{u, err}:
-			case <-stop:
-				return
-			}
-			if errors.Is(err, registry.ErrStopped) || errors.Is(err, registry.ErrClosed) {
-				return
-			}
-		}
-	}()
-	t.Cleanup(func() {
-		close(stop)
-		w.Stop()
-		<-done
-	})
-	return rd
-}
-
-// until waits until the latest Update of svc (possibly one received
-// earlier) holds exactly want and returns how long it took. Transient errors
-// are logged and counted.
-func (rd *reader) until(t *testing.T, timeout time.Duration, svc string, want ...*registry.Instance) (time.Duration, int) {
-	t.Helper()
-	start := time.Now()
-	timer := time.NewTimer(timeout)
-	defer timer.Stop()
-	last := rd.latest[svc]
-	if last != nil && registry.EqualInstances(last.Instances, want) {
-		return 0, 0
-	}
-	errs := 0
-	for {
-		select {
-		case res := <-rd.ch:
-			if res.err != nil {
-				if errors.Is(res.err, registry.ErrStopped) || errors.Is(res.err, registry.ErrClosed) {
-					t.Fatalf("watch %s: ended: %v", svc, res.err)
-				}
-				errs++
-				t.Logf("transient watch error: %v", res.err)
-				continue
-			}
-			if res.u.Source != Source || res.u.Revision == 0 || res.u.Time.IsZero() {
-				t.Errorf("Update %+v lacks Source, Revision or Time", res.u)
-			}
-			rd.latest[res.u.Service] = res.u
-			if res.u.Service != svc {
-				continue
-			}
-			last = res.u
-			if registry.EqualInstances(res.u.Instances, want) {
-				return time.Since(start), errs
-			}
-		case <-timer.C:
-			got := "nothing"
-			if last != nil {
-				got = fmt.Sprint(last.Instances)
-			}
-			t.Fatalf("watch %s: want %v within %v, last got %s", svc, want, timeout, got)
-		}
-	}
+// watchReader watches name on r until the test ends (testutil.Reader,
+// checking the adapter's Source).
+func watchReader(t *testing.T, r registry.Registry, name string) *testutil.Reader {
+	return testutil.WatchReader(t, r, name, Source)
 }
 
 // regState returns the registration of name/id, or nil.
@@ -161,7 +80,7 @@ func TestEtcdRestart(t *testing.T) {
 		t.Fatal(err)
 	}
 	rd := watchReader(t, r, a.Name)
-	rd.until(t, 10*time.Second, a.Name, a)
+	rd.Until(t, 10*time.Second, a.Name, a)
 
 	stopping := time.Now()
 	srv.Stop()
@@ -187,7 +106,7 @@ func TestEtcdRestart(t *testing.T) {
 	if _, err := cli.Put(ctx, r.key(b.Name, b.ID), mustMarshal(t, b)); err != nil {
 		t.Fatal(err)
 	}
-	rd.until(t, 20*time.Second, a.Name, a, b)
+	rd.Until(t, 20*time.Second, a.Name, a, b)
 	watchBack := time.Since(restarted)
 	got, err := r.GetService(ctx, a.Name)
 	if err != nil || !registry.EqualInstances(got, []*registry.Instance{a, b}) {
@@ -295,8 +214,8 @@ func testCompactionDuringWatch(t *testing.T, monitor bool) {
 	put(a)
 	one := watchReader(t, r, svc)
 	all := watchReader(t, r, "")
-	one.until(t, 10*time.Second, svc, a)
-	all.until(t, 10*time.Second, svc, a)
+	one.Until(t, 10*time.Second, svc, a)
+	all.Until(t, 10*time.Second, svc, a)
 
 	px.Partition()
 	put(b)
@@ -319,9 +238,9 @@ func testCompactionDuringWatch(t *testing.T, monitor bool) {
 	px.Sever() // the streams break; they resume after Heal
 	healed := time.Now()
 	px.Heal()
-	one.until(t, 20*time.Second, svc, b, c2)
-	all.until(t, 20*time.Second, svc, b, c2)
-	all.until(t, 20*time.Second, other.Name, other)
+	one.Until(t, 20*time.Second, svc, b, c2)
+	all.Until(t, 20*time.Second, svc, b, c2)
+	all.Until(t, 20*time.Second, other.Name, other)
 	took := time.Since(healed)
 	if n := rec.count("compacted"); !monitor && n == 0 {
 		t.Errorf("no watcher reported a compacted revision; the test did not exercise the relist path")
@@ -376,7 +295,7 @@ func TestTamper(t *testing.T) {
 				t.Fatal(err)
 			}
 			rd := watchReader(t, r, a.Name)
-			rd.until(t, 10*time.Second, a.Name, a)
+			rd.Until(t, 10*time.Second, a.Name, a)
 			key, val := r.key(a.Name, a.ID), mustMarshal(t, a)
 			resp, err := cli.Get(ctx, key)
 			if err != nil || len(resp.Kvs) != 1 {
@@ -409,7 +328,7 @@ func TestTamper(t *testing.T) {
 				}
 				return ""
 			})
-			rd.until(t, 10*time.Second, a.Name, a)
+			rd.Until(t, 10*time.Second, a.Name, a)
 			t.Logf("RECOVERY %s: key restored %v after tampering (watcher back at [a] %v)", tc.name, took, time.Since(start))
 		})
 	}
@@ -457,16 +376,16 @@ func TestRegisterWhileDown(t *testing.T) {
 		t.Errorf("Watch took %v while etcd is down; it must return at once", d)
 	}
 	select {
-	case res := <-rd.ch:
-		if !errors.Is(res.err, registry.ErrUnavailable) {
-			t.Errorf("first Next while down = %+v, %v; want a transient ErrUnavailable", res.u, res.err)
+	case res := <-rd.C:
+		if !errors.Is(res.Err, registry.ErrUnavailable) {
+			t.Errorf("first Next while down = %+v, %v; want a transient ErrUnavailable", res.U, res.Err)
 		}
 	case <-time.After(10 * time.Second):
 		t.Fatal("first Next while down: nothing within 10s")
 	}
 
 	px.Refuse(false)
-	rd.until(t, 10*time.Second, a.Name) // the current, empty, state
+	rd.Until(t, 10*time.Second, a.Name) // the current, empty, state
 	testutil.WaitFor(t, 10*time.Second, "Ping after etcd is back", func() string {
 		if err := r.Ping(ctx); err != nil {
 			return err.Error()
@@ -476,7 +395,7 @@ func TestRegisterWhileDown(t *testing.T) {
 	if err := r.Register(ctx, a); err != nil {
 		t.Fatalf("Register after etcd is back: %v", err)
 	}
-	rd.until(t, 10*time.Second, a.Name, a)
+	rd.Until(t, 10*time.Second, a.Name, a)
 }
 
 // TestUpdateWhileDown: updating a registration while etcd is unreachable
@@ -601,18 +520,18 @@ func TestWatchReportsOutage(t *testing.T) {
 	}
 	one := watchReader(t, r, a.Name)
 	all := watchReader(t, r, "")
-	one.until(t, 10*time.Second, a.Name, a)
-	all.until(t, 10*time.Second, a.Name, a)
+	one.Until(t, 10*time.Second, a.Name, a)
+	all.Until(t, 10*time.Second, a.Name, a)
 
 	srv.Stop()
 	stopped := time.Now()
-	for name, rd := range map[string]*reader{"named": one, "watch-all": all} {
+	for name, rd := range map[string]*testutil.Reader{"named": one, "watch-all": all} {
 		select {
-		case res := <-rd.ch:
-			if !errors.Is(res.err, registry.ErrUnavailable) {
-				t.Fatalf("%s watcher while etcd is down: Next = %+v, %v; want a transient ErrUnavailable", name, res.u, res.err)
+		case res := <-rd.C:
+			if !errors.Is(res.Err, registry.ErrUnavailable) {
+				t.Fatalf("%s watcher while etcd is down: Next = %+v, %v; want a transient ErrUnavailable", name, res.U, res.Err)
 			}
-			t.Logf("%s watcher reported the outage after %v: %v", name, time.Since(stopped), res.err)
+			t.Logf("%s watcher reported the outage after %v: %v", name, time.Since(stopped), res.Err)
 		case <-time.After(20 * time.Second):
 			t.Fatalf("%s watcher silent for 20s while etcd is down", name)
 		}
@@ -627,6 +546,6 @@ func TestWatchReportsOutage(t *testing.T) {
 		}
 		return ""
 	})
-	one.until(t, 20*time.Second, a.Name, a, b)
-	all.until(t, 20*time.Second, a.Name, a, b)
+	one.Until(t, 20*time.Second, a.Name, a, b)
+	all.Until(t, 20*time.Second, a.Name, a, b)
 }

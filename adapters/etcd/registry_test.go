@@ -188,8 +188,8 @@ func TestMalformedRecords(t *testing.T) {
 
 	one := watchReader(t, r, svc)
 	all := watchReader(t, r, "")
-	one.until(t, 10*time.Second, svc, a)
-	all.until(t, 10*time.Second, svc, a)
+	one.Until(t, 10*time.Second, svc, a)
+	all.Until(t, 10*time.Second, svc, a)
 
 	// More bad records while watching, then a good one: not stuck.
 	b := instance(svc, "b", 9001)
@@ -199,14 +199,14 @@ func TestMalformedRecords(t *testing.T) {
 	if _, err := cli.Put(ctx, r.key(b.Name, b.ID), mustMarshal(t, b)); err != nil {
 		t.Fatal(err)
 	}
-	one.until(t, 10*time.Second, svc, a, b)
-	all.until(t, 10*time.Second, svc, a, b)
+	one.Until(t, 10*time.Second, svc, a, b)
+	all.Until(t, 10*time.Second, svc, a, b)
 	// A valid record overwritten with garbage no longer counts.
 	if _, err := cli.Put(ctx, r.key(b.Name, b.ID), `garbage`); err != nil {
 		t.Fatal(err)
 	}
-	one.until(t, 10*time.Second, svc, a)
-	all.until(t, 10*time.Second, svc, a)
+	one.Until(t, 10*time.Second, svc, a)
+	all.Until(t, 10*time.Second, svc, a)
 }
 
 // TestUpdateInPlace: registering the same instance with new data keeps the

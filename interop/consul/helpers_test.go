@@ -3,12 +3,12 @@ package consulinterop
 import (
 	"context"
 	"errors"
-	"fmt"
 	"log/slog"
 	"testing"
 	"time"
 
 	"github.com/regchain/regchain/adapters/consul"
+	"github.com/regchain/regchain/internal/testutil"
 	"github.com/regchain/regchain/registry"
 )
 
@@ -44,50 +44,6 @@ func ctxT(t *testing.T, d time.Duration) context.Context {
 	return ctx
 }
 
-// sees returns a condition true when GetService on r returns exactly want
-// (ErrNotFound for none).
-func sees(t *testing.T, r registry.Registry, svc string, want ...*registry.Instance) func() string {
-	return func() string {
-		got, err := r.GetService(ctxT(t, 5*time.Second), svc)
-		if len(want) == 0 {
-			if errors.Is(err, registry.ErrNotFound) {
-				return ""
-			}
-			return fmt.Sprintf("got %v, %v; want ErrNotFound", got, err)
-		}
-		if err != nil {
-			return err.Error()
-		}
-		if !registry.EqualInstances(got, want) {
-			return fmt.Sprintf("got %v, want %v", got, want)
-		}
-		return ""
-	}
-}
-
-// next calls w.Next with a deadline.
-func next(t *testing.T, w registry.Watcher, timeout time.Duration) (*registry.Update, error) {
-	t.Helper()
-	type result struct {
-		u   *registry.Update
-		err error
-	}
-	ch := make(chan result, 1)
-	go func() {
-		u, err := w.Next()
-		ch <- result{u, err}
-	}()
-	select {
-	case r := <-ch:
-		return r.u, r.err
-	case <-time.After(timeout):
-		w.Stop()
-		<-ch
-		t.Fatalf("Next did not return within %v", timeout)
-		return nil, nil
-	}
-}
-
 // until reads w until an update of svc holds exactly want; transient
 // errors are logged. It fails after timeout.
 func until(t *testing.T, w registry.Watcher, svc string, timeout time.Duration, want ...*registry.Instance) {
@@ -95,7 +51,7 @@ func until(t *testing.T, w registry.Watcher, svc string, timeout time.Duration, 
 	deadline := time.Now().Add(timeout)
 	var last *registry.Update
 	for time.Now().Before(deadline) {
-		u, err := next(t, w, time.Until(deadline)+time.Second)
+		u, err := testutil.Next(t, w, time.Until(deadline)+time.Second)
 		if err != nil {
 			if errors.Is(err, registry.ErrStopped) || errors.Is(err, registry.ErrClosed) {
 				t.Fatalf("watch %s: watcher ended: %v", svc, err)

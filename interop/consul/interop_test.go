@@ -49,7 +49,7 @@ func TestInteropKratosToRegchain(t *testing.T) {
 	}
 	t.Cleanup(func() { k.Deregister(context.Background(), ki) })
 	want := fromKratos(ki)
-	testutil.WaitFor(t, recoverWithin, "GetService sees the Kratos instance", sees(t, r, svc, want))
+	testutil.WaitFor(t, recoverWithin, "GetService sees the Kratos instance", testutil.Sees(t, r, svc, want))
 	until(t, w, svc, recoverWithin, want)
 
 	if err := k.Deregister(ctxT(t, 10*time.Second), ki); err != nil {
@@ -112,5 +112,5 @@ func TestInteropRegchainToKratos(t *testing.T) {
 	if err := r.Deregister(ctxT(t, 10*time.Second), in); err != nil {
 		t.Fatal(err)
 	}
-	testutil.WaitFor(t, recoverWithin, "deregistered", sees(t, r, svc))
+	testutil.WaitFor(t, recoverWithin, "deregistered", testutil.Sees(t, r, svc))
 }

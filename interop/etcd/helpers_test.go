@@ -4,8 +4,6 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
-	"errors"
-	"fmt"
 	"log/slog"
 	"testing"
 	"time"
@@ -14,6 +12,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/regchain/regchain/adapters/etcd"
+	"github.com/regchain/regchain/internal/testutil"
 	"github.com/regchain/regchain/registry"
 )
 
@@ -73,87 +72,8 @@ func ctxT(t *testing.T, d time.Duration) context.Context {
 	return ctx
 }
 
-// reader reads a regchain watcher on its own goroutine so the test can wait
-// for states with deadlines.
-type reader struct {
-	ch     chan result
-	latest map[string]*registry.Update // last Update per service, read by until
-}
-
-type result struct {
-	u   *registry.Update
-	err error
-}
-
-// watchReader watches name on r until the test ends.
-func watchReader(t *testing.T, r registry.Registry, name string) *reader {
-	t.Helper()
-	w, err := r.Watch(context.Background(), name)
-	if err != nil {
-		t.Fatalf("Watch(%q): %v", name, err)
-	}
-	rd := &reader{ch: make(chan result), latest: make(map[string]*registry.Update)}
-	stop, done := make(chan struct{}), make(chan struct{})
-	go func() {
-		defer close(done)
-		for {
-			u, err := w.Next()
-			select {
-			case rd.ch <- result{u, err}:
-			case <-stop:
-				return
-			}
-			if errors.Is(err, registry.ErrStopped) || errors.Is(err, registry.ErrClosed) {
-				return
-			}
-		}
-	}()
-	t.Cleanup(func() {
-		close(stop)
-		w.Stop()
-		<-done
-	})
-	return rd
-}
-
-// until waits until the latest Update of svc (possibly one received
-// earlier) holds exactly want. Every Update must carry the adapter's
-// Source, a revision and a time; transient errors are logged.
-func (rd *reader) until(t *testing.T, timeout time.Duration, svc string, want ...*registry.Instance) {
-	t.Helper()
-	timer := time.NewTimer(timeout)
-	defer timer.Stop()
-	last := rd.latest[svc]
-	if last != nil && registry.EqualInstances(last.Instances, want) {
-		return
-	}
-	for {
-		select {
-		case res := <-rd.ch:
-			if res.err != nil {
-				if errors.Is(res.err, registry.ErrStopped) || errors.Is(res.err, registry.ErrClosed) {
-					t.Fatalf("watch %s: ended: %v", svc, res.err)
-				}
-				t.Logf("transient watch error: %v", res.err)
-				continue
-			}
-			if res.u.Source != etcd.Source || res.u.Revision == 0 || res.u.Time.IsZero() {
-				t.Errorf("Update %+v lacks Source, Revision or Time", res.u)
-			}
-			rd.latest[res.u.Service] = res.u
-			if res.u.Service != svc {
-				continue
-			}
-			last = res.u
-			if registry.EqualInstances(res.u.Instances, want) {
-				return
-			}
-		case <-timer.C:
-			got := "nothing"
-			if last != nil {
-				got = fmt.Sprint(last.Instances)
-			}
-			t.Fatalf("watch %s: want %v within %v, last got %s", svc, want, timeout, got)
-		}
-	}
+// watchReader watches name on r until the test ends (testutil.Reader,
+// checking the adapter's Source).
+func watchReader(t *testing.T, r registry.Registry, name string) *testutil.Reader {
+	return testutil.WatchReader(t, r, name, etcd.Source)
 }

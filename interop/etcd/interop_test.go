@@ -82,7 +82,7 @@ func TestKratosInterop(t *testing.T) {
 		t.Fatalf("regchain GetService of a Kratos registration = %v, %v; want [k1]", got, err)
 	}
 	rd := watchReader(t, r, svc)
-	rd.until(t, 10*time.Second, svc, k1)
+	rd.Until(t, 10*time.Second, svc, k1)
 
 	// regchain registers; the record is byte for byte what Kratos writes.
 	r1 := &registry.Instance{
@@ -122,13 +122,13 @@ func TestKratosInterop(t *testing.T) {
 		}
 		return ""
 	})
-	rd.until(t, 10*time.Second, svc, k1, r1)
+	rd.Until(t, 10*time.Second, svc, k1, r1)
 
 	// Kratos deregisters; regchain's watcher sees it go.
 	if err := kr.Deregister(ctx, toKratos(k1)); err != nil {
 		t.Fatal(err)
 	}
-	rd.until(t, 10*time.Second, svc, r1)
+	rd.Until(t, 10*time.Second, svc, r1)
 }
 
 func kratosString(list []*kratosregistry.ServiceInstance) string {

@@ -1,0 +1,152 @@
+package testutil
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/regchain/regchain/registry"
+)
+
+// Sees returns a WaitFor condition true when GetService on r returns
+// exactly want (ErrNotFound for none).
+func Sees(tb testing.TB, r registry.Registry, svc string, want ...*registry.Instance) func() string {
+	return func() string {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		got, err := r.GetService(ctx, svc)
+		if len(want) == 0 {
+			if errors.Is(err, registry.ErrNotFound) {
+				return ""
+			}
+			return fmt.Sprintf("got %v, %v; want ErrNotFound", got, err)
+		}
+		if err != nil {
+			return err.Error()
+		}
+		if !registry.EqualInstances(got, want) {
+			return fmt.Sprintf("got %v, want %v", got, want)
+		}
+		return ""
+	}
+}
+
+// Next calls w.Next and fails tb if it does not return within timeout
+// (stopping w first, so that no goroutine is left behind).
+func Next(tb testing.TB, w registry.Watcher, timeout time.Duration) (*registry.Update, error) {
+	tb.Helper()
+	type result struct {
+		u   *registry.Update
+		err error
+	}
+	ch := make(chan result, 1)
+	go func() {
+		u, err := w.Next()
+		ch <- result{u, err}
+	}()
+	select {
+	case r := <-ch:
+		return r.u, r.err
+	case <-time.After(timeout):
+		w.Stop()
+		<-ch
+		tb.Fatalf("Next did not return within %v", timeout)
+		return nil, nil
+	}
+}
+
+// Reader reads a watcher on its own goroutine, so that a test can wait
+// for states with deadlines. Start one with WatchReader.
+type Reader struct {
+	// C delivers every Next result, for a test that looks at one itself.
+	C      <-chan WatchResult
+	source string
+	latest map[string]*registry.Update // last Update per service, read by Until
+}
+
+// WatchResult is one Next result.
+type WatchResult struct {
+	U   *registry.Update
+	Err error
+}
+
+// WatchReader watches name on r until the test ends. Until then checks
+// that every Update carries source (when not empty), a revision and a time.
+func WatchReader(tb testing.TB, r registry.Registry, name, source string) *Reader {
+	tb.Helper()
+	w, err := r.Watch(context.Background(), name)
+	if err != nil {
+		tb.Fatalf("Watch(%q): %v", name, err)
+	}
+	ch := make(chan WatchResult)
+	rd := &Reader{C: ch, source: source, latest: make(map[string]*registry.Update)}
+	stop, done := make(chan struct{}), make(chan struct{})
+	go func() {
+		defer close(done)
+		for {
+			u, err := w.Next()
+			select {
+			case ch <- WatchResult{u, err}:
+			case <-stop:
+				return
+			}
+			if errors.Is(err, registry.ErrStopped) || errors.Is(err, registry.ErrClosed) {
+				return
+			}
+		}
+	}()
+	tb.Cleanup(func() {
+		close(stop)
+		w.Stop()
+		<-done
+	})
+	return rd
+}
+
+// Until waits until the latest Update of svc (possibly one received
+// earlier) holds exactly want and returns how long it took and how many
+// transient errors came meanwhile (they are logged). The watch ending, or
+// timeout passing, fails tb.
+func (rd *Reader) Until(tb testing.TB, timeout time.Duration, svc string, want ...*registry.Instance) (time.Duration, int) {
+	tb.Helper()
+	start := time.Now()
+	timer := time.NewTimer(timeout)
+	defer timer.Stop()
+	last := rd.latest[svc]
+	if last != nil && registry.EqualInstances(last.Instances, want) {
+		return 0, 0
+	}
+	errs := 0
+	for {
+		select {
+		case res := <-rd.C:
+			if res.Err != nil {
+				if errors.Is(res.Err, registry.ErrStopped) || errors.Is(res.Err, registry.ErrClosed) {
+					tb.Fatalf("watch %s: ended: %v", svc, res.Err)
+				}
+				errs++
+				tb.Logf("transient watch error: %v", res.Err)
+				continue
+			}
+			if (rd.source != "" && res.U.Source != rd.source) || res.U.Revision == 0 || res.U.Time.IsZero() {
+				tb.Errorf("Update %+v lacks Source, Revision or Time", res.U)
+			}
+			rd.latest[res.U.Service] = res.U
+			if res.U.Service != svc {
+				continue
+			}
+			last = res.U
+			if registry.EqualInstances(res.U.Instances, want) {
+				return time.Since(start), errs
+			}
+		case <-timer.C:
+			got := "nothing"
+			if last != nil {
+				got = fmt.Sprint(last.Instances)
+			}
+			tb.Fatalf("watch %s: want %v within %v, last got %s", svc, want, timeout, got)
+		}
+	}
+}
