@@ -2,15 +2,14 @@ package regconfig_test
 
 import (
 	"context"
-	"fmt"
 	"net/url"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/regchain/regchain/internal/testcerts"
+	"github.com/regchain/regchain/internal/testutil"
 	"github.com/regchain/regchain/regconfig"
-	"github.com/regchain/regchain/registry"
 )
 
 // roundTrip opens spec, registers an instance, reads it back and closes.
@@ -25,20 +24,7 @@ func roundTrip(t *testing.T, spec string) error {
 		return err
 	}
 	defer r.Close()
-	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
-	defer cancel()
-	in := &registry.Instance{ID: "1", Name: "tls-check", Endpoints: []string{"grpc://10.0.0.1:1"}}
-	if err := r.Register(ctx, in); err != nil {
-		return err
-	}
-	got, err := r.GetService(ctx, "tls-check")
-	if err != nil {
-		return err
-	}
-	if len(got) != 1 {
-		return fmt.Errorf("got %d instances", len(got))
-	}
-	return r.Deregister(ctx, in)
+	return testutil.RoundTrip(r)
 }
 
 func hostOf(t *testing.T, endpoint string) string {

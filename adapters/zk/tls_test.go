@@ -1,7 +1,6 @@
 package zk_test
 
 import (
-	"context"
 	"crypto/tls"
 	"io"
 	"log/slog"
@@ -10,8 +9,8 @@ import (
 
 	"github.com/regchain/regchain/adapters/zk"
 	"github.com/regchain/regchain/internal/testcerts"
+	"github.com/regchain/regchain/internal/testutil"
 	"github.com/regchain/regchain/internal/zktest"
-	"github.com/regchain/regchain/registry"
 )
 
 // tlsRoundTrip registers an instance over a registry with tlsCfg on addr,
@@ -27,20 +26,7 @@ func tlsRoundTrip(t *testing.T, addr string, tlsCfg *tls.Config) error {
 		return err
 	}
 	defer r.Close()
-	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
-	defer cancel()
-	in := &registry.Instance{ID: "1", Name: "tls-check", Endpoints: []string{"grpc://10.0.0.1:1"}}
-	if err := r.Register(ctx, in); err != nil {
-		return err
-	}
-	got, err := r.GetService(ctx, "tls-check")
-	if err != nil {
-		return err
-	}
-	if len(got) != 1 {
-		t.Errorf("got %d instances, want 1", len(got))
-	}
-	return r.Deregister(ctx, in)
+	return testutil.RoundTrip(r)
 }
 
 // ZooKeeper's secure client port: TLS with the right CA works, with

@@ -150,3 +150,22 @@ func (rd *Reader) Until(tb testing.TB, timeout time.Duration, svc string, want .
 		}
 	}
 }
+
+// RoundTrip registers an instance of "tls-check" on r, reads it back and
+// deregisters it, within 3 s: a check that r's connection works.
+func RoundTrip(r registry.Registry) error {
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+	defer cancel()
+	in := &registry.Instance{ID: "1", Name: "tls-check", Endpoints: []string{"grpc://10.0.0.1:1"}}
+	if err := r.Register(ctx, in); err != nil {
+		return err
+	}
+	got, err := r.GetService(ctx, "tls-check")
+	if err != nil {
+		return err
+	}
+	if len(got) != 1 {
+		return fmt.Errorf("got %d instances, want 1", len(got))
+	}
+	return r.Deregister(ctx, in)
+}
