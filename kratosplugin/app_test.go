@@ -14,6 +14,8 @@ import (
 
 	"github.com/regchain/regchain/kratosplugin"
 	"github.com/regchain/regchain/registry"
+
+	"github.com/regchain/regchain/internal/kratostest"
 )
 
 // instancesOf lists what d knows of name as "id@version{weight}[endpoints]".
@@ -31,41 +33,42 @@ func instancesOf(d kratosregistry.Discovery, name string) string {
 	return fmt.Sprint(out)
 }
 
-func (a *app) want() string {
-	return fmt.Sprintf("%s@v1.0.0{10}[grpc://%s http://%s]", a.id, a.grpcAddr, a.httpAddr)
+// wantOf is how instancesOf shows a's instance.
+func wantOf(a *kratostest.App) string {
+	return fmt.Sprintf("%s@v1.0.0{10}[grpc://%s http://%s]", a.ID, a.GRPCAddr, a.HTTPAddr)
 }
 
 func TestKratosAppRegistersAndDeregisters(t *testing.T) {
 	mem := newMemory(t)
 	p := kratosplugin.New(mem)
 
-	one := startApp(t, p, "greeter", "one")
+	one := kratostest.StartApp(t, p, "greeter", "one")
 	eventually(t, "app registered", func() string {
-		if got, want := instancesOf(p, "greeter"), fmt.Sprint([]string{one.want()}); got != want {
+		if got, want := instancesOf(p, "greeter"), fmt.Sprint([]string{wantOf(one)}); got != want {
 			return fmt.Sprintf("got %s, want %s", got, want)
 		}
 		return ""
 	})
 
-	conn := grpcClient(t, p, "greeter")
-	hc := httpClient(t, p, "greeter")
-	grpcCall := func(ctx context.Context) (string, error) { return callGRPC(ctx, conn) }
-	httpCall := func(ctx context.Context) (string, error) { return callHTTP(ctx, hc) }
-	callsReach(t, grpcCall, one.grpcAddr)
-	callsReach(t, httpCall, "one")
+	conn := kratostest.GRPCClient(t, p, "greeter")
+	hc := kratostest.HTTPClient(t, p, "greeter")
+	grpcCall := func(ctx context.Context) (string, error) { return kratostest.CallGRPC(ctx, conn) }
+	httpCall := func(ctx context.Context) (string, error) { return kratostest.CallHTTP(ctx, hc) }
+	kratostest.CallsReach(t, grpcCall, one.GRPCAddr)
+	kratostest.CallsReach(t, httpCall, "one")
 
-	two := startApp(t, p, "greeter", "two")
-	callsReach(t, grpcCall, one.grpcAddr, two.grpcAddr)
-	callsReach(t, httpCall, "one", "two")
+	two := kratostest.StartApp(t, p, "greeter", "two")
+	kratostest.CallsReach(t, grpcCall, one.GRPCAddr, two.GRPCAddr)
+	kratostest.CallsReach(t, httpCall, "one", "two")
 
-	one.stop(t)
-	if got, want := instancesOf(p, "greeter"), fmt.Sprint([]string{two.want()}); got != want {
+	one.Stop(t)
+	if got, want := instancesOf(p, "greeter"), fmt.Sprint([]string{wantOf(two)}); got != want {
 		t.Fatalf("after app one stopped: %s, want %s", got, want)
 	}
-	callsOnly(t, grpcCall, two.grpcAddr)
-	callsOnly(t, httpCall, "two")
+	kratostest.CallsOnly(t, grpcCall, two.GRPCAddr)
+	kratostest.CallsOnly(t, httpCall, "two")
 
-	two.stop(t)
+	two.Stop(t)
 	if got := instancesOf(p, "greeter"); got != "[]" {
 		t.Fatalf("after both apps stopped: %s, want []", got)
 	}
@@ -107,11 +110,11 @@ func (w *countedWatcher) Stop() error {
 func TestGRPCIdleRebuildsResolver(t *testing.T) {
 	reg := &countingWatch{Registry: newMemory(t)}
 	p := kratosplugin.New(reg)
-	one := startApp(t, p, "greeter", "one")
+	one := kratostest.StartApp(t, p, "greeter", "one")
 
-	conn := grpcClient(t, p, "greeter", grpc.WithIdleTimeout(200*time.Millisecond))
-	grpcCall := func(ctx context.Context) (string, error) { return callGRPC(ctx, conn) }
-	callsReach(t, grpcCall, one.grpcAddr)
+	conn := kratostest.GRPCClient(t, p, "greeter", grpc.WithIdleTimeout(200*time.Millisecond))
+	grpcCall := func(ctx context.Context) (string, error) { return kratostest.CallGRPC(ctx, conn) }
+	kratostest.CallsReach(t, grpcCall, one.GRPCAddr)
 
 	for round := 1; round <= 2; round++ {
 		eventually(t, "channel idle, resolver closed", func() string {
@@ -123,7 +126,7 @@ func TestGRPCIdleRebuildsResolver(t *testing.T) {
 			}
 			return ""
 		})
-		mustCall(t, "after idle", 1, grpcCall, one.grpcAddr)
+		kratostest.MustCall(t, "after idle", 1, grpcCall, one.GRPCAddr)
 		if n := reg.watches.Load(); n != int32(round+1) {
 			t.Fatalf("round %d: %d Watch calls, want %d", round, n, round+1)
 		}

@@ -14,6 +14,8 @@ import (
 	"github.com/regchain/regchain/embedetcd/etcdtest"
 	"github.com/regchain/regchain/kratosplugin"
 	"github.com/regchain/regchain/registry"
+
+	"github.com/regchain/regchain/internal/kratostest"
 )
 
 // newChain returns a chain over reg as its one tier, with test-sized probe
@@ -72,28 +74,28 @@ func TestEndToEnd(t *testing.T) {
 	clientChain, closeClientChain := newChain(t, newEtcd(t, srv.Endpoint(), ns), snapshot)
 	clients := kratosplugin.New(clientChain)
 
-	one := startApp(t, servers, "greeter", "one")
-	conn := grpcClient(t, clients, "greeter")
-	hc := httpClient(t, clients, "greeter")
-	grpcCall := func(ctx context.Context) (string, error) { return callGRPC(ctx, conn) }
-	httpCall := func(ctx context.Context) (string, error) { return callHTTP(ctx, hc) }
-	callsReach(t, grpcCall, one.grpcAddr)
-	callsReach(t, httpCall, "one")
+	one := kratostest.StartApp(t, servers, "greeter", "one")
+	conn := kratostest.GRPCClient(t, clients, "greeter")
+	hc := kratostest.HTTPClient(t, clients, "greeter")
+	grpcCall := func(ctx context.Context) (string, error) { return kratostest.CallGRPC(ctx, conn) }
+	httpCall := func(ctx context.Context) (string, error) { return kratostest.CallHTTP(ctx, hc) }
+	kratostest.CallsReach(t, grpcCall, one.GRPCAddr)
+	kratostest.CallsReach(t, httpCall, "one")
 
 	// A second instance starts and receives traffic.
-	two := startApp(t, servers, "greeter", "two")
-	callsReach(t, grpcCall, one.grpcAddr, two.grpcAddr)
-	callsReach(t, httpCall, "one", "two")
+	two := kratostest.StartApp(t, servers, "greeter", "two")
+	kratostest.CallsReach(t, grpcCall, one.GRPCAddr, two.GRPCAddr)
+	kratostest.CallsReach(t, httpCall, "one", "two")
 
 	// One stops: its traffic moves to the other.
-	one.stop(t)
-	callsOnly(t, grpcCall, two.grpcAddr)
-	callsOnly(t, httpCall, "two")
+	one.Stop(t)
+	kratostest.CallsOnly(t, grpcCall, two.GRPCAddr)
+	kratostest.CallsOnly(t, httpCall, "two")
 
 	// etcd goes down: every call keeps succeeding, from the chain's view.
 	srv.Stop()
-	mustCall(t, "grpc, etcd down", 20, grpcCall, two.grpcAddr)
-	mustCall(t, "http, etcd down", 20, httpCall, "two")
+	kratostest.MustCall(t, "grpc, etcd down", 20, grpcCall, two.GRPCAddr)
+	kratostest.MustCall(t, "http, etcd down", 20, httpCall, "two")
 	// GetService is served from the chain's memory: no network I/O, so it
 	// answers at once although etcd is gone.
 	start := time.Now()
@@ -101,15 +103,15 @@ func TestEndToEnd(t *testing.T) {
 	if d := time.Since(start); d > 100*time.Millisecond {
 		t.Errorf("GetService with etcd down took %v, want an answer from memory", d)
 	}
-	if want := "[two@v1.0.0{10}[grpc://" + two.grpcAddr + " http://" + two.httpAddr + "]]"; got != want {
+	if want := "[two@v1.0.0{10}[grpc://" + two.GRPCAddr + " http://" + two.HTTPAddr + "]]"; got != want {
 		t.Fatalf("GetService with etcd down = %s, want %s", got, want)
 	}
 
 	// New clients created during the outage connect, in this process...
-	conn2 := grpcClient(t, clients, "greeter")
-	hc2 := httpClient(t, clients, "greeter")
-	callsReach(t, func(ctx context.Context) (string, error) { return callGRPC(ctx, conn2) }, two.grpcAddr)
-	callsReach(t, func(ctx context.Context) (string, error) { return callHTTP(ctx, hc2) }, "two")
+	conn2 := kratostest.GRPCClient(t, clients, "greeter")
+	hc2 := kratostest.HTTPClient(t, clients, "greeter")
+	kratostest.CallsReach(t, func(ctx context.Context) (string, error) { return kratostest.CallGRPC(ctx, conn2) }, two.GRPCAddr)
+	kratostest.CallsReach(t, func(ctx context.Context) (string, error) { return kratostest.CallHTTP(ctx, hc2) }, "two")
 
 	// ...and in a client process restarted during the outage, which has
 	// nothing but its snapshot file.
@@ -119,12 +121,12 @@ func TestEndToEnd(t *testing.T) {
 	closeClientChain()
 	restarted, _ := newChain(t, newEtcd(t, srv.Endpoint(), ns), snapshot)
 	fresh := kratosplugin.New(restarted)
-	conn3 := grpcClient(t, fresh, "greeter")
+	conn3 := kratostest.GRPCClient(t, fresh, "greeter")
 	// WithBlock: NewClient waits for a first non-empty list and fails on any
 	// error from Next, so it also checks that no transient error leaks.
-	hc3 := httpClient(t, fresh, "greeter", khttp.WithBlock())
-	callsReach(t, func(ctx context.Context) (string, error) { return callGRPC(ctx, conn3) }, two.grpcAddr)
-	callsReach(t, func(ctx context.Context) (string, error) { return callHTTP(ctx, hc3) }, "two")
+	hc3 := kratostest.HTTPClient(t, fresh, "greeter", khttp.WithBlock())
+	kratostest.CallsReach(t, func(ctx context.Context) (string, error) { return kratostest.CallGRPC(ctx, conn3) }, two.GRPCAddr)
+	kratostest.CallsReach(t, func(ctx context.Context) (string, error) { return kratostest.CallHTTP(ctx, hc3) }, "two")
 	st := restarted.Status()
 	if len(st.Services) != 1 || st.Services[0].Source != chain.SnapshotSource {
 		t.Fatalf("restarted client chain status services = %+v, want greeter served from the snapshot", st.Services)

@@ -11,6 +11,8 @@ import (
 	"github.com/regchain/regchain/embedetcd/etcdtest"
 	"github.com/regchain/regchain/internal/faultproxy"
 	"github.com/regchain/regchain/kratosplugin"
+
+	"github.com/regchain/regchain/internal/kratostest"
 )
 
 // TestDialWhileEtcdUnreachable creates Kratos clients whose registry cannot
@@ -22,9 +24,9 @@ func TestDialWhileEtcdUnreachable(t *testing.T) {
 	srv := etcdtest.Start(t)
 	const ns = "/unreachable"
 	serverChain, _ := newChain(t, newEtcd(t, srv.Endpoint(), ns), "")
-	a := startApp(t, kratosplugin.New(serverChain), "greeter", "one")
+	a := kratostest.StartApp(t, kratosplugin.New(serverChain), "greeter", "one")
 	eventually(t, "app registered", func() string {
-		if got := instancesOf(kratosplugin.New(serverChain), "greeter"); got != "["+a.want()+"]" {
+		if got := instancesOf(kratosplugin.New(serverChain), "greeter"); got != "["+wantOf(a)+"]" {
 			return got
 		}
 		return ""
@@ -73,7 +75,7 @@ func TestDialWhileEtcdUnreachable(t *testing.T) {
 			t.Cleanup(func() { conn.Close() })
 
 			proxy.Heal()
-			callsReach(t, func(ctx context.Context) (string, error) { return callGRPC(ctx, conn) }, a.grpcAddr)
+			kratostest.CallsReach(t, func(ctx context.Context) (string, error) { return kratostest.CallGRPC(ctx, conn) }, a.GRPCAddr)
 		})
 	}
 }

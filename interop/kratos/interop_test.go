@@ -10,6 +10,8 @@ import (
 
 	"github.com/regchain/regchain/embedetcd/etcdtest"
 	"github.com/regchain/regchain/kratosplugin"
+
+	"github.com/regchain/regchain/internal/kratostest"
 )
 
 // TestInteropContribEtcd runs Kratos apps registered by Kratos' own contrib
@@ -23,24 +25,24 @@ func TestInteropContribEtcd(t *testing.T) {
 	plugin := kratosplugin.New(c)
 
 	t.Run("contrib app, plugin client", func(t *testing.T) {
-		a := startApp(t, contrib, "by-contrib", "c1")
+		a := kratostest.StartApp(t, contrib, "by-contrib", "c1")
 		checkReachable(t, plugin, a, "by-contrib")
 		sameRecords(t, "by-contrib", contrib, plugin)
 	})
 	t.Run("plugin app, contrib client", func(t *testing.T) {
-		a := startApp(t, plugin, "by-plugin", "p1")
+		a := kratostest.StartApp(t, plugin, "by-plugin", "p1")
 		checkReachable(t, contrib, a, "by-plugin")
 		sameRecords(t, "by-plugin", contrib, plugin)
 	})
 }
 
 // checkReachable calls app a through d over both transports.
-func checkReachable(t *testing.T, d kratosregistry.Discovery, a *app, name string) {
+func checkReachable(t *testing.T, d kratosregistry.Discovery, a *kratostest.App, name string) {
 	t.Helper()
-	conn := grpcClient(t, d, name)
-	callsReach(t, func(ctx context.Context) (string, error) { return callGRPC(ctx, conn) }, a.grpcAddr)
-	hc := httpClient(t, d, name)
-	callsReach(t, func(ctx context.Context) (string, error) { return callHTTP(ctx, hc) }, a.id)
+	conn := kratostest.GRPCClient(t, d, name)
+	kratostest.CallsReach(t, func(ctx context.Context) (string, error) { return kratostest.CallGRPC(ctx, conn) }, a.GRPCAddr)
+	hc := kratostest.HTTPClient(t, d, name)
+	kratostest.CallsReach(t, func(ctx context.Context) (string, error) { return kratostest.CallHTTP(ctx, hc) }, a.ID)
 }
 
 // sameRecords checks that both discoveries return byte-identical JSON for

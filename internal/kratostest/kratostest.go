@@ -1,4 +1,8 @@
-package kratosplugin_test
+// Package kratostest runs Kratos applications and clients for the tests
+// of the Kratos plugin and of its interop with Kratos' own registries: an
+// app with a gRPC and an HTTP server on loopback registered through a
+// Registrar, clients that discover it, and calls that say who answered.
+package kratostest
 
 import (
 	"context"
@@ -15,23 +19,28 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/grpc/peer"
+
+	"github.com/regchain/regchain/internal/testutil"
 )
 
-// app is a running Kratos application with a gRPC and an HTTP server on
+// Timeout bounds every wait of the package.
+const Timeout = 20 * time.Second
+
+// App is a running Kratos application with a gRPC and an HTTP server on
 // loopback, registered through a Registrar.
-type app struct {
-	id       string
-	grpcAddr string // host:port of the gRPC server
-	httpAddr string // host:port of the HTTP server
+type App struct {
+	ID       string
+	GRPCAddr string // host:port of the gRPC server
+	HTTPAddr string // host:port of the HTTP server
 	app      *kratos.App
 	done     chan error
 	stopped  bool
 }
 
-// startApp runs a Kratos app named name with instance id. Its gRPC server
+// StartApp runs a Kratos app named name with instance id. Its gRPC server
 // serves grpc-go's health service (Kratos registers it on every gRPC
 // server); its HTTP server answers GET /whoami with {"id": id}.
-func startApp(t *testing.T, reg kratosregistry.Registrar, name, id string) *app {
+func StartApp(t testing.TB, reg kratosregistry.Registrar, name, id string) *App {
 	t.Helper()
 	gs := kgrpc.NewServer(kgrpc.Address("127.0.0.1:0"))
 	hs := khttp.NewServer(khttp.Address("127.0.0.1:0"))
@@ -47,10 +56,10 @@ func startApp(t *testing.T, reg kratosregistry.Registrar, name, id string) *app 
 	if err != nil {
 		t.Fatalf("http endpoint: %v", err)
 	}
-	a := &app{
-		id:       id,
-		grpcAddr: gu.Host,
-		httpAddr: hu.Host,
+	a := &App{
+		ID:       id,
+		GRPCAddr: gu.Host,
+		HTTPAddr: hu.Host,
 		done:     make(chan error, 1),
 		app: kratos.New(
 			kratos.ID(id),
@@ -63,34 +72,36 @@ func startApp(t *testing.T, reg kratosregistry.Registrar, name, id string) *app 
 		),
 	}
 	go func() { a.done <- a.app.Run() }()
-	t.Cleanup(func() { a.stop(t) })
+	t.Cleanup(func() { a.Stop(t) })
 	return a
 }
 
-// stop stops the app (deregistering it) and waits for Run to return.
-func (a *app) stop(t *testing.T) {
+// Stop stops the app (deregistering it) and waits for Run to return.
+func (a *App) Stop(t testing.TB) {
 	t.Helper()
 	if a.stopped {
 		return
 	}
 	a.stopped = true
 	if err := a.app.Stop(); err != nil {
-		t.Errorf("app %s: Stop: %v", a.id, err)
+		t.Errorf("app %s: Stop: %v", a.ID, err)
 	}
 	select {
 	case err := <-a.done:
 		if err != nil {
-			t.Errorf("app %s: Run: %v", a.id, err)
+			t.Errorf("app %s: Run: %v", a.ID, err)
 		}
-	case <-time.After(waitTimeout):
-		t.Errorf("app %s: Run did not return within %v of Stop", a.id, waitTimeout)
+	case <-time.After(Timeout):
+		t.Errorf("app %s: Run did not return within %v of Stop", a.ID, Timeout)
 	}
 }
 
-// grpcClient dials discovery:///name through d.
-func grpcClient(t *testing.T, d kratosregistry.Discovery, name string, opts ...grpc.DialOption) *grpc.ClientConn {
+// GRPCClient dials discovery:///name through d.
+func GRPCClient(t testing.TB, d kratosregistry.Discovery, name string, opts ...grpc.DialOption) *grpc.ClientConn {
 	t.Helper()
-	conn, err := kgrpc.DialInsecure(ctxT(t),
+	ctx, cancel := context.WithTimeout(context.Background(), Timeout)
+	t.Cleanup(cancel)
+	conn, err := kgrpc.DialInsecure(ctx,
 		kgrpc.WithEndpoint("discovery:///"+name),
 		kgrpc.WithDiscovery(d),
 		kgrpc.WithPrintDiscoveryDebugLog(false),
@@ -103,9 +114,9 @@ func grpcClient(t *testing.T, d kratosregistry.Discovery, name string, opts ...g
 	return conn
 }
 
-// callGRPC makes one health check and returns the address of the server
+// CallGRPC makes one health check and returns the address of the server
 // that answered.
-func callGRPC(ctx context.Context, conn *grpc.ClientConn) (string, error) {
+func CallGRPC(ctx context.Context, conn *grpc.ClientConn) (string, error) {
 	var p peer.Peer
 	resp, err := grpc_health_v1.NewHealthClient(conn).Check(ctx, &grpc_health_v1.HealthCheckRequest{}, grpc.Peer(&p))
 	if err != nil {
@@ -117,10 +128,10 @@ func callGRPC(ctx context.Context, conn *grpc.ClientConn) (string, error) {
 	return p.Addr.String(), nil
 }
 
-// httpClient creates a Kratos HTTP client of discovery:///name through d.
+// HTTPClient creates a Kratos HTTP client of discovery:///name through d.
 // Its context has no deadline: Kratos' HTTP resolver watches for as long as
 // that context lives.
-func httpClient(t *testing.T, d kratosregistry.Discovery, name string, opts ...khttp.ClientOption) *khttp.Client {
+func HTTPClient(t testing.TB, d kratosregistry.Discovery, name string, opts ...khttp.ClientOption) *khttp.Client {
 	t.Helper()
 	tr := &http.Transport{}
 	c, err := khttp.NewClient(context.Background(), append([]khttp.ClientOption{
@@ -138,8 +149,8 @@ func httpClient(t *testing.T, d kratosregistry.Discovery, name string, opts ...k
 	return c
 }
 
-// callHTTP makes one GET /whoami and returns the answering instance's ID.
-func callHTTP(ctx context.Context, c *khttp.Client) (string, error) {
+// CallHTTP makes one GET /whoami and returns the answering instance's ID.
+func CallHTTP(ctx context.Context, c *khttp.Client) (string, error) {
 	var reply struct {
 		ID string `json:"id"`
 	}
@@ -149,13 +160,13 @@ func callHTTP(ctx context.Context, c *khttp.Client) (string, error) {
 	return reply.ID, nil
 }
 
-// callsReach makes calls until every instance in want has answered one;
+// CallsReach makes calls until every instance in want has answered one;
 // calls may fail meanwhile (e.g. while a new instance is being discovered).
-func callsReach(t *testing.T, call func(ctx context.Context) (string, error), want ...string) {
+func CallsReach(t testing.TB, call func(ctx context.Context) (string, error), want ...string) {
 	t.Helper()
 	seen := map[string]bool{}
-	eventually(t, fmt.Sprintf("calls reach %v", want), func() string {
-		got, err := callOnce(call)
+	testutil.WaitFor(t, Timeout, fmt.Sprintf("calls reach %v", want), func() string {
+		got, err := CallOnce(call)
 		if err != nil {
 			return fmt.Sprintf("call: %v", err)
 		}
@@ -169,13 +180,13 @@ func callsReach(t *testing.T, call func(ctx context.Context) (string, error), wa
 	})
 }
 
-// callsOnly makes calls until a run of consecutive successful calls is
+// CallsOnly makes calls until a run of consecutive successful calls is
 // answered by want alone: traffic has moved.
-func callsOnly(t *testing.T, call func(ctx context.Context) (string, error), want string) {
+func CallsOnly(t testing.TB, call func(ctx context.Context) (string, error), want string) {
 	t.Helper()
 	run := 0
-	eventually(t, fmt.Sprintf("calls reach only %s", want), func() string {
-		got, err := callOnce(call)
+	testutil.WaitFor(t, Timeout, fmt.Sprintf("calls reach only %s", want), func() string {
+		got, err := CallOnce(call)
 		switch {
 		case err != nil:
 			run = 0
@@ -191,12 +202,12 @@ func callsOnly(t *testing.T, call func(ctx context.Context) (string, error), wan
 	})
 }
 
-// mustCall makes n calls, every one of which must succeed at once and be
+// MustCall makes n calls, every one of which must succeed at once and be
 // answered by one of want.
-func mustCall(t *testing.T, what string, n int, call func(ctx context.Context) (string, error), want ...string) {
+func MustCall(t testing.TB, what string, n int, call func(ctx context.Context) (string, error), want ...string) {
 	t.Helper()
 	for i := range n {
-		got, err := callOnce(call)
+		got, err := CallOnce(call)
 		if err != nil {
 			t.Fatalf("%s: call %d: %v", what, i, err)
 		}
@@ -206,7 +217,7 @@ func mustCall(t *testing.T, what string, n int, call func(ctx context.Context) (
 	}
 }
 
-func callOnce(call func(ctx context.Context) (string, error)) (string, error) {
+func CallOnce(call func(ctx context.Context) (string, error)) (string, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	return call(ctx)
