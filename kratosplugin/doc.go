@@ -44,14 +44,22 @@
 //     nil error, as Kratos' contrib etcd registry does; other failures are
 //     errors wrapping regchain's sentinels. Over a chain, GetService of a
 //     service the chain watches is answered from memory.
-//   - GetService's ServiceInstances and their Endpoints slices are always
-//     the caller's. Over the chain (a registry.Deriver) the instances are
-//     converted once per state, kept in the chain's state itself; over
+//   - GetService over the chain (a registry.Deriver) converts once per
+//     state, and the conversion is kept in the chain's state itself; over
 //     another registry.SharedReader once per state too (recognised by the
-//     identity of the shared Instances, or else by equal content). Each
-//     read copies the conversion in three allocations; the Metadata maps are then shared by every read of that
-//     state and must not be modified (Kratos only reads them: the selector's
-//     "weight"). Over any other registry the maps are the caller's too.
+//     identity of the shared Instances, or else by equal content). A read
+//     then costs one allocation: a fresh slice of pointers to
+//     ServiceInstances shared by every read of that state, which must not
+//     be modified. Kratos only reads them, and its contrib Consul registry
+//     shares its cached instances the same way. Their Endpoints are sorted
+//     when the order cannot change what Kratos picks (at most one endpoint
+//     per scheme: Kratos takes the first of the scheme it wants), so that
+//     ServiceInstance.Equal, which sorts in place, writes nothing to them.
+//     An instance with two endpoints of one scheme (or one that does not
+//     parse as a URL), or more than 12, keeps
+//     the registrant's order and each read gets a copy of it, Endpoints
+//     included. Over any other registry everything returned is the
+//     caller's.
 //
 // # Caveats
 //

@@ -7,7 +7,7 @@ import (
 	"log/slog"
 	"reflect"
 	"slices"
-	"sort"
+	"sync"
 	"testing"
 
 	kratosregistry "github.com/go-kratos/kratos/v2/registry"
@@ -103,20 +103,16 @@ func TestGetServiceSharedFollowsStates(t *testing.T) {
 	wait("one back", []string{"svc-01"})
 }
 
-// Each read's ServiceInstances and Endpoints are its own: Kratos' Equal
-// sorts endpoint slices in place, and an append must not reach another
-// instance's endpoints.
-func TestGetServiceSharedFreshCopies(t *testing.T) {
+// Over a chain, a read's slice is its own, and its ServiceInstances are
+// shared with every other read of the state, their endpoints sorted (one
+// per scheme: the order means nothing to Kratos), so that Kratos' Equal,
+// which sorts endpoint slices in place, writes nothing: -race checks it.
+func TestGetServiceSharedInstances(t *testing.T) {
 	ctx := context.Background()
-	c := newReadChain(t, readInstances(3))
+	ins := readInstances(3) // endpoints http then grpc: unsorted
+	c := newReadChain(t, ins)
 	r := kratosplugin.New(c)
-	testutil.WaitFor(t, waitTimeout, "three instances", func() string {
-		list, err := r.GetService(ctx, "svc")
-		if err != nil || len(list) != 3 {
-			return fmt.Sprintf("GetService = %v, %v", idList(list), err)
-		}
-		return ""
-	})
+	waitIDs(t, r, "svc", []string{"svc-00", "svc-01", "svc-02"})
 	a, err := r.GetService(ctx, "svc")
 	if err != nil {
 		t.Fatal(err)
@@ -125,39 +121,112 @@ func TestGetServiceSharedFreshCopies(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !reflect.DeepEqual(a, b) {
-		t.Fatalf("two reads of one state differ:\n%+v\n%+v", a, b)
-	}
-	before, err := r.GetService(ctx, "svc")
-	if err != nil {
-		t.Fatal(err)
-	}
 	for i := range a {
-		if a[i] == b[i] || &a[i].Endpoints[0] == &b[i].Endpoints[0] {
-			t.Fatalf("[%d]: two reads share an instance or its endpoints", i)
+		if a[i] != b[i] {
+			t.Fatalf("[%d]: two reads of one state hold different instances", i)
 		}
-		if cap(a[i].Endpoints) != len(a[i].Endpoints) {
-			t.Fatalf("[%d]: endpoints have room to grow into a neighbour's", i)
+		want := slices.Sorted(slices.Values(ins[i].Endpoints))
+		if !slices.Equal(a[i].Endpoints, want) {
+			t.Fatalf("[%d]: endpoints %q, want %q", i, a[i].Endpoints, want)
 		}
-		if !a[i].Equal(b[i]) { // sorts both in place
-			t.Fatalf("[%d]: Equal = false for two reads of one state", i)
+		if a[i].ID != ins[i].ID || a[i].Version != ins[i].Version || !reflect.DeepEqual(a[i].Metadata, ins[i].Metadata) {
+			t.Fatalf("[%d] = %+v, want %+v", i, a[i], ins[i])
 		}
-		a[i].Endpoints = append(a[i].Endpoints, "http://appended:1")
-		a[i].ID = "changed"
 	}
-	if !sort.StringsAreSorted(a[0].Endpoints[:2]) {
-		t.Fatal("Equal did not sort: the test no longer checks what it means to")
+	// Equal from many goroutines at once, on instances every read shares.
+	var wg sync.WaitGroup
+	for range 4 {
+		wg.Go(func() {
+			l, err := r.GetService(ctx, "svc")
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			for i := range l {
+				if !l[i].Equal(a[i]) || l[i].Equal(a[(i+1)%len(a)]) {
+					t.Errorf("[%d]: Equal wrong on shared instances", i)
+				}
+			}
+		})
 	}
-	after, err := r.GetService(ctx, "svc")
-	if err != nil {
-		t.Fatal(err)
+	wg.Wait()
+	// The slice is the caller's: reordering it changes no other read.
+	slices.Reverse(a)
+	if c, _ := r.GetService(ctx, "svc"); !slices.Equal(idList(c), []string{"svc-00", "svc-01", "svc-02"}) {
+		t.Fatalf("reordering a read reordered the next: %v", idList(c))
 	}
-	if !reflect.DeepEqual(before, after) {
-		t.Fatalf("changing earlier reads changed a later one:\n%+v\n%+v", before, after)
+}
+
+// An instance whose endpoint order matters to Kratos (two of one scheme:
+// Kratos takes the first) or cannot be shared (more than 12, which
+// sort.Strings does not sort by insertion) is copied for each read, in the
+// registrant's order; the other instances of the state are still shared.
+func TestGetServicePrivateInstances(t *testing.T) {
+	ctx := context.Background()
+	long := make([]string, 13)
+	for i := range long {
+		long[i] = fmt.Sprintf("http://10.0.1.%d:80", 13-i)
 	}
-	if !reflect.DeepEqual(b[1].Endpoints, []string{"grpc://10.0.0.2:9000?isSecure=false", "http://10.0.0.2:8000"}) {
-		t.Fatalf("a neighbour's endpoints changed: %q", b[1].Endpoints)
+	ins := []*registry.Instance{
+		{ID: "two-grpc", Name: "svc", Endpoints: []string{"grpc://10.0.0.2:9000", "grpc://10.0.0.1:9000"}},
+		{ID: "plain", Name: "svc", Endpoints: []string{"http://10.0.0.3:80", "grpc://10.0.0.3:90"}},
+		{ID: "long", Name: "svc", Endpoints: long},
+		{ID: "one", Name: "svc", Endpoints: []string{"http://10.0.0.4:80"}},
 	}
+	r := kratosplugin.New(newReadChain(t, ins))
+	waitIDs(t, r, "svc", []string{"long", "one", "plain", "two-grpc"})
+	byID := func(l []*kratosregistry.ServiceInstance, id string) *kratosregistry.ServiceInstance {
+		for _, si := range l {
+			if si.ID == id {
+				return si
+			}
+		}
+		t.Fatalf("no %s in %v", id, idList(l))
+		return nil
+	}
+	a, _ := r.GetService(ctx, "svc")
+	b, _ := r.GetService(ctx, "svc")
+	for _, id := range []string{"two-grpc", "long"} {
+		x, y := byID(a, id), byID(b, id)
+		want := ins[slices.IndexFunc(ins, func(in *registry.Instance) bool { return in.ID == id })].Endpoints
+		if x == y || &x.Endpoints[0] == &y.Endpoints[0] {
+			t.Fatalf("%s: two reads share it", id)
+		}
+		if !slices.Equal(x.Endpoints, want) {
+			t.Fatalf("%s: endpoints %q, want the registrant's order %q", id, x.Endpoints, want)
+		}
+		if cap(x.Endpoints) != len(x.Endpoints) {
+			t.Fatalf("%s: endpoints have room to grow into a neighbour's", id)
+		}
+		if !x.Equal(y) { // sorts both in place
+			t.Fatalf("%s: Equal = false for two reads of one state", id)
+		}
+		x.Endpoints = append(x.Endpoints, "http://appended:1")
+	}
+	if byID(a, "plain") != byID(b, "plain") || byID(a, "one") != byID(b, "one") {
+		t.Fatal("the shareable instances of a state with private ones are not shared")
+	}
+	c, _ := r.GetService(ctx, "svc")
+	if got := byID(c, "two-grpc").Endpoints; !slices.Equal(got, ins[0].Endpoints) {
+		t.Fatalf("sorting an earlier read reached a later one: %q", got)
+	}
+	if got := byID(c, "long").Endpoints; !slices.Equal(got, long) {
+		t.Fatalf("sorting an earlier read reached a later one: %q", got)
+	}
+}
+
+// waitIDs waits until r's GetService of name gives the instances want.
+func waitIDs(t *testing.T, r *kratosplugin.Registry, name string, want []string) {
+	t.Helper()
+	testutil.WaitFor(t, waitTimeout, fmt.Sprint(want), func() string {
+		list, err := r.GetService(context.Background(), name)
+		got := idList(list)
+		slices.Sort(got)
+		if err != nil || !slices.Equal(got, want) {
+			return fmt.Sprintf("GetService = %v, %v", got, err)
+		}
+		return ""
+	})
 }
 
 // Over a registry without SharedReader, GetService converts the fresh

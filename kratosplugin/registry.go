@@ -98,19 +98,25 @@ func (r *Registry) Deregister(ctx context.Context, si *kratosregistry.ServiceIns
 // Kratos' contrib etcd registry does; any other failure is returned wrapped
 // (errors.Is works on regchain's sentinels).
 //
-// The ServiceInstances and their Endpoints slices are the caller's (Kratos'
-// ServiceInstance.Equal sorts endpoint slices in place). Over a chain (a
-// registry.SharedReader), a service the chain already watches is answered
-// from memory and converted once per state: the Metadata maps are then
-// shared by every read of that state and must not be modified; Kratos only
-// reads them.
+// Over a chain (a registry.Deriver) or another registry.SharedReader, a
+// service the chain already watches is answered from memory and converted
+// once per state. The returned slice is the caller's, but the
+// ServiceInstances in it are shared by every read of that state and must
+// not be modified, as those of Kratos' contrib Consul registry, which
+// returns its cached slice itself; Kratos only reads them. Their Endpoints
+// are sorted when the order cannot change what Kratos picks (one endpoint
+// per scheme), so that ServiceInstance.Equal, which sorts endpoint slices
+// in place, writes nothing to them. An instance whose order matters (two
+// endpoints of one scheme, of which Kratos takes the first) or has more
+// than 12 endpoints keeps the registrant's order and is copied for each
+// read. Over any other registry everything returned is the caller's.
 func (r *Registry) GetService(ctx context.Context, name string) ([]*kratosregistry.ServiceInstance, error) {
 	if r.deriver != nil {
 		v, err := r.deriver.Derive(ctx, name, deriveKey{}, deriveConverted)
 		if err != nil {
 			return getError(name, err)
 		}
-		return copyInstances(v.(*converted)), nil
+		return v.(*converted).instances(), nil
 	}
 	if r.shared == nil {
 		ins, err := r.r.GetService(ctx, name)
@@ -131,7 +137,7 @@ func (r *Registry) GetService(ctx context.Context, name string) ([]*kratosregist
 		cv = convert(ins)
 		r.reads.Put(name, ins, cv)
 	}
-	return copyInstances(cv), nil
+	return cv.instances(), nil
 }
 
 // deriveKey is the plugin's key for the backend's Derive: every Registry
