@@ -20,17 +20,59 @@ import (
 // hold (etcd's etcd_debugging_mvcc_watcher_total gauge).
 func etcdWatchers(tb testing.TB) int {
 	tb.Helper()
+	return etcdGauge(tb, "etcd_debugging_mvcc_watcher_total")
+}
+
+// etcdGauge returns the value of one of the in-process etcd servers'
+// gauges.
+func etcdGauge(tb testing.TB, name string) int {
+	tb.Helper()
 	mfs, err := prometheus.DefaultGatherer.Gather()
 	if err != nil {
 		tb.Fatalf("gather: %v", err)
 	}
 	for _, mf := range mfs {
-		if mf.GetName() == "etcd_debugging_mvcc_watcher_total" {
+		if mf.GetName() == name {
 			return int(mf.GetMetric()[0].GetGauge().GetValue())
 		}
 	}
-	tb.Fatal("no etcd_debugging_mvcc_watcher_total metric")
+	tb.Fatalf("no %s metric", name)
 	return 0
+}
+
+// TestOneWatchStream: a registration's own-key watch and the namespace
+// watch behind Watch share one gRPC stream to etcd (both are made
+// WithRequireLeader, so clientv3 multiplexes them), so a process costs
+// etcd one watch stream, not two.
+func TestOneWatchStream(t *testing.T) {
+	srv := shared.Server(t)
+	cfg := testConfig(t, srv.Endpoint())
+	cfg.Logger = quietLogger()
+	s0, w0 := etcdGauge(t, "etcd_debugging_mvcc_watch_stream_total"), etcdWatchers(t)
+	r := newRegistry(t, cfg)
+	in := instance("one-stream", "a", 1)
+	if err := r.Register(ctxT(t, time.Minute), in); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	w, err := r.Watch(ctx, in.Name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Stop()
+	if u, err := w.Next(); err != nil || len(u.Instances) != 1 {
+		t.Fatalf("first Next = %v, %v; want the instance", u, err)
+	}
+	testutil.WaitFor(t, 20*time.Second, "the own-key watch and the namespace watch", func() string {
+		if n := etcdWatchers(t) - w0; n != 2 {
+			return fmt.Sprintf("+%d etcd watchers, want +2", n)
+		}
+		return ""
+	})
+	if n := etcdGauge(t, "etcd_debugging_mvcc_watch_stream_total") - s0; n != 1 {
+		t.Fatalf("+%d etcd watch streams for one registration and one watch; want +1", n)
+	}
 }
 
 func heapInUse() uint64 {
