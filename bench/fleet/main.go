@@ -35,6 +35,7 @@ var (
 	verbose  = flag.Bool("v", false, "per-bucket request counts after the restart")
 	maxDelay = flag.Duration("grpc-max-backoff", 0, "every member's gRPC connection backoff cap (grpc.WithConnectParams, base 100ms); 0 keeps gRPC's default (1s base, 120s cap)")
 	probe    = flag.Duration("probe", 0, "regchain: the chain's probe interval (chain.WithProbeInterval); 0 keeps the chain's default")
+	profile  = flag.String("profile", "", "a directory: write each side's heap profile and goroutine stacks there once the fleet has settled")
 
 	quiet = slog.New(slog.NewTextHandler(io.Discard, nil))
 )
@@ -139,6 +140,11 @@ func run(k kind, srv *embedetcd.Server, obs *clientv3.Client) (result, error) {
 	h := readHeap()
 	r.heapPerM = (float64(h.inuse) - float64(base.inuse)) / float64(*n)
 	r.goroPerM = float64(h.goroutines-base.goroutines) / float64(*n)
+	if *profile != "" {
+		if err := writeProfiles(*profile, k.name); err != nil {
+			warnf("%s: profiles: %v", k.name, err)
+		}
+	}
 
 	warnf("%s: steady state for %v", k.name, *steady)
 	a, ca := read(), calls(members)

@@ -1,7 +1,10 @@
 package main
 
 import (
+	"os"
+	"path/filepath"
 	"runtime"
+	"runtime/pprof"
 	"slices"
 	"syscall"
 	"time"
@@ -168,4 +171,30 @@ func summarise(buckets []float64, w time.Duration, threshold float64) storm {
 		s.total += n
 	}
 	return s
+}
+
+// writeProfiles writes the heap profile (inuse after a GC) and the
+// goroutine stacks of the whole process to dir, named after side.
+func writeProfiles(dir, side string) error {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return err
+	}
+	runtime.GC()
+	for _, p := range []struct {
+		name, file string
+		debug      int
+	}{{"heap", side + "-heap.pprof", 0}, {"goroutine", side + "-goroutines.txt", 1}} {
+		f, err := os.Create(filepath.Join(dir, p.file))
+		if err != nil {
+			return err
+		}
+		err = pprof.Lookup(p.name).WriteTo(f, p.debug)
+		if cerr := f.Close(); err == nil {
+			err = cerr
+		}
+		if err != nil {
+			return err
+		}
+	}
+	return nil
 }
