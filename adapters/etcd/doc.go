@@ -75,13 +75,19 @@
 // WithProgressNotify) and delivers the complete instance set of each changed
 // service to that service's watchers and the watch-alls through
 // registry.Feeds (no read per event). It starts with the first watcher and
-// stops with the last. After compaction, a lost leader, a broken stream, a
-// lost connection or a history change it lists the namespace again and
-// resumes; a lost connection or leader is reported by Next as a transient
-// registry.ErrUnavailable, and the state listed afterwards is delivered even
-// if unchanged. Update.Revision is the etcd revision. The cost: a process
-// watching one service receives (and decodes) the events of the whole
-// namespace, and holds it in memory.
+// stops with the last. After compaction, a lost leader, a broken stream or
+// a history change it lists the namespace again and resumes. A lost
+// connection costs no list: the watch resumes with the connection from the
+// revision after the last it delivered, and the states are confirmed once
+// etcd shows the watch has caught up (the store is still at the revision
+// last applied, or a progress notification; without one within 10 s it
+// lists after all). A lost connection or leader is reported by Next as a
+// transient registry.ErrUnavailable, and the state listed or confirmed
+// afterwards is delivered even if unchanged. So a fleet coming back from an
+// etcd outage reads no namespace (unless it was compacted meanwhile).
+// Update.Revision is the etcd revision. The cost: a process watching one
+// service receives (and decodes) the events of the whole namespace, and
+// holds it in memory.
 //
 // # Ping
 //

@@ -549,3 +549,95 @@ func TestWatchReportsOutage(t *testing.T) {
 	one.Until(t, 20*time.Second, a.Name, a, b)
 	all.Until(t, 20*time.Second, a.Name, a, b)
 }
+
+// TestWatchResumesAfterConnectionLoss: when the connection comes back and
+// nothing was compacted, the shared watch resumes where it was and a
+// progress notification confirms the states. The watchers report the loss,
+// see every change made meanwhile, and get their unchanged states again
+// after an outage without changes; the namespace is not listed again.
+func TestWatchResumesAfterConnectionLoss(t *testing.T) {
+	srv := etcdtest.Start(t)
+	px, err := faultproxy.Start(srv.Endpoint())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { px.Close() })
+	cli := newClient(t, srv.Endpoint())
+	r := newRegistry(t, testConfig(t, px.Addr()))
+	ctx := ctxT(t, time.Minute)
+	a, b := instance("resume", "a", 9000), instance("resume", "b", 9001)
+	if _, err := cli.Put(ctx, r.key(a.Name, a.ID), mustMarshal(t, a)); err != nil {
+		t.Fatal(err)
+	}
+	readers := map[string]*testutil.Reader{"named": watchReader(t, r, a.Name), "watch-all": watchReader(t, r, "")}
+	for _, rd := range readers {
+		rd.Until(t, 10*time.Second, a.Name, a)
+	}
+	lists := r.hub.listCount()
+	// next returns rd's next result for svc: an error, or an Update of svc.
+	next := func(name string, rd *testutil.Reader) testutil.WatchResult {
+		t.Helper()
+		for {
+			select {
+			case res := <-rd.C:
+				if res.Err != nil || res.U.Service == a.Name {
+					return res
+				}
+			case <-time.After(20 * time.Second):
+				t.Fatalf("%s watcher silent for 20s", name)
+			}
+		}
+	}
+	outage := func(during func()) {
+		t.Helper()
+		px.Partition()
+		during()
+		px.Sever()
+		for name, rd := range readers {
+			if res := next(name, rd); !errors.Is(res.Err, registry.ErrUnavailable) {
+				t.Fatalf("%s watcher after the connection was lost: %+v, %v; want a transient ErrUnavailable", name, res.U, res.Err)
+			}
+		}
+		px.Heal()
+	}
+
+	// Changes during the outage arrive through the resumed watch.
+	outage(func() {
+		if _, err := cli.Put(ctx, r.key(b.Name, b.ID), mustMarshal(t, b)); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := cli.Delete(ctx, r.key(a.Name, a.ID)); err != nil {
+			t.Fatal(err)
+		}
+	})
+	for _, rd := range readers {
+		rd.Until(t, 20*time.Second, a.Name, b)
+	}
+	// No change: the states are confirmed, delivered again unchanged.
+	testutil.WaitFor(t, 20*time.Second, "the first outage's states confirmed", func() string {
+		if r.hub.isStale() {
+			return "not yet"
+		}
+		return ""
+	})
+	for _, rd := range readers {
+	drain:
+		for {
+			select {
+			case <-rd.C:
+			default:
+				break drain
+			}
+		}
+	}
+	outage(func() {})
+	for name, rd := range readers {
+		res := next(name, rd)
+		if res.Err != nil || !registry.EqualInstances(res.U.Instances, []*registry.Instance{b}) {
+			t.Fatalf("%s watcher after an outage without changes: %+v, %v; want its state confirmed", name, res.U, res.Err)
+		}
+	}
+	if n := r.hub.listCount() - lists; n != 0 {
+		t.Fatalf("the namespace was listed %d times after the reconnections; want 0 (the watch resumes)", n)
+	}
+}

@@ -26,7 +26,19 @@ var (
 	errWatchClosed = errors.New("watch channel closed")
 	errConnLost    = errors.New("connection to etcd lost")
 	errIdle        = errors.New("no watcher left")
+	errNoProgress  = errors.New("no progress notification after the connection came back")
 )
+
+// progressRetry is how often follow asks etcd for a progress notification
+// after the connection came back, until one comes; progressWait is how
+// long it asks before listing the namespace instead.
+const (
+	progressRetry = 200 * time.Millisecond
+	progressWait  = 10 * time.Second
+)
+
+// closedChan is a closed channel: a signal that has already fired.
+var closedChan = func() chan struct{} { c := make(chan struct{}); close(c); return c }()
 
 // Watch implements registry.Registry. It returns at once. Every watcher of
 // a registry is fed by one etcd watch over the whole namespace (see hub):
@@ -34,15 +46,17 @@ var (
 // first Next returns the service's current state (for name "", one Update
 // per service that has instances); later ones the complete instance set of
 // the service after each change. When the shared watch fails (compaction,
-// lost leader, closed stream), the client's connection to etcd is lost
-// (clientv3 itself would wait for etcd silently) or etcd comes back with
-// another history, the namespace is listed again and every watcher gets
-// the states that differ. Failures other than compaction and a history
-// change are reported once by Next as transient errors (wrapping
-// ErrUnavailable when etcd is unreachable or has no leader); the watcher
-// goes on, and the first state listed after such an error is delivered even
-// if unchanged, to confirm it. Update.Revision is the etcd revision of the
-// state.
+// lost leader, closed stream) or etcd comes back with another history, the
+// namespace is listed again and every watcher gets the states that differ.
+// When the client's connection to etcd is lost (clientv3 itself would wait
+// for etcd silently), Next reports it at once; the watch resumes with the
+// connection, delivers what changed meanwhile, and once etcd shows it has
+// caught up every state is delivered again, without listing the namespace
+// (see hub.follow). Failures other than compaction and a history change
+// are reported once by Next as transient errors (wrapping ErrUnavailable
+// when etcd is unreachable or has no leader); the watcher goes on, and the
+// first state listed or confirmed after such an error is delivered even if
+// unchanged. Update.Revision is the etcd revision of the state.
 func (r *Registry) Watch(ctx context.Context, name string) (registry.Watcher, error) {
 	if name != "" {
 		if err := registry.ValidateName(name); err != nil {
@@ -71,11 +85,11 @@ type hub struct {
 	wake   chan struct{} // capacity 1: the subscribers changed
 	lost   chan struct{} // capacity 1: the client's connection was lost
 
+	mu sync.Mutex // guards the fields below
 	// stale says an error was reported since the last state: the next list
-	// delivers every state even if unchanged, to confirm it. Owned by run.
-	stale bool
-
-	mu      sync.Mutex // guards the fields below
+	// or progress notification delivers every state even if unchanged, to
+	// confirm it.
+	stale   bool
 	subs    map[string]map[*registry.Feed]struct{}
 	nsubs   int
 	running bool
@@ -83,6 +97,7 @@ type hub struct {
 	synced  bool  // state is a complete list
 	rev     int64 // revision of state
 	state   map[string]map[string]*registry.Instance
+	lists   int // relists done, for tests
 }
 
 func (h *hub) init(r *Registry) {
@@ -194,7 +209,8 @@ func (h *hub) endAll(err error) {
 }
 
 // connLost tells the running watch that the client's connection was lost:
-// watchers report it and list again once etcd answers.
+// watchers report it, and their states are confirmed once the watch has
+// caught up after the reconnection.
 func (h *hub) connLost(state connectivity.State) {
 	h.mu.Lock()
 	n, running := h.nsubs, h.running
@@ -202,7 +218,7 @@ func (h *hub) connLost(state connectivity.State) {
 	if !running {
 		return
 	}
-	h.r.log.Warn("etcd: connection lost; watchers report it and list again once etcd answers", "state", state.String(), "watchers", n)
+	h.r.log.Warn("etcd: connection lost; watchers report it, and their states are confirmed once etcd answers", "state", state.String(), "watchers", n)
 	select {
 	case h.lost <- struct{}{}:
 	default:
@@ -246,6 +262,10 @@ func (h *hub) run() {
 			// Relist from the new history at once.
 			bo.Reset()
 			continue
+		case errors.Is(err, errNoProgress):
+			h.r.log.Info("etcd: no progress notification after the connection came back; listing again", "prefix", h.prefix)
+			bo.Reset()
+			continue
 		default:
 			h.r.log.Warn("etcd: watch failed; listing again", "prefix", h.prefix, "error", err)
 			h.fail(h.r.wrapErr(context.Background(), "watch "+h.prefix, err))
@@ -259,12 +279,26 @@ func (h *hub) run() {
 	}
 }
 
+// listCount returns how many times the namespace was listed.
+func (h *hub) listCount() int {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.lists
+}
+
+// isStale reports whether a reported failure awaits its confirmation.
+func (h *hub) isStale() bool {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.stale
+}
+
 // fail reports a transient error to every feed; the next list confirms
 // their states.
 func (h *hub) fail(err error) {
-	h.stale = true
 	h.mu.Lock()
 	defer h.mu.Unlock()
+	h.stale = true
 	for _, m := range h.subs {
 		for f := range m {
 			f.Fail(err)
@@ -331,13 +365,22 @@ func (h *hub) relist() (int64, error) {
 		from = string(resp.Kvs[len(resp.Kvs)-1].Key) + "\x00"
 	}
 	now := time.Now()
-	forget := h.stale
-	h.stale = false
-
 	h.mu.Lock()
 	defer h.mu.Unlock()
+	forget := h.stale
+	h.stale = false
 	old := h.state
 	h.state, h.rev, h.synced = state, rev, true
+	h.lists++
+	h.publishAllLocked(now, forget, old)
+	return rev, nil
+}
+
+// publishAllLocked delivers every subscribed service's state, and to the
+// watch-alls every service's, including those only in old (a previous
+// state, whose services may have gone). forget makes the feeds deliver
+// states even if unchanged, to confirm them after a reported failure.
+func (h *hub) publishAllLocked(now time.Time, forget bool, old map[string]map[string]*registry.Instance) {
 	for name, m := range h.subs {
 		if name == "" {
 			continue
@@ -351,8 +394,8 @@ func (h *hub) relist() (int64, error) {
 		}
 	}
 	if all := h.subs[""]; len(all) > 0 {
-		names := make(map[string]struct{}, len(state)+len(old))
-		for name := range state {
+		names := make(map[string]struct{}, len(h.state)+len(old))
+		for name := range h.state {
 			names[name] = struct{}{}
 		}
 		for name := range old {
@@ -368,7 +411,6 @@ func (h *hub) relist() (int64, error) {
 			}
 		}
 	}
-	return rev, nil
 }
 
 // updateLocked returns the current Update of a service; its Instances are
@@ -386,14 +428,29 @@ func cloneUpdate(u *registry.Update) *registry.Update {
 	return &c
 }
 
-// follow watches from rev+1 and applies events until the watch fails, the
-// client's connection is lost, etcd's history changes, no watcher is left
-// or the registry closes. progressed says whether any response arrived.
+// follow watches from rev+1 and applies events until the watch fails, etcd's
+// history changes, no watcher is left or the registry closes. progressed
+// says whether any response arrived.
+//
+// A lost connection does not end it. clientv3 keeps the watch through the
+// outage and, once a connection is ready again, resumes it from the
+// revision after the last one it delivered; etcd then sends what was missed
+// (or reports a compaction, which ends follow and lists again). So follow
+// reports the loss to every feed at once (clientv3 itself would stay
+// silent), and after the reconnection asks etcd for a progress notification
+// (clientv3.RequestProgress, retried every progressRetry: etcd answers
+// only once every watcher of the stream has caught up). That notification
+// is proof that the state is current, and every state is delivered again
+// to confirm it. A recovery thus costs each process one watch resumption
+// and a few progress requests, not a read of the whole namespace. If etcd
+// sends no notification within progressWait of the reconnection (an etcd
+// older than 3.4 ignores the request), follow ends with errNoProgress and
+// run lists again.
 func (h *hub) follow(rev int64) (progressed bool, err error) {
 	ctx, cancel := context.WithCancel(clientv3.WithRequireLeader(h.r.ctx))
 	defer cancel()
-	// clientv3's Watch blocks while its stream is (re)connecting and never
-	// ends by itself when the connection is lost: a helper cancels it.
+	// clientv3's Watch blocks while its stream is (re)connecting: a helper
+	// cancels it when follow must end.
 	var why atomic.Pointer[error]
 	stop := func(err error) {
 		why.CompareAndSwap(nil, &err)
@@ -401,13 +458,20 @@ func (h *hub) follow(rev int64) (progressed bool, err error) {
 	}
 	hist := h.r.historyChanged.wait()
 	followDone, helperDone := make(chan struct{}), make(chan struct{})
+	lostc := make(chan struct{}, 1) // the helper saw a loss: wait for the reconnection
 	go func() {
 		defer close(helperDone)
 		for {
 			select {
 			case <-h.lost:
-				stop(errConnLost)
-				return
+				// Reported here, not by the loop below: clientv3's Watch
+				// call blocks while the stream is connecting.
+				h.r.log.Debug("etcd: connection lost; the watch resumes when it is back", "prefix", h.prefix)
+				h.fail(h.r.wrapErr(context.Background(), "watch "+h.prefix, errConnLost))
+				select {
+				case lostc <- struct{}{}:
+				default:
+				}
 			case <-hist:
 				stop(errHistoryChanged)
 				return
@@ -435,9 +499,63 @@ func (h *hub) follow(rev int64) (progressed bool, err error) {
 		name string
 		in   *registry.Instance // nil: the key no longer holds a valid instance
 	}
-	var evs []decoded
-	for resp := range wch {
-		if why.Load() != nil {
+	var (
+		evs []decoded
+		// applied is the revision up to which every event of the prefix
+		// has been applied: the last event's (a response may carry part
+		// of a revision range only), or a progress notification's.
+		applied = rev
+		// While the states wait for a confirmation: back fires when the
+		// connection is ready again, and from then on retry asks for a
+		// progress notification every progressRetry until giveUp.
+		back          <-chan struct{}
+		retry, giveUp <-chan time.Time
+		retryTimer    *time.Timer
+	)
+	defer func() {
+		if retryTimer != nil {
+			retryTimer.Stop()
+		}
+	}()
+	requestProgress := func() {
+		rctx, rcancel := context.WithTimeout(ctx, progressRetry)
+		defer rcancel()
+		h.r.client.RequestProgress(rctx) //nolint:errcheck // retried until a notification comes
+	}
+	for {
+		var (
+			resp clientv3.WatchResponse
+			ok   bool
+		)
+		select {
+		case resp, ok = <-wch:
+		case <-lostc:
+			back, retry, giveUp = h.r.reconnected.wait(), nil, nil
+			if h.r.connReady.Load() {
+				back = closedChan // ready again already
+			}
+			continue
+		case <-back:
+			back = nil
+			if h.caughtUp(ctx, applied, hist) {
+				h.progress(applied)
+				continue
+			}
+			if retryTimer != nil {
+				retryTimer.Stop()
+			}
+			retryTimer = time.NewTimer(0)
+			retry, giveUp = retryTimer.C, time.After(progressWait)
+			continue
+		case <-retry:
+			requestProgress()
+			retryTimer.Reset(progressRetry)
+			continue
+		case <-giveUp:
+			stop(errNoProgress)
+			continue
+		}
+		if !ok || why.Load() != nil {
 			break
 		}
 		if err := resp.Err(); err != nil {
@@ -445,8 +563,17 @@ func (h *hub) follow(rev int64) (progressed bool, err error) {
 		}
 		progressed = true
 		if len(resp.Events) == 0 {
-			continue // progress notification: nothing changed
+			if resp.IsProgressNotify() {
+				applied = resp.Header.Revision
+				h.progress(applied)
+				if retryTimer != nil {
+					retryTimer.Stop()
+				}
+				back, retry, giveUp = nil, nil, nil
+			}
+			continue
 		}
+		applied = resp.Events[len(resp.Events)-1].Kv.ModRevision
 		evs = evs[:0]
 		for _, ev := range resp.Events {
 			key := string(ev.Kv.Key)
@@ -486,6 +613,46 @@ func (h *hub) follow(rev int64) (progressed bool, err error) {
 		return progressed, *p
 	}
 	return progressed, errWatchClosed
+}
+
+// caughtUp reports whether etcd's store is still at applied, the revision
+// up to which every event has been applied, so that the states are current
+// without waiting for a progress notification: etcd sends none to a watch
+// resumed from a revision it has not reached yet (clientv3 resumes from
+// the one after the last it delivered), so after an outage without writes
+// a request would never be answered. It reads one key that holds nothing
+// (the namespace's prefix itself) for the store's revision; the header
+// also goes to the history check, and a history that changed (hist fired)
+// is never caught up.
+func (h *hub) caughtUp(ctx context.Context, applied int64, hist <-chan struct{}) bool {
+	cctx, cancel := h.r.opCtx(ctx)
+	defer cancel()
+	resp, err := h.r.client.Get(cctx, h.prefix)
+	if err != nil {
+		return false
+	}
+	h.r.observe(resp.Header)
+	select {
+	case <-hist:
+		return false
+	default:
+	}
+	return resp.Header.Revision == applied
+}
+
+// progress handles a progress notification: every event up to rev has been
+// applied. After a reported failure, it delivers every state again to
+// confirm it.
+func (h *hub) progress(rev int64) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.rev = max(h.rev, rev)
+	if !h.stale {
+		return
+	}
+	h.stale = false
+	h.r.log.Debug("etcd: watch caught up after the connection came back; states confirmed", "prefix", h.prefix, "revision", rev)
+	h.publishAllLocked(time.Now(), true, nil)
 }
 
 // applyLocked updates the state with one event; it reports whether the
