@@ -35,7 +35,7 @@ var (
 	verbose  = flag.Bool("v", false, "per-bucket request counts after the restart")
 	maxDelay = flag.Duration("grpc-max-backoff", 0, "every member's gRPC connection backoff cap (grpc.WithConnectParams, base 100ms); 0 keeps gRPC's default (1s base, 120s cap)")
 	probe    = flag.Duration("probe", 0, "regchain: the chain's probe interval (chain.WithProbeInterval); 0 keeps the chain's default")
-	profile  = flag.String("profile", "", "a directory: write each side's heap profile and goroutine stacks there once the fleet has settled")
+	profile  = flag.String("profile", "", "a directory: write each side's heap profile and goroutine stacks there once the fleet has settled, and its CPU profile of the steady window")
 
 	quiet = slog.New(slog.NewTextHandler(io.Discard, nil))
 )
@@ -60,6 +60,7 @@ type result struct {
 	steadyCalls, outageCalls float64
 	storm                    storm
 	recovCPU                 float64 // CPU seconds per second over the recovery window
+	recov                    rates   // etcd's requests over the recovery window
 	heapAfter, goroAfter     float64 // per member, after the recovery window
 	buckets                  []float64
 	firstOK                  []time.Duration // per member, after the restart
@@ -147,9 +148,11 @@ func run(k kind, srv *embedetcd.Server, obs *clientv3.Client) (result, error) {
 	}
 
 	warnf("%s: steady state for %v", k.name, *steady)
+	stopCPU := startCPUProfile(k.name)
 	a, ca := read(), calls(members)
 	time.Sleep(*steady)
 	b, cb := read(), calls(members)
+	stopCPU()
 	r.steady = between(a, b)
 	r.steadyCalls = float64(cb-ca) / r.steady.secs
 
@@ -188,7 +191,8 @@ func run(k kind, srv *embedetcd.Server, obs *clientv3.Client) (result, error) {
 		r.minKeys = min(r.minKeys, ev.present())
 	}
 	tick.Stop()
-	r.recovCPU = between(first, read()).cpu
+	r.recov = between(first, read())
+	r.recovCPU = r.recov.cpu
 	h = readHeap()
 	r.heapAfter = (float64(h.inuse) - float64(base.inuse)) / float64(*n)
 	r.goroAfter = float64(h.goroutines-base.goroutines) / float64(*n)
@@ -403,6 +407,9 @@ func report(results []result) {
 	})
 	row("recovery: requests in 1st second", func(r result) string { return fmt.Sprintf("%.0f", r.storm.firstSec) })
 	row("recovery: requests in window", func(r result) string { return fmt.Sprintf("%.0f", r.storm.total) })
+	for _, m := range recoveryMethods(results) {
+		row("  "+m, func(r result) string { return fmt.Sprintf("%.0f", r.recov.msgs[m]*r.recov.secs) })
+	}
 	row("recovery: > 2x steady until", func(r result) string { return "+" + r.storm.settledAt.String() })
 	row("recovery: process CPU (etcd+members)", func(r result) string { return fmt.Sprintf("%.1f%%", 100*r.recovCPU) })
 	row("after recovery: heap per member", func(r result) string { return fmt.Sprintf("%.0f KiB", r.heapAfter/1024) })
@@ -427,6 +434,23 @@ func report(results []result) {
 			fmt.Printf("%s requests per %v bucket after the restart: %v\n", r.name, *bucket, r.buckets)
 		}
 	}
+}
+
+// recoveryMethods returns the methods etcd received in any side's recovery
+// window, by name.
+func recoveryMethods(results []result) []string {
+	seen := map[string]bool{}
+	var out []string
+	for _, r := range results {
+		for m, v := range r.recov.msgs {
+			if !seen[m] && v*r.recov.secs >= 0.5 {
+				seen[m] = true
+				out = append(out, m)
+			}
+		}
+	}
+	sort.Strings(out)
+	return out
 }
 
 func methods(results []result) []string {

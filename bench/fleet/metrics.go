@@ -198,3 +198,26 @@ func writeProfiles(dir, side string) error {
 	}
 	return nil
 }
+
+// startCPUProfile starts the CPU profile of side's steady window when
+// -profile is set; the function it returns stops it.
+func startCPUProfile(side string) (stop func()) {
+	if *profile == "" {
+		return func() {}
+	}
+	f, err := os.Create(filepath.Join(*profile, side+"-cpu.pprof"))
+	if err == nil {
+		err = pprof.StartCPUProfile(f)
+	}
+	if err != nil {
+		warnf("%s: CPU profile: %v", side, err)
+		if f != nil {
+			f.Close()
+		}
+		return func() {}
+	}
+	return func() {
+		pprof.StopCPUProfile()
+		f.Close()
+	}
+}
