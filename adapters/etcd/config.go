@@ -101,6 +101,9 @@ type Config struct {
 	// other endpoints of the cluster stayed up: tests use it to make a
 	// broken watch stream resume through clientv3 from its last revision.
 	noConnMonitor bool
+	// hubLinger overrides how long the watch hub outlives its last watcher
+	// (see hub); negative: not at all. Tests use it.
+	hubLinger time.Duration
 }
 
 // withDefaults returns c with its zero fields set.

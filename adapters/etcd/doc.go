@@ -74,8 +74,11 @@
 // an etcd watch from the next revision (WithRequireLeader,
 // WithProgressNotify) and delivers the complete instance set of each changed
 // service to that service's watchers and the watch-alls through
-// registry.Feeds (no read per event). It starts with the first watcher and
-// stops with the last. After compaction, a lost leader, a broken stream or
+// // registry.Feeds (no read per event). It starts with the first watcher and
+// stops 10 s after the last has gone, or later if a lost connection awaits
+// its confirmation: a chain stops a tier's watchers while the tier is down
+// and starts new ones when it is back, and these get their first states
+// from the state the watch kept, confirmed, instead of from a new list. After compaction, a lost leader, a broken stream or
 // a history change it lists the namespace again and resumes. A lost
 // connection costs no list: the watch resumes with the connection from the
 // revision after the last it delivered, and the states are confirmed once

@@ -641,3 +641,71 @@ func TestWatchResumesAfterConnectionLoss(t *testing.T) {
 		t.Fatalf("the namespace was listed %d times after the reconnections; want 0 (the watch resumes)", n)
 	}
 }
+
+// TestWatchHubOutlivesWatchers: a chain stops a tier's watchers when the
+// tier goes down and starts new ones when it is up again. The hub outlives
+// them (hubLinger) and resumes with the connection, so the new watchers get
+// the current state, changes made during the outage included, without a
+// list of the namespace; once it has lingered without watchers, it stops.
+func TestWatchHubOutlivesWatchers(t *testing.T) {
+	srv := etcdtest.Start(t)
+	px, err := faultproxy.Start(srv.Endpoint())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { px.Close() })
+	cli := newClient(t, srv.Endpoint())
+	cfg := testConfig(t, px.Addr())
+	cfg.hubLinger = 2 * time.Second
+	r := newRegistry(t, cfg)
+	ctx := ctxT(t, time.Minute)
+	a, b := instance("linger", "a", 9000), instance("linger", "b", 9001)
+	if _, err := cli.Put(ctx, r.key(a.Name, a.ID), mustMarshal(t, a)); err != nil {
+		t.Fatal(err)
+	}
+	w, err := r.Watch(ctx, a.Name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if u, err := testutil.Next(t, w, 10*time.Second); err != nil || !registry.EqualInstances(u.Instances, []*registry.Instance{a}) {
+		t.Fatalf("first Next = %v, %v; want a", u, err)
+	}
+	lists := r.hub.listCount()
+
+	px.Partition()
+	if _, err := cli.Put(ctx, r.key(b.Name, b.ID), mustMarshal(t, b)); err != nil {
+		t.Fatal(err)
+	}
+	px.Sever()
+	if _, err := testutil.Next(t, w, 10*time.Second); !errors.Is(err, registry.ErrUnavailable) {
+		t.Fatalf("Next after the connection was lost: %v; want ErrUnavailable", err)
+	}
+	w.Stop() // the tier is down: its watchers go
+	px.Heal()
+	testutil.WaitFor(t, 10*time.Second, "the hub confirms its state after the reconnection", func() string {
+		if r.hub.isStale() {
+			return "still awaiting the confirmation"
+		}
+		return ""
+	})
+	w2, err := r.Watch(ctx, a.Name) // the tier is up: new watchers
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w2.Stop()
+	if u, err := testutil.Next(t, w2, 10*time.Second); err != nil || !registry.EqualInstances(u.Instances, []*registry.Instance{a, b}) {
+		t.Fatalf("new watcher's first Next = %v, %v; want a and b", u, err)
+	}
+	if n := r.hub.listCount() - lists; n != 0 {
+		t.Fatalf("the namespace was listed %d times; want 0 (the hub outlived its watchers)", n)
+	}
+	w2.Stop()
+	testutil.WaitFor(t, 10*time.Second, "the hub stops after lingering", func() string {
+		r.hub.mu.Lock()
+		defer r.hub.mu.Unlock()
+		if r.hub.running {
+			return "still running"
+		}
+		return ""
+	})
+}

@@ -38,6 +38,7 @@ type Registry struct {
 	ttl        int64 // lease TTL in seconds
 	timeout    time.Duration
 	maxBackoff time.Duration
+	hubLinger  time.Duration // 0: hubLinger; negative: none
 	log        *slog.Logger
 	codec      Codec
 
@@ -86,6 +87,7 @@ func New(cfg Config) (*Registry, error) {
 		ttl:        ttlSeconds(cfg.TTL),
 		timeout:    cfg.Timeout,
 		maxBackoff: cfg.MaxBackoff,
+		hubLinger:  cfg.hubLinger,
 		passive:    cfg.PassivePing,
 		log:        cfg.Logger,
 		codec:      cfg.Codec,
@@ -147,7 +149,14 @@ func (r *Registry) monitorConn(conn *grpc.ClientConn) {
 		case connectivity.Ready:
 			if !ready {
 				ready = true
+				// A watch hub awaiting its confirmation reads etcd's
+				// revision now (hub.caughtUp), which checks the history
+				// too: one read per reconnection, not two.
+				probe := !r.hub.awaitsConfirmation()
 				r.reconnected.fire()
+				if !probe {
+					continue
+				}
 				r.wg.Add(1)
 				go func() {
 					defer r.wg.Done()

@@ -110,6 +110,7 @@ func TestWatchManyServices(t *testing.T) {
 		t.Run(fmt.Sprint(n), func(t *testing.T) {
 			cfg := testConfig(t, srv.Endpoint())
 			cfg.Logger = quietLogger()
+			cfg.hubLinger = -1 // checked below: the shared watch ends with the last watcher
 			// Listing 10,000 records under -race on a loaded machine takes
 			// more than the tests' usual 1s.
 			cfg.Timeout = DefaultTimeout
@@ -184,6 +185,7 @@ func TestWatchChurn(t *testing.T) {
 	cli := newClient(t, srv.Endpoint())
 	cfg := testConfig(t, srv.Endpoint())
 	cfg.Logger = quietLogger()
+	cfg.hubLinger = -1 // the shared watch stops with the last watcher, every time
 	r := newRegistry(t, cfg)
 	ctx := ctxT(t, time.Minute)
 	stable := instance("churn-stable", "s", 1)

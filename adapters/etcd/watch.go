@@ -29,6 +29,14 @@ var (
 	errNoProgress  = errors.New("no progress notification after the connection came back")
 )
 
+// hubLinger is how long the watch hub keeps following the namespace after
+// its last watcher stopped, and after the confirmation of a failure that
+// came meanwhile. A chain stops a tier's watchers when the tier goes down
+// and starts new ones once it is up again: the hub then still holds the
+// current state, resumed with the connection, and a recovery costs no list
+// of the namespace.
+const hubLinger = 10 * time.Second
+
 // progressRetry is how often follow asks etcd for a progress notification
 // after the connection came back, until one comes; progressWait is how
 // long it asks before listing the namespace instead.
@@ -74,8 +82,8 @@ func (r *Registry) Watch(ctx context.Context, name string) (registry.Watcher, er
 }
 
 // hub is the one etcd watch over <namespace>/ behind every watcher of a
-// registry. Its goroutine (run) starts with the first watcher and ends when
-// the last one stops. It keeps the whole namespace decoded in memory
+// registry. Its goroutine (run) starts with the first watcher and ends
+// hubLinger after the last one stopped (see hubLinger). It keeps the whole namespace decoded in memory
 // (service -> key -> instance; instances are never modified once stored,
 // so published Updates share them) and publishes each changed service's
 // complete set to that service's feeds and to the watch-alls.
@@ -89,15 +97,16 @@ type hub struct {
 	// stale says an error was reported since the last state: the next list
 	// or progress notification delivers every state even if unchanged, to
 	// confirm it.
-	stale   bool
-	subs    map[string]map[*registry.Feed]struct{}
-	nsubs   int
-	running bool
-	ended   error // set by endAll: no more subscribers
-	synced  bool  // state is a complete list
-	rev     int64 // revision of state
-	state   map[string]map[string]*registry.Instance
-	lists   int // relists done, for tests
+	stale     bool
+	subs      map[string]map[*registry.Feed]struct{}
+	nsubs     int
+	running   bool
+	ended     error // set by endAll: no more subscribers
+	synced    bool  // state is a complete list
+	rev       int64 // revision of state
+	state     map[string]map[string]*registry.Instance
+	lists     int  // relists done, for tests
+	following bool // follow is running (it confirms states after a loss)
 }
 
 func (h *hub) init(r *Registry) {
@@ -152,7 +161,10 @@ func (h *hub) subscribe(ctx context.Context, name string) (*registry.Feed, error
 		return f, nil
 	default:
 	}
-	if h.synced {
+	// While a failure awaits its confirmation the state may lack what
+	// changed meanwhile: the new feed gets its first state with the
+	// confirmation (see publishAllLocked).
+	if h.synced && !h.stale {
 		now := time.Now()
 		if name != "" {
 			f.Publish(h.updateLocked(name, now))
@@ -284,6 +296,27 @@ func (h *hub) listCount() int {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	return h.lists
+}
+
+func (h *hub) setFollowing(on bool) {
+	h.mu.Lock()
+	h.following = on
+	h.mu.Unlock()
+}
+
+// subscribers returns the number of feeds.
+func (h *hub) subscribers() int {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.nsubs
+}
+
+// awaitsConfirmation reports whether the hub is following the namespace
+// and will confirm its states once the connection is back.
+func (h *hub) awaitsConfirmation() bool {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.running && h.stale && h.following
 }
 
 // isStale reports whether a reported failure awaits its confirmation.
@@ -449,6 +482,8 @@ func cloneUpdate(u *registry.Update) *registry.Update {
 func (h *hub) follow(rev int64) (progressed bool, err error) {
 	ctx, cancel := context.WithCancel(clientv3.WithRequireLeader(h.r.ctx))
 	defer cancel()
+	h.setFollowing(true)
+	defer h.setFollowing(false)
 	// clientv3's Watch blocks while its stream is (re)connecting: a helper
 	// cancels it when follow must end.
 	var why atomic.Pointer[error]
@@ -459,8 +494,23 @@ func (h *hub) follow(rev int64) (progressed bool, err error) {
 	hist := h.r.historyChanged.wait()
 	followDone, helperDone := make(chan struct{}), make(chan struct{})
 	lostc := make(chan struct{}, 1) // the helper saw a loss: wait for the reconnection
+	linger := h.r.hubLinger
+	if linger == 0 {
+		linger = hubLinger
+	}
 	go func() {
 		defer close(helperDone)
+		// Armed when the last watcher has gone: follow ends when it fires
+		// and none has come back.
+		var (
+			lingerT *time.Timer
+			lingerC <-chan time.Time
+		)
+		defer func() {
+			if lingerT != nil {
+				lingerT.Stop()
+			}
+		}()
 		for {
 			select {
 			case <-h.lost:
@@ -476,13 +526,28 @@ func (h *hub) follow(rev int64) (progressed bool, err error) {
 				stop(errHistoryChanged)
 				return
 			case <-h.wake:
-				h.mu.Lock()
-				n := h.nsubs
-				h.mu.Unlock()
-				if n == 0 {
-					stop(errIdle)
-					return
+				if lingerC == nil && h.subscribers() == 0 {
+					if linger <= 0 {
+						stop(errIdle)
+						return
+					}
+					lingerT = time.NewTimer(linger)
+					lingerC = lingerT.C
 				}
+			case <-lingerC:
+				lingerC = nil
+				if h.subscribers() > 0 {
+					continue
+				}
+				if h.isStale() {
+					// A failure awaits its confirmation: the watchers of a
+					// recovering tier may come back.
+					lingerT.Reset(linger)
+					lingerC = lingerT.C
+					continue
+				}
+				stop(errIdle)
+				return
 			case <-followDone:
 				return
 			}
