@@ -35,6 +35,7 @@ var (
 	verbose  = flag.Bool("v", false, "per-bucket request counts after the restart")
 	maxDelay = flag.Duration("grpc-max-backoff", 0, "every member's gRPC connection backoff cap (grpc.WithConnectParams, base 100ms); 0 keeps gRPC's default (1s base, 120s cap)")
 	probe    = flag.Duration("probe", 0, "regchain: the chain's probe interval (chain.WithProbeInterval); 0 keeps the chain's default")
+	extra    = flag.Int("extra", 0, "records of other services put in each side's namespace before its members start (a namespace shared with other teams)")
 	profile  = flag.String("profile", "", "a directory: write each side's heap profile and goroutine stacks there once the fleet has settled, and its CPU profile of the steady window")
 
 	quiet = slog.New(slog.NewTextHandler(io.Discard, nil))
@@ -49,12 +50,13 @@ func fail(err error) {
 
 // result is one side's measurements.
 type result struct {
-	name     string
-	startup  time.Duration
-	steady   rates
-	heapPerM float64 // bytes per member
-	goroPerM float64
-	outage   rates
+	name      string
+	startup   time.Duration
+	steady    rates
+	heapPerM  float64 // bytes per member
+	startSent float64 // bytes etcd sent from the first member's start to the end of settle
+	goroPerM  float64
+	outage    rates
 	// client calls (unary calls and stream messages sent) per second, summed
 	// over the members, at steady state and while etcd is down
 	steadyCalls, outageCalls float64
@@ -119,7 +121,11 @@ func run(k kind, srv *embedetcd.Server, obs *clientv3.Client) (result, error) {
 	r := result{name: k.name}
 	ns := "/fleet-" + k.name
 	warnf("%s: starting %d members", k.name, *n)
+	if err := putExtra(obs, ns, *extra); err != nil {
+		return r, err
+	}
 	base := readHeap()
+	startC := read()
 	t0 := time.Now()
 	members, err := startAll(k, srv.Endpoint(), ns)
 	defer func() {
@@ -138,6 +144,7 @@ func run(k kind, srv *embedetcd.Server, obs *clientv3.Client) (result, error) {
 	}
 	r.startup = time.Since(t0)
 	time.Sleep(*settle)
+	r.startSent = read().sent - startC.sent
 	h := readHeap()
 	r.heapPerM = (float64(h.inuse) - float64(base.inuse)) / float64(*n)
 	r.goroPerM = float64(h.goroutines-base.goroutines) / float64(*n)
@@ -208,6 +215,26 @@ func run(k kind, srv *embedetcd.Server, obs *clientv3.Client) (result, error) {
 	r.putsAfter, r.delsAfter, r.lastPut = ev.since(restart)
 	r.endKeys = ev.present()
 	return r, nil
+}
+
+// putExtra puts n records of services no member watches under ns, in
+// the JSON both sides read, as other teams' services sharing a namespace.
+func putExtra(cli *clientv3.Client, ns string, n int) error {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	const batch = 100 // below etcd's default of 128 operations per txn
+	for i := 0; i < n; i += batch {
+		var ops []clientv3.Op
+		for j := i; j < min(i+batch, n); j++ {
+			name, id := fmt.Sprintf("other-%d", j%500), fmt.Sprintf("other-%05d", j)
+			v := fmt.Sprintf(`{"id":%q,"name":%q,"version":"v1","metadata":{"weight":"10"},"endpoints":["grpc://10.2.%d.%d:9000"]}`, id, name, j/250, j%250)
+			ops = append(ops, clientv3.OpPut(ns+"/"+name+"/"+id, v))
+		}
+		if _, err := cli.Txn(ctx).Then(ops...).Commit(); err != nil {
+			return fmt.Errorf("put extra records: %w", err)
+		}
+	}
+	return nil
 }
 
 // startAll starts the members, a few at a time, as a fleet rolls out.
@@ -284,7 +311,7 @@ func waitKeys(obs *clientv3.Client, ns string, want int, limit time.Duration) er
 	end := time.Now().Add(limit)
 	for {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		resp, err := obs.Get(ctx, ns+"/", clientv3.WithPrefix(), clientv3.WithCountOnly())
+		resp, err := obs.Get(ctx, ns+"/svc-", clientv3.WithPrefix(), clientv3.WithCountOnly())
 		cancel()
 		if err == nil && resp.Count >= int64(want) {
 			return nil
@@ -318,7 +345,7 @@ type event struct {
 func observe(obs *clientv3.Client, ns string) (*events, error) {
 	ctx, cancel := context.WithCancel(context.Background())
 	gctx, gcancel := context.WithTimeout(ctx, 5*time.Second)
-	resp, err := obs.Get(gctx, ns+"/", clientv3.WithPrefix(), clientv3.WithKeysOnly())
+	resp, err := obs.Get(gctx, ns+"/svc-", clientv3.WithPrefix(), clientv3.WithKeysOnly())
 	gcancel()
 	if err != nil {
 		cancel()
@@ -328,7 +355,7 @@ func observe(obs *clientv3.Client, ns string) (*events, error) {
 	for _, kv := range resp.Kvs {
 		e.keys[string(kv.Key)] = true
 	}
-	wch := obs.Watch(ctx, ns+"/", clientv3.WithPrefix(), clientv3.WithRev(resp.Header.Revision+1))
+	wch := obs.Watch(ctx, ns+"/svc-", clientv3.WithPrefix(), clientv3.WithRev(resp.Header.Revision+1))
 	go func() {
 		defer close(e.done)
 		for wr := range wch {
@@ -396,6 +423,7 @@ func report(results []result) {
 	row("steady: members' client calls/s", func(r result) string { return fmt.Sprintf("%.1f", r.steadyCalls) })
 	row("steady: mvcc ranges/s", func(r result) string { return fmt.Sprintf("%.1f", r.steady.ranges) })
 	row("steady: mvcc puts+txns/s", func(r result) string { return fmt.Sprintf("%.1f", r.steady.puts+r.steady.txns) })
+	row("startup: bytes etcd sent", func(r result) string { return fmt.Sprintf("%.0f KiB", r.startSent/1024) })
 	row("steady: raft proposals/s", func(r result) string { return fmt.Sprintf("%.1f", r.steady.proposals) })
 	row("steady: process CPU (etcd+members)", func(r result) string { return fmt.Sprintf("%.1f%%", 100*r.steady.cpu) })
 	row("heap per member", func(r result) string { return fmt.Sprintf("%.0f KiB", r.heapPerM/1024) })
@@ -407,6 +435,7 @@ func report(results []result) {
 	})
 	row("recovery: requests in 1st second", func(r result) string { return fmt.Sprintf("%.0f", r.storm.firstSec) })
 	row("recovery: requests in window", func(r result) string { return fmt.Sprintf("%.0f", r.storm.total) })
+	row("recovery: bytes etcd sent", func(r result) string { return fmt.Sprintf("%.0f KiB", r.recov.sent*r.recov.secs/1024) })
 	for _, m := range recoveryMethods(results) {
 		row("  "+m, func(r result) string { return fmt.Sprintf("%.0f", r.recov.msgs[m]*r.recov.secs) })
 	}

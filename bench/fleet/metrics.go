@@ -20,6 +20,8 @@ type counters struct {
 	// etcd's own counters: ranges, puts and txns served by its store, and
 	// raft proposals committed.
 	ranges, puts, txns, proposals float64
+	// sent is the bytes etcd sent its gRPC clients.
+	sent float64
 }
 
 // read gathers etcd's metrics from the default Prometheus registry, where
@@ -45,6 +47,8 @@ func read() counters {
 				c.msgs[method] += v
 			case "etcd_mvcc_range_total":
 				c.ranges += v
+			case "etcd_network_client_grpc_sent_bytes_total":
+				c.sent += v
 			case "etcd_mvcc_put_total":
 				c.puts += v
 			case "etcd_mvcc_txn_total":
@@ -71,6 +75,7 @@ type rates struct {
 	msgs                          map[string]float64
 	total                         float64
 	ranges, puts, txns, proposals float64
+	sent                          float64 // bytes per second etcd sent its clients
 	cpu                           float64 // CPU seconds per second
 }
 
@@ -87,6 +92,7 @@ func between(a, b counters) rates {
 	r.puts = (b.puts - a.puts) / s
 	r.txns = (b.txns - a.txns) / s
 	r.proposals = (b.proposals - a.proposals) / s
+	r.sent = (b.sent - a.sent) / s
 	r.cpu = (b.cpu - a.cpu).Seconds() / s
 	return r
 }
