@@ -70,7 +70,8 @@
 // Every watcher of a registry is fed by one etcd watch over the whole
 // namespace and one goroutine, whatever the number of watched services: it
 // lists <namespace>/ (in pages of 5,000 records at one revision, each
-// bounded by Config.Timeout), keeps the decoded records in memory, follows
+// bounded by Config.Timeout), keeps the decoded records of the watched
+// services in memory (the others are skipped undecoded), follows
 // an etcd watch from the next revision (WithRequireLeader,
 // WithProgressNotify) and delivers the complete instance set of each changed
 // service to that service's watchers and the watch-alls through
@@ -88,9 +89,12 @@
 // transient registry.ErrUnavailable, and the state listed or confirmed
 // afterwards is delivered even if unchanged. So a fleet coming back from an
 // etcd outage reads no namespace (unless it was compacted meanwhile).
-// Update.Revision is the etcd revision. The cost: a process watching one
-// service receives (and decodes) the events of the whole namespace, and
-// holds it in memory.
+// Update.Revision is the etcd revision. A service first watched while the
+// watch runs is read alone (one range over its prefix), not by a new list,
+// unless more than 64 wait at once; a watch-all makes it hold every
+// service. The cost: a process watching one service receives the events
+// of the whole namespace from etcd (it decodes only its services'), and
+// its first list reads the whole namespace.
 //
 // # Ping
 //

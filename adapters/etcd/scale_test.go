@@ -247,3 +247,93 @@ func TestWatchChurn(t *testing.T) {
 		t.Error(err)
 	}
 }
+
+// TestWatchHoldsWatchedServicesOnly: the hub decodes and keeps only the
+// services watched since it started. A service watched later is read on
+// its own (not by a list of the namespace), while writes to it go on, and
+// its watcher ends at etcd's state; a watch-all makes the hub hold all.
+func TestWatchHoldsWatchedServicesOnly(t *testing.T) {
+	srv := shared.Server(t)
+	cli := newClient(t, srv.Endpoint())
+	cfg := testConfig(t, srv.Endpoint())
+	cfg.Logger = quietLogger()
+	r := newRegistry(t, cfg)
+	ctx := ctxT(t, time.Minute)
+	put := func(in *registry.Instance) {
+		t.Helper()
+		if _, err := cli.Put(ctx, r.key(in.Name, in.ID), mustMarshal(t, in)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	a, b := instance("held-a", "1", 1), instance("held-b", "0", 2)
+	put(a)
+	put(b)
+	wa := watchReader(t, r, a.Name)
+	wa.Until(t, 10*time.Second, a.Name, a)
+	holds := func(name string) bool {
+		r.hub.mu.Lock()
+		defer r.hub.mu.Unlock()
+		_, st := r.hub.state[name]
+		return r.hub.holdsLocked(name) || st
+	}
+	if holds(b.Name) {
+		t.Fatalf("the hub holds %s, which nobody watches", b.Name)
+	}
+	lists := r.hub.listCount()
+
+	// Writes to b go on while its first watcher comes.
+	stop, done := make(chan struct{}), make(chan struct{})
+	go func() {
+		defer close(done)
+		for i := 0; ; i++ {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			in := instance(b.Name, fmt.Sprint(i%7), 3000+i)
+			if i%3 == 2 {
+				cli.Delete(ctx, r.key(in.Name, in.ID)) //nolint:errcheck // load only
+			} else {
+				cli.Put(ctx, r.key(in.Name, in.ID), mustMarshal(t, in)) //nolint:errcheck // load only
+			}
+		}
+	}()
+	wb := watchReader(t, r, b.Name)
+	select {
+	case res := <-wb.C:
+		if res.Err != nil {
+			t.Fatalf("first Next of %s: %v", b.Name, res.Err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatalf("no first state for %s", b.Name)
+	}
+	close(stop)
+	<-done
+	resp, err := cli.Get(ctx, r.servicePrefix(b.Name), clientv3.WithPrefix())
+	if err != nil {
+		t.Fatal(err)
+	}
+	var want []*registry.Instance
+	for _, kv := range resp.Kvs {
+		_, in, ok := r.decode(kv)
+		if !ok {
+			t.Fatalf("bad record %s", kv.Key)
+		}
+		want = append(want, in)
+	}
+	wb.Until(t, 10*time.Second, b.Name, want...)
+	if n := r.hub.listCount() - lists; n != 0 {
+		t.Fatalf("the namespace was listed %d times for a new watcher; want 0 (its service read alone)", n)
+	}
+
+	// A watch-all needs every service: the hub lists them all.
+	c := instance("held-c", "1", 3)
+	put(c)
+	all := watchReader(t, r, "")
+	all.Until(t, 10*time.Second, c.Name, c)
+	all.Until(t, 10*time.Second, a.Name, a)
+	if !holds(c.Name) {
+		t.Fatalf("with a watch-all, the hub does not hold %s", c.Name)
+	}
+}
