@@ -68,33 +68,40 @@
 // # Watches
 //
 // Every watcher of a registry is fed by one etcd watch over the whole
-// namespace and one goroutine, whatever the number of watched services: it
+// namespace and one goroutine, whatever the number of watched services. It
 // lists <namespace>/ (in pages of 5,000 records at one revision, each
 // bounded by Config.Timeout), keeps the decoded records of the watched
-// services in memory (the others are skipped undecoded), follows
-// an etcd watch from the next revision (WithRequireLeader,
-// WithProgressNotify) and delivers the complete instance set of each changed
-// service to that service's watchers and the watch-alls through
-// // registry.Feeds (no read per event). It starts with the first watcher and
-// stops 10 s after the last has gone, or later if a lost connection awaits
-// its confirmation: a chain stops a tier's watchers while the tier is down
-// and starts new ones when it is back, and these get their first states
-// from the state the watch kept, confirmed, instead of from a new list. After compaction, a lost leader, a broken stream or
-// a history change it lists the namespace again and resumes. A lost
-// connection costs no list: the watch resumes with the connection from the
-// revision after the last it delivered, and the states are confirmed once
-// etcd shows the watch has caught up (the store is still at the revision
-// last applied, or a progress notification; without one within 10 s it
-// lists after all). A lost connection or leader is reported by Next as a
-// transient registry.ErrUnavailable, and the state listed or confirmed
-// afterwards is delivered even if unchanged. So a fleet coming back from an
-// etcd outage reads no namespace (unless it was compacted meanwhile).
-// Update.Revision is the etcd revision. A service first watched while the
-// watch runs is read alone (one range over its prefix), not by a new list,
-// unless more than 64 wait at once; a watch-all makes it hold every
-// service. The cost: a process watching one service receives the events
-// of the whole namespace from etcd (it decodes only its services'), and
-// its first list reads the whole namespace.
+// services in memory (the others are skipped undecoded), follows an etcd
+// watch from the next revision (WithRequireLeader, WithProgressNotify) and
+// delivers the complete instance set of each changed service to that
+// service's watchers and the watch-alls through registry.Feeds (no read per
+// event). A service first watched while the watch runs is read alone (one
+// range over its prefix), unless more than 64 wait at once; a watch-all
+// makes it hold every service. Update.Revision is the etcd revision.
+//
+// The watch starts with the first watcher and stops 10 s after the last
+// has gone, or later while a lost connection awaits its confirmation: a
+// chain stops a tier's watchers while the tier is down and starts new ones
+// when it is back, and these get their first states from the state the
+// watch kept, confirmed, instead of from a new list.
+//
+// After compaction, a lost leader, a broken stream or a history change the
+// namespace is listed again. A lost connection costs no list: the watch
+// resumes with the connection from the revision after the last it
+// delivered, and the states are confirmed at once if the store is still at
+// the revision last applied, or else once each watched service has been
+// read again alone (more than 64, a watch-all, or no confirmation within
+// 10 s: a list). A lost connection or leader is reported by Next as a
+// transient registry.ErrUnavailable (to a watcher started during the
+// outage too), and the state listed or confirmed afterwards is delivered
+// even if unchanged. So a fleet coming back from an etcd outage reads no
+// namespace, unless it was compacted meanwhile.
+//
+// The cost: a process watching one service receives the events of the
+// whole namespace from etcd (it decodes only its services'), and its first
+// list reads the whole namespace. What the confirmation cannot tell: an
+// etcd rebuilt with the same cluster ID during the outage whose revision
+// is exactly the one last applied when the client reconnects.
 //
 // # Ping
 //

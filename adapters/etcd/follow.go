@@ -20,12 +20,12 @@ import (
 // of the namespace.
 const hubLinger = 10 * time.Second
 
-// progressRetry is how often follow asks etcd for a progress notification
-// after the connection came back, until one comes; progressWait is how
-// long it asks before listing the namespace instead.
+// confirmRetry is how often follow tries again to confirm the states
+// after the connection came back, while etcd does not answer; confirmWait
+// is how long it tries before listing the namespace instead.
 const (
-	progressRetry = 200 * time.Millisecond
-	progressWait  = 10 * time.Second
+	confirmRetry = 200 * time.Millisecond
+	confirmWait  = 10 * time.Second
 )
 
 // closedChan is a closed channel: a signal that has already fired.
@@ -40,15 +40,12 @@ var closedChan = func() chan struct{} { c := make(chan struct{}); close(c); retu
 // revision after the last one it delivered; etcd then sends what was missed
 // (or reports a compaction, which ends follow and lists again). So follow
 // reports the loss to every feed at once (clientv3 itself would stay
-// silent), and after the reconnection asks etcd for a progress notification
-// (clientv3.RequestProgress, retried every progressRetry: etcd answers
-// only once every watcher of the stream has caught up). That notification
-// is proof that the state is current, and every state is delivered again
-// to confirm it. A recovery thus costs each process one watch resumption
-// and a few progress requests, not a read of the whole namespace. If etcd
-// sends no notification within progressWait of the reconnection (an etcd
-// older than 3.4 ignores the request), follow ends with errNoProgress and
-// run lists again.
+// silent), and after the reconnection confirms the states (recover): at
+// once if etcd's store is still at the last revision applied, else by
+// reading each held service again. A recovery thus costs each process one
+// watch resumption and a read or a few, not a read of the whole namespace.
+// While etcd does not answer, it tries every confirmRetry; after
+// confirmWait it ends with errNoConfirm and run lists again.
 func (h *hub) follow(rev int64) (progressed bool, err error) {
 	ctx, cancel := context.WithCancel(clientv3.WithRequireLeader(h.r.ctx))
 	defer cancel()
@@ -138,25 +135,21 @@ func (h *hub) follow(rev int64) (progressed bool, err error) {
 		evs []decoded
 		// applied is the revision up to which every event of the prefix
 		// has been applied: the last event's (a response may carry part
-		// of a revision range only), or a progress notification's.
+		// of a revision range only), or a progress notification's (sent
+		// only once the watch is synced).
 		applied = rev
 		// While the states wait for a confirmation: back fires when the
-		// connection is ready again, and from then on retry asks for a
-		// progress notification every progressRetry until giveUp.
-		back          <-chan struct{}
-		retry, giveUp <-chan time.Time
-		retryTimer    *time.Timer
+		// connection is ready again, retryC every confirmRetry while the
+		// confirmation fails, until giveUp.
+		back           <-chan struct{}
+		retryC, giveUp <-chan time.Time
+		retryTimer     *time.Timer
 	)
 	defer func() {
 		if retryTimer != nil {
 			retryTimer.Stop()
 		}
 	}()
-	requestProgress := func() {
-		rctx, rcancel := context.WithTimeout(ctx, progressRetry)
-		defer rcancel()
-		h.r.client.RequestProgress(rctx) //nolint:errcheck // retried until a notification comes
-	}
 	for {
 		var (
 			resp clientv3.WatchResponse
@@ -170,29 +163,40 @@ func (h *hub) follow(rev int64) (progressed bool, err error) {
 			}
 			continue
 		case <-lostc:
-			back, retry, giveUp = h.r.reconnected.wait(), nil, nil
+			back, retryC, giveUp = h.r.reconnected.wait(), nil, nil
 			if h.r.connReady.Load() {
 				back = closedChan // ready again already
 			}
 			continue
+		case <-retryC:
+			retryC = nil
+			back = closedChan
+			continue
 		case <-back:
 			back = nil
-			if h.caughtUp(ctx, applied, hist) {
-				h.progress(applied)
+			done, err := h.recover(ctx, applied, hist)
+			if err != nil {
+				stop(err)
 				continue
 			}
-			if retryTimer != nil {
-				retryTimer.Stop()
+			if done {
+				giveUp = nil
+				continue
 			}
-			retryTimer = time.NewTimer(0)
-			retry, giveUp = retryTimer.C, time.After(progressWait)
-			continue
-		case <-retry:
-			requestProgress()
-			retryTimer.Reset(progressRetry)
+			// Not confirmed yet (etcd not answering, or a loss meanwhile):
+			// again in a while, for at most confirmWait.
+			if giveUp == nil {
+				giveUp = time.After(confirmWait)
+			}
+			if retryTimer == nil {
+				retryTimer = time.NewTimer(confirmRetry)
+			} else {
+				retryTimer.Reset(confirmRetry)
+			}
+			retryC = retryTimer.C
 			continue
 		case <-giveUp:
-			stop(errNoProgress)
+			stop(errNoConfirm)
 			continue
 		}
 		if !ok || why.Load() != nil {
@@ -206,10 +210,6 @@ func (h *hub) follow(rev int64) (progressed bool, err error) {
 			if resp.IsProgressNotify() {
 				applied = resp.Header.Revision
 				h.progress(applied)
-				if retryTimer != nil {
-					retryTimer.Stop()
-				}
-				back, retry, giveUp = nil, nil, nil
 			}
 			continue
 		}
@@ -265,6 +265,39 @@ func (h *hub) follow(rev int64) (progressed bool, err error) {
 	return progressed, errWatchClosed
 }
 
+// readService reads service name's keys (one linearizable range over its
+// prefix, at revision R) and makes the state hold exactly them: the
+// service is held from then on, and its events up to R are skipped, since
+// those already received were committed before the read and R covers
+// them. It runs on the run goroutine, between two watch responses.
+func (h *hub) readService(ctx context.Context, name string) error {
+	cctx, cancel := h.r.opCtx(ctx)
+	prefix := h.r.servicePrefix(name)
+	resp, err := h.r.client.Get(cctx, prefix, clientv3.WithPrefix())
+	cancel()
+	if err != nil {
+		return h.r.wrapErr(context.Background(), "watch: read "+prefix, err)
+	}
+	h.r.observe(resp.Header)
+	m := make(map[string]*registry.Instance, len(resp.Kvs))
+	for _, kv := range resp.Kvs {
+		if _, in, ok := h.r.decode(kv); ok {
+			m[string(kv.Key)] = in
+		}
+	}
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	delete(h.pending, name)
+	h.held[name] = struct{}{}
+	h.since[name] = resp.Header.Revision
+	if len(m) > 0 {
+		h.state[name] = m
+	} else {
+		delete(h.state, name)
+	}
+	return nil
+}
+
 // maxFetch is how many pending services fetchPending reads one by one;
 // more make the hub list the namespace instead.
 const maxFetch = 64
@@ -294,15 +327,10 @@ func (h *hub) fetchPending(ctx context.Context) error {
 	h.mu.Unlock()
 	var failed bool
 	for _, name := range names {
-		cctx, cancel := h.r.opCtx(ctx)
-		prefix := h.r.servicePrefix(name)
-		resp, err := h.r.client.Get(cctx, prefix, clientv3.WithPrefix())
-		cancel()
-		if err != nil {
+		if err := h.readService(ctx, name); err != nil {
 			if ctx.Err() != nil {
 				return nil // follow is ending
 			}
-			err = h.r.wrapErr(context.Background(), "watch: read "+prefix, err)
 			h.mu.Lock()
 			for f := range h.subs[name] {
 				f.Fail(err)
@@ -311,29 +339,11 @@ func (h *hub) fetchPending(ctx context.Context) error {
 			failed = true
 			continue
 		}
-		h.r.observe(resp.Header)
-		m := make(map[string]*registry.Instance, len(resp.Kvs))
-		for _, kv := range resp.Kvs {
-			if _, in, ok := h.r.decode(kv); ok {
-				m[string(kv.Key)] = in
-			}
-		}
 		h.mu.Lock()
-		if _, ok := h.pending[name]; ok {
-			delete(h.pending, name)
-			h.held[name] = struct{}{}
-			h.since[name] = resp.Header.Revision
-			if len(m) > 0 {
-				h.state[name] = m
-			} else {
-				delete(h.state, name)
-			}
-			if !h.stale {
-				now := time.Now()
-				u := h.updateLocked(name, now)
-				for f := range h.subs[name] {
-					f.Publish(cloneUpdate(u))
-				}
+		if !h.stale {
+			u := h.updateLocked(name, time.Now())
+			for f := range h.subs[name] {
+				f.Publish(cloneUpdate(u))
 			}
 		}
 		h.mu.Unlock()
@@ -358,42 +368,64 @@ func (h *hub) fetchPending(ctx context.Context) error {
 	return nil
 }
 
-// caughtUp reports whether etcd's store is still at applied, the revision
-// up to which every event has been applied, so that the states are current
-// without waiting for a progress notification: etcd sends none to a watch
-// resumed from a revision it has not reached yet (clientv3 resumes from
-// the one after the last it delivered), so after an outage without writes
-// a request would never be answered. It reads one key that holds nothing
-// (the namespace's prefix itself) for the store's revision; the header
-// also goes to the history check, and a history that changed (hist fired)
-// is never caught up.
-func (h *hub) caughtUp(ctx context.Context, applied int64, hist <-chan struct{}) bool {
-	cctx, cancel := h.r.opCtx(ctx)
-	defer cancel()
-	resp, err := h.r.client.Get(cctx, h.prefix)
-	if err != nil {
-		return false
-	}
-	h.r.observe(resp.Header)
-	select {
-	case <-hist:
-		return false
-	default:
-	}
-	return resp.Header.Revision == applied
-}
-
 // progress handles a progress notification: every event up to rev has been
-// applied. After a reported failure, it delivers every state again to
-// confirm it.
+// applied. It confirms nothing: one may have been sent before a loss.
 func (h *hub) progress(rev int64) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	h.rev = max(h.rev, rev)
-	if !h.stale {
-		return
+}
+
+// recover confirms the states after the connection came back, when etcd
+// shows they are current: the store is still at applied (nothing was
+// written anywhere since the last event applied), or else each held
+// service has been read again (readService: its events up to the read are
+// then skipped). The read also goes to the history check, and a suspected
+// or changed history is never taken for "still at applied". Either way
+// the states are published again, unchanged ones included, unless another
+// loss was reported meanwhile (then the next reconnection confirms). It
+// reports whether that is done; errResync asks for a list instead (a
+// watch-all, or more than maxFetch services held).
+func (h *hub) recover(ctx context.Context, applied int64, hist <-chan struct{}) (bool, error) {
+	h.mu.Lock()
+	epoch := h.losses
+	h.mu.Unlock()
+	cctx, cancel := h.r.opCtx(ctx)
+	resp, err := h.r.client.Get(cctx, h.prefix)
+	cancel()
+	if err != nil {
+		return false, nil
+	}
+	v := h.r.observe(resp.Header)
+	select {
+	case <-hist:
+		return false, errHistoryChanged
+	default:
+	}
+	if v != same || resp.Header.Revision != applied {
+		h.mu.Lock()
+		all := h.allHeld
+		names := make([]string, 0, len(h.held))
+		for name := range h.held {
+			names = append(names, name)
+		}
+		h.mu.Unlock()
+		if all || len(names) > maxFetch {
+			return false, errResync
+		}
+		for _, name := range names {
+			if err := h.readService(ctx, name); err != nil {
+				return false, nil
+			}
+		}
+	}
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.losses != epoch {
+		return false, nil
 	}
 	h.stale = false
-	h.r.log.Debug("etcd: watch caught up after the connection came back; states confirmed", "prefix", h.prefix, "revision", rev)
+	h.r.log.Debug("etcd: states confirmed after the connection came back", "prefix", h.prefix, "revision", resp.Header.Revision, "still", resp.Header.Revision == applied)
 	h.publishAllLocked(time.Now(), true, nil)
+	return true, nil
 }

@@ -116,8 +116,8 @@ func (h *history) confirmed(hdr *pb.ResponseHeader, seen int64) bool {
 func (r *Registry) answered() { r.lastAnswer.Store(time.Now().UnixNano()) }
 
 // observe feeds a linearizable response's header to the history; on a
-// change it tells every keeper and the watch hub.
-func (r *Registry) observe(hdr *pb.ResponseHeader) {
+// change it tells every keeper and the watch hub. It returns its verdict.
+func (r *Registry) observe(hdr *pb.ResponseHeader) verdict {
 	if hdr != nil {
 		r.answered()
 	}
@@ -130,12 +130,13 @@ func (r *Registry) observe(hdr *pb.ResponseHeader) {
 		if r.closed {
 			r.mu.Unlock()
 			r.hist.confirmed(nil, 0)
-			return
+			return v
 		}
 		r.wg.Add(1)
 		r.mu.Unlock()
 		go r.confirm(seen)
 	}
+	return v
 }
 
 // confirm runs the confirmation read of a suspected history change.

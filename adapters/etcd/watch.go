@@ -21,7 +21,7 @@ var (
 	errWatchClosed = errors.New("watch channel closed")
 	errConnLost    = errors.New("connection to etcd lost")
 	errIdle        = errors.New("no watcher left")
-	errNoProgress  = errors.New("no progress notification after the connection came back")
+	errNoConfirm   = errors.New("states not confirmed after the connection came back")
 )
 
 // Watch implements registry.Registry. It returns at once. Every watcher of
@@ -80,9 +80,11 @@ type hub struct {
 
 	mu sync.Mutex // guards the fields below
 	// stale says an error was reported since the last state: the next list
-	// or progress notification delivers every state even if unchanged, to
+	// or confirmation (recover) delivers every state even if unchanged, to
 	// confirm it.
 	stale     bool
+	losses    int   // failures reported, to tell a confirmation made across one
+	lastErr   error // the last failure reported
 	subs      map[string]map[*registry.Feed]struct{}
 	nsubs     int
 	running   bool
@@ -164,6 +166,13 @@ func (h *hub) subscribe(ctx context.Context, name string) (*registry.Feed, error
 	// changed meanwhile: the new feed gets its first state with the
 	// confirmation (see publishAllLocked).
 	held := h.holdsLocked(name)
+	if h.stale && h.lastErr != nil && !h.r.connReady.Load() {
+		// etcd is unreachable: say so now, as to the other watchers. (Once
+		// the connection is back the confirmation is a round trip away: the
+		// feed waits for it without an error, which a chain restarting its
+		// watchers of a recovered tier would count against the tier.)
+		f.Fail(h.lastErr)
+	}
 	if h.synced && !h.stale && held {
 		now := time.Now()
 		if name != "" {
@@ -303,8 +312,8 @@ func (h *hub) run() {
 		case errors.Is(err, errResync):
 			bo.Reset()
 			continue
-		case errors.Is(err, errNoProgress):
-			h.r.log.Info("etcd: no progress notification after the connection came back; listing again", "prefix", h.prefix)
+		case errors.Is(err, errNoConfirm):
+			h.r.log.Info("etcd: states not confirmed after the connection came back; listing again", "prefix", h.prefix)
 			bo.Reset()
 			continue
 		default:
@@ -361,6 +370,8 @@ func (h *hub) fail(err error) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	h.stale = true
+	h.losses++
+	h.lastErr = err
 	for _, m := range h.subs {
 		for f := range m {
 			f.Fail(err)
