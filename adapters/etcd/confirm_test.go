@@ -31,8 +31,9 @@ func nextResult(rd *testutil.Reader, d time.Duration) (testutil.WatchResult, boo
 }
 
 // proxied returns an etcd server, a proxy to it, a registry behind the
-// proxy and a client straight to the server.
-func proxied(t *testing.T) (*embedetcd.Server, *faultproxy.Proxy, *Registry, *clientv3.Client) {
+// proxy (its Config changed by with, when not nil) and a client straight
+// to the server.
+func proxied(t *testing.T, with func(*Config)) (*embedetcd.Server, *faultproxy.Proxy, *Registry, *clientv3.Client) {
 	t.Helper()
 	srv := etcdtest.Start(t)
 	px, err := faultproxy.Start(srv.Endpoint())
@@ -40,13 +41,17 @@ func proxied(t *testing.T) (*embedetcd.Server, *faultproxy.Proxy, *Registry, *cl
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { px.Close() })
-	return srv, px, newRegistry(t, testConfig(t, px.Addr())), newClient(t, srv.Endpoint())
+	cfg := testConfig(t, px.Addr())
+	if with != nil {
+		with(&cfg)
+	}
+	return srv, px, newRegistry(t, cfg), newClient(t, srv.Endpoint())
 }
 
 // A watcher started while etcd is unreachable hears so at once, like the
 // watchers that were there when the connection was lost.
 func TestWatcherStartedDuringOutage(t *testing.T) {
-	_, px, r, cli := proxied(t)
+	_, px, r, cli := proxied(t, nil)
 	ctx := ctxT(t, time.Minute)
 	a := instance("during", "a", 9000)
 	if _, err := cli.Put(ctx, r.key(a.Name, a.ID), mustMarshal(t, a)); err != nil {
@@ -73,7 +78,7 @@ func TestWatcherStartedDuringOutage(t *testing.T) {
 // reading the service again, not taken for current: the old history's
 // record goes.
 func TestWipeDuringOutage(t *testing.T) {
-	srv, px, r, cli := proxied(t)
+	srv, px, r, cli := proxied(t, nil)
 	ctx := ctxT(t, 2*time.Minute)
 	a, b := instance("wipe", "a", 9000), instance("wipe", "b", 9001)
 	resp, err := cli.Put(ctx, r.key(a.Name, a.ID), mustMarshal(t, a))

@@ -557,14 +557,7 @@ func TestWatchReportsOutage(t *testing.T) {
 // every change made meanwhile, and get their unchanged states again after
 // an outage without changes; the namespace is not listed again.
 func TestWatchResumesAfterConnectionLoss(t *testing.T) {
-	srv := etcdtest.Start(t)
-	px, err := faultproxy.Start(srv.Endpoint())
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { px.Close() })
-	cli := newClient(t, srv.Endpoint())
-	r := newRegistry(t, testConfig(t, px.Addr()))
+	_, px, r, cli := proxied(t, nil)
 	ctx := ctxT(t, time.Minute)
 	a, b := instance("resume", "a", 9000), instance("resume", "b", 9001)
 	if _, err := cli.Put(ctx, r.key(a.Name, a.ID), mustMarshal(t, a)); err != nil {
@@ -651,16 +644,7 @@ func TestWatchResumesAfterConnectionLoss(t *testing.T) {
 // the current state, changes made during the outage included, without a
 // list of the namespace; once it has lingered without watchers, it stops.
 func TestWatchHubOutlivesWatchers(t *testing.T) {
-	srv := etcdtest.Start(t)
-	px, err := faultproxy.Start(srv.Endpoint())
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { px.Close() })
-	cli := newClient(t, srv.Endpoint())
-	cfg := testConfig(t, px.Addr())
-	cfg.hubLinger = 2 * time.Second
-	r := newRegistry(t, cfg)
+	_, px, r, cli := proxied(t, func(c *Config) { c.hubLinger = 2 * time.Second })
 	ctx := ctxT(t, time.Minute)
 	a, b := instance("linger", "a", 9000), instance("linger", "b", 9001)
 	if _, err := cli.Put(ctx, r.key(a.Name, a.ID), mustMarshal(t, a)); err != nil {
