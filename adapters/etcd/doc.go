@@ -69,9 +69,11 @@
 //
 // Every watcher of a registry is fed by one etcd watch over the whole
 // namespace and one goroutine, whatever the number of watched services. It
-// lists <namespace>/ (in pages of 5,000 records at one revision, each
-// bounded by Config.Timeout), keeps the decoded records of the watched
-// services in memory (the others are skipped undecoded), follows an etcd
+// lists the watched services' prefixes at one revision (the whole
+// <namespace>/ when more than 64 are watched or a watch-all is; in pages of
+// 5,000 records, each bounded by Config.Timeout), keeps the decoded records
+// of the watched services in memory (the others are skipped undecoded),
+// follows an etcd
 // watch from the next revision (WithRequireLeader, WithProgressNotify) and
 // delivers the complete instance set of each changed service to that
 // service's watchers and the watch-alls through registry.Feeds (no read per
@@ -98,8 +100,8 @@
 // namespace, unless it was compacted meanwhile.
 //
 // The cost: a process watching one service receives the events of the
-// whole namespace from etcd (it decodes only its services'), and its first
-// list reads the whole namespace. What the confirmation cannot tell: an
+// whole namespace from etcd (it decodes only its services'). What the
+// confirmation cannot tell: an
 // etcd rebuilt with the same cluster ID during the outage whose revision
 // is exactly the one last applied when the client reconnects.
 //

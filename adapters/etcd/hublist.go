@@ -6,13 +6,16 @@ import (
 	"slices"
 	"time"
 
+	"go.etcd.io/etcd/api/v3/mvccpb"
 	clientv3 "go.etcd.io/etcd/client/v3"
 
 	"github.com/regchain/regchain/registry"
 )
 
-// relist reads the namespace, replaces the state with it and publishes
-// every state that may have changed. It returns the read's revision.
+// relist reads the services the hub holds, replaces the state with them
+// and publishes every state that may have changed. It reads each one's
+// prefix (all at one revision), or the whole namespace when a watch-all
+// came or more than maxFetch are held. It returns the read's revision.
 func (h *hub) relist() (int64, error) {
 	select {
 	case <-h.lost: // a loss before this read: the read tells
@@ -31,49 +34,52 @@ func (h *hub) relist() (int64, error) {
 	}
 	h.mu.Unlock()
 	state := make(map[string]map[string]*registry.Instance)
-	// Pages of listPage records at one revision, each bounded by the
-	// request timeout: a large namespace is listed however long it takes
-	// in all, as long as each page answers in time.
+	// One read of the namespace, or of each wanted service's prefix when
+	// there are few: all at one revision (the first read's).
 	var rev int64
-	from, end := h.prefix, clientv3.GetPrefixRangeEnd(h.prefix)
-	for {
-		opts := []clientv3.OpOption{clientv3.WithRange(end), clientv3.WithLimit(listPage)}
-		if rev != 0 {
-			opts = append(opts, clientv3.WithRev(rev))
+	read := 0
+	add := func(kv *mvccpb.KeyValue) {
+		read++
+		if !all {
+			if name, _, ok := h.r.splitKey(string(kv.Key)); ok {
+				if _, ok := want[name]; !ok {
+					return // a service nobody watches: not decoded
+				}
+			}
 		}
+		name, in, ok := h.r.decode(kv)
+		if !ok {
+			return
+		}
+		m := state[name]
+		if m == nil {
+			m = make(map[string]*registry.Instance)
+			state[name] = m
+		}
+		m[string(kv.Key)] = in
+	}
+	switch {
+	case all || len(want) > maxFetch:
+		if err := h.listRange(h.prefix, &rev, add); err != nil {
+			return 0, err
+		}
+	case len(want) == 0:
+		// Nothing to hold (the watchers have gone): the revision alone,
+		// from the one key that holds nothing.
 		ctx, cancel := h.r.opCtx(h.r.ctx)
-		resp, err := h.r.client.Get(ctx, from, opts...)
+		resp, err := h.r.client.Get(ctx, h.prefix)
 		cancel()
 		if err != nil {
 			return 0, h.r.wrapErr(context.Background(), "watch: list "+h.prefix, err)
 		}
-		if rev == 0 {
-			h.r.observe(resp.Header)
-			rev = resp.Header.Revision
-		}
-		for _, kv := range resp.Kvs {
-			if !all {
-				if name, _, ok := h.r.splitKey(string(kv.Key)); ok {
-					if _, ok := want[name]; !ok {
-						continue // a service nobody watches: not decoded
-					}
-				}
+		h.r.observe(resp.Header)
+		rev = resp.Header.Revision
+	default:
+		for name := range want {
+			if err := h.listRange(h.r.servicePrefix(name), &rev, add); err != nil {
+				return 0, err
 			}
-			name, in, ok := h.r.decode(kv)
-			if !ok {
-				continue
-			}
-			m := state[name]
-			if m == nil {
-				m = make(map[string]*registry.Instance)
-				state[name] = m
-			}
-			m[string(kv.Key)] = in
 		}
-		if !resp.More || len(resp.Kvs) == 0 {
-			break
-		}
-		from = string(resp.Kvs[len(resp.Kvs)-1].Key) + "\x00"
 	}
 	now := time.Now()
 	h.mu.Lock()
@@ -83,6 +89,7 @@ func (h *hub) relist() (int64, error) {
 	old := h.state
 	h.state, h.rev, h.synced = state, rev, true
 	h.lists++
+	h.listed += read
 	h.held, h.allHeld, h.since = want, all, make(map[string]int64)
 	if all {
 		h.wantAll = false
@@ -92,6 +99,38 @@ func (h *hub) relist() (int64, error) {
 	}
 	h.publishAllLocked(now, forget, old)
 	return rev, nil
+}
+
+// listRange reads the keys under prefix at *rev (at the current revision
+// when *rev is 0, which it then sets), in pages of listPage records each
+// bounded by the request timeout: a large range is read however long it
+// takes in all, as long as each page answers in time. Every record goes
+// to add.
+func (h *hub) listRange(prefix string, rev *int64, add func(*mvccpb.KeyValue)) error {
+	from, end := prefix, clientv3.GetPrefixRangeEnd(prefix)
+	for {
+		opts := []clientv3.OpOption{clientv3.WithRange(end), clientv3.WithLimit(listPage)}
+		if *rev != 0 {
+			opts = append(opts, clientv3.WithRev(*rev))
+		}
+		ctx, cancel := h.r.opCtx(h.r.ctx)
+		resp, err := h.r.client.Get(ctx, from, opts...)
+		cancel()
+		if err != nil {
+			return h.r.wrapErr(context.Background(), "watch: list "+prefix, err)
+		}
+		if *rev == 0 {
+			h.r.observe(resp.Header)
+			*rev = resp.Header.Revision
+		}
+		for _, kv := range resp.Kvs {
+			add(kv)
+		}
+		if !resp.More || len(resp.Kvs) == 0 {
+			return nil
+		}
+		from = string(resp.Kvs[len(resp.Kvs)-1].Key) + "\x00"
+	}
 }
 
 // publishAllLocked delivers every subscribed service's state, and to the

@@ -248,8 +248,8 @@ func TestWatchChurn(t *testing.T) {
 	}
 }
 
-// TestWatchHoldsWatchedServicesOnly: the hub decodes and keeps only the
-// services watched since it started. A service watched later is read on
+// TestWatchHoldsWatchedServicesOnly: the hub reads, decodes and keeps only
+// the services watched since it started. A service watched later is read on
 // its own (not by a list of the namespace), while writes to it go on, and
 // its watcher ends at etcd's state; a watch-all makes the hub hold all.
 func TestWatchHoldsWatchedServicesOnly(t *testing.T) {
@@ -270,6 +270,12 @@ func TestWatchHoldsWatchedServicesOnly(t *testing.T) {
 	put(b)
 	wa := watchReader(t, r, a.Name)
 	wa.Until(t, 10*time.Second, a.Name, a)
+	r.hub.mu.Lock()
+	listed := r.hub.listed
+	r.hub.mu.Unlock()
+	if listed != 1 {
+		t.Fatalf("the first list read %d records; want 1 (the watched service's alone)", listed)
+	}
 	holds := func(name string) bool {
 		r.hub.mu.Lock()
 		defer r.hub.mu.Unlock()

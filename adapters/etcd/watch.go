@@ -93,6 +93,7 @@ type hub struct {
 	rev       int64 // revision of state
 	state     map[string]map[string]*registry.Instance
 	lists     int  // relists done, for tests
+	listed    int  // records the relists read, for tests
 	following bool // follow is running (it confirms states after a loss)
 	// pending are the services watched but not held yet; wantAll says a
 	// watch-all came and the state must hold every service. Set by
