@@ -265,31 +265,28 @@ func (h *hub) follow(rev int64) (progressed bool, err error) {
 	return progressed, errWatchClosed
 }
 
-// readService reads service name's keys (one linearizable range over its
-// prefix, at revision R) and makes the state hold exactly them: the
+// readService reads service name's keys (linearizable ranges over its
+// prefix, in pages, at one revision R) and makes the state hold exactly them: the
 // service is held from then on, and its events up to R are skipped, since
 // those already received were committed before the read and R covers
 // them. It runs on the run goroutine, between two watch responses.
 func (h *hub) readService(ctx context.Context, name string) error {
-	cctx, cancel := h.r.opCtx(ctx)
-	prefix := h.r.servicePrefix(name)
-	resp, err := h.r.client.Get(cctx, prefix, clientv3.WithPrefix())
-	cancel()
-	if err != nil {
-		return h.r.wrapErr(context.Background(), "watch: read "+prefix, err)
-	}
-	h.r.observe(resp.Header)
-	m := make(map[string]*registry.Instance, len(resp.Kvs))
-	for _, kv := range resp.Kvs {
+	var rev int64
+	m := make(map[string]*registry.Instance)
+	// Paged like a list: a large service is read however long it takes.
+	err := h.listRange(ctx, h.r.servicePrefix(name), &rev, func(kv *mvccpb.KeyValue) {
 		if _, in, ok := h.r.decode(kv); ok {
 			m[string(kv.Key)] = in
 		}
+	})
+	if err != nil {
+		return err
 	}
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	delete(h.pending, name)
 	h.held[name] = struct{}{}
-	h.since[name] = resp.Header.Revision
+	h.since[name] = rev
 	if len(m) > 0 {
 		h.state[name] = m
 	} else {
@@ -322,6 +319,10 @@ func (h *hub) fetchPending(ctx context.Context) error {
 	}
 	names := make([]string, 0, len(h.pending))
 	for name := range h.pending {
+		if h.holdsLocked(name) {
+			delete(h.pending, name) // a list has read it meanwhile
+			continue
+		}
 		names = append(names, name)
 	}
 	h.mu.Unlock()

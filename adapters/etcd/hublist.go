@@ -60,7 +60,7 @@ func (h *hub) relist() (int64, error) {
 	}
 	switch {
 	case all || len(want) > maxFetch:
-		if err := h.listRange(h.prefix, &rev, add); err != nil {
+		if err := h.listRange(h.r.ctx, h.prefix, &rev, add); err != nil {
 			return 0, err
 		}
 	case len(want) == 0:
@@ -76,7 +76,7 @@ func (h *hub) relist() (int64, error) {
 		rev = resp.Header.Revision
 	default:
 		for name := range want {
-			if err := h.listRange(h.r.servicePrefix(name), &rev, add); err != nil {
+			if err := h.listRange(h.r.ctx, h.r.servicePrefix(name), &rev, add); err != nil {
 				return 0, err
 			}
 		}
@@ -93,6 +93,7 @@ func (h *hub) relist() (int64, error) {
 	h.held, h.allHeld, h.since = want, all, make(map[string]int64)
 	if all {
 		h.wantAll = false
+		clear(h.pending) // every service is held now
 	}
 	for name := range want {
 		delete(h.pending, name)
@@ -106,15 +107,15 @@ func (h *hub) relist() (int64, error) {
 // bounded by the request timeout: a large range is read however long it
 // takes in all, as long as each page answers in time. Every record goes
 // to add.
-func (h *hub) listRange(prefix string, rev *int64, add func(*mvccpb.KeyValue)) error {
+func (h *hub) listRange(ctx context.Context, prefix string, rev *int64, add func(*mvccpb.KeyValue)) error {
 	from, end := prefix, clientv3.GetPrefixRangeEnd(prefix)
 	for {
 		opts := []clientv3.OpOption{clientv3.WithRange(end), clientv3.WithLimit(listPage)}
 		if *rev != 0 {
 			opts = append(opts, clientv3.WithRev(*rev))
 		}
-		ctx, cancel := h.r.opCtx(h.r.ctx)
-		resp, err := h.r.client.Get(ctx, from, opts...)
+		octx, cancel := h.r.opCtx(ctx)
+		resp, err := h.r.client.Get(octx, from, opts...)
 		cancel()
 		if err != nil {
 			return h.r.wrapErr(context.Background(), "watch: list "+prefix, err)

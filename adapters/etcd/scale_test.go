@@ -343,3 +343,46 @@ func TestWatchHoldsWatchedServicesOnly(t *testing.T) {
 		t.Fatalf("with a watch-all, the hub does not hold %s", c.Name)
 	}
 }
+
+// TestWatchAllListClearsPending: a service first watched while a watch-all's
+// list runs is held once that list is done, and is not read again on its
+// own. (Read again, its read's revision would be ignored, since every
+// service is held, and events it already covers would be applied again
+// over it: its watchers would see it go back in time.)
+func TestWatchAllListClearsPending(t *testing.T) {
+	srv := shared.Server(t)
+	cli := newClient(t, srv.Endpoint())
+	cfg := testConfig(t, srv.Endpoint())
+	cfg.Logger = quietLogger()
+	r := newRegistry(t, cfg)
+	h := &r.hub
+	x := instance("pending-x", "k", 1)
+	if _, err := cli.Put(ctxT(t, time.Minute), r.key(x.Name, x.ID), mustMarshal(t, x)); err != nil {
+		t.Fatal(err)
+	}
+	h.mu.Lock()
+	h.wantAll = true
+	h.pending[x.Name] = struct{}{} // watched during the list
+	h.mu.Unlock()
+	if _, err := h.relist(); err != nil {
+		t.Fatal(err)
+	}
+	h.mu.Lock()
+	n, held := len(h.pending), h.holdsLocked(x.Name)
+	h.mu.Unlock()
+	if n != 0 || !held {
+		t.Fatalf("after a watch-all's list: %d pending, %s held %v; want none pending, held", n, x.Name, held)
+	}
+	h.mu.Lock()
+	h.pending[x.Name] = struct{}{} // as if signalled before the list took it
+	h.mu.Unlock()
+	if err := h.fetchPending(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	h.mu.Lock()
+	_, reread := h.since[x.Name]
+	h.mu.Unlock()
+	if reread {
+		t.Fatalf("%s was read again on its own although the list holds it", x.Name)
+	}
+}

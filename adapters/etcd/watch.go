@@ -295,6 +295,10 @@ func (h *hub) run() {
 			if h.r.ctx.Err() != nil {
 				continue
 			}
+			if errors.Is(err, rpctypes.ErrCompacted) {
+				// Compacted between the list's ranges: list again at once.
+				continue
+			}
 			h.r.log.Debug("etcd: watch list failed; will retry", "prefix", h.prefix, "error", err)
 			h.fail(err)
 			h.sleep(bo.Next())
