@@ -52,8 +52,8 @@ func TestKratosAppRegistersAndDeregisters(t *testing.T) {
 
 	conn := kratostest.GRPCClient(t, p, "greeter")
 	hc := kratostest.HTTPClient(t, p, "greeter")
-	grpcCall := func(ctx context.Context) (string, error) { return kratostest.CallGRPC(ctx, conn) }
-	httpCall := func(ctx context.Context) (string, error) { return kratostest.CallHTTP(ctx, hc) }
+	grpcCall := kratostest.GRPCCall(conn)
+	httpCall := kratostest.HTTPCall(hc)
 	kratostest.CallsReach(t, grpcCall, one.GRPCAddr)
 	kratostest.CallsReach(t, httpCall, "one")
 
@@ -113,7 +113,7 @@ func TestGRPCIdleRebuildsResolver(t *testing.T) {
 	one := kratostest.StartApp(t, p, "greeter", "one")
 
 	conn := kratostest.GRPCClient(t, p, "greeter", grpc.WithIdleTimeout(200*time.Millisecond))
-	grpcCall := func(ctx context.Context) (string, error) { return kratostest.CallGRPC(ctx, conn) }
+	grpcCall := kratostest.GRPCCall(conn)
 	kratostest.CallsReach(t, grpcCall, one.GRPCAddr)
 
 	for round := 1; round <= 2; round++ {

@@ -1,7 +1,6 @@
 package kratosplugin_test
 
 import (
-	"context"
 	"path/filepath"
 	"sync"
 	"testing"
@@ -77,8 +76,8 @@ func TestEndToEnd(t *testing.T) {
 	one := kratostest.StartApp(t, servers, "greeter", "one")
 	conn := kratostest.GRPCClient(t, clients, "greeter")
 	hc := kratostest.HTTPClient(t, clients, "greeter")
-	grpcCall := func(ctx context.Context) (string, error) { return kratostest.CallGRPC(ctx, conn) }
-	httpCall := func(ctx context.Context) (string, error) { return kratostest.CallHTTP(ctx, hc) }
+	grpcCall := kratostest.GRPCCall(conn)
+	httpCall := kratostest.HTTPCall(hc)
 	kratostest.CallsReach(t, grpcCall, one.GRPCAddr)
 	kratostest.CallsReach(t, httpCall, "one")
 
@@ -110,8 +109,8 @@ func TestEndToEnd(t *testing.T) {
 	// New clients created during the outage connect, in this process...
 	conn2 := kratostest.GRPCClient(t, clients, "greeter")
 	hc2 := kratostest.HTTPClient(t, clients, "greeter")
-	kratostest.CallsReach(t, func(ctx context.Context) (string, error) { return kratostest.CallGRPC(ctx, conn2) }, two.GRPCAddr)
-	kratostest.CallsReach(t, func(ctx context.Context) (string, error) { return kratostest.CallHTTP(ctx, hc2) }, "two")
+	kratostest.CallsReach(t, kratostest.GRPCCall(conn2), two.GRPCAddr)
+	kratostest.CallsReach(t, kratostest.HTTPCall(hc2), "two")
 
 	// ...and in a client process restarted during the outage, which has
 	// nothing but its snapshot file.
@@ -125,8 +124,8 @@ func TestEndToEnd(t *testing.T) {
 	// WithBlock: NewClient waits for a first non-empty list and fails on any
 	// error from Next, so it also checks that no transient error leaks.
 	hc3 := kratostest.HTTPClient(t, fresh, "greeter", khttp.WithBlock())
-	kratostest.CallsReach(t, func(ctx context.Context) (string, error) { return kratostest.CallGRPC(ctx, conn3) }, two.GRPCAddr)
-	kratostest.CallsReach(t, func(ctx context.Context) (string, error) { return kratostest.CallHTTP(ctx, hc3) }, "two")
+	kratostest.CallsReach(t, kratostest.GRPCCall(conn3), two.GRPCAddr)
+	kratostest.CallsReach(t, kratostest.HTTPCall(hc3), "two")
 	st := restarted.Status()
 	if len(st.Services) != 1 || st.Services[0].Source != chain.SnapshotSource {
 		t.Fatalf("restarted client chain status services = %+v, want greeter served from the snapshot", st.Services)

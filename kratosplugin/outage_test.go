@@ -75,7 +75,7 @@ func TestDialWhileEtcdUnreachable(t *testing.T) {
 			t.Cleanup(func() { conn.Close() })
 
 			proxy.Heal()
-			kratostest.CallsReach(t, func(ctx context.Context) (string, error) { return kratostest.CallGRPC(ctx, conn) }, a.GRPCAddr)
+			kratostest.CallsReach(t, kratostest.GRPCCall(conn), a.GRPCAddr)
 		})
 	}
 }

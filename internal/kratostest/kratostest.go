@@ -114,18 +114,20 @@ func GRPCClient(t testing.TB, d kratosregistry.Discovery, name string, opts ...g
 	return conn
 }
 
-// CallGRPC makes one health check and returns the address of the server
-// that answered.
-func CallGRPC(ctx context.Context, conn *grpc.ClientConn) (string, error) {
-	var p peer.Peer
-	resp, err := grpc_health_v1.NewHealthClient(conn).Check(ctx, &grpc_health_v1.HealthCheckRequest{}, grpc.Peer(&p))
-	if err != nil {
-		return "", err
+// GRPCCall returns a call over conn for CallsReach and the like: one
+// health check, answering the address of the server that answered.
+func GRPCCall(conn *grpc.ClientConn) func(ctx context.Context) (string, error) {
+	return func(ctx context.Context) (string, error) {
+		var p peer.Peer
+		resp, err := grpc_health_v1.NewHealthClient(conn).Check(ctx, &grpc_health_v1.HealthCheckRequest{}, grpc.Peer(&p))
+		if err != nil {
+			return "", err
+		}
+		if resp.GetStatus() != grpc_health_v1.HealthCheckResponse_SERVING {
+			return "", fmt.Errorf("health status %v", resp.GetStatus())
+		}
+		return p.Addr.String(), nil
 	}
-	if resp.GetStatus() != grpc_health_v1.HealthCheckResponse_SERVING {
-		return "", fmt.Errorf("health status %v", resp.GetStatus())
-	}
-	return p.Addr.String(), nil
 }
 
 // HTTPClient creates a Kratos HTTP client of discovery:///name through d.
@@ -149,15 +151,18 @@ func HTTPClient(t testing.TB, d kratosregistry.Discovery, name string, opts ...k
 	return c
 }
 
-// CallHTTP makes one GET /whoami and returns the answering instance's ID.
-func CallHTTP(ctx context.Context, c *khttp.Client) (string, error) {
-	var reply struct {
-		ID string `json:"id"`
+// HTTPCall returns a call over c for CallsReach and the like: one GET
+// /whoami, answering the ID of the instance that answered.
+func HTTPCall(c *khttp.Client) func(ctx context.Context) (string, error) {
+	return func(ctx context.Context) (string, error) {
+		var reply struct {
+			ID string `json:"id"`
+		}
+		if err := c.Invoke(ctx, http.MethodGet, "/whoami", nil, &reply); err != nil {
+			return "", err
+		}
+		return reply.ID, nil
 	}
-	if err := c.Invoke(ctx, http.MethodGet, "/whoami", nil, &reply); err != nil {
-		return "", err
-	}
-	return reply.ID, nil
 }
 
 // CallsReach makes calls until every instance in want has answered one;

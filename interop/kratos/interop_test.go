@@ -1,7 +1,6 @@
 package kratosinterop
 
 import (
-	"context"
 	"encoding/json"
 	"testing"
 
@@ -40,9 +39,9 @@ func TestInteropContribEtcd(t *testing.T) {
 func checkReachable(t *testing.T, d kratosregistry.Discovery, a *kratostest.App, name string) {
 	t.Helper()
 	conn := kratostest.GRPCClient(t, d, name)
-	kratostest.CallsReach(t, func(ctx context.Context) (string, error) { return kratostest.CallGRPC(ctx, conn) }, a.GRPCAddr)
+	kratostest.CallsReach(t, kratostest.GRPCCall(conn), a.GRPCAddr)
 	hc := kratostest.HTTPClient(t, d, name)
-	kratostest.CallsReach(t, func(ctx context.Context) (string, error) { return kratostest.CallHTTP(ctx, hc) }, a.ID)
+	kratostest.CallsReach(t, kratostest.HTTPCall(hc), a.ID)
 }
 
 // sameRecords checks that both discoveries return byte-identical JSON for
