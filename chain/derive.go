@@ -29,7 +29,10 @@ type derived struct {
 	val  any
 }
 
-// derivedList is a view's memo of derived values.
+// derivedList is the memo of derived values of one state. Every view of
+// the state shares it (see carryMemo), so that a caller holding the view
+// published before a republish and one holding the view after it add to,
+// and find, the same entries.
 type derivedList struct{ head atomic.Pointer[derived] }
 
 // Derive implements registry.Deriver: GetServiceShared's lookup, then the
@@ -42,6 +45,11 @@ func (c *Chain) Derive(ctx context.Context, name string, key any, derive func([]
 	if err != nil {
 		return nil, err
 	}
+	return v.derive(name, key, derive)
+}
+
+// derive is Derive on the view v: the value of key made of v's state.
+func (v *view) derive(name string, key any, derive func([]*registry.Instance) any) (any, error) {
 	head := v.memo.head.Load()
 	if d := find(head, key); d != nil {
 		return d.get(v.u.Instances, derive), nil
@@ -95,19 +103,17 @@ func (d *derived) get(ins []*registry.Instance, derive func([]*registry.Instance
 	return d.val
 }
 
-// carryMemo gives nv the values derived from old when both hold the same
-// Instances: equal, in the same order, each with its endpoints in the same
-// order (what a derived value may depend on). Entries added to old
-// afterwards are made again for nv if asked for.
+// carryMemo makes nv share old's memo when both hold the same Instances:
+// equal, in the same order, each with its endpoints in the same order (what
+// a derived value may depend on). It runs before nv is published, so the
+// two views have one memo for as long as either is read: an entry a caller
+// adds through old after the republish is found through nv, and the other
+// way round.
 func carryMemo(old, nv *view) {
-	if old == nil || old == nv {
+	if old == nil || old == nv || old.memo == nil || !sameInstances(old.u.Instances, nv.u.Instances) {
 		return
 	}
-	head := old.memo.head.Load()
-	if head == nil || !sameInstances(old.u.Instances, nv.u.Instances) {
-		return
-	}
-	nv.memo.head.Store(head)
+	nv.memo = old.memo
 }
 
 func sameInstances(a, b []*registry.Instance) bool {

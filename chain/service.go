@@ -18,12 +18,12 @@ type view struct {
 	u       *registry.Update // Instances sorted, never modified
 	mask    uint64           // tiers the state came from; 0: the snapshot
 	expires time.Time        // snapshot views with a max age: when they stop being served
-	memo    derivedList      // values derived from u (Derive)
+	memo    *derivedList     // values derived from u (Derive), shared by every view of the state
 }
 
 // newView returns the view of u.
 func newView(u *registry.Update, mask uint64, expires time.Time) *view {
-	return &view{u: u, mask: mask, expires: expires}
+	return &view{u: u, mask: mask, expires: expires, memo: new(derivedList)}
 }
 
 // expired reports whether the view is a snapshot state older than the max

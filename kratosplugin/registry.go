@@ -132,12 +132,7 @@ func (r *Registry) GetService(ctx context.Context, name string) ([]*kratosregist
 		}
 		return getError(name, err)
 	}
-	cv, ok := r.reads.Get(name, ins)
-	if !ok {
-		cv = convert(ins)
-		r.reads.Put(name, ins, cv)
-	}
-	return cv.instances(), nil
+	return r.reads.Get(name, ins, convert).instances(), nil
 }
 
 // deriveKey is the plugin's key for the backend's Derive: every Registry

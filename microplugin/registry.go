@@ -55,11 +55,7 @@ func New(r registry.Registry, opts ...mreg.Option) *Registry {
 	p := &Registry{backend: r, opts: *mreg.NewOptions()}
 	p.deriver, _ = r.(registry.Deriver)
 	p.shared, _ = r.(registry.SharedReader)
-	p.derive = func(ins []*registry.Instance) any {
-		cv := convert(ins)
-		p.report(cv.problems)
-		return cv
-	}
+	p.derive = func(ins []*registry.Instance) any { return p.convert(ins) }
 	_ = p.Init(opts...)
 	return p
 }
@@ -251,13 +247,15 @@ func (p *Registry) converted(ctx context.Context, name string) (*converted, erro
 		}
 		return nil, err
 	}
-	cv, ok := p.reads.Get(name, ins)
-	if !ok {
-		cv = convert(ins)
-		p.reads.Put(name, ins, cv)
-		p.report(cv.problems)
-	}
-	return cv, nil
+	return p.reads.Get(name, ins, p.convert), nil
+}
+
+// convert converts a state and reports what the conversion left out: the
+// Deriver or the read cache runs it once per state.
+func (p *Registry) convert(ins []*registry.Instance) *converted {
+	cv := convert(ins)
+	p.report(cv.problems)
+	return cv
 }
 
 // deriveKey is the plugin's key for the backend's Derive: every Registry

@@ -4,60 +4,92 @@
 //
 // A state is recognised by identity: a SharedReader's Instances never
 // change once returned, so the same Instance pointers in the same order are
-// the same state. When the pointers differ, equal content (in the same
-// order, endpoints included) still reuses the value, so that a state
-// republished with new Instances (the chain does so when its watch confirms
-// what a first read loaded) is not converted again. An entry lives until
-// its service is dropped; entries are as many as the service names read.
+// the same state. Instances that differ as pointers but are equal (in the
+// same order, endpoints included) are the same state republished (the
+// chain does so when its watch confirms what a first read loaded): they
+// share the value, made once. Readers racing on a state wait for one
+// derivation, whichever of the state's Instances each of them holds. An
+// entry lives until its service is dropped; entries are as many as the
+// service names read.
 package statecache
 
 import (
 	"slices"
 	"sync"
+	"sync/atomic"
 
 	"github.com/regchain/regchain/registry"
 )
 
 // Cache maps service names to the value derived from their last state. The
 // zero value is ready. A Cache is safe for concurrent use; the values are
-// shared by every reader and must not change once put.
+// shared by every reader and must not change once made.
 type Cache[V any] struct {
 	mu sync.RWMutex // guards m
 	m  map[string]*entry[V]
 }
 
+// entry is a name's last state: the Instances it was last asked for with,
+// and the value of their content, shared with the entries of the same
+// content in other Instances.
 type entry[V any] struct {
-	from []*registry.Instance // the state the value was derived from
+	from []*registry.Instance
+	val  *value[V]
+}
+
+// value is made once, by the first reader of a state; the others wait.
+type value[V any] struct {
+	done atomic.Bool // v is set
+	mu   sync.Mutex  // held while derive runs
 	v    V
 }
 
-// Get returns the value derived from ins, if the cache holds it for name:
-// from the same state, or from one with equal content (which ins then takes
-// over as the entry's identity).
-func (c *Cache[V]) Get(name string, ins []*registry.Instance) (V, bool) {
+// Get returns the value derived from ins for name, made by derive on the
+// first call for this state: the same Instances, or equal ones. Callers
+// racing on one state wait for a single derive; a derive that panics
+// leaves the value unmade for the next call.
+func (c *Cache[V]) Get(name string, ins []*registry.Instance, derive func([]*registry.Instance) V) V {
 	c.mu.RLock()
 	e := c.m[name]
 	c.mu.RUnlock()
-	switch {
-	case e == nil:
-	case SameState(e.from, ins):
-		return e.v, true
-	case SameContent(e.from, ins):
-		c.Put(name, ins, e.v)
-		return e.v, true
+	if e == nil || !SameState(e.from, ins) {
+		e = c.enter(name, ins)
 	}
-	var zero V
-	return zero, false
+	return e.val.get(ins, derive)
 }
 
-// Put stores v as derived from ins for name.
-func (c *Cache[V]) Put(name string, ins []*registry.Instance, v V) {
+// enter makes ins the entry of name, keeping the value when the entry held
+// the same content.
+func (c *Cache[V]) enter(name string, ins []*registry.Instance) *entry[V] {
 	c.mu.Lock()
+	defer c.mu.Unlock()
+	e := c.m[name]
+	switch {
+	case e != nil && SameState(e.from, ins):
+		return e
+	case e != nil && SameContent(e.from, ins):
+		e = &entry[V]{from: ins, val: e.val}
+	default:
+		e = &entry[V]{from: ins, val: new(value[V])}
+	}
 	if c.m == nil {
 		c.m = make(map[string]*entry[V])
 	}
-	c.m[name] = &entry[V]{from: ins, v: v}
-	c.mu.Unlock()
+	c.m[name] = e
+	return e
+}
+
+func (v *value[V]) get(ins []*registry.Instance, derive func([]*registry.Instance) V) V {
+	if v.done.Load() {
+		return v.v
+	}
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	if !v.done.Load() {
+		v.v = derive(ins)
+		v.done.Store(true)
+	}
+	return v.v
 }
 
 // Drop forgets name.
