@@ -11,6 +11,7 @@ import (
 	"github.com/regchain/regchain/internal/consultest"
 	"github.com/regchain/regchain/internal/testutil"
 	"github.com/regchain/regchain/registry"
+	"github.com/regchain/regchain/registry/registrytest"
 )
 
 // isDenied reports whether err is the clear ACL error: ErrPermissionDenied
@@ -79,6 +80,21 @@ func TestACL(t *testing.T) {
 		if len(bad.Registrations()) != 0 {
 			t.Errorf("a refused Register left a registration: %v", bad.Registrations())
 		}
+	})
+
+	t.Run("read-only token", func(t *testing.T) {
+		policy, _, err := mgmt.ACL().PolicyCreate(&consulapi.ACLPolicy{
+			Name:  "regchain-acl-read-only",
+			Rules: `service_prefix "" { policy = "read" }` + "\n" + `node_prefix "" { policy = "read" }`,
+		}, nil)
+		if err != nil {
+			t.Fatalf("create policy: %v", err)
+		}
+		token, _, err := mgmt.ACL().TokenCreate(&consulapi.ACLToken{Policies: []*consulapi.ACLTokenPolicyLink{{ID: policy.ID}}}, nil)
+		if err != nil {
+			t.Fatalf("create token: %v", err)
+		}
+		registrytest.RunReadOnly(t, func(t *testing.T) registry.Registry { return withToken(token.SecretID) })
 	})
 
 	t.Run("limited token", func(t *testing.T) {

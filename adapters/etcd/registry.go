@@ -200,8 +200,10 @@ func (r *Registry) opCtx(ctx context.Context) (context.Context, context.CancelFu
 
 // wrapErr describes a failed request. Errors meaning etcd could not be
 // reached or did not answer in time wrap ErrUnavailable; a ctx cancelled by
-// the caller is returned as such; etcd's refusals (permissions, limits)
-// are returned as they are.
+// the caller is returned as such; etcd's refusals for the credentials or
+// the request itself (permission denied, authentication failed, a request
+// too large) wrap ErrInvalid, as no retry would change them; other answers
+// (a lost lease, a compacted revision) are returned as they are.
 func (r *Registry) wrapErr(ctx context.Context, op string, err error) error {
 	if r.isClosed() {
 		return fmt.Errorf("etcd: %s: %w", op, registry.ErrClosed)
@@ -212,7 +214,34 @@ func (r *Registry) wrapErr(ctx context.Context, op string, err error) error {
 	if unavailable(err) {
 		return fmt.Errorf("etcd: %s: %w: %w", op, registry.ErrUnavailable, err)
 	}
+	if refused(err) {
+		return fmt.Errorf("etcd: %s: %w: %w", op, registry.ErrInvalid, err)
+	}
 	return fmt.Errorf("etcd: %s: %w", op, err)
+}
+
+// refused reports whether err is etcd refusing the request for its
+// credentials or its content: permission denied, authentication failed, a
+// request too large or otherwise invalid.
+func refused(err error) bool {
+	switch code(err) {
+	case codes.PermissionDenied, codes.Unauthenticated, codes.InvalidArgument:
+		return true
+	}
+	return false
+}
+
+// code returns the gRPC code of an etcd error, codes.Unknown for other
+// errors.
+func code(err error) codes.Code {
+	var ee rpctypes.EtcdError
+	if errors.As(err, &ee) {
+		return ee.Code()
+	}
+	if s, ok := status.FromError(err); ok {
+		return s.Code()
+	}
+	return codes.Unknown
 }
 
 // unavailable reports whether err means etcd was unreachable, leaderless or

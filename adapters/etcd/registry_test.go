@@ -84,6 +84,36 @@ func TestUnavailableClassification(t *testing.T) {
 	}
 }
 
+// Refusals that no retry changes wrap ErrInvalid (the chain does not
+// replay them); a lost lease or a compaction is neither.
+func TestRefusedClassification(t *testing.T) {
+	cases := []struct {
+		err  error
+		want bool
+	}{
+		{rpctypes.ErrPermissionDenied, true},
+		{rpctypes.ErrAuthFailed, true},
+		{rpctypes.ErrRequestTooLarge, true},
+		{status.Error(codes.Unauthenticated, "bad token"), true},
+		{fmt.Errorf("put: %w", rpctypes.ErrGRPCPermissionDenied), true},
+		{rpctypes.ErrLeaseNotFound, false},
+		{rpctypes.ErrCompacted, false},
+		{rpctypes.ErrNoLeader, false},
+		{errors.New("connection reset by peer"), false},
+	}
+	r := &Registry{}
+	for _, c := range cases {
+		if got := refused(c.err); got != c.want {
+			t.Errorf("refused(%v) = %v, want %v", c.err, got, c.want)
+		}
+		if c.want {
+			if err := r.wrapErr(context.Background(), "put", c.err); !errors.Is(err, registry.ErrInvalid) || errors.Is(err, registry.ErrUnavailable) {
+				t.Errorf("wrapErr(%v) = %v, want ErrInvalid", c.err, err)
+			}
+		}
+	}
+}
+
 func TestSplitKey(t *testing.T) {
 	r := &Registry{ns: "/ns"}
 	cases := []struct {

@@ -31,6 +31,8 @@ var (
 	ErrWrongKind = errors.New("file: wrong kind of file")
 
 	// ErrReadOnly is returned by writes to a file opened with
-	// Config.ReadOnly.
+	// Config.ReadOnly. It comes with registry.ErrInvalid: the write can
+	// never succeed, so the chain does not replay it, and nothing is
+	// written.
 	ErrReadOnly = errors.New("file: opened read-only")
 )

@@ -162,7 +162,7 @@ func (r *Registry) write(ctx context.Context, what, name, id string,
 		return nil
 	}
 	if r.d.readOnly {
-		return fmt.Errorf("file: %s: %w", what, ErrReadOnly)
+		return fmt.Errorf("file: %s: %w: %w", what, registry.ErrInvalid, ErrReadOnly)
 	}
 	rev := r.rev + 1
 	err := r.d.update(func(tx *bolt.Tx) error {

@@ -25,6 +25,18 @@ func TestConformance(t *testing.T) {
 	})
 }
 
+// A file opened read-only refuses writes as ErrInvalid: the chain must not
+// replay them.
+func TestConformanceReadOnly(t *testing.T) {
+	registrytest.RunReadOnly(t, func(t *testing.T) registry.Registry {
+		path := tempPath(t, "reg.db")
+		if err := mustOpen(t, path, quiet()).Close(); err != nil {
+			t.Fatal(err)
+		}
+		return mustOpen(t, path, Config{ReadOnly: true, Logger: quiet().Logger})
+	})
+}
+
 func TestRegistryPersists(t *testing.T) {
 	path := tempPath(t, "reg.db")
 	r := mustOpen(t, path, quiet())
@@ -239,8 +251,8 @@ func TestReadOnly(t *testing.T) {
 	if err := checkState(r1, "a", 1, a1); err != nil {
 		t.Error(err)
 	}
-	if err := r1.Register(ctxT(t), inst("a", "a2", 2)); !errors.Is(err, ErrReadOnly) {
-		t.Errorf("Register on a read-only registry = %v, want ErrReadOnly", err)
+	if err := r1.Register(ctxT(t), inst("a", "a2", 2)); !errors.Is(err, ErrReadOnly) || !errors.Is(err, registry.ErrInvalid) {
+		t.Errorf("Register on a read-only registry = %v, want ErrReadOnly and ErrInvalid", err)
 	}
 	if _, err := Open(regPath, Config{Timeout: 100 * time.Millisecond}); !errors.Is(err, ErrLocked) {
 		t.Errorf("writable Open while read-only opens hold the file = %v, want ErrLocked", err)
@@ -250,8 +262,8 @@ func TestReadOnly(t *testing.T) {
 	if err := checkEntries(s, saved); err != nil {
 		t.Error(err)
 	}
-	if err := s.SaveSnapshot(ctxT(t), fleet(1, 1)); !errors.Is(err, ErrReadOnly) {
-		t.Errorf("SaveSnapshot on a read-only store = %v, want ErrReadOnly", err)
+	if err := s.SaveSnapshot(ctxT(t), fleet(1, 1)); !errors.Is(err, ErrReadOnly) || !errors.Is(err, registry.ErrInvalid) {
+		t.Errorf("SaveSnapshot on a read-only store = %v, want ErrReadOnly and ErrInvalid", err)
 	}
 	s.Close()
 	if after, _ := os.ReadFile(snapPath); !bytes.Equal(before, after) {

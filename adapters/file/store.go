@@ -128,7 +128,7 @@ func (s *Store) save(ctx context.Context, entries []registry.SnapshotEntry, deri
 		return fmt.Errorf("file: save snapshot: %w", registry.ErrClosed)
 	}
 	if s.d.readOnly {
-		return fmt.Errorf("file: save snapshot: %w", ErrReadOnly)
+		return fmt.Errorf("file: save snapshot: %w: %w", registry.ErrInvalid, ErrReadOnly)
 	}
 	if len(records) == 0 {
 		return nil

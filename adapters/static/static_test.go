@@ -218,3 +218,15 @@ func TestReadOnly(t *testing.T) {
 		t.Errorf("Deregister = %v, want ErrReadOnly", err)
 	}
 }
+
+// The static tier refuses writes as ErrInvalid: the chain must not replay
+// them.
+func TestConformanceReadOnly(t *testing.T) {
+	registrytest.RunReadOnly(t, func(t *testing.T) registry.Registry {
+		r, err := static.New(static.Config{Logger: quiet()})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return r
+	})
+}

@@ -71,20 +71,18 @@ func TestDigestACL(t *testing.T) {
 		t.Fatalf("GetService without credentials = %v, %v; want [%v]", got, err, in)
 	}
 	// ...but cannot register into the guarded service: that is an answer
-	// (ErrNoAuth), not an outage.
+	// (ErrNoAuth, an ErrInvalid), not an outage, and nothing is kept to be
+	// retried.
 	in2 := instance("guarded", "g2", 7610)
 	err = reader.Register(ctxT(t, 10*time.Second), in2)
-	if !errors.Is(err, gozk.ErrNoAuth) || errors.Is(err, registry.ErrUnavailable) {
-		t.Errorf("Register without credentials = %v, want ErrNoAuth and not ErrUnavailable", err)
+	if !errors.Is(err, gozk.ErrNoAuth) || !errors.Is(err, registry.ErrInvalid) || errors.Is(err, registry.ErrUnavailable) {
+		t.Errorf("Register without credentials = %v, want ErrNoAuth and ErrInvalid, not ErrUnavailable", err)
 	}
-	if regs := reader.Registrations(); len(regs) != 1 || regs[0].Live || !errors.Is(regs[0].LastError, gozk.ErrNoAuth) {
-		t.Errorf("Registrations after the refused Register = %s, want it pending with ErrNoAuth", describeRegs(regs))
+	if regs := reader.Registrations(); len(regs) != 0 {
+		t.Errorf("Registrations after the refused Register = %s, want none", describeRegs(regs))
 	}
 	if err := reader.Deregister(ctxT(t, 10*time.Second), in2); err != nil {
 		t.Errorf("Deregister of the refused registration: %v", err)
-	}
-	if regs := reader.Registrations(); len(regs) != 0 {
-		t.Errorf("Registrations after Deregister = %s, want none", describeRegs(regs))
 	}
 
 	// A client holding the credentials may delete the node; the keeper puts it back.

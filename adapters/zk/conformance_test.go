@@ -29,3 +29,15 @@ func TestConformanceSharedConn(t *testing.T) {
 		return newRegistry(t, nil, zk.Config{Conn: server(t).Connect(t, 2*time.Second)})
 	})
 }
+
+// A Registry whose root is another's, guarded by digest credentials it
+// does not have: its writes are refused (ErrNoAuth), as ErrInvalid, and not
+// retried.
+func TestConformanceReadOnly(t *testing.T) {
+	root := uniqueRoot(t)
+	owner := newRegistry(t, nil, zk.Config{Root: root, User: "svc", Password: "s3cret"})
+	register(t, owner, instance("owned", "o1", 7700)) // creates the guarded root
+	registrytest.RunReadOnly(t, func(t *testing.T) registry.Registry {
+		return newRegistry(t, nil, zk.Config{Root: root})
+	})
+}

@@ -56,7 +56,9 @@ func (g *registration) poke() {
 // registry.ErrUnavailable if ZooKeeper could not be reached), the
 // registration is kept and retried in the background; Registrations shows
 // it, and Deregister abandons it. Invalid input returns ErrInvalid and keeps
-// nothing.
+// nothing, as does a first write ZooKeeper refuses (ErrNoAuth, ErrAuthFailed,
+// ErrInvalidACL: wrapped with registry.ErrInvalid), which no retry would
+// change.
 func (r *Registry) Register(ctx context.Context, in *registry.Instance) error {
 	data, err := registry.Marshal(in)
 	if err != nil {
@@ -246,6 +248,13 @@ func (r *Registry) keep(g *registration) {
 		if errors.Is(err, errSuperseded) {
 			continue // Register or Deregister changed g meanwhile: start over
 		}
+		if want && refused(err) && r.abandon(g, gen) {
+			// A first write refused by the ACLs can never succeed as
+			// configured: Register returns it (ErrInvalid) and nothing is
+			// kept to be retried.
+			r.finish(g, gen, want, err)
+			return
+		}
 		r.finish(g, gen, want, err)
 		// A delete refused by ZooKeeper (ErrNoAuth: not ours to delete) is
 		// not retried: the registration is dropped with that error.
@@ -337,6 +346,24 @@ func (r *Registry) finish(g *registration, gen uint64, want bool, err error) {
 	if live := err == nil; live != g.live {
 		g.live, g.since = live, now
 	}
+}
+
+// abandon removes g from the Registry when generation gen is still the
+// one wanted and g's node was never written: a registration whose first
+// write ZooKeeper refused. A registration that has been live keeps being
+// retried (an ACL changed under a node that was ours), visible in
+// Registrations.
+func (r *Registry) abandon(g *registration, gen uint64) bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.gen != gen || !g.want || g.everLive {
+		return false
+	}
+	g.want = false
+	delete(r.regs, g.key)
+	return true
 }
 
 // retire removes g from the Registry if nothing re-registered it since the

@@ -282,6 +282,8 @@ func (r *Registry) fail(op string, err error) error {
 		return fmt.Errorf("zookeeper: %s: %w", op, registry.ErrClosed)
 	case unavailable(err):
 		return fmt.Errorf("zookeeper: %s: %w: %w", op, registry.ErrUnavailable, err)
+	case refused(err):
+		return fmt.Errorf("zookeeper: %s: %w: %w", op, registry.ErrInvalid, err)
 	default:
 		return fmt.Errorf("zookeeper: %s: %w", op, err)
 	}
@@ -294,6 +296,12 @@ var answers = []error{
 	gozk.ErrNodeExists, gozk.ErrNotEmpty, gozk.ErrInvalidACL, gozk.ErrInvalidFlags,
 	gozk.ErrAuthFailed, gozk.ErrInvalidPath, gozk.ErrBadArguments, gozk.ErrAPIError,
 	registry.ErrInvalid, registry.ErrClosed, context.Canceled,
+}
+
+// refused reports whether err is ZooKeeper refusing the request for its
+// credentials or ACLs: a configuration problem no retry changes.
+func refused(err error) bool {
+	return errors.Is(err, gozk.ErrNoAuth) || errors.Is(err, gozk.ErrAuthFailed) || errors.Is(err, gozk.ErrInvalidACL)
 }
 
 // unavailable reports whether err means ZooKeeper could not be reached or did
