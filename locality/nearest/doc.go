@@ -39,9 +39,12 @@
 //     counts its ejections since its last success. Outcomes of calls that
 //     were already in flight when it was ejected change nothing.
 //  5. Re-admission. Once its ejection time has passed, an Endpoint is
-//     available again, on probation: its next outcome decides. A success
-//     ends the probation (k and the failure count go back to zero); a
-//     failure ejects it again at once, for twice as long as before.
+//     available again, on probation: one call at a time. Pick offers it to
+//     one call and to no other until that call's outcome is reported (or
+//     BaseTime has passed without one), so a dead endpoint's re-admission
+//     costs one attempt, not one per call in flight. A success ends the
+//     probation (k and the failure count go back to zero); a failure
+//     ejects it again at once, for twice as long as before.
 //  6. Retries go elsewhere. A call that may be retried carries a Tried
 //     record (WithTried); the door adds to it the endpoint each attempt
 //     went to (Tried.Add), and the next attempt's Pick treats the tried
@@ -68,8 +71,8 @@
 //     one failed attempt per re-admission (retried elsewhere by the doors
 //     where that is safe), and comes back within MaxTime of answering
 //     again, however long it was gone.
-//   - Concurrent calls at the moment of a re-admission may each try the
-//     endpoint once before the first failure ejects it again.
+//   - An endpoint on probation that Pick offers to a call whose balancer
+//     then chooses another candidate waits BaseTime for its next chance.
 //   - A Tracker forgets endpoints that have reported nothing for
 //     Ejection.MaxTime + 10 minutes and are not ejected, so its size follows
 //     the fleet; a door still holding such an Endpoint keeps using it, with

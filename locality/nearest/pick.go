@@ -30,47 +30,73 @@ func LevelOf(self locality.Locality, md map[string]string) locality.Level {
 // non-ejected candidates of the nearest level with any, tried or not; when
 // every candidate is ejected, the candidates of the nearest level. It
 // returns nil only for no candidates. The result is a new slice.
+//
+// An endpoint on probation that Pick returns as available is held for
+// this call (rule 5): other calls do not get it until this one's outcome
+// is reported, or BaseTime has passed.
 func Pick[N any](nodes []N, at func(N) (locality.Level, *Endpoint), tried *Tried) (locality.Level, []N) {
-	if len(nodes) == 0 {
-		return locality.LevelAny, nil
+	for {
+		lvl, out, raced := pick(nodes, at, tried, time.Now())
+		if !raced {
+			return lvl, out
+		}
+		// Another call took the probe of the only candidate left: pick
+		// again without it.
 	}
-	now := time.Now()
-	const (
-		anyNode = iota // every candidate
-		notEjected
-		available // not ejected, not tried
-	)
-	// One pass: the nearest level per class.
-	best := [3]locality.Level{locality.LevelAny + 1, locality.LevelAny + 1, locality.LevelAny + 1}
-	class := func(n N) (locality.Level, int) {
+}
+
+// Classes of candidates, from worst to best (rule 3).
+const (
+	classAny        = iota // ejected, or on probation with its probe held
+	classNotEjected        // tried by this call
+	classAvailable         // not ejected, not tried
+)
+
+func pick[N any](nodes []N, at func(N) (locality.Level, *Endpoint), tried *Tried, now time.Time) (locality.Level, []N, bool) {
+	if len(nodes) == 0 {
+		return locality.LevelAny, nil, false
+	}
+	class := func(n N) (locality.Level, int, *Endpoint) {
 		lvl, ep := at(n)
 		switch {
-		case ep != nil && !ep.Available(now):
-			return lvl, anyNode
+		case ep != nil && !ep.usable(now):
+			return lvl, classAny, ep
 		case tried.Has(ep):
-			return lvl, notEjected
+			return lvl, classNotEjected, ep
 		default:
-			return lvl, available
+			return lvl, classAvailable, ep
 		}
 	}
+	// The nearest level per class, in one pass.
+	var best [3]locality.Level
+	for i := range best {
+		best[i] = locality.LevelAny + 1
+	}
 	for _, n := range nodes {
-		lvl, c := class(n)
-		for i := anyNode; i <= c; i++ {
+		lvl, c, _ := class(n)
+		for i := classAny; i <= c; i++ {
 			best[i] = min(best[i], lvl)
 		}
 	}
-	want := available
+	want := classAvailable
 	for best[want] > locality.LevelAny {
 		want--
 	}
 	lvl := best[want]
 	out := make([]N, 0, len(nodes))
+	claimed := false // a candidate was left out because another call holds its probe
 	for _, n := range nodes {
-		if l, c := class(n); l == lvl && c >= want {
-			out = append(out, n)
+		l, c, ep := class(n)
+		if l != lvl || c < want {
+			continue
 		}
+		if want > classAny && ep != nil && !ep.claim(now) {
+			claimed = true
+			continue
+		}
+		out = append(out, n)
 	}
-	return lvl, out
+	return lvl, out, len(out) == 0 && claimed
 }
 
 // Tried records the endpoints the attempts of one call went to (rule 6).

@@ -4,6 +4,8 @@ import (
 	"context"
 	"slices"
 	"testing"
+	"testing/synctest"
+	"time"
 
 	"pgregory.net/rapid"
 
@@ -165,6 +167,54 @@ func TestPickProperties(t *testing.T) {
 				t.Fatalf("Pick = %v %v, want %v %v", lvl, names(got), nearestLvl, want)
 			}
 			return
+		}
+	})
+}
+
+// TestPickProbation: a re-admitted endpoint is offered to one call at a
+// time until an outcome is reported, or until BaseTime has passed.
+func TestPickProbation(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		tr := nearest.NewTracker(nearest.Ejection{ConsecutiveFailures: 1, BaseTime: time.Second, MaxTime: time.Minute})
+		a := node{"a", locality.LevelZone, tr.Endpoint("a")}
+		b := node{"b", locality.LevelRegion, tr.Endpoint("b")}
+		all := []node{a, b}
+		pick := func() []string { _, got := nearest.Pick(all, at, nil); return names(got) }
+		a.ep.Report(true)
+		if got := pick(); !slices.Equal(got, []string{"b"}) {
+			t.Fatalf("a ejected: %v", got)
+		}
+		time.Sleep(time.Second)
+		if got := pick(); !slices.Equal(got, []string{"a"}) {
+			t.Fatalf("a re-admitted, first call: %v, want [a]", got)
+		}
+		if got := pick(); !slices.Equal(got, []string{"b"}) {
+			t.Fatalf("a's probe held, second call: %v, want [b]", got)
+		}
+		time.Sleep(time.Second) // the first call never reported: the hold lapses
+		if got := pick(); !slices.Equal(got, []string{"a"}) {
+			t.Fatalf("hold lapsed: %v, want [a]", got)
+		}
+		a.ep.Report(false) // the probe answered: probation over
+		for range 3 {
+			if got := pick(); !slices.Equal(got, []string{"a"}) {
+				t.Fatalf("probation over: %v, want [a] every time", got)
+			}
+		}
+		if st := a.ep.State(time.Now()); st.OnProbation || st.Ejections != 0 {
+			t.Fatalf("after a successful probe: %+v", st)
+		}
+
+		// Only candidate, probe held by another call: the held one is
+		// offered as if ejected (all ejected: nearest level).
+		a.ep.Report(true)
+		time.Sleep(time.Second)
+		only := []node{a}
+		if _, got := nearest.Pick(only, at, nil); !slices.Equal(names(got), []string{"a"}) {
+			t.Fatalf("only candidate, probe free: %v", names(got))
+		}
+		if _, got := nearest.Pick(only, at, nil); !slices.Equal(names(got), []string{"a"}) {
+			t.Fatalf("only candidate, probe held: %v, want [a] (nothing else to offer)", names(got))
 		}
 	})
 }

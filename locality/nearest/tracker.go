@@ -121,6 +121,8 @@ type Endpoint struct {
 	key string
 
 	until      atomic.Int64 // ejected until this time (UnixNano); 0: never ejected
+	probation  atomic.Bool  // ejected since its last success
+	probeUntil atomic.Int64 // on probation, a call holds the probe until then (UnixNano)
 	lastReport atomic.Int64 // UnixNano of the last Report, for the sweep
 
 	mu        sync.Mutex // guards the fields below
@@ -136,6 +138,25 @@ func (e *Endpoint) Available(now time.Time) bool {
 	return now.UnixNano() >= e.until.Load()
 }
 
+// usable reports whether a call may go to the endpoint at now: it is not
+// ejected and, on probation, no other call holds the probe.
+func (e *Endpoint) usable(now time.Time) bool {
+	n := now.UnixNano()
+	return n >= e.until.Load() && (!e.probation.Load() || n >= e.probeUntil.Load())
+}
+
+// claim takes the probe of an endpoint on probation for one call, until
+// its outcome or BaseTime at most; it reports false when another call
+// took it first. Off probation it always succeeds.
+func (e *Endpoint) claim(now time.Time) bool {
+	if !e.probation.Load() {
+		return true
+	}
+	n := now.UnixNano()
+	held := e.probeUntil.Load()
+	return n >= held && e.probeUntil.CompareAndSwap(held, n+e.t.cfg.BaseTime.Nanoseconds())
+}
+
 // Report records the outcome of one call to the endpoint: failed is true
 // when the door counts it as a failure (rule 7). It ejects and re-admits
 // the endpoint by rules 4 and 5.
@@ -149,6 +170,7 @@ func (e *Endpoint) Report(failed bool) {
 	}
 	if !failed {
 		e.failures, e.ejections = 0, 0
+		e.probation.Store(false)
 		return
 	}
 	cfg := e.t.cfg
@@ -168,6 +190,8 @@ func (e *Endpoint) Report(failed bool) {
 	}
 	d = min(d, cfg.MaxTime)
 	e.until.Store(now.Add(d).UnixNano())
+	e.probeUntil.Store(0)
+	e.probation.Store(true)
 }
 
 // State is an Endpoint's ejection state, for status pages and tests.
@@ -187,6 +211,6 @@ func (e *Endpoint) State(now time.Time) State {
 	if u := e.until.Load(); u != 0 {
 		s.Until = time.Unix(0, u)
 	}
-	s.OnProbation = !s.Ejected && e.ejections > 0
+	s.OnProbation = !s.Ejected && e.probation.Load()
 	return s
 }
