@@ -1,6 +1,7 @@
 package nearest
 
 import (
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -95,6 +96,19 @@ func (t *Tracker) sweep(now time.Time) {
 	idle := (t.cfg.MaxTime + forgetAfter).Nanoseconds()
 	for k, e := range t.eps {
 		if now.UnixNano()-e.lastReport.Load() > idle && e.Available(now) {
+			delete(t.eps, k)
+		}
+	}
+}
+
+// Forget drops the endpoints whose key starts with prefix: their history
+// is gone, and Endpoint makes them anew. Doors use it for a framework's
+// "reset this service".
+func (t *Tracker) Forget(prefix string) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	for k := range t.eps {
+		if strings.HasPrefix(k, prefix) {
 			delete(t.eps, k)
 		}
 	}

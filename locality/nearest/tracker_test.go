@@ -110,3 +110,16 @@ func TestTrackerForgets(t *testing.T) {
 		}
 	})
 }
+
+func TestTrackerForget(t *testing.T) {
+	tr := nearest.NewTracker(nearest.Ejection{ConsecutiveFailures: 1})
+	a, b := tr.Endpoint("svc|a"), tr.Endpoint("other|b")
+	a.Report(true)
+	tr.Forget("svc|")
+	if tr.Endpoint("svc|a") == a || tr.Endpoint("other|b") != b {
+		t.Fatal("Forget dropped the wrong endpoints")
+	}
+	if got := tr.Ejected(time.Now()); len(got) != 0 {
+		t.Fatalf("Ejected after Forget = %v", got)
+	}
+}
