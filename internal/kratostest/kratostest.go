@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"net/url"
 	"slices"
+	"strconv"
 	"testing"
 	"time"
 
@@ -23,6 +24,7 @@ import (
 	"google.golang.org/grpc/peer"
 
 	"github.com/regchain/regchain/internal/faultproxy"
+	"github.com/regchain/regchain/internal/freeport"
 	"github.com/regchain/regchain/internal/testutil"
 )
 
@@ -114,7 +116,12 @@ func StartAppWith(t testing.TB, reg kratosregistry.Registrar, name, id string, c
 
 func (a *App) proxy(t testing.TB, target string) (*faultproxy.Proxy, string) {
 	t.Helper()
-	p, err := faultproxy.Start(target)
+	// A port below the ephemeral range, free again for Revive.
+	port, err := freeport.TCP()
+	if err != nil {
+		t.Fatalf("proxy port: %v", err)
+	}
+	p, err := faultproxy.Listen(net.JoinHostPort("127.0.0.1", strconv.Itoa(port)), target)
 	if err != nil {
 		t.Fatalf("proxy: %v", err)
 	}
