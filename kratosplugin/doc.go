@@ -94,7 +94,12 @@
 //     probation (SelectorConfig.Ejection; by default 3 failures, 5s
 //     doubling up to 60s).
 //   - Outcomes are kept per Selector, keyed by service, scheme and
-//     address, across the selectors Kratos builds from it.
+//     address, across the selectors Kratos builds from it: Kratos' gRPC
+//     balancer (transport/grpc/balancer.go, grpc-go's base balancer with
+//     health checks) builds a new picker, and a new selector from the
+//     global builder, at every change of its READY connections.
+//   - When a service has no READY connection at all, Kratos' picker makes
+//     gRPC calls wait (until their deadline) for one, rather than fail.
 //
 // # Retries
 //

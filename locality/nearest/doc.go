@@ -59,6 +59,29 @@
 //     answer, hence a success; a call the caller cancelled is no outcome
 //     at all.
 //
+// # A door, step by step
+//
+// How kratosplugin.Selector and microservice.Selector use the package,
+// and how a grpc-go balancer would:
+//
+//   - One Tracker for the door's life (a balancer builder's, or one per
+//     ClientConn), so that outcomes survive the door's rebuilds (Kratos
+//     and grpc-go's base balancer build a new picker at every change of
+//     the ready connections).
+//   - When the door learns its instances: per instance address, its
+//     Endpoint (Tracker.Endpoint with a key naming service and address)
+//     and its level (LevelOf with the instance's metadata).
+//   - At each pick: the candidates (for gRPC, the READY SubConns only),
+//     Pick with the call's Tried record (TriedFrom(ctx); nil when the
+//     call carries none), the door's own balancing among what Pick
+//     returns, then Tried.Add of the chosen Endpoint.
+//   - When the call ends (gRPC's PickResult.Done, Kratos' DoneFunc,
+//     go-micro's Mark): Endpoint.Report, unless the outcome counts for
+//     nothing (rule 7; kratosplugin.CallFailed reads gRPC statuses).
+//   - Retries: an interceptor or middleware calls WithTried once per call
+//     and sends the call again only where that is safe (see
+//     kratosplugin.Retry and microservice.Retry for the rules).
+//
 // # Concurrency
 //
 // Tracker, Endpoint and Tried are safe for concurrent use. Pick and
