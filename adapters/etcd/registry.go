@@ -62,6 +62,8 @@ type Registry struct {
 
 	badMu sync.Mutex       // guards bad
 	bad   map[string]int64 // malformed key -> mod revision already logged
+
+	hints layoutHints // warnings about the other record layout
 }
 
 var (
@@ -434,6 +436,7 @@ func (r *Registry) GetService(ctx context.Context, name string) ([]*registry.Ins
 		}
 	}
 	if len(out) == 0 {
+		r.absent()
 		return nil, fmt.Errorf("etcd: get %q: %w", name, registry.ErrNotFound)
 	}
 	registry.SortInstances(out)
@@ -460,6 +463,9 @@ func (r *Registry) ListServices(ctx context.Context) ([]string, error) {
 			seen[in.Name] = true
 			names = append(names, in.Name)
 		}
+	}
+	if len(names) == 0 {
+		r.absent()
 	}
 	slices.Sort(names)
 	return names, nil
@@ -559,7 +565,11 @@ func (r *Registry) decode(kv *mvccpb.KeyValue) (string, *registry.Instance, bool
 	}
 	in, err := r.unmarshal(kv.Value)
 	if err != nil {
-		r.logBad(key, kv.ModRevision, err)
+		if r.codec == CodecRegchain && isMicroRecord(kv.Value) {
+			r.microHere(key)
+		} else {
+			r.logBad(key, kv.ModRevision, err)
+		}
 		return name, nil, false
 	}
 	if in.Name != name || in.ID != id {
