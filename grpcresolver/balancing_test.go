@@ -349,4 +349,3 @@ func TestDeadZoneNoFailedCalls(t *testing.T) {
 		t.Errorf("%d of %d calls failed (last: %v), want 0", n, n+ok.Load(), lastErr)
 	}
 }
-
