@@ -5,6 +5,7 @@ import (
 	"log/slog"
 	"time"
 
+	"github.com/regchain/regchain/chain"
 	"github.com/regchain/regchain/registry"
 )
 
@@ -44,6 +45,11 @@ type Config struct {
 	// Timeout bounds each call to the source or target, and the withdrawal
 	// of every record on stop. If zero, 5s.
 	Timeout time.Duration
+	// Guard holds back drops at the source, by the chain's rules (see the
+	// package doc and chain.Guard). The zero Guard is the default guard:
+	// a drop by more than half, or to zero, is held until re-read 4 times
+	// over 60s.
+	Guard chain.Guard
 	// Logger receives the mirror's warnings and debug messages. If nil,
 	// slog.Default().
 	Logger *slog.Logger

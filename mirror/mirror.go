@@ -10,29 +10,48 @@ import (
 	"time"
 
 	"github.com/regchain/regchain/internal/backoff"
+	"github.com/regchain/regchain/internal/dropguard"
 	"github.com/regchain/regchain/registry"
 )
 
 // Mirror copies records from Config.Source to Config.Target; see the
-// package doc for its rules. Run it once; Stats may be called from any
-// goroutine.
+// package doc for its rules. Run it once; Stats, ReleaseHold, Close and
+// Withdraw may be called from any goroutine.
 type Mirror struct {
-	cfg  Config
-	wake chan struct{} // capacity 1: a source state changed
+	cfg     Config
+	guard   dropguard.Settings
+	wake    chan struct{} // capacity 1: a source state changed
+	stop    chan struct{} // closed by Close and Withdraw
+	runDone chan struct{} // closed when Run returns
 
-	mu           sync.Mutex                      // guards the fields below
-	src          map[string][]*registry.Instance // last source state per service, natives only
-	dirty        map[string]bool                 // services to reconcile
-	failingSince time.Time                       // first source failure of the current outage; zero when up
-	lastErr      error                           // last source error
-	stats        Stats
+	mu              sync.Mutex                      // guards the fields below
+	src             map[string][]*registry.Instance // accepted source state per service, natives only
+	holds           map[string]*hold                // held drops per service
+	dirty           map[string]bool                 // services to reconcile
+	failingSince    time.Time                       // first source failure of the current outage; zero when up
+	lastErr         error                           // last source error
+	stats           Stats
+	closed          bool            // Close or Withdraw called
+	running         bool            // Run started
+	withdraw        context.Context // set by Withdraw: Run deregisters within it
+	lastWithdrawErr error
 
 	// Owned by Run's goroutine.
 	written map[string]map[string]*registry.Instance // service -> ID -> what the mirror registered
 	stale   bool                                     // source down longer than StaleAfter
 }
 
-// Stats are a mirror's counters.
+// hold is a drop at the source the guard holds back.
+type hold struct {
+	base     []*registry.Instance // the state accepted before the drop
+	cand     []*registry.Instance // the source's state, not mirrored yet
+	since    time.Time
+	reads    int       // confirming re-reads, each still a drop
+	next     time.Time // when the next re-read is due
+	settling bool      // ended by a state that is no drop; base's missing instances kept until the next re-read
+}
+
+// Stats are a mirror's counters and held drops.
 type Stats struct {
 	// Records is how many records the mirror holds in the target.
 	Records int
@@ -45,6 +64,28 @@ type Stats struct {
 	// SourceDown is true while the source fails; Stale once its records
 	// have been withdrawn (StaleAfter passed).
 	SourceDown, Stale bool
+	// Holds lists the drops at the source held back now, by service name.
+	Holds []Hold
+	// Guard counts what the drop guard did since New.
+	Guard GuardStats
+}
+
+// Hold is a drop at the source that the mirror holds back: the target
+// keeps Mirrored instances while the source lists Source.
+type Hold struct {
+	Service          string
+	Mirrored, Source int
+	// Since is when the drop was first held; Reads how many confirming
+	// re-reads it has had (it goes through after Guard.Confirmations over
+	// Guard.Window).
+	Since time.Time
+	Reads int
+}
+
+// GuardStats counts drops: Held when first held, then Confirmed (passed
+// on), Discarded (the source came back) or Released (ReleaseHold).
+type GuardStats struct {
+	Held, Confirmed, Discarded, Released int64
 }
 
 // New returns a mirror; Run starts it.
@@ -55,23 +96,104 @@ func New(cfg Config) (*Mirror, error) {
 	}
 	return &Mirror{
 		cfg:     cfg,
+		guard:   dropguard.Settings(cfg.Guard),
 		wake:    make(chan struct{}, 1),
+		stop:    make(chan struct{}),
+		runDone: make(chan struct{}),
 		src:     make(map[string][]*registry.Instance),
+		holds:   make(map[string]*hold),
 		dirty:   make(map[string]bool),
 		written: make(map[string]map[string]*registry.Instance),
 	}, nil
 }
 
-// Stats returns the mirror's counters.
+// Stats returns the mirror's counters and held drops.
 func (m *Mirror) Stats() Stats {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	return m.stats
+	st := m.stats
+	st.Holds = make([]Hold, 0, len(m.holds))
+	for _, s := range slices.Sorted(maps.Keys(m.holds)) {
+		h := m.holds[s]
+		st.Holds = append(st.Holds, Hold{Service: s, Mirrored: len(m.src[s]), Source: len(h.cand), Since: h.since, Reads: h.reads})
+	}
+	return st
 }
 
-// Run mirrors until ctx ends, then deregisters what it wrote and returns
-// ctx's error.
+// ReleaseHold lets the held drop of service through at once (the
+// operator's call: the instances are really gone). It reports whether there
+// was one.
+func (m *Mirror) ReleaseHold(service string) bool {
+	m.mu.Lock()
+	h := m.holds[service]
+	if h != nil {
+		m.acceptLocked(service, h.cand)
+		m.stats.Guard.Released++
+	}
+	m.mu.Unlock()
+	if h == nil {
+		return false
+	}
+	m.cfg.Logger.Warn("mirror: held drop released", "origin", m.cfg.Origin, "service", service, "instances", len(h.cand))
+	m.signal()
+	return true
+}
+
+// Close stops the mirror and leaves its records in the target, to expire
+// with their TTL (a restart, a hand-over). It waits for Run to return and is
+// idempotent; after it, Run returns at once.
+func (m *Mirror) Close() error {
+	m.end(nil)
+	return nil
+}
+
+// Withdraw stops the mirror and deregisters every record it wrote, within
+// ctx (records it cannot remove in time expire with their TTL). It waits for
+// Run to return and reports the first deregistration error. Once Close or
+// Withdraw has run, it does nothing.
+func (m *Mirror) Withdraw(ctx context.Context) error {
+	return m.end(ctx)
+}
+
+// end stops Run, which withdraws within wctx when it is not nil.
+func (m *Mirror) end(wctx context.Context) error {
+	m.mu.Lock()
+	if m.closed {
+		m.mu.Unlock()
+		return nil
+	}
+	m.closed = true
+	m.withdraw = wctx
+	running := m.running
+	m.mu.Unlock()
+	close(m.stop)
+	if running {
+		<-m.runDone
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.lastWithdrawErr
+}
+
+// Run mirrors until Close or Withdraw, or until ctx ends (then as after
+// Close: the records are left to expire). It returns nil after Close or
+// Withdraw, ctx's error when ctx ended, and an error at once when the
+// mirror was already stopped or is running.
 func (m *Mirror) Run(ctx context.Context) error {
+	m.mu.Lock()
+	switch {
+	case m.closed:
+		m.mu.Unlock()
+		return errors.New("mirror: Run after Close or Withdraw")
+	case m.running:
+		m.mu.Unlock()
+		return errors.New("mirror: Run called twice")
+	}
+	m.running = true
+	m.mu.Unlock()
+	defer close(m.runDone)
+
+	ctx, cancel := context.WithCancel(ctx)
 	names := m.cfg.Services
 	if len(names) == 0 {
 		names = []string{""}
@@ -82,6 +204,7 @@ func (m *Mirror) Run(ctx context.Context) error {
 		go func() { defer wg.Done(); m.follow(ctx, name) }()
 	}
 	defer wg.Wait()
+	defer cancel()
 
 	// The first full read, so that records of an earlier run that the
 	// source no longer holds are found and removed.
@@ -91,12 +214,22 @@ func (m *Mirror) Run(ctx context.Context) error {
 	defer resync.Stop()
 	retry := time.NewTimer(0)
 	defer retry.Stop()
+	reread := time.NewTimer(time.Hour)
+	defer reread.Stop()
 	bo := backoff.Backoff{Base: 50 * time.Millisecond, Max: m.cfg.MaxBackoff}
 	for {
+		m.armReread(reread)
 		select {
 		case <-ctx.Done():
-			m.withdrawAll()
 			return ctx.Err()
+		case <-m.stop:
+			m.mu.Lock()
+			wctx := m.withdraw
+			m.mu.Unlock()
+			if wctx != nil {
+				m.withdrawAll(wctx)
+			}
+			return nil
 		case <-m.wake:
 		case <-resync.C:
 			m.fullRead(ctx)
@@ -104,6 +237,8 @@ func (m *Mirror) Run(ctx context.Context) error {
 			if m.sourceDown() {
 				m.fullRead(ctx) // a probe: success ends the outage
 			}
+		case <-reread.C:
+			m.rereadHeld(ctx)
 		}
 		m.checkStale()
 		if ok := m.reconcile(ctx); ok && !m.sourceDown() {
@@ -175,9 +310,144 @@ func natives(ins []*registry.Instance) []*registry.Instance {
 
 func (m *Mirror) setSource(service string, ins []*registry.Instance) {
 	m.mu.Lock()
-	m.src[service] = natives(ins)
-	m.dirty[service] = true
+	m.offerLocked(service, natives(ins), false, time.Now())
 	m.mu.Unlock()
+	m.signal()
+}
+
+// offerLocked judges a new source state of service: it is accepted (and
+// the service marked for reconciliation) unless it is a drop from the
+// accepted state, which is held until confirmed (the package doc's rule).
+// reread says the state comes from a confirming re-read of a held drop.
+func (m *Mirror) offerLocked(service string, cand []*registry.Instance, reread bool, now time.Time) {
+	base, known := m.src[service]
+	h := m.holds[service]
+	if h != nil {
+		base = h.base // src may hold the settling union
+	}
+	if m.guard.Disabled || !known || !dropguard.IsDrop(base, cand, m.guard.Share(), nil) {
+		if h != nil {
+			if missing := lacking(base, cand); len(missing) > 0 && !(h.settling && reread) {
+				// Providers come back one at a time after a wipe: keep the
+				// ones still missing until the next re-read.
+				if !h.settling {
+					h.settling = true
+					h.next = now.Add(m.guard.Interval())
+					m.cfg.Logger.Info("mirror: held drop ending; instances the source still lacks kept until the next re-read",
+						"origin", m.cfg.Origin, "service", service, "instances", len(cand), "kept", len(missing))
+				}
+				h.cand = cand
+				m.src[service] = append(slices.Clone(cand), missing...)
+				m.dirty[service] = true
+				return
+			}
+			m.stats.Guard.Discarded++
+			m.cfg.Logger.Info("mirror: held drop discarded: the source has the service back",
+				"origin", m.cfg.Origin, "service", service, "instances", len(cand))
+		}
+		m.acceptLocked(service, cand)
+		return
+	}
+	if h == nil {
+		h = &hold{base: base, since: now, next: now.Add(m.guard.Interval())}
+		m.holds[service] = h
+		m.stats.Guard.Held++
+		m.cfg.Logger.Warn("mirror: drop at the source held until confirmed", "origin", m.cfg.Origin, "service", service,
+			"mirrored", len(base), "source", len(cand), "window", m.guard.HoldWindow())
+	} else if h.settling {
+		h.settling = false // a drop again: hold the whole accepted state
+		m.src[service] = h.base
+		m.dirty[service] = true
+	}
+	h.cand = cand
+	if reread {
+		h.reads++
+		h.next = now.Add(m.guard.Interval())
+	}
+	if m.guard.Confirmed(h.reads, h.since, now) {
+		m.stats.Guard.Confirmed++
+		m.cfg.Logger.Warn("mirror: drop at the source confirmed; passing it on", "origin", m.cfg.Origin, "service", service,
+			"instances", len(cand), "held_for", now.Sub(h.since))
+		m.acceptLocked(service, cand)
+	}
+}
+
+// lacking returns the instances of base whose ID next lacks.
+func lacking(base, next []*registry.Instance) []*registry.Instance {
+	have := make(map[string]bool, len(next))
+	for _, in := range next {
+		have[in.ID] = true
+	}
+	var out []*registry.Instance
+	for _, in := range base {
+		if !have[in.ID] {
+			out = append(out, in)
+		}
+	}
+	return out
+}
+
+// acceptLocked makes cand the state to mirror for service and ends its
+// hold, if any.
+func (m *Mirror) acceptLocked(service string, cand []*registry.Instance) {
+	m.src[service] = cand
+	delete(m.holds, service)
+	m.dirty[service] = true
+}
+
+// armReread sets t to the first held drop's next re-read.
+func (m *Mirror) armReread(t *time.Timer) {
+	m.mu.Lock()
+	var next time.Time
+	for _, h := range m.holds {
+		if next.IsZero() || h.next.Before(next) {
+			next = h.next
+		}
+	}
+	m.mu.Unlock()
+	t.Stop()
+	if !next.IsZero() {
+		t.Reset(max(time.Until(next), 0))
+	}
+}
+
+// rereadHeld re-reads from the source every held service whose re-read is
+// due and offers the states as confirming reads. A failed read counts
+// nothing: the source is marked failing and the read retried at the next
+// interval.
+func (m *Mirror) rereadHeld(ctx context.Context) {
+	now := time.Now()
+	m.mu.Lock()
+	var due []string
+	for s, h := range m.holds {
+		if !now.Before(h.next) {
+			due = append(due, s)
+			h.next = now.Add(m.guard.Interval())
+		}
+	}
+	m.mu.Unlock()
+	for _, s := range due {
+		var ins []*registry.Instance
+		err := m.call(ctx, func(ctx context.Context) error {
+			var err error
+			ins, err = m.cfg.Source.GetService(ctx, s)
+			if errors.Is(err, registry.ErrNotFound) {
+				return nil
+			}
+			return err
+		})
+		if err != nil {
+			if ctx.Err() == nil {
+				m.sourceFailed(err)
+			}
+			continue
+		}
+		m.mu.Lock()
+		if m.holds[s] != nil {
+			m.offerLocked(s, natives(ins), true, time.Now())
+		}
+		m.mu.Unlock()
+	}
 	m.signal()
 }
 
@@ -231,6 +501,12 @@ func (m *Mirror) checkStale() {
 			m.dirty[s] = true
 		}
 		m.stats.Stale = stale
+		if stale {
+			// The records go: nothing is left for the guard to protect, and
+			// the source's first states once it is back are taken as they are.
+			clear(m.src)
+			clear(m.holds)
+		}
 	}
 	m.mu.Unlock()
 	if stale != m.stale {
@@ -260,9 +536,9 @@ func (m *Mirror) fullRead(ctx context.Context) {
 			state[s] = nil
 		}
 	}
+	now := time.Now()
 	for s, ins := range state {
-		m.src[s] = natives(ins)
-		m.dirty[s] = true
+		m.offerLocked(s, natives(ins), false, now)
 	}
 	m.stats.Resyncs++
 	m.mu.Unlock()
@@ -418,22 +694,27 @@ func (m *Mirror) count(fn func(*Stats)) {
 	m.mu.Unlock()
 }
 
-// withdrawAll deregisters every record the mirror wrote, within one
-// Timeout in all: records it cannot remove in time expire with the target's
-// TTL.
-func (m *Mirror) withdrawAll() {
-	ctx, cancel := context.WithTimeout(context.Background(), m.cfg.Timeout)
-	defer cancel()
+// withdrawAll deregisters every record the mirror wrote within ctx:
+// records it cannot remove in time expire with their TTL. The first error
+// is kept for Withdraw.
+func (m *Mirror) withdrawAll(ctx context.Context) {
+	var first error
 	for _, s := range slices.Sorted(maps.Keys(m.written)) {
 		for _, w := range m.written[s] {
 			err := m.call(ctx, func(ctx context.Context) error { return m.cfg.Target.Deregister(ctx, w) })
 			if err != nil {
-				m.cfg.Logger.Warn("mirror: deregister on stop", "instance", w.Key(), "err", err)
+				m.cfg.Logger.Warn("mirror: deregister on withdraw", "instance", w.Key(), "err", err)
+				if first == nil {
+					first = fmt.Errorf("mirror: withdraw %s: %w", w.Key(), err)
+				}
 				continue
 			}
 			m.count(func(s *Stats) { s.Deregistered++ })
 		}
 	}
 	m.written = make(map[string]map[string]*registry.Instance)
-	m.count(func(s *Stats) { s.Records = 0 })
+	m.mu.Lock()
+	m.stats.Records = 0
+	m.lastWithdrawErr = first
+	m.mu.Unlock()
 }
