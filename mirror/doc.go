@@ -65,7 +65,9 @@
 //   - Stopping, two ways. Close stops the mirror and leaves its records in
 //     the target to expire after their TTL, as a killed mirror does: for a
 //     restart or a hand-over to another mirror process, during which the
-//     records stay present. Withdraw stops it and deregisters every record
+//     records stay present. (They are kept alive by the target registry's
+//     keepalives, so their TTL runs from when the target registry is
+//     closed or the process ends; the mirror never closes it.) Withdraw stops it and deregisters every record
 //     it wrote (within its ctx; what it cannot remove in time expires): for
 //     a mirror removed for good. Both wait for Run to return. A Run whose
 //     ctx ends behaves as after Close.

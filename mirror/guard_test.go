@@ -10,6 +10,7 @@ import (
 
 	clientv3 "go.etcd.io/etcd/client/v3"
 
+	"github.com/regchain/regchain/adapters/etcd"
 	"github.com/regchain/regchain/chain"
 	"github.com/regchain/regchain/embedetcd/etcdtest"
 	"github.com/regchain/regchain/mirror"
@@ -255,5 +256,44 @@ func TestEtcdDualActiveWipe(t *testing.T) {
 	}
 	if lost, lingering := diff(t, appB, appA, "svc"); len(lost)+len(lingering) > 0 {
 		t.Errorf("A and B differ: lost %v lingering %v", lost, lingering)
+	}
+}
+
+// Config.TTL: the records live on leases of that TTL whatever the target
+// registry's default, so a closed mirror's records go after it; a target
+// that cannot honour a TTL of its own is refused.
+func TestEtcdMirrorTTL(t *testing.T) {
+	a, b := etcdtest.Start(t), etcdtest.Start(t)
+	appA, appB := etcdRegistry(t, a), etcdRegistry(t, b)
+	target, err := etcd.New(etcd.Config{Endpoints: []string{b.Endpoint()}, Namespace: "/mirror", TTL: time.Minute, Logger: quiet})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer target.Close()
+	register(t, appA, inst("svc", "x", 1))
+	m, _ := start(t, mirror.Config{Source: etcdRegistry(t, a), Target: target, Origin: "dc-a", TTL: 3 * time.Second})
+	waitState(t, appB, "svc", "x<dc-a>")
+	cli, err := clientv3.New(clientv3.Config{Endpoints: []string{b.Endpoint()}, DialTimeout: 2 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cli.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	resp, err := cli.Get(ctx, "/mirror/svc/x")
+	if err != nil || len(resp.Kvs) != 1 {
+		t.Fatalf("get the mirrored record: %v, %v", resp, err)
+	}
+	ttl, err := cli.TimeToLive(ctx, clientv3.LeaseID(resp.Kvs[0].Lease))
+	if err != nil || ttl.GrantedTTL != 3 {
+		t.Errorf("the mirrored record's lease: %+v, %v; want a TTL of 3s (the target's own is 60s)", ttl, err)
+	}
+	m.Close()
+	target.Close() // its keepalives stop: the records go after 3s
+	took := waitState(t, appB, "svc", "-")
+	t.Logf("records of a closed mirror gone after %v (Config.TTL 3s, the target's TTL 60s)", took.Round(time.Millisecond))
+
+	if _, err := mirror.New(mirror.Config{Source: appA, Target: registrytest.NewMemory(), Origin: "x", TTL: time.Second}); err == nil {
+		t.Error("New with a TTL and a target without TTLRegistrar succeeded")
 	}
 }

@@ -140,8 +140,9 @@ func (m *Mirror) ReleaseHold(service string) bool {
 }
 
 // Close stops the mirror and leaves its records in the target, to expire
-// with their TTL (a restart, a hand-over). It waits for Run to return and is
-// idempotent; after it, Run returns at once.
+// with their TTL once the target registry's keepalives stop (close it, or
+// let the process end): a restart, a hand-over. It waits for Run to return
+// and is idempotent; after it, Run returns at once.
 func (m *Mirror) Close() error {
 	m.end(nil)
 	return nil
@@ -614,6 +615,14 @@ func (m *Mirror) stamp(in *registry.Instance) *registry.Instance {
 	return out
 }
 
+// register writes a record into the target, with Config.TTL when set.
+func (m *Mirror) register(ctx context.Context, in *registry.Instance) error {
+	if m.cfg.TTL > 0 {
+		return m.cfg.Target.(registry.TTLRegistrar).RegisterTTL(ctx, in, m.cfg.TTL)
+	}
+	return m.cfg.Target.Register(ctx, in)
+}
+
 func (m *Mirror) call(ctx context.Context, fn func(context.Context) error) error {
 	ctx, cancel := context.WithTimeout(ctx, m.cfg.Timeout)
 	defer cancel()
@@ -657,7 +666,7 @@ func (m *Mirror) reconcileService(ctx context.Context, service string, src []*re
 		if a != nil && written[d.ID] != nil && written[d.ID].Equal(d) {
 			continue
 		}
-		if err := m.call(ctx, func(ctx context.Context) error { return m.cfg.Target.Register(ctx, d) }); err != nil {
+		if err := m.call(ctx, func(ctx context.Context) error { return m.register(ctx, d) }); err != nil {
 			errs = append(errs, fmt.Errorf("register %s: %w", d.Key(), err))
 			continue
 		}
