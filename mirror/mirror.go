@@ -144,7 +144,7 @@ func (m *Mirror) ReleaseHold(service string) bool {
 // let the process end): a restart, a hand-over. It waits for Run to return
 // and is idempotent; after it, Run returns at once.
 func (m *Mirror) Close() error {
-	m.end(nil)
+	m.end(context.Background(), false)
 	return nil
 }
 
@@ -153,18 +153,20 @@ func (m *Mirror) Close() error {
 // Run to return and reports the first deregistration error. Once Close or
 // Withdraw has run, it does nothing.
 func (m *Mirror) Withdraw(ctx context.Context) error {
-	return m.end(ctx)
+	return m.end(ctx, true)
 }
 
-// end stops Run, which withdraws within wctx when it is not nil.
-func (m *Mirror) end(wctx context.Context) error {
+// end stops Run, which withdraws within ctx when asked to.
+func (m *Mirror) end(ctx context.Context, withdraw bool) error {
 	m.mu.Lock()
 	if m.closed {
 		m.mu.Unlock()
 		return nil
 	}
 	m.closed = true
-	m.withdraw = wctx
+	if withdraw {
+		m.withdraw = ctx
+	}
 	running := m.running
 	m.mu.Unlock()
 	close(m.stop)
