@@ -2,6 +2,7 @@ package grpcbalancer_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net"
 	"sync"
@@ -15,6 +16,7 @@ import (
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/health"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/peer"
 	"google.golang.org/grpc/resolver"
 	"google.golang.org/grpc/resolver/manual"
@@ -156,12 +158,23 @@ func call(ctx context.Context, conn *grpc.ClientConn) (string, error) {
 	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
 	var p peer.Peer
-	err := conn.Invoke(ctx, method, &healthpb.HealthCheckRequest{}, &healthpb.HealthCheckResponse{}, grpc.Peer(&p))
+	var hdr metadata.MD
+	err := conn.Invoke(ctx, method, &healthpb.HealthCheckRequest{}, &healthpb.HealthCheckResponse{}, grpc.Peer(&p), grpc.Header(&hdr))
+	if err != nil && hdr != nil {
+		err = &committedError{err}
+	}
 	if p.Addr == nil {
 		return "", err
 	}
 	return p.Addr.String(), err
 }
+
+// committedError is a call that failed after the server's response headers
+// arrived: grpc-go commits a call then (gRFC A6) and never retries it, as
+// the server has processed it.
+type committedError struct{ error }
+
+func (e *committedError) Unwrap() error { return e.error }
 
 // calls makes n calls one after the other and counts answers per address
 // and errors per code.
@@ -189,20 +202,26 @@ func only(conn *grpc.ClientConn, n int, addr string) string {
 }
 
 // loop calls without pause from a few goroutines until stopped and counts
-// the failures; it is the traffic a failover must not break.
+// the failures; it is the traffic a failover must not break. Calls that
+// fail after the server's response headers arrived are counted apart: gRPC
+// commits a call once the server answers (gRFC A6) and no retry policy can
+// save it.
 type loop struct {
-	ok, failed atomic.Int64
-	stop       chan struct{}
-	wg         sync.WaitGroup
+	ok, failed, committed atomic.Int64
+	stop                  chan struct{}
+	wg                    sync.WaitGroup
 
-	mu      sync.Mutex // guards the fields below
-	peers   map[string]int64
-	lastErr error
+	mu       sync.Mutex // guards the fields below
+	peers    map[string]int64
+	first    map[string]time.Time // when each peer first answered since the last reset
+	inflight []time.Time          // per worker, when its current call started
+	lastErr  error
 }
 
 func startLoop(conn *grpc.ClientConn, workers int) *loop {
-	l := &loop{stop: make(chan struct{}), peers: map[string]int64{}}
-	for range workers {
+	l := &loop{stop: make(chan struct{}), peers: map[string]int64{}, first: map[string]time.Time{},
+		inflight: make([]time.Time, workers)}
+	for w := range workers {
 		l.wg.Add(1)
 		go func() {
 			defer l.wg.Done()
@@ -212,14 +231,24 @@ func startLoop(conn *grpc.ClientConn, workers int) *loop {
 					return
 				default:
 				}
+				l.mu.Lock()
+				l.inflight[w] = time.Now()
+				l.mu.Unlock()
 				p, err := call(context.Background(), conn)
 				l.mu.Lock()
-				if err != nil {
+				var ce *committedError
+				switch {
+				case errors.As(err, &ce):
+					l.committed.Add(1)
+				case err != nil:
 					l.failed.Add(1)
 					l.lastErr = err
-				} else {
+				default:
 					l.ok.Add(1)
 					l.peers[p]++
+					if _, ok := l.first[p]; !ok {
+						l.first[p] = time.Now()
+					}
 				}
 				l.mu.Unlock()
 			}
@@ -228,11 +257,30 @@ func startLoop(conn *grpc.ClientConn, workers int) *loop {
 	return l
 }
 
-// onlyOn waits until the loop's calls since the last reset all went to
-// addr (at least 20 of them) and resets its counts.
+// settled waits until every call in flight at t0 has ended (its retries
+// included), so that the next fault of a test does not land on a retry of
+// the previous one.
+func (l *loop) settled(t *testing.T, t0 time.Time) {
+	t.Helper()
+	waitFor(t, "the calls in flight at the fault ended", func() string {
+		l.mu.Lock()
+		defer l.mu.Unlock()
+		for _, at := range l.inflight {
+			if at.Before(t0) {
+				return "a call started before the fault still runs"
+			}
+		}
+		return ""
+	})
+}
+
+// onlyOn waits until the loop's calls all went to addr (at least 20 of
+// them), counting afresh from its start and whenever another peer shows.
 func (l *loop) onlyOn(t *testing.T, addr string) {
 	t.Helper()
-	l.reset()
+	l.mu.Lock()
+	clear(l.peers)
+	l.mu.Unlock()
 	waitFor(t, "calls only on "+addr, func() string {
 		l.mu.Lock()
 		defer l.mu.Unlock()
@@ -250,7 +298,16 @@ func (l *loop) onlyOn(t *testing.T, addr string) {
 func (l *loop) reset() {
 	l.mu.Lock()
 	clear(l.peers)
+	clear(l.first)
 	l.mu.Unlock()
+}
+
+// firstAfter returns how long after t0 addr first answered since the last
+// reset.
+func (l *loop) firstAfter(addr string, t0 time.Time) time.Duration {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.first[addr].Sub(t0)
 }
 
 func (l *loop) Stop() (failed int64, lastErr error) {

@@ -85,6 +85,14 @@
 //   - DEADLINE_EXCEEDED and every other code are not retried: a deadline
 //     covers all attempts anyway, and the other codes are the
 //     application's.
+//   - No config saves two cases, so a killed server can still fail a few
+//     calls: a call whose server had started answering (response headers
+//     received) when its connection died is committed and fails; and in
+//     grpc-go 1.71 a retry that lands on a second connection dying at that
+//     very moment fails (a stream refused by a closing connection is
+//     retried transparently only on a call's first attempt). Measured in
+//     grpcbalancer's TestLevelFailoverAndBack: 7 committed failures in
+//     11,724 calls over 45 runs of three kills each, none of the others.
 //   - Throttling (maxTokens 100, tokenRatio 0.1): the channel holds 100
 //     tokens, loses one per attempt that ends UNAVAILABLE and gains 0.1 per
 //     successful call (at most 100); no retry is made while 50 or fewer

@@ -79,9 +79,9 @@ func (s *server) echo(_ any, stream grpc.ServerStream) error {
 }
 
 // echo calls the echo method and returns the address that answered.
-func echo(ctx context.Context, conn *grpc.ClientConn) (string, error) {
+func echo(ctx context.Context, conn *grpc.ClientConn, opts ...grpc.CallOption) (string, error) {
 	var p peer.Peer
-	err := conn.Invoke(ctx, echoMethod, &healthpb.HealthCheckRequest{}, &healthpb.HealthCheckResponse{}, grpc.Peer(&p))
+	err := conn.Invoke(ctx, echoMethod, &healthpb.HealthCheckRequest{}, &healthpb.HealthCheckResponse{}, append(opts, grpc.Peer(&p))...)
 	if err != nil || p.Addr == nil {
 		return "", err
 	}
