@@ -4,6 +4,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/regchain/regchain/internal/dropguard"
 	"github.com/regchain/regchain/registry"
 )
 
@@ -144,7 +145,7 @@ func decide(in *decideIn) decision {
 	if in.reread {
 		h.reads++
 	}
-	if h.reads >= in.guard.confirmations() && in.now.Sub(h.since) >= in.guard.window() {
+	if dropguard.Settings(in.guard).Confirmed(h.reads, h.since, in.now) {
 		return decision{u: cand, mask: mask, event: evConfirmed}
 	}
 	return decision{keep: true, hold: &h, event: ev}
@@ -265,29 +266,8 @@ func mergeStates(name string, tiers []tierIn, parts []int) *registry.Update {
 	return out
 }
 
-// isDrop reports whether next has fewer than 1-share times as many
-// instances as cur (none at all included). It counts instances, not
-// identities: a rolling replacement (new IDs for old) is no drop, a mass
-// removal is. Instances of cur missing from next that own reports (the
-// chain's own deregistrations) are left out of cur's count.
+// isDrop is dropguard.IsDrop: the rule the mirror shares (package
+// internal/dropguard).
 func isDrop(cur, next []*registry.Instance, share float64, own func(string) bool) bool {
-	base := len(cur)
-	if own != nil && base > 0 {
-		keep := make(map[string]struct{}, len(next))
-		for _, in := range next {
-			keep[in.ID] = struct{}{}
-		}
-		for _, in := range cur {
-			if _, ok := keep[in.ID]; !ok && own(in.ID) {
-				base--
-			}
-		}
-	}
-	if base <= 0 {
-		return false
-	}
-	if len(next) == 0 {
-		return true
-	}
-	return float64(base-len(next)) > share*float64(base)
+	return dropguard.IsDrop(cur, next, share, own)
 }

@@ -14,7 +14,8 @@
 //
 // # Registrations
 //
-// Register grants a lease of Config.TTL, puts the record under it and hands
+// Register grants a lease of Config.TTL (RegisterTTL, a
+// registry.TTLRegistrar: of its own TTL), puts the record under it and hands
 // it to a goroutine of the registry, which runs KeepAlive and watches the
 // key. When the keepalive ends (the lease expired during a partition or an
 // outage, or was revoked) the goroutine grants a new lease and puts the
