@@ -22,6 +22,13 @@
 // Values passed in are copied; slices, maps and Instances returned belong to the
 // caller, who may modify them freely.
 //
+// # Messages
+//
+// Errors quote input with Quote: at most MaxQuoteLen bytes of it, escaped,
+// so that a hostile name, version or record can neither flood a log nor
+// put escape sequences on a terminal. Instance.String does the same for a
+// part that is long or does not print as it is.
+//
 // # Caveats
 //
 // Instance.Endpoints order carries no meaning: Equal compares them as sets, and

@@ -371,3 +371,66 @@ func TestFeedTerminalErrorsMatchErrStopped(t *testing.T) {
 		t.Errorf("Next on a done ctx = %v, want ErrStopped and context.Canceled", err)
 	}
 }
+
+// TestErrorsQuoteBoundedInput: an error about an input shows at most a
+// bounded, escaped prefix of it, however long and whatever bytes it holds
+// (a 1 MB version full of escape sequences came back whole).
+func TestErrorsQuoteBoundedInput(t *testing.T) {
+	hostile := strings.Repeat("\x1b]0;owned\x07\n\r\xff", 1<<16) // 1 MB
+	cases := []struct {
+		name string
+		mod  func(*registry.Instance)
+	}{
+		{"version", func(in *registry.Instance) { in.Version = hostile }},
+		{"short version", func(in *registry.Instance) { in.Version = "v1\x1b[2J" }},
+		{"name", func(in *registry.Instance) { in.Name = hostile }},
+		{"short name", func(in *registry.Instance) { in.Name = "a\x1b[2J" }},
+		{"id", func(in *registry.Instance) { in.ID = "x\x1b" + strings.Repeat("y", 200) }},
+		{"endpoint", func(in *registry.Instance) { in.Endpoints = []string{"\x1b[31m" + strings.Repeat("z", 2000)} }},
+		{"metadata key", func(in *registry.Instance) { in.Metadata = map[string]string{hostile[:300]: ""} }},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			in := sample()
+			c.mod(in)
+			err := registry.Validate(in)
+			if !errors.Is(err, registry.ErrInvalid) {
+				t.Fatalf("Validate = %v, want ErrInvalid", err)
+			}
+			checkMessage(t, err.Error())
+			checkMessage(t, in.String())
+		})
+	}
+}
+
+// checkMessage fails if msg is long or holds a control character.
+func checkMessage(t *testing.T, msg string) {
+	t.Helper()
+	if len(msg) > 400 {
+		t.Errorf("message is %d bytes: %.120q...", len(msg), msg)
+	}
+	if i := strings.IndexFunc(msg, func(r rune) bool { return r < 0x20 || r == 0x7f || r == 0xfffd }); i >= 0 {
+		t.Errorf("message holds a control character or invalid UTF-8 at %d: %q", i, msg)
+	}
+}
+
+func TestQuote(t *testing.T) {
+	cases := []struct{ in, want string }{
+		{"", `""`},
+		{"greeter", `"greeter"`},
+		{"a\x1b[2Jb\n", `"a\x1b[2Jb\n"`},
+		{"\xff", `"\xff"`},
+		{strings.Repeat("x", registry.MaxQuoteLen), `"` + strings.Repeat("x", registry.MaxQuoteLen) + `"`},
+		{strings.Repeat("x", registry.MaxQuoteLen+1), `"` + strings.Repeat("x", registry.MaxQuoteLen) + `"... (81 bytes)`},
+		// Cut at a rune boundary: the 3-byte rune that straddles the limit goes.
+		{strings.Repeat("x", registry.MaxQuoteLen-1) + "€€", `"` + strings.Repeat("x", registry.MaxQuoteLen-1) + `"... (85 bytes)`},
+	}
+	for _, c := range cases {
+		if got := registry.Quote(c.in); got != c.want {
+			t.Errorf("Quote(%.40q) = %s, want %s", c.in, got, c.want)
+		}
+	}
+	if got := sample().String(); got != "helloworld/id-1@v1.2.3" {
+		t.Errorf("String of a valid instance = %q, want it bare", got)
+	}
+}
