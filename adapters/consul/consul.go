@@ -112,14 +112,14 @@ func (r *Registry) GetService(ctx context.Context, name string) ([]*registry.Ins
 	}
 	entries, meta, err := r.client.Health().Service(name, "", true, r.query(ctx))
 	if err != nil {
-		return nil, fmt.Errorf("consul: get %q: %w", name, classify(err))
+		return nil, fmt.Errorf("consul: get %s: %w", registry.Quote(name), classify(err))
 	}
 	out := r.decodeEntries(entries, nil)
 	if len(out) == 0 {
 		if meta != nil && meta.ResultsFilteredByACLs {
-			return nil, fmt.Errorf("consul: get %q: %w: %w: the token may not read this service (results filtered by ACLs)", name, registry.ErrInvalid, ErrPermissionDenied)
+			return nil, fmt.Errorf("consul: get %s: %w: %w: the token may not read this service (results filtered by ACLs)", registry.Quote(name), registry.ErrInvalid, ErrPermissionDenied)
 		}
-		return nil, fmt.Errorf("consul: get %q: %w", name, registry.ErrNotFound)
+		return nil, fmt.Errorf("consul: get %s: %w", registry.Quote(name), registry.ErrNotFound)
 	}
 	return out, nil
 }

@@ -99,11 +99,11 @@ func marshalMicro(in *registry.Instance) ([]byte, error) {
 		switch k {
 		case microKeyService:
 			if err := json.Unmarshal([]byte(v), &svc.Metadata); err != nil {
-				return nil, fmt.Errorf("%w: metadata %q is not a JSON object: %w", registry.ErrInvalid, k, err)
+				return nil, fmt.Errorf("%w: metadata %s is not a JSON object: %w", registry.ErrInvalid, registry.Quote(k), err)
 			}
 		case microKeyEndpoints:
 			if !json.Valid([]byte(v)) {
-				return nil, fmt.Errorf("%w: metadata %q is not JSON", registry.ErrInvalid, k)
+				return nil, fmt.Errorf("%w: metadata %s is not JSON", registry.ErrInvalid, registry.Quote(k))
 			}
 			svc.Endpoints = json.RawMessage(v)
 		default:

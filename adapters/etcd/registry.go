@@ -416,7 +416,7 @@ func (r *Registry) GetService(ctx context.Context, name string) ([]*registry.Ins
 	if err := registry.ValidateName(name); err != nil {
 		return nil, fmt.Errorf("etcd: get service: %w", err)
 	}
-	op := fmt.Sprintf("get %q", name)
+	op := fmt.Sprintf("get %s", registry.Quote(name))
 	if r.isClosed() {
 		return nil, r.errClosed(op)
 	}
@@ -434,7 +434,7 @@ func (r *Registry) GetService(ctx context.Context, name string) ([]*registry.Ins
 		}
 	}
 	if len(out) == 0 {
-		return nil, fmt.Errorf("etcd: get %q: %w", name, registry.ErrNotFound)
+		return nil, fmt.Errorf("etcd: get %s: %w", registry.Quote(name), registry.ErrNotFound)
 	}
 	registry.SortInstances(out)
 	return out, nil

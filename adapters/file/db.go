@@ -188,15 +188,15 @@ func (d *db) initSchema(data string) error {
 	err := d.view(func(tx *bolt.Tx) error {
 		for _, name := range append([]string{bucketMeta, data}, extraBuckets[data]...) {
 			if k, v := tx.Cursor().Seek([]byte(name)); string(k) == name && v != nil {
-				return fmt.Errorf("file: open %s: %w: %w: %q is a value, not a bucket", d.path, ErrCorrupt, registry.ErrInvalid, name)
+				return fmt.Errorf("file: open %s: %w: %w: %s is a value, not a bucket", d.path, ErrCorrupt, registry.ErrInvalid, registry.Quote(string(name)))
 			}
 		}
 		meta := tx.Bucket([]byte(bucketMeta))
 		if meta == nil {
 			fresh = true
 			return tx.ForEach(func(name []byte, _ *bolt.Bucket) error {
-				return fmt.Errorf("file: open %s: %w: %w: a bbolt file without regchain's %q bucket (it has %q): not written by regchain",
-					d.path, ErrSchema, registry.ErrInvalid, bucketMeta, name)
+				return fmt.Errorf("file: open %s: %w: %w: a bbolt file without regchain's %q bucket (it has %s): not written by regchain",
+					d.path, ErrSchema, registry.ErrInvalid, bucketMeta, registry.Quote(string(name)))
 			})
 		}
 		v := meta.Get([]byte(keySchema))

@@ -150,3 +150,25 @@ func FuzzOpen(f *testing.F) {
 		}
 	})
 }
+
+// TestDecodeErrorsQuoteBounded: what a damaged file holds comes back in
+// errors bounded and escaped, never whole.
+func TestDecodeErrorsQuoteBounded(t *testing.T) {
+	hostile := bytes.Repeat([]byte("\x1b]0;owned\x07\n"), 1<<13)
+	check := func(what string, err error) {
+		t.Helper()
+		if err == nil {
+			t.Fatalf("%s: no error", what)
+		}
+		msg := err.Error()
+		if len(msg) > 400 || bytes.ContainsAny([]byte(msg), "\x1b\x07\n") {
+			t.Errorf("%s: error is %d bytes, or holds control characters: %.200q", what, len(msg), msg)
+		}
+	}
+	_, err := decodeRecord(hostile, []byte(`{}`))
+	check("record key", err)
+	_, err = decodeRecord(append([]byte("svc/"), hostile...), []byte(`{"id":"x","name":"svc","endpoints":["grpc://h:1"]}`))
+	check("record under another key", err)
+	_, err = decodeEntry(string(hostile), []byte{entryFormat})
+	check("entry", err)
+}

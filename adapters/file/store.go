@@ -101,7 +101,7 @@ func (s *Store) save(ctx context.Context, entries []registry.SnapshotEntry, deri
 		case g != nil && len(ins) == 0:
 			gins, err := checkUpdate(g)
 			if err == nil && g.Service != u.Service {
-				err = fmt.Errorf("%w: last good state of %q is of %q", registry.ErrInvalid, u.Service, g.Service)
+				err = fmt.Errorf("%w: last good state of %s is of %s", registry.ErrInvalid, registry.Quote(u.Service), registry.Quote(g.Service))
 			}
 			if err != nil {
 				return fmt.Errorf("file: save snapshot: %w", err)

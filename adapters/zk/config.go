@@ -98,7 +98,7 @@ func (c *Config) withDefaults() (Config, error) {
 	}
 	for i := 0; i < len(out.User); i++ {
 		if out.User[i] == ':' {
-			return out, fmt.Errorf("zookeeper: %w: User %q contains ':'", registry.ErrInvalid, out.User)
+			return out, fmt.Errorf("zookeeper: %w: User %s contains ':'", registry.ErrInvalid, registry.Quote(out.User))
 		}
 	}
 	if len(out.Servers) == 0 {

@@ -18,7 +18,7 @@ func checkRoot(root string) error {
 		bad = root[i] < 0x20 || root[i] == 0x7f
 	}
 	if bad {
-		return fmt.Errorf("zookeeper: %w: root %q is not an absolute path like /microservices", registry.ErrInvalid, root)
+		return fmt.Errorf("zookeeper: %w: root %s is not an absolute path like /microservices", registry.ErrInvalid, registry.Quote(root))
 	}
 	return nil
 }
