@@ -91,7 +91,7 @@ func (p *Registry) Init(opts ...mreg.Option) error {
 	}
 	var ignored []string
 	if len(set.Addrs) > 0 {
-		ignored = append(ignored, fmt.Sprintf("Addrs %s", registry.Quote(strings.Join(set.Addrs, ","))))
+		ignored = append(ignored, fmt.Sprintf("Addrs %q", set.Addrs))
 	}
 	if set.Secure {
 		ignored = append(ignored, "Secure")
