@@ -283,7 +283,10 @@ func (b *Backend) validate(path string) error {
 	}
 	for j, ep := range b.Endpoints {
 		if err := checkEndpoint(ep, t); err != nil {
-			return fieldErr(fmt.Sprintf("%s.endpoints[%d]", path, j), "%q: %v", ep, err)
+			return fieldErr(fmt.Sprintf("%s.endpoints[%d]", path, j), "%s: %v", registry.Quote(Redact(ep)), err)
+		}
+		if scheme, _, ok := strings.Cut(ep, "://"); ok && strings.EqualFold(scheme, "http") && b.TLS.On() {
+			return fieldErr(fmt.Sprintf("%s.endpoints[%d]", path, j), "http:// with TLS settings: the connection would be plaintext; write https://")
 		}
 	}
 	if (b.Password != "" || b.PasswordEnv != "") && b.Username == "" {
@@ -310,11 +313,14 @@ func checkEndpoint(ep, typ string) error {
 	hostport := ep
 	if typ == TypeEtcd {
 		if s, rest, ok := strings.Cut(ep, "://"); ok {
-			if s != "http" && s != "https" {
-				return fmt.Errorf("scheme %q: want http or https", s)
+			if !strings.EqualFold(s, "http") && !strings.EqualFold(s, "https") {
+				return fmt.Errorf("scheme %s: want http or https", registry.Quote(s))
 			}
 			hostport = rest
 		}
+	}
+	if strings.Contains(hostport, "@") {
+		return fmt.Errorf("credentials go in username and password, not in the address")
 	}
 	if typ == TypeZK && !strings.Contains(hostport, ":") {
 		hostport += ":2181"
@@ -327,7 +333,7 @@ func checkEndpoint(ep, typ string) error {
 		return fmt.Errorf("no host")
 	}
 	if n, err := strconv.Atoi(port); err != nil || n <= 0 || n > 65535 {
-		return fmt.Errorf("port %q is not a number between 1 and 65535", port)
+		return fmt.Errorf("port %s is not a number between 1 and 65535", registry.Quote(port))
 	}
 	return nil
 }

@@ -191,18 +191,22 @@ func ParseBackend(raw string) (Backend, error) {
 	if q.Has("password") && b.Username == "" {
 		return Backend{}, usageErr(spec, "password without a user name")
 	}
-	switch s := q.Get("scheme"); s {
+	scheme = q.Get("scheme")
+	switch scheme {
 	case "", "http":
 	case "https":
 		b.TLS.Enabled = true
 	default:
-		return Backend{}, usageErr(spec, "scheme=%q: want http or https", s)
+		return Backend{}, usageErr(spec, "scheme=%s: want http or https", registry.Quote(scheme))
 	}
 	b.TLS.CAFile, b.TLS.CertFile, b.TLS.KeyFile = q.Get("ca"), q.Get("cert"), q.Get("key")
 	b.TLS.ServerName = q.Get("server_name")
 	p := paramParser{spec: spec, q: q}
 	p.boolean("tls", &b.TLS.Enabled)
 	p.boolean("insecure_skip_verify", &b.TLS.InsecureSkipVerify)
+	if scheme == "http" && b.TLS.On() {
+		return Backend{}, usageErr(spec, "scheme=http with TLS parameters: the connection would be https; drop one")
+	}
 	p.boolean("read_only", &b.ReadOnly)
 	p.duration("ttl", &b.TTL)
 	p.duration("timeout", &b.Timeout)

@@ -89,6 +89,8 @@ func TestParseErrors(t *testing.T) {
 		{"etcd://user:s3cret@h:1", "credentials go in parameters"},
 		{"consul://a:8500,b:8500", "consul takes one agent address, not 2"},
 		{"consul://a:8500?scheme=ftp", `scheme="ftp": want http or https`},
+		{"consul://a:8500?scheme=http&tls=true", "scheme=http with TLS parameters"},
+		{"consul://a:8500?scheme=http&ca=/ca.pem", "scheme=http with TLS parameters"},
 		{"zk://h:2181?password=x", "password without a user name"},
 		{"etcd://h:1?ttl=ten", `ttl="ten": "ten" is not a duration`},
 		{"etcd://h:1?tls=yes", `tls="yes": want true or false`},

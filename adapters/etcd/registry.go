@@ -81,6 +81,9 @@ var (
 // length, and logs nothing (the registry logs to Config.Logger).
 func New(cfg Config) (*Registry, error) {
 	cfg = cfg.withDefaults()
+	if err := cfg.checkEndpoints(); err != nil {
+		return nil, err
+	}
 	r := &Registry{
 		client:     cfg.Client,
 		ns:         cfg.Namespace,

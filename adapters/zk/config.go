@@ -5,6 +5,7 @@ import (
 	"crypto/tls"
 	"fmt"
 	"log/slog"
+	"strings"
 	"time"
 
 	gozk "github.com/go-zookeeper/zk"
@@ -44,7 +45,9 @@ type Config struct {
 	Conn *gozk.Conn
 
 	// Servers are ZooKeeper addresses ("host:port"; a missing port means
-	// 2181). If empty, DefaultServer.
+	// 2181). If empty, DefaultServer. A URL ("http://host:2181") is an
+	// error: ZooKeeper speaks its own protocol, with TLS only when TLS is
+	// set.
 	Servers []string
 
 	// SessionTimeout is the session timeout asked of the server. A
@@ -99,6 +102,15 @@ func (c *Config) withDefaults() (Config, error) {
 	for i := 0; i < len(out.User); i++ {
 		if out.User[i] == ':' {
 			return out, fmt.Errorf("zookeeper: %w: User %s contains ':'", registry.ErrInvalid, registry.Quote(out.User))
+		}
+	}
+	for i, srv := range out.Servers {
+		if scheme, _, ok := strings.Cut(srv, "://"); ok {
+			tls := ""
+			if out.TLS != nil && strings.EqualFold(scheme, "http") {
+				tls = " (and http:// while TLS is set says plaintext)"
+			}
+			return out, fmt.Errorf("zookeeper: %w: server %d is a URL%s: write host:port; TLS is Config.TLS", registry.ErrInvalid, i, tls)
 		}
 	}
 	if len(out.Servers) == 0 {

@@ -1,0 +1,36 @@
+package consul
+
+import (
+	"crypto/tls"
+	"errors"
+	"strings"
+	"testing"
+
+	"github.com/regchain/regchain/registry"
+)
+
+// TestTLSWithPlainHTTP: TLS together with http (Scheme or the Address's
+// scheme) is an error instead of a guess.
+func TestTLSWithPlainHTTP(t *testing.T) {
+	for _, cfg := range []Config{
+		{Address: "h:8500", Scheme: "http", TLS: &tls.Config{}},
+		{Address: "http://h:8500", TLS: &tls.Config{}},
+		{Address: "HTTP://h:8500", Scheme: "https"},
+	} {
+		r, err := New(cfg)
+		if err == nil {
+			r.Close()
+		}
+		if !errors.Is(err, registry.ErrInvalid) || !strings.Contains(err.Error(), "TLS is set and so is http") {
+			t.Errorf("New(%s %s, TLS %v) = %v, want ErrInvalid", cfg.Scheme, cfg.Address, cfg.TLS != nil, err)
+		}
+	}
+	for _, cfg := range []Config{{Address: "h:8500", TLS: &tls.Config{}}, {Address: "https://h:8500", TLS: &tls.Config{}}, {Address: "http://h:8500"}} {
+		r, err := New(cfg)
+		if err != nil {
+			t.Errorf("New(%s %s) = %v", cfg.Scheme, cfg.Address, err)
+			continue
+		}
+		r.Close()
+	}
+}
