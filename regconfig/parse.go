@@ -8,19 +8,37 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/regchain/regchain/internal/redact"
 	"github.com/regchain/regchain/registry"
 )
 
 // params lists the parameters each element of the compact form accepts.
 var params = map[string][]string{
-	TypeEtcd:   {"ca", "cert", "insecure_skip_verify", "key", "name", "namespace", "password", "read_only", "server_name", "timeout", "tls", "ttl", "username"},
-	TypeConsul: {"ca", "cert", "dc", "insecure_skip_verify", "key", "name", "read_only", "scheme", "server_name", "timeout", "tls", "token", "ttl"},
-	TypeZK:     {"ca", "cert", "insecure_skip_verify", "key", "name", "password", "read_only", "root", "server_name", "timeout", "tls", "ttl", "user"},
+	TypeEtcd:   {"ca", "cert", "insecure_skip_verify", "key", "name", "namespace", "password", "password_file", "read_only", "server_name", "timeout", "tls", "ttl", "username"},
+	TypeConsul: {"ca", "cert", "dc", "insecure_skip_verify", "key", "name", "read_only", "scheme", "server_name", "timeout", "tls", "token", "token_file", "ttl"},
+	TypeZK:     {"ca", "cert", "insecure_skip_verify", "key", "name", "password", "password_file", "read_only", "root", "server_name", "timeout", "tls", "ttl", "user"},
 	"static":   {"poll"},
 	"snapshot": {"flush", "max_age"},
 	"chain": {"call_timeout", "failback_after", "failure_threshold", "guard", "guard_confirmations", "guard_max_drop_share",
 		"guard_window", "name", "probe_interval", "probe_timeout", "read_policy", "strict_register"},
 }
+
+// secretParams are the parameters whose values are secrets. Redact shows
+// the value of every other known parameter, and masks the rest.
+var secretParams = []string{"password", "token"}
+
+// publicParams are the known parameters without a secret value.
+var publicParams = func() map[string]bool {
+	out := map[string]bool{}
+	for _, ps := range params {
+		for _, p := range ps {
+			if !slices.Contains(secretParams, p) {
+				out[p] = true
+			}
+		}
+	}
+	return out
+}()
 
 // SyntaxError is a fault in the compact form. It matches
 // registry.ErrInvalid with errors.Is.
@@ -31,8 +49,11 @@ type SyntaxError struct {
 	Problem string
 }
 
-// Error returns `regconfig: "ELEMENT": PROBLEM`.
-func (e *SyntaxError) Error() string { return fmt.Sprintf("regconfig: %q: %s", e.Element, e.Problem) }
+// Error returns `regconfig: "ELEMENT": PROBLEM`, the element quoted by
+// registry.Quote (bounded, escaped).
+func (e *SyntaxError) Error() string {
+	return "regconfig: " + registry.Quote(e.Element) + ": " + e.Problem
+}
 
 // Is reports whether target is registry.ErrInvalid.
 func (e *SyntaxError) Is(target error) bool { return target == registry.ErrInvalid }
@@ -151,7 +172,11 @@ func ParseBackend(raw string) (Backend, error) {
 	}
 	allowed, known := params[b.Type]
 	if !known || b.Type == "static" || b.Type == "snapshot" || b.Type == "chain" {
-		return Backend{}, usageErr(spec, "unknown scheme %q: want etcd, consul, zk or file", scheme)
+		if !isScheme(scheme) {
+			// Not a scheme: part of something else, perhaps a secret.
+			return Backend{}, usageErr(spec, "want SCHEME://ADDRESS with scheme etcd, consul, zk or file")
+		}
+		return Backend{}, usageErr(spec, "unknown scheme %s: want etcd, consul, zk or file", registry.Quote(scheme))
 	}
 	authority, rawQuery, _ := strings.Cut(rest, "?")
 	authority = strings.TrimSuffix(authority, "/")
@@ -186,9 +211,11 @@ func ParseBackend(raw string) (Backend, error) {
 		b.Username = q.Get("username")
 	}
 	b.Password = q.Get("password")
+	b.PasswordFile = q.Get("password_file")
 	b.Token = q.Get("token")
+	b.TokenFile = q.Get("token_file")
 	b.Datacenter = q.Get("dc")
-	if q.Has("password") && b.Username == "" {
+	if (q.Has("password") || q.Has("password_file")) && b.Username == "" {
 		return Backend{}, usageErr(spec, "password without a user name")
 	}
 	scheme = q.Get("scheme")
@@ -217,15 +244,17 @@ func ParseBackend(raw string) (Backend, error) {
 func query(spec, kind, raw string) (url.Values, error) {
 	q, err := url.ParseQuery(raw)
 	if err != nil {
-		return nil, usageErr(spec, "bad parameters: %v", err)
+		// Not the parser's message: it quotes the bad escape, which may be
+		// part of a secret.
+		return nil, usageErr(spec, "bad parameters: a '%%' not followed by two hex digits, or a ';' (parameters are separated by '&')")
 	}
 	allowed := params[kind]
 	for _, k := range slices.Sorted(maps.Keys(q)) {
 		if !slices.Contains(allowed, k) {
-			return nil, usageErr(spec, "unknown parameter %q for %s (want %s)", k, kind, strings.Join(allowed, ", "))
+			return nil, usageErr(spec, "unknown parameter %s for %s (want %s)", registry.Quote(k), kind, strings.Join(allowed, ", "))
 		}
 		if n := len(q[k]); n > 1 {
-			return nil, usageErr(spec, "parameter %q given %d times", k, n)
+			return nil, usageErr(spec, "parameter %s given %d times", registry.Quote(k), n)
 		}
 	}
 	return q, nil
@@ -243,7 +272,7 @@ func (p *paramParser) set(key string, conv func(string) error) {
 		return
 	}
 	if err := conv(p.q.Get(key)); err != nil {
-		p.err = usageErr(p.spec, "%s=%q: %v", key, p.q.Get(key), err)
+		p.err = usageErr(p.spec, "%s=%s: %v", key, registry.Quote(p.q.Get(key)), err)
 	}
 }
 
@@ -284,23 +313,25 @@ func (p *paramParser) float(key string, f *float64) {
 	})
 }
 
-// Redact returns a compact-form string with the values of its password and
-// token parameters, and any user info before an "@", masked, for messages.
+// Redact returns a compact-form string with its secrets masked, for
+// messages: the value of every parameter other than the known parameters
+// without a secret — password and token whatever their spelling
+// (Password, pass%77ord), and misspelt or unknown ones too — and any user
+// info before an "@" in an address.
 func Redact(spec string) string {
-	const mask = "REDACTED"
 	parts := strings.Split(spec, "|")
 	for i, el := range parts {
 		base, q, hasQuery := strings.Cut(el, "?")
-		if scheme, rest, ok := strings.Cut(base, "://"); ok && scheme != "file" {
+		if scheme, rest, ok := strings.Cut(base, "://"); ok && !strings.EqualFold(scheme, "file") {
 			if j := strings.LastIndexByte(rest, '@'); j >= 0 {
-				base = scheme + "://" + mask + rest[j:]
+				base = scheme + "://" + redact.Mask + rest[j:]
 			}
 		}
 		if hasQuery {
 			pairs := strings.Split(q, "&")
 			for k, pr := range pairs {
-				if key, _, ok := strings.Cut(pr, "="); ok && (key == "password" || key == "token") {
-					pairs[k] = key + "=" + mask
+				if key, _, ok := strings.Cut(pr, "="); ok && !public(key) {
+					pairs[k] = key + "=" + redact.Mask
 				}
 			}
 			base += "?" + strings.Join(pairs, "&")
@@ -308,4 +339,23 @@ func Redact(spec string) string {
 		parts[i] = base
 	}
 	return strings.Join(parts, "|")
+}
+
+// public reports whether key, as written in a query, decodes to a known
+// parameter without a secret value.
+func public(key string) bool {
+	k, err := url.QueryUnescape(key)
+	return err == nil && publicParams[k]
+}
+
+// isScheme reports whether s has the syntax of a URL scheme.
+func isScheme(s string) bool {
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || i > 0 && ('0' <= c && c <= '9' || c == '+' || c == '-' || c == '.') {
+			continue
+		}
+		return false
+	}
+	return s != ""
 }

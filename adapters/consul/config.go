@@ -9,6 +9,7 @@ import (
 
 	consulapi "github.com/hashicorp/consul/api"
 
+	"github.com/regchain/regchain/internal/redact"
 	"github.com/regchain/regchain/registry"
 )
 
@@ -88,6 +89,23 @@ type Config struct {
 
 	// Logger receives keepalive and watch events. If nil, slog.Default().
 	Logger *slog.Logger
+}
+
+// rawConfig is Config without its methods, for redaction.
+type rawConfig Config
+
+// Format implements fmt.Formatter: every verb prints the fields with the
+// Token masked.
+func (cfg Config) Format(f fmt.State, verb rune) { redact.Format(f, verb, cfg.masked()) }
+
+// LogValue implements slog.LogValuer: the fields with the Token masked.
+func (cfg Config) LogValue() slog.Value { return redact.LogValue(cfg.masked()) }
+
+func (cfg Config) masked() any {
+	type Config rawConfig
+	m := Config(cfg)
+	m.Token = redact.Secret(m.Token)
+	return m
 }
 
 // withDefaults returns cfg with zero fields set to their defaults, or an

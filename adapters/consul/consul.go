@@ -10,6 +10,7 @@ import (
 
 	consulapi "github.com/hashicorp/consul/api"
 
+	"github.com/regchain/regchain/internal/redact"
 	"github.com/regchain/regchain/registry"
 )
 
@@ -43,6 +44,18 @@ var (
 	_ registry.Pinger               = (*Registry)(nil)
 	_ registry.RegistrationReporter = (*Registry)(nil)
 )
+
+// String returns "consul.Registry(ADDRESS)", for messages.
+func (r *Registry) String() string { return "consul.Registry(" + r.cfg.Address + ")" }
+
+// Format implements fmt.Formatter: every verb prints String, never the
+// fields (the configuration holds the ACL token).
+func (r *Registry) Format(f fmt.State, verb rune) {
+	redact.FormatShort(f, verb, r.String(), r.String())
+}
+
+// LogValue implements slog.LogValuer: String.
+func (r *Registry) LogValue() slog.Value { return slog.StringValue(r.String()) }
 
 // New returns a Registry configured by cfg. It does not contact the agent:
 // use Ping to check it is reachable.

@@ -6,6 +6,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/regchain/regchain/internal/testutil"
 	"github.com/regchain/regchain/registry"
 )
 
@@ -33,4 +34,18 @@ func TestTLSWithPlainHTTP(t *testing.T) {
 		}
 		r.Close()
 	}
+}
+
+// TestTokenHidden: no fmt verb and no slog handler prints the ACL token of
+// a Config or of an open Registry (%+v of an open Registry did).
+func TestTokenHidden(t *testing.T) {
+	cfg := Config{Address: "127.0.0.1:1", Token: "s3cret-token"}
+	testutil.NoSecret(t, "s3cret-token", "consul.Config", cfg)
+	testutil.NoSecret(t, "s3cret-token", "*consul.Config", &cfg)
+	r, err := New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	testutil.NoSecret(t, "s3cret-token", "*consul.Registry", r)
 }

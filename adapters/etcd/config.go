@@ -10,6 +10,7 @@ import (
 
 	clientv3 "go.etcd.io/etcd/client/v3"
 
+	"github.com/regchain/regchain/internal/redact"
 	"github.com/regchain/regchain/registry"
 )
 
@@ -110,6 +111,23 @@ type Config struct {
 	// hubLinger overrides how long the watch hub outlives its last watcher
 	// (see hub); negative: not at all. Tests use it.
 	hubLinger time.Duration
+}
+
+// rawConfig is Config without its methods, for redaction.
+type rawConfig Config
+
+// Format implements fmt.Formatter: every verb prints the fields with the
+// Password masked.
+func (c Config) Format(f fmt.State, verb rune) { redact.Format(f, verb, c.masked()) }
+
+// LogValue implements slog.LogValuer: the fields with the Password masked.
+func (c Config) LogValue() slog.Value { return redact.LogValue(c.masked()) }
+
+func (c Config) masked() any {
+	type Config rawConfig
+	m := Config(c)
+	m.Password = redact.Secret(m.Password)
+	return m
 }
 
 // withDefaults returns c with its zero fields set.

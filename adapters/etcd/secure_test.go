@@ -3,9 +3,11 @@ package etcd
 import (
 	"crypto/tls"
 	"errors"
+	"fmt"
 	"strings"
 	"testing"
 
+	"github.com/regchain/regchain/internal/testutil"
 	"github.com/regchain/regchain/registry"
 )
 
@@ -37,5 +39,16 @@ func TestTLSWithPlainEndpoint(t *testing.T) {
 			continue
 		}
 		r.Close()
+	}
+}
+
+// TestConfigHidesPassword: no fmt verb and no slog handler prints the
+// password of a Config (%#v and slog's JSON handler did).
+func TestConfigHidesPassword(t *testing.T) {
+	cfg := Config{Endpoints: []string{"h:2379"}, Username: "app", Password: "s3cret-pw"}
+	testutil.NoSecret(t, "s3cret-pw", "etcd.Config", cfg)
+	testutil.NoSecret(t, "s3cret-pw", "*etcd.Config", &cfg)
+	if got := fmt.Sprintf("%+v", cfg); !strings.Contains(got, "Username:app Password:REDACTED") {
+		t.Errorf("%%+v = %s, want the fields with the password masked", got)
 	}
 }

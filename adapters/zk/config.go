@@ -10,6 +10,7 @@ import (
 
 	gozk "github.com/go-zookeeper/zk"
 
+	"github.com/regchain/regchain/internal/redact"
 	"github.com/regchain/regchain/registry"
 )
 
@@ -86,6 +87,23 @@ type Config struct {
 	// Logger receives the Registry's log, and go-zookeeper's at Debug level.
 	// If nil, slog.Default().
 	Logger *slog.Logger
+}
+
+// rawConfig is Config without its methods, for redaction.
+type rawConfig Config
+
+// Format implements fmt.Formatter: every verb prints the fields with the
+// Password masked.
+func (c Config) Format(f fmt.State, verb rune) { redact.Format(f, verb, c.masked()) }
+
+// LogValue implements slog.LogValuer: the fields with the Password masked.
+func (c Config) LogValue() slog.Value { return redact.LogValue(c.masked()) }
+
+func (c Config) masked() any {
+	type Config rawConfig
+	m := Config(c)
+	m.Password = redact.Secret(m.Password)
+	return m
 }
 
 func (c *Config) withDefaults() (Config, error) {

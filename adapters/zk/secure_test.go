@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	"github.com/regchain/regchain/adapters/zk"
+	"github.com/regchain/regchain/internal/testutil"
 	"github.com/regchain/regchain/registry"
 )
 
@@ -25,4 +26,18 @@ func TestServerURL(t *testing.T) {
 			t.Errorf("New(%v) = %v, want ErrInvalid: a URL", cfg.Servers, err)
 		}
 	}
+}
+
+// TestPasswordHidden: no fmt verb and no slog handler prints the digest
+// password of a Config or of an open Registry.
+func TestPasswordHidden(t *testing.T) {
+	cfg := zk.Config{Servers: []string{"127.0.0.1:1"}, User: "app", Password: "s3cret-pw"}
+	testutil.NoSecret(t, "s3cret-pw", "zk.Config", cfg)
+	testutil.NoSecret(t, "s3cret-pw", "*zk.Config", &cfg)
+	r, err := zk.New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	testutil.NoSecret(t, "s3cret-pw", "*zk.Registry", r)
 }
