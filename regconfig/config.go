@@ -321,13 +321,14 @@ func (b *Backend) validate(path string) error {
 }
 
 // checkEndpoint checks one host:port (etcd also takes http(s)://host:port;
-// zk also a bare host).
+// zk also a bare host). Its errors quote nothing: the caller shows the
+// endpoint, redacted.
 func checkEndpoint(ep, typ string) error {
 	hostport := ep
 	if typ == TypeEtcd {
 		if s, rest, ok := strings.Cut(ep, "://"); ok {
 			if !strings.EqualFold(s, "http") && !strings.EqualFold(s, "https") {
-				return fmt.Errorf("scheme %s: want http or https", registry.Quote(s))
+				return fmt.Errorf("the scheme is not http or https")
 			}
 			hostport = rest
 		}
@@ -346,7 +347,7 @@ func checkEndpoint(ep, typ string) error {
 		return fmt.Errorf("no host")
 	}
 	if n, err := strconv.Atoi(port); err != nil || n <= 0 || n > 65535 {
-		return fmt.Errorf("port %s is not a number between 1 and 65535", registry.Quote(port))
+		return fmt.Errorf("the port is not a number between 1 and 65535")
 	}
 	return nil
 }

@@ -314,29 +314,38 @@ func (p *paramParser) float(key string, f *float64) {
 }
 
 // Redact returns a compact-form string with its secrets masked, for
-// messages: the value of every parameter other than the known parameters
-// without a secret — password and token whatever their spelling
-// (Password, pass%77ord), and misspelt or unknown ones too — and any user
-// info before an "@" in an address.
+// messages: the value of every KEY=VALUE pair (after a '?' or a '&', or
+// alone, wherever it is: a forgotten '?' must not show a password) whose
+// key is not one of the known parameters without a secret — password
+// and token whatever their spelling (Password, pass%77ord), and misspelt
+// or unknown ones — and any user info before an "@" in an address.
 func Redact(spec string) string {
 	parts := strings.Split(spec, "|")
 	for i, el := range parts {
-		base, q, hasQuery := strings.Cut(el, "?")
-		if scheme, rest, ok := strings.Cut(base, "://"); ok && !strings.EqualFold(scheme, "file") {
-			if j := strings.LastIndexByte(rest, '@'); j >= 0 {
-				base = scheme + "://" + redact.Mask + rest[j:]
+		var b strings.Builder
+		for j := 0; ; j++ {
+			k := strings.IndexAny(el, "?&")
+			seg := el
+			if k >= 0 {
+				seg = el[:k]
 			}
-		}
-		if hasQuery {
-			pairs := strings.Split(q, "&")
-			for k, pr := range pairs {
-				if key, _, ok := strings.Cut(pr, "="); ok && !public(key) {
-					pairs[k] = key + "=" + redact.Mask
+			scheme, rest, isURL := strings.Cut(seg, "://")
+			switch key, _, isPair := strings.Cut(seg, "="); {
+			case j == 0 && isURL && isScheme(scheme):
+				if at := strings.LastIndexByte(rest, '@'); at >= 0 && !strings.EqualFold(scheme, "file") {
+					seg = scheme + "://" + redact.Mask + rest[at:]
 				}
+			case isPair && !public(key):
+				seg = key + "=" + redact.Mask
 			}
-			base += "?" + strings.Join(pairs, "&")
+			b.WriteString(seg)
+			if k < 0 {
+				break
+			}
+			b.WriteByte(el[k])
+			el = el[k+1:]
 		}
-		parts[i] = base
+		parts[i] = b.String()
 	}
 	return strings.Join(parts, "|")
 }

@@ -94,7 +94,7 @@ func TestParseErrors(t *testing.T) {
 		{"zk://h:2181?password=x", "password without a user name"},
 		{"etcd://h:1?ttl=ten", `ttl="ten": "ten" is not a duration`},
 		{"etcd://h:1?tls=yes", `tls="yes": want true or false`},
-		{"etcd://h:x", `backends[0].endpoints[0]: "h:x": port "x" is not a number`},
+		{"etcd://h:x", `backends[0].endpoints[0]: "h:x": the port is not a number`},
 		{"etcd://h:1?namespace=ms", `backends[0].namespace`},
 		{"etcd://h:1?cert=/c.pem", "cert_file and key_file go together"},
 		{"file://", "no file path"},
