@@ -328,7 +328,7 @@ func serviceParam(r *http.Request) (string, error) {
 	if r.Body != nil {
 		dec := json.NewDecoder(io.LimitReader(r.Body, 1<<16))
 		if err := dec.Decode(&body); err != nil && !errors.Is(err, io.EOF) {
-			return "", fmt.Errorf("bad JSON body: %v", err)
+			return "", fmt.Errorf("bad JSON body: %s", registry.Quote(err.Error()))
 		}
 	}
 	if body.Service == "" {

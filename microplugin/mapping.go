@@ -225,7 +225,7 @@ func serviceOf(in *registry.Instance) (*mreg.Service, []error) {
 	if v, ok := in.Metadata[MetadataKeyService]; ok {
 		var md map[string]string
 		if err := json.Unmarshal([]byte(v), &md); err != nil {
-			problems = append(problems, fmt.Errorf("microplugin: %s: %w: decode %s: %w", in, registry.ErrInvalid, MetadataKeyService, err))
+			problems = append(problems, fmt.Errorf("microplugin: %s: %w: decode %s: %s", in, registry.ErrInvalid, MetadataKeyService, registry.Quote(err.Error())))
 		} else {
 			svc.Metadata = md
 		}
@@ -233,7 +233,7 @@ func serviceOf(in *registry.Instance) (*mreg.Service, []error) {
 	if v, ok := in.Metadata[MetadataKeyEndpoints]; ok {
 		var eps []*mreg.Endpoint
 		if err := json.Unmarshal([]byte(v), &eps); err != nil {
-			problems = append(problems, fmt.Errorf("microplugin: %s: %w: decode %s: %w", in, registry.ErrInvalid, MetadataKeyEndpoints, err))
+			problems = append(problems, fmt.Errorf("microplugin: %s: %w: decode %s: %s", in, registry.ErrInvalid, MetadataKeyEndpoints, registry.Quote(err.Error())))
 		} else {
 			svc.Endpoints = eps
 		}

@@ -161,7 +161,7 @@ func Unmarshal(data []byte) (*Instance, error) {
 	}
 	in := new(Instance)
 	if err := json.Unmarshal(data, in); err != nil {
-		return nil, fmt.Errorf("%w: decode instance: %w", ErrInvalid, err)
+		return nil, fmt.Errorf("%w: decode instance: %s", ErrInvalid, Quote(err.Error()))
 	}
 	if err := Validate(in); err != nil {
 		return nil, fmt.Errorf("decode instance: %w", err)

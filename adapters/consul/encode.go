@@ -258,7 +258,7 @@ func decode(s *consulapi.AgentService, nodeAddr string) (*registry.Instance, err
 		}
 		var spilled map[string]string
 		if err := json.Unmarshal([]byte(b.String()), &spilled); err != nil {
-			return nil, fmt.Errorf("%w: consul service %s: spilled metadata: %w", registry.ErrInvalid, registry.Quote(s.ID), err)
+			return nil, fmt.Errorf("%w: consul service %s: spilled metadata: %s", registry.ErrInvalid, registry.Quote(s.ID), registry.Quote(err.Error()))
 		}
 		maps.Copy(md, spilled)
 	}
