@@ -14,6 +14,7 @@ import (
 	kratosregistry "github.com/go-kratos/kratos/v2/registry"
 	"go.uber.org/goleak"
 
+	"github.com/regchain/regchain/internal/testutil"
 	"github.com/regchain/regchain/registry"
 )
 
@@ -76,12 +77,15 @@ func FuzzUnmarshal(f *testing.F) {
 	f.Add(good)
 	f.Add([]byte(`{"id":"a","name":"b","metadata":{"":""},"endpoints":["grpc://[::1]:1"]}`))
 	f.Add([]byte(`{"endpoints":[null]}`))
+	f.Add([]byte(`{"id":` + strings.Repeat("1", 10000) + `}`))
+	f.Add([]byte(`{"id":"a","name":"b","version":"\u001b]0;x\u0007","endpoints":["grpc://h:1"]}`))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		in, err := registry.Unmarshal(data)
 		if err != nil {
 			if !errors.Is(err, registry.ErrInvalid) {
 				t.Fatalf("error %v does not wrap ErrInvalid", err)
 			}
+			testutil.SafeMessage(t, "Unmarshal", err.Error())
 			return
 		}
 		// Whatever decodes must validate, re-encode and decode to an equal value.
@@ -433,4 +437,24 @@ func TestQuote(t *testing.T) {
 	if got := sample().String(); got != "helloworld/id-1@v1.2.3" {
 		t.Errorf("String of a valid instance = %q, want it bare", got)
 	}
+}
+
+// FuzzQuote: whatever the input, Quote's output is bounded, escaped, and
+// starts with the quoted input's prefix.
+func FuzzQuote(f *testing.F) {
+	f.Add("greeter")
+	f.Add("\x1b]0;owned\x07\n\r\xff\u202e")
+	f.Add(strings.Repeat("€", 40))
+	f.Fuzz(func(t *testing.T, s string) {
+		q := registry.Quote(s)
+		testutil.SafeMessage(t, "Quote", q)
+		if len(q) > 4*registry.MaxQuoteLen+40 {
+			t.Fatalf("Quote(%d bytes) is %d bytes", len(s), len(q))
+		}
+		if len(s) <= registry.MaxQuoteLen && q != fmt.Sprintf("%q", s) {
+			t.Fatalf("Quote(%q) = %s, want %%q", s, q)
+		}
+		in := &registry.Instance{Name: s, ID: s, Version: s}
+		testutil.SafeMessage(t, "Instance.String", in.String())
+	})
 }

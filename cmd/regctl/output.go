@@ -55,7 +55,7 @@ func (t termWriter) Write(p []byte) (int, error) {
 // non-printing runes — and every byte that is not UTF-8 escaped as Go
 // escapes them, for one cell or field of text output.
 func clean(s string) string {
-	odd := func(r rune) bool { return r == utf8.RuneError || !strconv.IsPrint(r) }
+	odd := func(r rune) bool { return r == utf8.RuneError || !isPrint(r) }
 	if !strings.ContainsFunc(s, odd) {
 		return s
 	}
@@ -90,3 +90,8 @@ func printf(w io.Writer, format string, args ...any) error {
 	_, err := fmt.Fprintf(w, format, args...)
 	return err
 }
+
+// isPrint reports whether r prints as itself: strconv.IsPrint, which
+// excludes every control and format character (bidirectional controls
+// included).
+func isPrint(r rune) bool { return strconv.IsPrint(r) }
