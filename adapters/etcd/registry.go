@@ -566,7 +566,7 @@ func (r *Registry) decode(kv *mvccpb.KeyValue) (string, *registry.Instance, bool
 		return name, nil, false
 	}
 	if in.Name != name || in.ID != id {
-		r.logBad(key, kv.ModRevision, fmt.Errorf("record is %s, key says %s/%s", in.Key(), name, id))
+		r.logBad(key, kv.ModRevision, fmt.Errorf("record is %s, key says %s", in.Key(), registry.Quote(name+"/"+id)))
 		return name, nil, false
 	}
 	return name, in, true
@@ -585,7 +585,7 @@ func (r *Registry) logBad(key string, rev int64, err error) {
 	}
 	r.bad[key] = rev
 	r.badMu.Unlock()
-	r.log.Warn("etcd: skipping malformed record", "key", key, "revision", rev, "error", err)
+	r.log.Warn("etcd: skipping malformed record", "key", registry.Quote(key), "revision", rev, "error", err)
 }
 
 // keyLocks serializes Register and Deregister per key without holding a
