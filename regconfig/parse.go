@@ -314,8 +314,8 @@ func (p *paramParser) float(key string, f *float64) {
 }
 
 // Redact returns a compact-form string with its secrets masked, for
-// messages: the value of every KEY=VALUE pair (after a '?' or a '&', or
-// alone, wherever it is: a forgotten '?' must not show a password) whose
+// messages: the value of every KEY=VALUE pair (after a '?' or a '&', in
+// the address or alone: a forgotten '?' must not show a password) whose
 // key is not one of the known parameters without a secret — password
 // and token whatever their spelling (Password, pass%77ord), and misspelt
 // or unknown ones — and any user info before an "@" in an address.
@@ -334,6 +334,10 @@ func Redact(spec string) string {
 			case j == 0 && isURL && isScheme(scheme):
 				if at := strings.LastIndexByte(rest, '@'); at >= 0 && !strings.EqualFold(scheme, "file") {
 					seg = scheme + "://" + redact.Mask + rest[at:]
+				}
+				if eq := strings.IndexByte(seg, '='); eq >= 0 {
+					// KEY=VALUE in the address: a parameter without its '?'.
+					seg = seg[:eq+1] + redact.Mask
 				}
 			case isPair && !public(key):
 				seg = key + "=" + redact.Mask

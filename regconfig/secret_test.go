@@ -35,6 +35,7 @@ func TestRedactDecodedKeys(t *testing.T) {
 		"password=" + secret + "://h:1",
 		"token=" + secret,
 		"etcd://h:1&password=" + secret,
+		"etcd://h:1token=" + secret,
 		"consul://h:1?dc=a&token=" + secret + "&x",
 		"etcd://app:" + secret + "@h:1",
 		"etcd://h:1?username=u&password=" + secret + "|bogus://h",
