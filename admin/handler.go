@@ -237,8 +237,8 @@ func isMutation(name string) bool {
 
 // refused logs a refused mutation, once, with the reason.
 func (h *Handler) refused(r *http.Request, action, reason string) {
-	h.log.Warn("admin: mutation refused", "action", action, "reason", reason, "method", registry.Quote(r.Method),
-		"remote", r.RemoteAddr, "host", registry.Quote(r.Host), "origin", registry.Quote(r.Header.Get("Origin")))
+	h.log.Warn("admin: mutation refused", "action", action, "reason", reason, "method", registry.Clip(r.Method),
+		"remote", registry.Clip(r.RemoteAddr), "host", registry.Clip(r.Host), "origin", registry.Clip(r.Header.Get("Origin")))
 }
 
 func (h *Handler) mutate(w http.ResponseWriter, r *http.Request, action string) {

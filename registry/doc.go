@@ -26,8 +26,9 @@
 //
 // Errors quote input with Quote: at most MaxQuoteLen bytes of it, escaped,
 // so that a hostile name, version or record can neither flood a log nor
-// put escape sequences on a terminal. Instance.String does the same for a
-// part that is long or does not print as it is.
+// put escape sequences on a terminal. Clip, for log attributes, leaves a
+// short printable value bare and quotes any other; Instance.String shows
+// its parts through it.
 //
 // # Caveats
 //

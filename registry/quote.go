@@ -28,9 +28,10 @@ func Quote(s string) string {
 	return strconv.Quote(s[:n]) + "... (" + strconv.Itoa(len(s)) + " bytes)"
 }
 
-// plain returns s as it is when it is short and prints as it is, else
-// Quote(s): for messages that show well-formed values bare.
-func plain(s string) string {
+// Clip returns s as it is when it is at most MaxQuoteLen bytes and prints
+// as it is, else Quote(s): for log attributes (the handler quotes what
+// needs quoting) and messages that show well-formed values bare.
+func Clip(s string) string {
 	if len(s) > MaxQuoteLen {
 		return Quote(s)
 	}

@@ -434,6 +434,11 @@ func TestQuote(t *testing.T) {
 			t.Errorf("Quote(%.40q) = %s, want %s", c.in, got, c.want)
 		}
 	}
+	for in, want := range map[string]string{"greeter": "greeter", "a\x1b": `"a\x1b"`, strings.Repeat("x", 81): registry.Quote(strings.Repeat("x", 81))} {
+		if got := registry.Clip(in); got != want {
+			t.Errorf("Clip(%.40q) = %s, want %s", in, got, want)
+		}
+	}
 	if got := sample().String(); got != "helloworld/id-1@v1.2.3" {
 		t.Errorf("String of a valid instance = %q, want it bare", got)
 	}

@@ -229,10 +229,10 @@ func (r *Registry) decodeEntries(entries []*consulapi.ServiceEntry, warned map[s
 		if err != nil {
 			key := e.Service.Service + "/" + e.Service.ID
 			if warned == nil {
-				r.log.Debug("skipping undecodable service", "service", registry.Quote(e.Service.Service), "id", registry.Quote(e.Service.ID), "err", err)
+				r.log.Debug("skipping undecodable service", "service", registry.Clip(e.Service.Service), "id", registry.Clip(e.Service.ID), "err", err)
 			} else if !warned[key] {
 				warned[key] = true
-				r.log.Warn("skipping undecodable service", "service", registry.Quote(e.Service.Service), "id", registry.Quote(e.Service.ID), "err", err)
+				r.log.Warn("skipping undecodable service", "service", registry.Clip(e.Service.Service), "id", registry.Clip(e.Service.ID), "err", err)
 			}
 			continue
 		}

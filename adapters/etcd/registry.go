@@ -585,7 +585,7 @@ func (r *Registry) logBad(key string, rev int64, err error) {
 	}
 	r.bad[key] = rev
 	r.badMu.Unlock()
-	r.log.Warn("etcd: skipping malformed record", "key", registry.Quote(key), "revision", rev, "error", err)
+	r.log.Warn("etcd: skipping malformed record", "key", registry.Clip(key), "revision", rev, "error", err)
 }
 
 // keyLocks serializes Register and Deregister per key without holding a

@@ -75,7 +75,7 @@ func (r *Registry) load() error {
 		return b.ForEach(func(k, v []byte) error {
 			in, err := decodeRecord(k, v)
 			if err != nil {
-				r.d.log.Warn("file: skipping a record that cannot be decoded", "path", r.d.path, "key", registry.Quote(string(k)), "err", err)
+				r.d.log.Warn("file: skipping a record that cannot be decoded", "path", r.d.path, "key", registry.Clip(string(k)), "err", err)
 				return nil
 			}
 			r.services[in.Name] = append(r.services[in.Name], in)

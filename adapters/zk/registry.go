@@ -210,7 +210,7 @@ func (r *Registry) Ping(ctx context.Context) error {
 func (r *Registry) decode(service, id string, data []byte) *registry.Instance {
 	in, err := decodeNode(service, id, data)
 	if err != nil {
-		r.log.Warn("zookeeper: skipping malformed instance node", "path", registry.Quote(r.instancePath(service, id)), "err", err)
+		r.log.Warn("zookeeper: skipping malformed instance node", "path", registry.Clip(r.instancePath(service, id)), "err", err)
 		return nil
 	}
 	return in
