@@ -161,6 +161,13 @@ func TestRefusedMutationsLogged(t *testing.T) {
 	if f.c.Frozen() {
 		t.Error("a refused freeze froze the chain")
 	}
+	// A mutation performed is logged too.
+	if rec := serve(loop, "POST", "/admin/freeze", "127.0.0.1:1"); rec.Code != 200 || !f.c.Frozen() {
+		t.Fatalf("loopback freeze = %d %s", rec.Code, rec.Body)
+	}
+	if l := logs.take(); !strings.Contains(l, "operator mutation") || strings.Contains(l, "refused") {
+		t.Errorf("log after a freeze = %q, want the mutation", l)
+	}
 }
 
 // TestTokenHidden: no fmt verb and no slog handler prints the token of a
