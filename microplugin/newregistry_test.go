@@ -304,3 +304,12 @@ func TestDefaultSnapshotPathNeverShared(t *testing.T) {
 		t.Errorf("GetService with a snapshot in a shared directory = %v, want file.ErrUnsafe", err)
 	}
 }
+
+// TestAuthHidden: the etcd password given to NewRegistry shows under no
+// fmt verb and in no slog handler.
+func TestAuthHidden(t *testing.T) {
+	reg := NewRegistry(mreg.Addrs("127.0.0.1:1"), Auth("app", "s3cret-pw"), SnapshotPath("")).(*Registry)
+	defer reg.Close()
+	testutil.NoSecret(t, "s3cret-pw", "*microplugin.Registry", reg)
+	testutil.NoSecret(t, "s3cret-pw", "microplugin options", reg.Options())
+}
