@@ -108,6 +108,13 @@ func TestPageInBrowser(t *testing.T) {
 	if err != nil {
 		t.Fatalf("chromedp: read the page: %v", err)
 	}
+	// The Content-Security-Policy lets the inline style sheet apply (the
+	// script runs: the page refreshes, below).
+	styled, err := chromedp.Run(ctx, chromedp.Evaluate[bool](`getComputedStyle(document.querySelector('div.level')).display === 'flex' &&
+		getComputedStyle(document.querySelector('div.pills')).display === 'flex'`))
+	if err != nil || !styled {
+		t.Errorf("the page's style sheet did not apply (blocked by the Content-Security-Policy?): %v", err)
+	}
 	title, level, etcdRow, consulRow := texts["title"], texts["level"], texts["etcd"], texts["consul"]
 	greeterRow, billingRow, regRow := texts["greeter"], texts["billing"], texts["reg"]
 	png, err := chromedp.Run(ctx, chromedp.FullScreenshot(100)) // 100: PNG (lower is JPEG)

@@ -25,7 +25,8 @@
 // {"service": "NAME"}. Every answer but the page is JSON; an error is
 // {"error": "..."} with a status code that says its kind: 400 a bad
 // request (no or invalid service name), 401 a missing or wrong token, 403
-// mutations disabled or a non-loopback caller, 404 an unknown path or
+// mutations disabled, a non-loopback caller, a browser request from
+// another origin or a Host the handler does not answer to, 404 an unknown path or
 // nothing to release or roll back, 405 a method other than GET (HEAD) for
 // reads or POST for mutations (with an Allow header), 500 anything else.
 //
@@ -70,8 +71,32 @@
 // CrossOriginProtection: the status page's own buttons are same-origin,
 // curl and regctl send no browser headers.
 //
+// Every refused mutation is logged once, at Warn, with the reason, the
+// caller's address and the Host and Origin it sent.
+//
 // Caveat: behind a reverse proxy on the same host every caller looks like
 // loopback: set a Token there.
+//
+// # Browsers
+//
+// The admin port is reachable from any web page the operator's browser
+// shows (on loopback, through ssh -L), so the handler defends itself:
+//
+//   - It answers only requests whose Host header is an IP address or one
+//     of Config.Hosts (if nil, "localhost"); any other is refused (403),
+//     reads included. A page whose name an attacker made resolve to the
+//     admin port (DNS rebinding) sends its own name as Host: it can
+//     neither read the status nor mutate, although its requests come
+//     from loopback and are same-origin to the browser. List the names
+//     the handler is reached by in Config.Hosts.
+//   - Every answer carries X-Frame-Options: DENY and a
+//     Content-Security-Policy with frame-ancestors 'none' (no other page
+//     can frame the status page and trick a click on its buttons),
+//     default-src 'none' with only the page's own inline script and style
+//     sheet allowed by hash, X-Content-Type-Options: nosniff,
+//     Referrer-Policy: no-referrer and Cross-Origin-Resource-Policy:
+//     same-origin.
+//   - Mutations from another origin's page are refused (above).
 //
 // # The status page
 //

@@ -29,7 +29,7 @@ func Example() {
 	// readme:end admin
 
 	rec := httptest.NewRecorder()
-	mux.ServeHTTP(rec, httptest.NewRequest("GET", "/admin/readyz", nil))
+	mux.ServeHTTP(rec, httptest.NewRequest("GET", "http://localhost:9901/admin/readyz", nil))
 	fmt.Println(rec.Code)
 	fmt.Print(rec.Body)
 	// Output:

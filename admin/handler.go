@@ -10,10 +10,12 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/netip"
 	"strings"
 	"time"
 
 	"github.com/regchain/regchain/chain"
+	"github.com/regchain/regchain/internal/redact"
 	"github.com/regchain/regchain/registry"
 )
 
@@ -28,6 +30,14 @@ type Config struct {
 	// Token, when set, is the bearer token every mutation must carry. If
 	// empty, only loopback callers may mutate.
 	Token string
+	// Hosts are the host names (no port) the handler answers to, besides
+	// IP addresses: a request whose Host header names another host is
+	// refused (403), so that a web page whose name an attacker made
+	// resolve to the admin port (DNS rebinding) can neither read it nor
+	// mutate. If nil, "localhost". Add the names the handler is reached by
+	// (a DNS name, a reverse proxy's); compared without case and without a
+	// trailing dot.
+	Hosts []string
 	// Title names the process on the status page. If empty, "regchain".
 	Title string
 	// Refresh is how often the status page refreshes itself. If zero, 2s.
@@ -36,15 +46,42 @@ type Config struct {
 	Logger *slog.Logger
 }
 
+type rawConfig Config // without methods, for Format
+
+// Format implements fmt.Formatter: every verb prints the fields with the
+// Token masked.
+func (c Config) Format(f fmt.State, verb rune) { redact.Format(f, verb, c.masked()) }
+
+// LogValue implements slog.LogValuer: the fields with the Token masked.
+func (c Config) LogValue() slog.Value { return redact.LogValue(c.masked()) }
+
+func (c Config) masked() any {
+	type Config rawConfig
+	m := Config(c)
+	m.Token = redact.Secret(m.Token)
+	return m
+}
+
 // Handler is the admin http.Handler of one chain. It is safe for
 // concurrent use.
 type Handler struct {
-	c    *chain.Chain
-	cfg  Config
-	log  *slog.Logger
-	now  func() time.Time
-	csrf http.CrossOriginProtection // zero: same origin only
+	c     *chain.Chain
+	cfg   Config
+	hosts map[string]bool // the names of Config.Hosts, lower case
+	log   *slog.Logger
+	now   func() time.Time
+	csrf  http.CrossOriginProtection // zero: same origin only
 }
+
+// String returns "admin.Handler(mutations MODE)", for messages.
+func (h *Handler) String() string { return "admin.Handler(mutations " + h.mode() + ")" }
+
+// Format implements fmt.Formatter: every verb prints String, never the
+// fields (the configuration holds the token).
+func (h *Handler) Format(f fmt.State, verb rune) { redact.FormatShort(f, verb, h.String(), h.String()) }
+
+// LogValue implements slog.LogValuer: String.
+func (h *Handler) LogValue() slog.Value { return slog.StringValue(h.String()) }
 
 // New returns the admin handler of c.
 func New(c *chain.Chain, cfg Config) *Handler {
@@ -58,12 +95,60 @@ func New(c *chain.Chain, cfg Config) *Handler {
 	if log == nil {
 		log = slog.Default()
 	}
-	return &Handler{c: c, cfg: cfg, log: log, now: time.Now}
+	hosts := map[string]bool{}
+	if cfg.Hosts == nil {
+		hosts["localhost"] = true
+	}
+	for _, name := range cfg.Hosts {
+		hosts[strings.TrimSuffix(strings.ToLower(name), ".")] = true
+	}
+	return &Handler{c: c, cfg: cfg, hosts: hosts, log: log, now: time.Now}
+}
+
+// securityHeaders are sent with every answer: the page may not be framed
+// (clickjacking of its buttons), run or load anything but its own inline
+// script and style sheet, or be sniffed as another type; no answer may be
+// read by another origin's page as a resource, or carry a referrer away.
+var securityHeaders = map[string]string{
+	"Content-Security-Policy":      contentSecurityPolicy,
+	"X-Frame-Options":              "DENY",
+	"X-Content-Type-Options":       "nosniff",
+	"Referrer-Policy":              "no-referrer",
+	"Cross-Origin-Resource-Policy": "same-origin",
+}
+
+// hostAllowed reports whether the Host header names this handler: an IP
+// address (a page on another name cannot make a browser send one, short
+// of being served from that address), or one of Config.Hosts. A request
+// without a Host (HTTP/1.0, not a browser) is allowed.
+func (h *Handler) hostAllowed(host string) bool {
+	if host == "" {
+		return true
+	}
+	if name, _, err := net.SplitHostPort(host); err == nil {
+		host = name
+	}
+	host = strings.TrimSuffix(strings.TrimPrefix(host, "["), "]")
+	if _, err := netip.ParseAddr(host); err == nil {
+		return true
+	}
+	return h.hosts[strings.TrimSuffix(strings.ToLower(host), ".")]
 }
 
 // ServeHTTP routes on the last element of the request's path.
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	for k, v := range securityHeaders {
+		w.Header().Set(k, v)
+	}
 	name := r.URL.Path[strings.LastIndex(r.URL.Path, "/")+1:]
+	if !h.hostAllowed(r.Host) {
+		msg := fmt.Sprintf("host %s is not a name of this handler: add it to admin.Config.Hosts", registry.Quote(r.Host))
+		if isMutation(name) {
+			h.refused(r, name, msg)
+		}
+		writeError(w, http.StatusForbidden, msg)
+		return
+	}
 	switch name {
 	case "", "status", "readyz", "livez":
 		if r.Method != http.MethodGet && r.Method != http.MethodHead {
@@ -75,7 +160,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		h.mutate(w, r, name)
 		return
 	default:
-		writeError(w, http.StatusNotFound, fmt.Sprintf("no such endpoint %q (want status, readyz, livez, freeze, unfreeze, release or rollback)", name))
+		writeError(w, http.StatusNotFound, fmt.Sprintf("no such endpoint %s (want status, readyz, livez, freeze, unfreeze, release or rollback)", registry.Quote(name)))
 		return
 	}
 	w.Header().Set("Cache-Control", "no-store")
@@ -142,13 +227,30 @@ type MutationResult struct {
 	Level   chain.Level `json:"level"`
 }
 
+func isMutation(name string) bool {
+	switch name {
+	case "freeze", "unfreeze", "release", "rollback":
+		return true
+	}
+	return false
+}
+
+// refused logs a refused mutation, once, with the reason.
+func (h *Handler) refused(r *http.Request, action, reason string) {
+	h.log.Warn("admin: mutation refused", "action", action, "reason", reason, "method", registry.Clip(r.Method),
+		"remote", registry.Clip(r.RemoteAddr), "host", registry.Clip(r.Host), "origin", registry.Clip(r.Header.Get("Origin")))
+}
+
 func (h *Handler) mutate(w http.ResponseWriter, r *http.Request, action string) {
 	if r.Method != http.MethodPost {
+		msg := fmt.Sprintf("%s %s: mutations are POST only", registry.Quote(r.Method), action)
+		h.refused(r, action, msg)
 		w.Header().Set("Allow", "POST")
-		writeError(w, http.StatusMethodNotAllowed, fmt.Sprintf("%s %s: mutations are POST only", r.Method, action))
+		writeError(w, http.StatusMethodNotAllowed, msg)
 		return
 	}
 	if code, msg := h.authorize(r); code != 0 {
+		h.refused(r, action, msg)
 		if code == http.StatusUnauthorized {
 			w.Header().Set("WWW-Authenticate", `Bearer realm="regchain admin"`)
 		}
@@ -218,7 +320,7 @@ func (h *Handler) authorize(r *http.Request) (int, string) {
 // {"service": ...}.
 func serviceParam(r *http.Request) (string, error) {
 	if s := r.URL.Query().Get("service"); s != "" {
-		return s, nil
+		return s, registry.ValidateName(s)
 	}
 	var body struct {
 		Service string `json:"service"`
@@ -226,13 +328,13 @@ func serviceParam(r *http.Request) (string, error) {
 	if r.Body != nil {
 		dec := json.NewDecoder(io.LimitReader(r.Body, 1<<16))
 		if err := dec.Decode(&body); err != nil && !errors.Is(err, io.EOF) {
-			return "", fmt.Errorf("bad JSON body: %v", err)
+			return "", fmt.Errorf("bad JSON body: %s", registry.Quote(err.Error()))
 		}
 	}
 	if body.Service == "" {
 		return "", errors.New(`no service: give ?service=NAME or the body {"service": "NAME"}`)
 	}
-	return body.Service, nil
+	return body.Service, registry.ValidateName(body.Service)
 }
 
 func writeJSON(w http.ResponseWriter, code int, v any) {

@@ -217,6 +217,7 @@ func TestMutations(t *testing.T) {
 
 	t.Run("not loopback", func(t *testing.T) {
 		req := httptest.NewRequest("POST", "/admin/freeze", nil)
+		req.Host = "10.0.0.7:9901"
 		req.RemoteAddr = "10.1.2.3:4567"
 		rec := httptest.NewRecorder()
 		loop.ServeHTTP(rec, req)

@@ -30,7 +30,7 @@ type fixture struct {
 	c            *chain.Chain
 }
 
-func newFixture(t *testing.T, opts ...chain.Option) *fixture {
+func newFixture(t testing.TB, opts ...chain.Option) *fixture {
 	t.Helper()
 	f := &fixture{etcd: registrytest.NewMemoryNamed("etcd"), consul: registrytest.NewMemoryNamed("consul")}
 	ctx := context.Background()

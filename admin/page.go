@@ -2,6 +2,8 @@ package admin
 
 import (
 	"bytes"
+	"crypto/sha256"
+	"encoding/base64"
 	"fmt"
 	"html/template"
 	"net/http"
@@ -112,13 +114,10 @@ var funcs = template.FuncMap{
 
 var pageTmpl = template.Must(template.New("page").Funcs(funcs).Parse(pageHTML))
 
-const pageHTML = `{{define "page"}}<!doctype html>
-<html lang="en"><head><meta charset="utf-8">
-<meta name="viewport" content="width=device-width, initial-scale=1">
-<title>{{.Level}} · {{.Title}}</title>
-<noscript><meta http-equiv="refresh" content="{{.RefreshSecs}}"></noscript>
-<style>
-:root{--ok:#1a7f37;--l1:#9a6700;--l2:#bc4c00;--l3:#cf222e;--mute:#57606a;--line:#d0d7de;--bg:#f6f8fa}
+// The page's style sheet and script, inline and constant: the
+// Content-Security-Policy allows exactly these two, by their SHA-256, and
+// nothing else (no inline style attribute, no other script).
+const pageCSS = `:root{--ok:#1a7f37;--l1:#9a6700;--l2:#bc4c00;--l3:#cf222e;--mute:#57606a;--line:#d0d7de;--bg:#f6f8fa}
 *{box-sizing:border-box}
 body{margin:0;font:14px/1.45 system-ui,-apple-system,"Segoe UI",Roboto,"Helvetica Neue",Arial,sans-serif;color:#1f2328;background:#fff}
 header{display:flex;align-items:center;gap:16px;flex-wrap:wrap;padding:14px 24px;border-bottom:1px solid var(--line);background:var(--bg)}
@@ -147,6 +146,8 @@ tr.stale td{background:#fffbea}
 .err{color:var(--l3);font-size:12px;max-width:420px;word-break:break-word}
 ul.reasons{margin:0;padding-left:18px}
 .grid{display:grid;grid-template-columns:repeat(auto-fit,minmax(150px,1fr));gap:8px}
+.grid.two{grid-template-columns:1fr 1fr}.grid.top{margin-top:10px}
+.pills{margin-left:auto;display:flex;gap:8px;flex-wrap:wrap}
 .card{border:1px solid var(--line);border-radius:6px;padding:8px 12px}
 .card b{display:block;font-size:18px}
 .card span{color:var(--mute);font-size:12px}
@@ -161,15 +162,10 @@ button:disabled{opacity:.5;cursor:default}
 #msg.ok{background:#dafbe1;color:var(--ok)}#msg.bad{background:#ffebe9;color:var(--l3)}
 footer{padding:12px 24px;color:var(--mute);font-size:12px;border-top:1px solid var(--line)}
 code{font-size:12px;background:var(--bg);padding:1px 4px;border-radius:4px}
-</style></head>
-<body>
-<header><h1>{{.Title}}</h1><span class="mute">regchain admin · refreshes every {{.RefreshText}}</span>
-{{if eq .Mutations "token"}}<label class="tok">token <input id="token" type="password" autocomplete="off" size="18"></label>{{end}}</header>
-<main><div id="conn" hidden></div><div id="msg" hidden></div><div id="content">{{template "content" .}}</div></main>
-<footer>JSON: <code>status</code> · probes: <code>readyz</code> <code>livez</code> · mutations: {{.Mutations}}{{if ne .Mutations "off"}} (<code>regctl freeze|unfreeze|release|rollback URL</code>){{end}}</footer>
-<script>
-(function(){
-  var every={{.RefreshMS}}, lastOK=new Date(), conn=document.getElementById('conn'), content=document.getElementById('content'), msg=document.getElementById('msg');
+`
+
+const pageJS = `(function(){
+  var every=+document.body.getAttribute('data-refresh'), lastOK=new Date(), conn=document.getElementById('conn'), content=document.getElementById('content'), msg=document.getElementById('msg');
   function refresh(){
     return fetch(location.pathname+'?fragment=1',{cache:'no-store'}).then(function(r){
       if(!r.ok){throw new Error('HTTP '+r.status)}return r.text();
@@ -193,7 +189,29 @@ code{font-size:12px;background:var(--bg);padding:1px 4px;border-radius:4px}
     }).catch(function(e){say(false,a+' failed: '+e.message)}).finally(refresh);
   });
 })();
-</script>
+`
+
+// contentSecurityPolicy is every answer's Content-Security-Policy.
+var contentSecurityPolicy = "default-src 'none'; script-src '" + sha256b64(pageJS) + "'; style-src '" + sha256b64(pageCSS) +
+	"'; connect-src 'self'; img-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
+
+func sha256b64(s string) string {
+	sum := sha256.Sum256([]byte(s))
+	return "sha256-" + base64.StdEncoding.EncodeToString(sum[:])
+}
+
+const pageHTML = `{{define "page"}}<!doctype html>
+<html lang="en"><head><meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<title>{{.Level}} · {{.Title}}</title>
+<noscript><meta http-equiv="refresh" content="{{.RefreshSecs}}"></noscript>
+<style>` + pageCSS + `</style></head>
+<body data-refresh="{{.RefreshMS}}">
+<header><h1>{{.Title}}</h1><span class="mute">regchain admin · refreshes every {{.RefreshText}}</span>
+{{if eq .Mutations "token"}}<label class="tok">token <input id="token" type="password" autocomplete="off" size="18"></label>{{end}}</header>
+<main><div id="conn" hidden></div><div id="msg" hidden></div><div id="content">{{template "content" .}}</div></main>
+<footer>JSON: <code>status</code> · probes: <code>readyz</code> <code>livez</code> · mutations: {{.Mutations}}{{if ne .Mutations "off"}} (<code>regctl freeze|unfreeze|release|rollback URL</code>){{end}}</footer>
+<script>` + pageJS + `</script>
 </body></html>{{end}}
 
 {{define "content"}}{{$now := .Now}}
@@ -201,19 +219,19 @@ code{font-size:12px;background:var(--bg);padding:1px 4px;border-radius:4px}
   <b>{{.Level}}</b>
   <div><div class="m">{{.LevelMeaning}}</div>
   <small>since {{if .LevelSince}}{{ago $now .LevelSince}}{{else}}start{{end}} · updated {{clock .Now}} UTC</small></div>
-  <div style="margin-left:auto;display:flex;gap:8px;flex-wrap:wrap">
+  <div class="pills">
     {{if .Ready}}<span class="pill up">READY</span>{{else}}<span class="pill down">NOT READY</span>{{end}}
     {{if .Live}}<span class="pill up">LIVE</span>{{else}}<span class="pill down">CLOSED</span>{{end}}
     {{if .Frozen}}<span class="pill warn">FROZEN</span>{{end}}
     {{if ne .Mutations "off"}}{{if .Frozen}}<button data-action="unfreeze">Unfreeze</button>{{else}}<button class="danger" data-action="freeze">Freeze on last known good</button>{{end}}{{end}}
   </div>
 </div>
-{{if or .LevelReasons .NotReady}}<div class="grid" style="grid-template-columns:1fr 1fr">
+{{if or .LevelReasons .NotReady}}<div class="grid two">
 {{if .LevelReasons}}<div class="card"><span>Why {{.Level}}</span><ul class="reasons">{{range .LevelReasons}}<li>{{.}}</li>{{end}}</ul></div>{{end}}
 {{if .NotReady}}<div class="card"><span>Not ready because</span><ul class="reasons">{{range .NotReady}}<li>{{.}}</li>{{end}}</ul></div>{{end}}
 </div>{{end}}
 
-<div class="grid" style="margin-top:10px">
+<div class="grid top">
 <div class="card"><b>{{len .Services}}</b><span>services</span></div>
 <div class="card"><b>{{.Snapshot.Serving}}</b><span>served from snapshot</span></div>
 <div class="card"><b>{{.PendingRegistrations}}</b><span>pending registrations</span></div>

@@ -108,11 +108,11 @@ func New(tiers []Tier, opts ...Option) (*Chain, error) {
 		case t.Name == SnapshotSource:
 			return nil, fmt.Errorf("chain: %w: tier %d: the name %q is reserved", registry.ErrInvalid, i, SnapshotSource)
 		case strings.Contains(t.Name, "+"):
-			return nil, fmt.Errorf("chain: %w: tier name %q contains '+'", registry.ErrInvalid, t.Name)
+			return nil, fmt.Errorf("chain: %w: tier name %s contains '+'", registry.ErrInvalid, registry.Quote(t.Name))
 		case seen[t.Name]:
-			return nil, fmt.Errorf("chain: %w: two tiers named %q", registry.ErrInvalid, t.Name)
+			return nil, fmt.Errorf("chain: %w: two tiers named %s", registry.ErrInvalid, registry.Quote(t.Name))
 		case t.Registry == nil:
-			return nil, fmt.Errorf("chain: %w: tier %q has no registry", registry.ErrInvalid, t.Name)
+			return nil, fmt.Errorf("chain: %w: tier %s has no registry", registry.ErrInvalid, registry.Quote(t.Name))
 		}
 		seen[t.Name] = true
 	}
@@ -256,7 +256,7 @@ func (c *Chain) service(name string) (*service, error) {
 	if len(c.services) >= c.opts.maxServices {
 		if victim = c.victimLocked(); victim == nil {
 			c.mu.Unlock()
-			return nil, fmt.Errorf("chain: get %q: %w: %d services are watched, the most WithMaxServices allows", name, registry.ErrUnavailable, c.opts.maxServices)
+			return nil, fmt.Errorf("chain: get %s: %w: %d services are watched, the most WithMaxServices allows", registry.Quote(name), registry.ErrUnavailable, c.opts.maxServices)
 		}
 		delete(c.services, victim.name)
 	}

@@ -55,7 +55,7 @@ func (v *view) derive(name string, key any, derive func([]*registry.Instance) an
 		return d.get(v.u.Instances, derive), nil
 	}
 	if key != nil && !reflect.ValueOf(key).Comparable() {
-		return nil, fmt.Errorf("chain: derive %q: key %#v is not comparable: %w", name, key, registry.ErrInvalid)
+		return nil, fmt.Errorf("chain: derive %s: key %#v is not comparable: %w", registry.Quote(name), key, registry.ErrInvalid)
 	}
 	for {
 		n := 0

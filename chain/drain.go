@@ -96,7 +96,7 @@ func waitGone(ctx context.Context, r registry.Registry, name string, ids []strin
 	defer cancel()
 	w, err := r.Watch(ctx, name)
 	if err != nil {
-		return fmt.Errorf("watch %q: %w", name, err)
+		return fmt.Errorf("watch %s: %w", registry.Quote(name), err)
 	}
 	defer w.Stop()
 	stop := context.AfterFunc(ctx, func() { _ = w.Stop() })
@@ -105,10 +105,10 @@ func waitGone(ctx context.Context, r registry.Registry, name string, ids []strin
 	for {
 		u, err := w.Next()
 		if ctx.Err() != nil {
-			return fmt.Errorf("%q still shows %s: %w", name, strings.Join(shown, ","), context.Cause(ctx))
+			return fmt.Errorf("%s still shows %s: %w", registry.Quote(name), strings.Join(shown, ","), context.Cause(ctx))
 		}
 		if errors.Is(err, registry.ErrStopped) || errors.Is(err, registry.ErrClosed) {
-			return fmt.Errorf("watch %q: %w", name, err)
+			return fmt.Errorf("watch %s: %w", registry.Quote(name), err)
 		}
 		if err != nil {
 			continue // a transient watch error: the watcher retries

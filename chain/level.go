@@ -5,6 +5,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/regchain/regchain/registry"
 )
 
 // Level is the chain's degradation level, in the terms operators use. A
@@ -62,7 +64,7 @@ func (l *Level) UnmarshalText(b []byte) error {
 			return nil
 		}
 	}
-	return fmt.Errorf("chain: unknown degradation level %q (want L0 to L3)", b)
+	return fmt.Errorf("chain: unknown degradation level %s (want L0 to L3)", registry.Quote(string(b)))
 }
 
 // Degradation is the chain's degradation level with the reasons for it.

@@ -40,7 +40,7 @@ func (s *service) await(ctx context.Context) (*view, error) {
 	select {
 	case <-ch:
 	case <-ctx.Done():
-		return nil, fmt.Errorf("chain: get %q: %w", s.name, ctx.Err())
+		return nil, fmt.Errorf("chain: get %s: %w", registry.Quote(s.name), ctx.Err())
 	}
 	if v := s.view.Load(); v != nil {
 		return v, nil
@@ -167,7 +167,7 @@ func (s *service) loadTiers() error {
 				state[r.idx] = 3
 				errs = append(errs, fmt.Errorf("tier %s: %w", c.tiers[r.idx].name, r.err))
 			default:
-				return fmt.Errorf("chain: get %q: tier %s: %w", s.name, c.tiers[r.idx].name, r.err)
+				return fmt.Errorf("chain: get %s: tier %s: %w", registry.Quote(s.name), c.tiers[r.idx].name, r.err)
 			}
 			// A tier that failed or said "empty" without authority: ask the
 			// next at once rather than wait for the hedge.
@@ -313,5 +313,5 @@ func (s *service) loadFallback(data []*registry.Update, errs []error) error {
 	if len(errs) == 0 {
 		errs = append(errs, errors.New("no tier"))
 	}
-	return fmt.Errorf("chain: get %q: %w: every tier failed and the snapshot does not hold it: %w", s.name, registry.ErrUnavailable, errors.Join(errs...))
+	return fmt.Errorf("chain: get %s: %w: every tier failed and the snapshot does not hold it: %w", registry.Quote(s.name), registry.ErrUnavailable, errors.Join(errs...))
 }

@@ -37,12 +37,12 @@ func (c *Chain) ReleaseHold(name string) error {
 	s := c.services[name]
 	c.mu.RUnlock()
 	if s == nil {
-		return fmt.Errorf("chain: release %q: %w: no held drop or rollback", name, registry.ErrNotFound)
+		return fmt.Errorf("chain: release %s: %w: no held drop or rollback", registry.Quote(name), registry.ErrNotFound)
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.closed || (s.hold == nil && !s.pinned) {
-		return fmt.Errorf("chain: release %q: %w: no held drop or rollback", name, registry.ErrNotFound)
+		return fmt.Errorf("chain: release %s: %w: no held drop or rollback", registry.Quote(name), registry.ErrNotFound)
 	}
 	if s.pinned {
 		s.pinned = false
@@ -62,7 +62,7 @@ func (c *Chain) Rollback(name string) error {
 		return err
 	}
 	if c.snap.good(name) == nil {
-		return fmt.Errorf("chain: rollback %q: %w: no last known good state", name, registry.ErrNotFound)
+		return fmt.Errorf("chain: rollback %s: %w: no last known good state", registry.Quote(name), registry.ErrNotFound)
 	}
 	for {
 		s, err := c.service(name)

@@ -34,7 +34,7 @@ func (v *view) expired(now time.Time) bool {
 
 // tooOld is the error an expired view is answered with.
 func (v *view) tooOld(c *Chain, op, name string) error {
-	return fmt.Errorf("chain: %s %q: %w: no tier is up and the snapshot state is older than %v", op, name, registry.ErrUnavailable, c.opts.maxAge)
+	return fmt.Errorf("chain: %s %s: %w: no tier is up and the snapshot state is older than %v", op, registry.Quote(name), registry.ErrUnavailable, c.opts.maxAge)
 }
 
 // check turns a view into GetService's error, if any.
@@ -43,7 +43,7 @@ func (v *view) check(c *Chain, name string) error {
 		return v.tooOld(c, "get", name)
 	}
 	if len(v.u.Instances) == 0 {
-		return fmt.Errorf("chain: get %q (source %s): %w", name, v.u.Source, registry.ErrNotFound)
+		return fmt.Errorf("chain: get %s (source %s): %w", registry.Quote(name), v.u.Source, registry.ErrNotFound)
 	}
 	return nil
 }

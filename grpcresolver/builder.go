@@ -113,13 +113,13 @@ func (b *Builder) Scheme() string { return b.opts.scheme }
 func (b *Builder) Build(target resolver.Target, cc resolver.ClientConn, _ resolver.BuildOptions) (resolver.Resolver, error) {
 	name := strings.TrimPrefix(target.Endpoint(), "/")
 	if err := registry.ValidateName(name); err != nil {
-		return nil, fmt.Errorf("grpcresolver: target %q: %w", target.String(), err)
+		return nil, fmt.Errorf("grpcresolver: target %s: %w", registry.Quote(target.String()), err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	w, err := b.reg.Watch(ctx, name)
 	if err != nil {
 		cancel()
-		return nil, fmt.Errorf("grpcresolver: watch %q: %w", name, err)
+		return nil, fmt.Errorf("grpcresolver: watch %s: %w", registry.Quote(name), err)
 	}
 	r := newResolver(ctx, cancel, name, cc, w, b)
 	r.start()

@@ -146,7 +146,7 @@ func getError(name string, err error) ([]*kratosregistry.ServiceInstance, error)
 	if errors.Is(err, registry.ErrNotFound) {
 		return []*kratosregistry.ServiceInstance{}, nil
 	}
-	return nil, fmt.Errorf("kratosplugin: get service %q: %w", name, err)
+	return nil, fmt.Errorf("kratosplugin: get service %s: %w", registry.Quote(name), err)
 }
 
 // Watch returns a watcher of the service name. It returns within a fraction
@@ -168,7 +168,7 @@ func (r *Registry) Watch(ctx context.Context, name string) (kratosregistry.Watch
 	case <-w.ready:
 		if err := w.createErr(); err != nil {
 			w.Stop()
-			return nil, fmt.Errorf("kratosplugin: watch %q: %w", name, err)
+			return nil, fmt.Errorf("kratosplugin: watch %s: %w", registry.Quote(name), err)
 		}
 	case <-t.C:
 	}

@@ -70,7 +70,7 @@ func (w *watcher) create(ctx context.Context, r registry.Registry) {
 			return
 		}
 		d := b.Next()
-		w.log.Warnf("watch %q: %v (retrying in %v)", w.name, err, d.Round(time.Millisecond))
+		w.log.Warnf("watch %s: %v (retrying in %v)", registry.Quote(w.name), err, d.Round(time.Millisecond))
 		t := time.NewTimer(d)
 		select {
 		case <-t.C:
@@ -140,7 +140,7 @@ func (w *watcher) Next() ([]*kratosregistry.ServiceInstance, error) {
 				errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
 				return nil, w.ended(err)
 			}
-			w.log.Warnf("watch %q: %v (keeping the last known instances)", w.name, err)
+			w.log.Warnf("watch %s: %v (keeping the last known instances)", registry.Quote(w.name), err)
 			continue
 		}
 		if u == nil || u.Service != w.name {
@@ -159,9 +159,9 @@ func (w *watcher) Next() ([]*kratosregistry.ServiceInstance, error) {
 // and context.Canceled.
 func (w *watcher) ended(err error) error {
 	if errors.Is(err, context.Canceled) {
-		return fmt.Errorf("kratosplugin: watch %q: %w", w.name, err)
+		return fmt.Errorf("kratosplugin: watch %s: %w", registry.Quote(w.name), err)
 	}
-	return fmt.Errorf("kratosplugin: watch %q: %w: %w", w.name, err, context.Canceled)
+	return fmt.Errorf("kratosplugin: watch %s: %w: %w", registry.Quote(w.name), err, context.Canceled)
 }
 
 // Stop ends the watcher and unblocks a pending Next. It always returns nil.

@@ -50,20 +50,20 @@ func ToInstances(svc *mreg.Service) ([]*registry.Instance, error) {
 		return nil, fmt.Errorf("microplugin: service: %w", err)
 	}
 	if len(svc.Nodes) == 0 {
-		return nil, fmt.Errorf("microplugin: %w: service %q has no nodes", registry.ErrInvalid, svc.Name)
+		return nil, fmt.Errorf("microplugin: %w: service %s has no nodes", registry.ErrInvalid, registry.Quote(svc.Name))
 	}
 	var reserved [][2]string
 	if svc.Metadata != nil {
 		b, err := json.Marshal(svc.Metadata)
 		if err != nil {
-			return nil, fmt.Errorf("microplugin: %w: service %q: encode metadata: %w", registry.ErrInvalid, svc.Name, err)
+			return nil, fmt.Errorf("microplugin: %w: service %s: encode metadata: %w", registry.ErrInvalid, registry.Quote(svc.Name), err)
 		}
 		reserved = append(reserved, [2]string{MetadataKeyService, string(b)})
 	}
 	if svc.Endpoints != nil {
 		b, err := json.Marshal(svc.Endpoints)
 		if err != nil {
-			return nil, fmt.Errorf("microplugin: %w: service %q: encode endpoints: %w", registry.ErrInvalid, svc.Name, err)
+			return nil, fmt.Errorf("microplugin: %w: service %s: encode endpoints: %w", registry.ErrInvalid, registry.Quote(svc.Name), err)
 		}
 		reserved = append(reserved, [2]string{MetadataKeyEndpoints, string(b)})
 	}
@@ -71,23 +71,23 @@ func ToInstances(svc *mreg.Service) ([]*registry.Instance, error) {
 	seen := make(map[string]bool, len(svc.Nodes))
 	for i, node := range svc.Nodes {
 		if node == nil {
-			return nil, fmt.Errorf("microplugin: %w: service %q: node %d is nil", registry.ErrInvalid, svc.Name, i)
+			return nil, fmt.Errorf("microplugin: %w: service %s: node %d is nil", registry.ErrInvalid, registry.Quote(svc.Name), i)
 		}
 		if err := registry.ValidateID(node.Id); err != nil {
-			return nil, fmt.Errorf("microplugin: service %q: node: %w", svc.Name, err)
+			return nil, fmt.Errorf("microplugin: service %s: node: %w", registry.Quote(svc.Name), err)
 		}
 		if seen[node.Id] {
-			return nil, fmt.Errorf("microplugin: %w: service %q: node id %q appears twice", registry.ErrInvalid, svc.Name, node.Id)
+			return nil, fmt.Errorf("microplugin: %w: service %s: node id %s appears twice", registry.ErrInvalid, registry.Quote(svc.Name), registry.Quote(node.Id))
 		}
 		seen[node.Id] = true
 		for _, k := range []string{MetadataKeyService, MetadataKeyEndpoints} {
 			if _, ok := node.Metadata[k]; ok {
-				return nil, fmt.Errorf("microplugin: %w: service %q: node %q: metadata key %q is reserved", registry.ErrInvalid, svc.Name, node.Id, k)
+				return nil, fmt.Errorf("microplugin: %w: service %s: node %s: metadata key %s is reserved", registry.ErrInvalid, registry.Quote(svc.Name), registry.Quote(node.Id), registry.Quote(k))
 			}
 		}
 		ep, err := endpointURL(node)
 		if err != nil {
-			return nil, fmt.Errorf("microplugin: %w: service %q: node %q: %w", registry.ErrInvalid, svc.Name, node.Id, err)
+			return nil, fmt.Errorf("microplugin: %w: service %s: node %s: %w", registry.ErrInvalid, registry.Quote(svc.Name), registry.Quote(node.Id), err)
 		}
 		md := make(map[string]string, len(node.Metadata)+len(reserved))
 		maps.Copy(md, node.Metadata)
@@ -118,7 +118,7 @@ func endpointURL(node *mreg.Node) (string, error) {
 	ep := scheme(node.Metadata["transport"]) + "://" + node.Address
 	u, err := url.Parse(ep)
 	if err != nil || u.Host != node.Address {
-		return "", fmt.Errorf("address %q is not a URL host (host:port, [ipv6]:port or host)", node.Address)
+		return "", fmt.Errorf("address %s is not a URL host (host:port, [ipv6]:port or host)", registry.Quote(node.Address))
 	}
 	return ep, nil
 }
@@ -225,7 +225,7 @@ func serviceOf(in *registry.Instance) (*mreg.Service, []error) {
 	if v, ok := in.Metadata[MetadataKeyService]; ok {
 		var md map[string]string
 		if err := json.Unmarshal([]byte(v), &md); err != nil {
-			problems = append(problems, fmt.Errorf("microplugin: %s: %w: decode %s: %w", in, registry.ErrInvalid, MetadataKeyService, err))
+			problems = append(problems, fmt.Errorf("microplugin: %s: %w: decode %s: %s", in, registry.ErrInvalid, MetadataKeyService, registry.Quote(err.Error())))
 		} else {
 			svc.Metadata = md
 		}
@@ -233,7 +233,7 @@ func serviceOf(in *registry.Instance) (*mreg.Service, []error) {
 	if v, ok := in.Metadata[MetadataKeyEndpoints]; ok {
 		var eps []*mreg.Endpoint
 		if err := json.Unmarshal([]byte(v), &eps); err != nil {
-			problems = append(problems, fmt.Errorf("microplugin: %s: %w: decode %s: %w", in, registry.ErrInvalid, MetadataKeyEndpoints, err))
+			problems = append(problems, fmt.Errorf("microplugin: %s: %w: decode %s: %s", in, registry.ErrInvalid, MetadataKeyEndpoints, registry.Quote(err.Error())))
 		} else {
 			svc.Endpoints = eps
 		}
@@ -253,7 +253,7 @@ func toNode(in *registry.Instance) (*mreg.Node, error) {
 		}
 	}
 	if addr == "" {
-		return nil, fmt.Errorf("microplugin: %s: %w: no endpoint with a host in %q", in, registry.ErrInvalid, in.Endpoints)
+		return nil, fmt.Errorf("microplugin: %s: %w: no endpoint with a host in %s", in, registry.ErrInvalid, registry.Quote(strings.Join(in.Endpoints, " ")))
 	}
 	var md map[string]string
 	for k, v := range in.Metadata {

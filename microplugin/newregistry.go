@@ -5,6 +5,7 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
+	"io/fs"
 	"log/slog"
 	"net"
 	"os"
@@ -19,6 +20,7 @@ import (
 	"github.com/regchain/regchain/adapters/etcd"
 	"github.com/regchain/regchain/adapters/file"
 	"github.com/regchain/regchain/chain"
+	"github.com/regchain/regchain/internal/safefile"
 	"github.com/regchain/regchain/registry"
 )
 
@@ -48,8 +50,11 @@ import (
 //     /micro/registry), so a fleet on the plugin moves node by node; Layout
 //     changes it.
 //   - SnapshotPath sets the snapshot file; DefaultSnapshotPath is used when
-//     unset. A snapshot file held by another process (bbolt locks it) is
-//     skipped with a warning: the chain then runs without one.
+//     unset. A snapshot file held by another process (bbolt locks it) or
+//     damaged is skipped with a warning: the chain then runs without one.
+//     A snapshot file another user could change (file.ErrUnsafe), and no
+//     safe default (see DefaultSnapshotPath), are errors of every call:
+//     set SnapshotPath.
 //   - Logger (go-micro's) receives the backend's and the chain's logs
 //     through SlogHandler.
 //
@@ -72,18 +77,25 @@ func NewRegistry(opts ...mreg.Option) mreg.Registry {
 
 // DefaultSnapshotPath returns the snapshot file NewRegistry uses when
 // SnapshotPath is not given: <user cache dir>/regchain/micro-<program>.snapshot
-// ($XDG_CACHE_HOME or ~/.cache on Linux; the temporary directory when
-// there is no cache directory), one per program name.
-func DefaultSnapshotPath() string {
+// ($XDG_CACHE_HOME or ~/.cache on Linux), one per program name. It returns
+// an error naming SnapshotPath when there is no user cache directory
+// ($HOME and $XDG_CACHE_HOME unset) and when the cache directory could be
+// changed by another user (owned by another user, or writable by group or
+// others: a $HOME of /tmp): a snapshot is trusted when etcd is down, so a
+// default never lands in a shared directory.
+func DefaultSnapshotPath() (string, error) {
 	dir, err := os.UserCacheDir()
 	if err != nil {
-		dir = os.TempDir()
+		return "", fmt.Errorf("microplugin: %w: no default snapshot file: %w; set one with microplugin.SnapshotPath (SnapshotPath(\"\") runs without one)", registry.ErrInvalid, err)
+	}
+	if err := safefile.CheckDir(dir); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return "", fmt.Errorf("microplugin: %w: no default snapshot file: the user cache directory %w; set one with microplugin.SnapshotPath (SnapshotPath(\"\") runs without one)", registry.ErrInvalid, err)
 	}
 	prog := "micro"
 	if len(os.Args) > 0 && os.Args[0] != "" {
 		prog = unsafeChars.ReplaceAllString(filepath.Base(os.Args[0]), "_")
 	}
-	return filepath.Join(dir, "regchain", "micro-"+prog+".snapshot")
+	return filepath.Join(dir, "regchain", "micro-"+prog+".snapshot"), nil
 }
 
 var unsafeChars = regexp.MustCompile(`[^A-Za-z0-9._-]`)
@@ -128,16 +140,19 @@ type settings struct {
 	password  string
 	ttl       time.Duration
 	snapshot  string
+	noDefault error // why there is no default snapshot file, when snapshot is ""
 	codec     etcd.Codec
 }
 
 func (s settings) equal(o settings) bool {
 	return slices.Equal(s.endpoints, o.endpoints) && s.timeout == o.timeout && s.tls == o.tls &&
-		s.user == o.user && s.password == o.password && s.ttl == o.ttl && s.snapshot == o.snapshot && s.codec == o.codec
+		s.user == o.user && s.password == o.password && s.ttl == o.ttl && s.snapshot == o.snapshot && s.codec == o.codec &&
+		(s.noDefault == nil) == (o.noDefault == nil)
 }
 
 func settingsOf(o mreg.Options) settings {
-	s := settings{timeout: o.Timeout, snapshot: DefaultSnapshotPath(), codec: etcd.CodecMicro}
+	s := settings{timeout: o.Timeout, codec: etcd.CodecMicro}
+	s.snapshot, s.noDefault = DefaultSnapshotPath()
 	for _, a := range o.Addrs {
 		if a == "" {
 			continue
@@ -168,7 +183,7 @@ func settingsOf(o mreg.Options) settings {
 			s.ttl = d
 		}
 		if p, ok := ctx.Value(snapshotKey{}).(string); ok {
-			s.snapshot = p
+			s.snapshot, s.noDefault = p, nil
 		}
 		if c, ok := ctx.Value(layoutKey{}).(etcd.Codec); ok {
 			s.codec = c
@@ -252,6 +267,9 @@ func (o *owned) get(op string) (registry.Registry, error) {
 }
 
 func build(s settings, opts mreg.Options, log *slog.Logger) (*built, error) {
+	if s.noDefault != nil {
+		return nil, s.noDefault
+	}
 	r, err := etcd.New(etcd.Config{
 		Endpoints:   s.endpoints,
 		Timeout:     s.timeout,
@@ -271,7 +289,10 @@ func build(s settings, opts mreg.Options, log *slog.Logger) (*built, error) {
 	if s.snapshot != "" {
 		if err := os.MkdirAll(filepath.Dir(s.snapshot), 0o700); err != nil {
 			log.Warn("regchain: no snapshot: cannot create its directory", "path", s.snapshot, "error", err)
-		} else if st, err := file.OpenStore(s.snapshot, file.Config{Logger: log}); err != nil {
+		} else if st, err := file.OpenStore(s.snapshot, file.Config{Logger: log}); errors.Is(err, file.ErrUnsafe) {
+			r.Close()
+			return nil, fmt.Errorf("microplugin: snapshot: %w; fix the file's place or choose another with microplugin.SnapshotPath", err)
+		} else if err != nil {
 			log.Warn("regchain: no snapshot: cannot open it", "path", s.snapshot, "error", err)
 		} else {
 			b.store = st

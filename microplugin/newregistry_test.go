@@ -3,8 +3,10 @@ package microplugin
 import (
 	"context"
 	"crypto/tls"
+	"errors"
 	"fmt"
 	"log/slog"
+	"os"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -17,8 +19,10 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/regchain/regchain/adapters/etcd"
+	"github.com/regchain/regchain/adapters/file"
 	"github.com/regchain/regchain/embedetcd/etcdtest"
 	"github.com/regchain/regchain/internal/testutil"
+	"github.com/regchain/regchain/registry"
 )
 
 func etcdClient(t *testing.T, endpoint string) *clientv3.Client {
@@ -102,7 +106,7 @@ func TestSettingsFromOptions(t *testing.T) {
 		check func(s settings) string
 	}{
 		{"defaults", nil, func(s settings) string {
-			if len(s.endpoints) != 0 || s.tls != nil || s.codec != etcd.CodecMicro || s.snapshot != DefaultSnapshotPath() || s.user != "envuser" {
+			if len(s.endpoints) != 0 || s.tls != nil || s.codec != etcd.CodecMicro || s.snapshot != defaultPath(t) || s.user != "envuser" {
 				return fmt.Sprintf("%+v", s)
 			}
 			return ""
@@ -249,4 +253,74 @@ func TestNewRegistrySnapshotLocked(t *testing.T) {
 	if !found {
 		t.Errorf("no warning about the locked snapshot: %q", rec.all())
 	}
+}
+
+func defaultPath(t *testing.T) string {
+	t.Helper()
+	p, err := DefaultSnapshotPath()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+// TestDefaultSnapshotPathNeverShared: with no user cache directory, or one
+// other users may write, there is no default snapshot file: every call of
+// NewRegistry's registry fails naming SnapshotPath. It used to fall back
+// to a fixed name in the shared temporary directory, where another user
+// could plant a snapshot the process then served.
+func TestDefaultSnapshotPathNeverShared(t *testing.T) {
+	shared := filepath.Join(t.TempDir(), "shared")
+	if err := os.Mkdir(shared, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chmod(shared, 0o777|os.ModeSticky); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct{ name, home, xdg string }{
+		{"no HOME, no XDG_CACHE_HOME", "", ""},
+		{"a cache directory others may write", "", shared},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			t.Setenv("HOME", c.home)
+			t.Setenv("XDG_CACHE_HOME", c.xdg)
+			p, err := DefaultSnapshotPath()
+			if err == nil || !strings.Contains(err.Error(), "microplugin.SnapshotPath") || !errors.Is(err, registry.ErrInvalid) {
+				t.Fatalf("DefaultSnapshotPath() = %q, %v; want an error naming microplugin.SnapshotPath", p, err)
+			}
+			reg := NewRegistry(mreg.Addrs("127.0.0.1:1"), mreg.Logger(newFieldRecorder(logger.InfoLevel))).(*Registry)
+			defer reg.Close()
+			if err := reg.Register(microService("greeter", "g1", "10.0.0.1:9000")); err == nil || !strings.Contains(err.Error(), "microplugin.SnapshotPath") {
+				t.Errorf("Register = %v, want the error naming microplugin.SnapshotPath", err)
+			}
+			// Saying where, or that there is none, is enough.
+			none := NewRegistry(mreg.Addrs("127.0.0.1:1"), SnapshotPath("")).(*Registry)
+			defer none.Close()
+			if none.Chain() == nil {
+				t.Error("with SnapshotPath(\"\"): no chain")
+			}
+		})
+	}
+	own := t.TempDir()
+	t.Setenv("XDG_CACHE_HOME", own)
+	if p, err := DefaultSnapshotPath(); err != nil || !strings.HasPrefix(p, own+string(filepath.Separator)+"regchain") {
+		t.Errorf("DefaultSnapshotPath() = %q, %v; want a file under %s", p, err, own)
+	}
+
+	// A snapshot path another user could change is refused, not skipped.
+	reg := NewRegistry(mreg.Addrs("127.0.0.1:1"), SnapshotPath(filepath.Join(shared, "planted.snapshot")),
+		mreg.Logger(newFieldRecorder(logger.InfoLevel))).(*Registry)
+	defer reg.Close()
+	if _, err := reg.GetService("greeter"); !errors.Is(err, file.ErrUnsafe) {
+		t.Errorf("GetService with a snapshot in a shared directory = %v, want file.ErrUnsafe", err)
+	}
+}
+
+// TestAuthHidden: the etcd password given to NewRegistry shows under no
+// fmt verb and in no slog handler.
+func TestAuthHidden(t *testing.T) {
+	reg := NewRegistry(mreg.Addrs("127.0.0.1:1"), Auth("app", "s3cret-pw"), SnapshotPath("")).(*Registry)
+	defer reg.Close()
+	testutil.NoSecret(t, "s3cret-pw", "*microplugin.Registry", reg)
+	testutil.NoSecret(t, "s3cret-pw", "microplugin options", reg.Options())
 }

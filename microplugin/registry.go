@@ -153,7 +153,7 @@ func (p *Registry) Deregister(svc *mreg.Service, opts ...mreg.DeregisterOption) 
 		return fmt.Errorf("microplugin: %w: nil service", registry.ErrInvalid)
 	}
 	if len(svc.Nodes) == 0 {
-		return fmt.Errorf("microplugin: %w: deregister service %q: no nodes", registry.ErrInvalid, svc.Name)
+		return fmt.Errorf("microplugin: %w: deregister service %s: no nodes", registry.ErrInvalid, registry.Quote(svc.Name))
 	}
 	ctx, cancel := p.callContext(o.Context)
 	defer cancel()
@@ -268,7 +268,7 @@ func (p *Registry) getError(name string, err error) error {
 	if errors.Is(err, registry.ErrNotFound) {
 		return mreg.ErrNotFound
 	}
-	return fmt.Errorf("regchain: get service %q: %w", name, err)
+	return fmt.Errorf("regchain: get service %s: %w", registry.Quote(name), err)
 }
 
 // ListServices implements go-micro's registry.Registry: one Service per
@@ -305,7 +305,7 @@ func (p *Registry) Watch(opts ...mreg.WatchOption) (mreg.Watcher, error) {
 	}
 	w, err := p.backend.Watch(ctx, o.Service)
 	if err != nil {
-		return nil, fmt.Errorf("regchain: watch %q: %w", o.Service, err)
+		return nil, fmt.Errorf("regchain: watch %s: %w", registry.Quote(o.Service), err)
 	}
 	return &Watcher{w: w, service: o.Service, log: p.logger(p.Options())}, nil
 }

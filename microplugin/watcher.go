@@ -61,12 +61,12 @@ func (w *Watcher) Next() (*mreg.Result, error) {
 			if errors.Is(err, registry.ErrStopped) || errors.Is(err, registry.ErrClosed) {
 				return nil, fmt.Errorf("regchain: %w: %w", mreg.ErrWatcherStopped, err)
 			}
-			w.log.Logf(logger.WarnLevel, "regchain: watch %q: %v (the watcher retries)", w.service, err)
+			w.log.Logf(logger.WarnLevel, "regchain: watch %s: %v (the watcher retries)", registry.Quote(w.service), err)
 			continue
 		}
 		results, problems := w.diff.apply(u)
 		for _, err := range problems {
-			w.log.Logf(logger.WarnLevel, "regchain: watch %q: %v", w.service, err)
+			w.log.Logf(logger.WarnLevel, "regchain: watch %s: %v", registry.Quote(w.service), err)
 		}
 		w.queue = append(w.queue, results...)
 	}

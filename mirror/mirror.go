@@ -380,7 +380,7 @@ func (m *Mirror) readSource(ctx context.Context) (map[string][]*registry.Instanc
 	for _, s := range names {
 		ins, err := m.cfg.Source.GetService(ctx, s)
 		if err != nil && !errors.Is(err, registry.ErrNotFound) {
-			return nil, fmt.Errorf("get %q: %w", s, err)
+			return nil, fmt.Errorf("get %s: %w", registry.Quote(s), err)
 		}
 		state[s] = ins
 	}

@@ -49,16 +49,23 @@ type Backend struct {
 	// Datacenter is Consul's datacenter. Consul only.
 	Datacenter string `json:"datacenter,omitempty" yaml:"datacenter,omitempty"`
 	// Username and Password authenticate to etcd (user/password) or
-	// ZooKeeper (digest).
+	// ZooKeeper (digest). A password is better kept out of the config:
+	// see PasswordFile and PasswordEnv.
 	Username string `json:"username,omitempty" yaml:"username,omitempty"`
 	Password string `json:"password,omitempty" yaml:"password,omitempty"`
+	// PasswordFile names a file holding the password (a trailing newline
+	// is dropped), read by Open; not with Password.
+	PasswordFile string `json:"password_file,omitempty" yaml:"password_file,omitempty"`
 	// PasswordEnv names an environment variable holding the password, used
-	// when Password is empty.
+	// when Password and PasswordFile are empty.
 	PasswordEnv string `json:"password_env,omitempty" yaml:"password_env,omitempty"`
 	// Token is Consul's ACL token.
 	Token string `json:"token,omitempty" yaml:"token,omitempty"`
+	// TokenFile names a file holding the token (a trailing newline is
+	// dropped), read by Open; not with Token.
+	TokenFile string `json:"token_file,omitempty" yaml:"token_file,omitempty"`
 	// TokenEnv names an environment variable holding the token, used when
-	// Token is empty.
+	// Token and TokenFile are empty.
 	TokenEnv string `json:"token_env,omitempty" yaml:"token_env,omitempty"`
 	// TTL is how long a registration outlives its process: etcd's lease
 	// TTL, Consul's check TTL, ZooKeeper's session timeout.
@@ -185,7 +192,7 @@ func (c *Config) Validate() error {
 		}
 		name := c.tierName(i)
 		if prev, dup := names[name]; dup {
-			return fieldErr(path+".name", "%q is also the name of %s", name, prev)
+			return fieldErr(path+".name", "%s is also the name of %s", registry.Quote(name), prev)
 		}
 		names[name] = path
 	}
@@ -244,10 +251,10 @@ func (b *Backend) validate(path string) error {
 	case "":
 		return fieldErr(path+".type", "missing: want etcd, consul, zk or file")
 	default:
-		return fieldErr(path+".type", "%q: want etcd, consul, zk or file", b.Type)
+		return fieldErr(path+".type", "%s: want etcd, consul, zk or file", registry.Quote(b.Type))
 	}
 	if b.Name != "" && (b.Name == "snapshot" || strings.Contains(b.Name, "+")) {
-		return fieldErr(path+".name", "%q: reserved or contains '+'", b.Name)
+		return fieldErr(path+".name", "%s: reserved or contains '+'", registry.Quote(b.Name))
 	}
 	only := func(field string, set bool, types ...string) error {
 		for _, ok := range types {
@@ -265,7 +272,7 @@ func (b *Backend) validate(path string) error {
 		only("namespace", b.Namespace != "", TypeEtcd, TypeZK),
 		only("datacenter", b.Datacenter != "", TypeConsul),
 		only("username", b.Username != "", TypeEtcd, TypeZK),
-		only("token", b.Token != "" || b.TokenEnv != "", TypeConsul),
+		only("token", b.Token != "" || b.TokenEnv != "" || b.TokenFile != "", TypeConsul),
 		only("tls", b.TLS.On(), TypeEtcd, TypeConsul, TypeZK),
 		only("ttl", b.TTL != 0, TypeEtcd, TypeConsul, TypeZK),
 		only("path", b.Path != "", TypeFile),
@@ -283,14 +290,23 @@ func (b *Backend) validate(path string) error {
 	}
 	for j, ep := range b.Endpoints {
 		if err := checkEndpoint(ep, t); err != nil {
-			return fieldErr(fmt.Sprintf("%s.endpoints[%d]", path, j), "%q: %v", ep, err)
+			return fieldErr(fmt.Sprintf("%s.endpoints[%d]", path, j), "%s: %v", registry.Quote(Redact(ep)), err)
+		}
+		if scheme, _, ok := strings.Cut(ep, "://"); ok && strings.EqualFold(scheme, "http") && b.TLS.On() {
+			return fieldErr(fmt.Sprintf("%s.endpoints[%d]", path, j), "http:// with TLS settings: the connection would be plaintext; write https://")
 		}
 	}
-	if (b.Password != "" || b.PasswordEnv != "") && b.Username == "" {
+	if (b.Password != "" || b.PasswordEnv != "" || b.PasswordFile != "") && b.Username == "" {
 		return fieldErr(path+".password", "a password without a username")
 	}
+	if b.Password != "" && b.PasswordFile != "" {
+		return fieldErr(path+".password_file", "and a password: give one")
+	}
+	if b.Token != "" && b.TokenFile != "" {
+		return fieldErr(path+".token_file", "and a token: give one")
+	}
 	if b.Namespace != "" && !strings.HasPrefix(b.Namespace, "/") {
-		return fieldErr(path+".namespace", "%q: want an absolute path such as /microservices", b.Namespace)
+		return fieldErr(path+".namespace", "%s: want an absolute path such as /microservices", registry.Quote(b.Namespace))
 	}
 	if b.TTL < 0 {
 		return fieldErr(path+".ttl", "negative")
@@ -305,16 +321,20 @@ func (b *Backend) validate(path string) error {
 }
 
 // checkEndpoint checks one host:port (etcd also takes http(s)://host:port;
-// zk also a bare host).
+// zk also a bare host). Its errors quote nothing: the caller shows the
+// endpoint, redacted.
 func checkEndpoint(ep, typ string) error {
 	hostport := ep
 	if typ == TypeEtcd {
 		if s, rest, ok := strings.Cut(ep, "://"); ok {
-			if s != "http" && s != "https" {
-				return fmt.Errorf("scheme %q: want http or https", s)
+			if !strings.EqualFold(s, "http") && !strings.EqualFold(s, "https") {
+				return fmt.Errorf("the scheme is not http or https")
 			}
 			hostport = rest
 		}
+	}
+	if strings.Contains(hostport, "@") {
+		return fmt.Errorf("credentials go in username and password, not in the address")
 	}
 	if typ == TypeZK && !strings.Contains(hostport, ":") {
 		hostport += ":2181"
@@ -327,7 +347,7 @@ func checkEndpoint(ep, typ string) error {
 		return fmt.Errorf("no host")
 	}
 	if n, err := strconv.Atoi(port); err != nil || n <= 0 || n > 65535 {
-		return fmt.Errorf("port %q is not a number between 1 and 65535", port)
+		return fmt.Errorf("the port is not a number between 1 and 65535")
 	}
 	return nil
 }
@@ -336,10 +356,10 @@ func (c *ChainConfig) validate() error {
 	switch c.ReadPolicy {
 	case "", "first-healthy", "merge":
 	default:
-		return fieldErr("chain.read_policy", "%q: want first-healthy or merge", c.ReadPolicy)
+		return fieldErr("chain.read_policy", "%s: want first-healthy or merge", registry.Quote(c.ReadPolicy))
 	}
 	if c.Name != "" && strings.ContainsAny(c.Name, " \t\n") {
-		return fieldErr("chain.name", "%q contains white space", c.Name)
+		return fieldErr("chain.name", "%s contains white space", registry.Quote(c.Name))
 	}
 	for _, f := range []struct {
 		name string

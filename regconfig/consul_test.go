@@ -1,6 +1,8 @@
 package regconfig_test
 
 import (
+	"os"
+	"path/filepath"
 	"testing"
 
 	"github.com/regchain/regchain/internal/consultest"
@@ -17,6 +19,13 @@ func TestConsulTLSAndToken(t *testing.T) {
 	base := "consul://" + agent.HTTPSAddr + "?timeout=2s"
 	if err := roundTrip(t, base+"&ca="+pki.CA+"&token="+agent.Token); err != nil {
 		t.Errorf("with the CA and the token: %v", err)
+	}
+	tok := filepath.Join(t.TempDir(), "token")
+	if err := os.WriteFile(tok, []byte(agent.Token+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := roundTrip(t, base+"&ca="+pki.CA+"&token_file="+tok); err != nil {
+		t.Errorf("with the CA and the token from a file: %v", err)
 	}
 	if err := roundTrip(t, base+"&ca="+pki.OtherCA+"&token="+agent.Token); err == nil {
 		t.Error("trusting another CA worked")

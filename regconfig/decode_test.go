@@ -119,6 +119,11 @@ func TestValidateNamesTheField(t *testing.T) {
 		{`{"backends":[{"type":"etcd","name":"snapshot"}]}`, "backends[0].name", "reserved"},
 		{`{"backends":[{"type":"etcd"}],"static":{"instances":[{"id":"a","name":"g"}]}}`, "", "static.instances[0]"},
 		{`{"backends":[{"type":"etcd"}],"chain":{"failure_threshold":-1}}`, "chain.failure_threshold", "negative"},
+		// TLS with an http:// endpoint: the etcd client would talk plaintext.
+		{`{"backends":[{"type":"etcd","endpoints":["https://a:1","http://b:1"],"tls":{"ca_file":"/ca.pem"}}]}`, "backends[0].endpoints[1]", "http:// with TLS settings"},
+		{`{"backends":[{"type":"etcd","endpoints":["HTTP://b:1"],"tls":{"enabled":true}}]}`, "backends[0].endpoints[0]", "http:// with TLS settings"},
+		// Credentials in an endpoint: refused, and not shown.
+		{`{"backends":[{"type":"etcd","endpoints":["https://app:s3cret@b:1"]}]}`, "backends[0].endpoints[0]", `"https://REDACTED@b:1": credentials go in username and password`},
 	}
 	for _, c := range cases {
 		var cfg regconfig.Config
@@ -136,6 +141,9 @@ func TestValidateNamesTheField(t *testing.T) {
 		}
 		if !strings.Contains(err.Error(), c.problem) {
 			t.Errorf("%s: Validate = %q, want it to contain %q", c.json, err, c.problem)
+		}
+		if strings.Contains(err.Error(), "s3cret") {
+			t.Errorf("%s: Validate = %q shows the secret", c.json, err)
 		}
 	}
 	var d regconfig.Duration

@@ -3,6 +3,8 @@ package regconfig
 import (
 	"fmt"
 	"time"
+
+	"github.com/regchain/regchain/registry"
 )
 
 // Duration is a time.Duration written as a Go duration string ("15s",
@@ -18,7 +20,7 @@ func (d Duration) MarshalText() ([]byte, error) { return []byte(time.Duration(d)
 func (d *Duration) UnmarshalText(b []byte) error {
 	v, err := time.ParseDuration(string(b))
 	if err != nil {
-		return fmt.Errorf("%q is not a duration (want e.g. 15s, 1m30s)", b)
+		return fmt.Errorf("%s is not a duration (want e.g. 15s, 1m30s)", registry.Quote(string(b)))
 	}
 	*d = Duration(v)
 	return nil

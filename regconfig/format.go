@@ -1,13 +1,21 @@
 package regconfig
 
 import (
+	"fmt"
+	"log/slog"
 	"net/url"
 	"strconv"
 	"strings"
+
+	"github.com/regchain/regchain/internal/redact"
 )
 
 // String returns the backend in the compact form without its secrets
 // (password, token), for messages and logs.
+//
+// Backend and Config also format without their secrets under every fmt
+// verb (Format: %v and %s print String, %+v, %#v and the others the fields
+// with the secrets masked) and in slog (LogValue: String).
 func (b Backend) String() string {
 	t := normType(b.Type)
 	if t == TypeFile {
@@ -28,6 +36,8 @@ func (b Backend) String() string {
 		add("username", b.Username)
 	}
 	add("dc", b.Datacenter)
+	add("password_file", b.PasswordFile)
+	add("token_file", b.TokenFile)
 	if b.TTL != 0 {
 		add("ttl", b.TTL.D().String())
 	}
@@ -109,3 +119,34 @@ func withQuery(s string, q url.Values) string {
 	// Keep '/' readable in paths such as namespace=/microservices.
 	return s + "?" + strings.ReplaceAll(q.Encode(), "%2F", "/")
 }
+
+type (
+	rawBackend Backend // without methods, for Format
+	rawConfig  Config
+)
+
+// Format implements fmt.Formatter: %v and %s print String, %q quotes it;
+// %+v, %#v and the other verbs print the fields with Password and Token
+// masked.
+func (b Backend) Format(f fmt.State, verb rune) { redact.FormatShort(f, verb, b.String(), b.masked()) }
+
+// LogValue implements slog.LogValuer: String.
+func (b Backend) LogValue() slog.Value { return slog.StringValue(b.String()) }
+
+func (b Backend) masked() any {
+	type Backend rawBackend
+	m := Backend(b)
+	m.Password, m.Token = redact.Secret(m.Password), redact.Secret(m.Token)
+	return m
+}
+
+// Format implements fmt.Formatter: %v and %s print String, %q quotes it;
+// %+v, %#v and the other verbs print the fields with the backends'
+// secrets masked.
+func (c Config) Format(f fmt.State, verb rune) {
+	type Config rawConfig
+	redact.FormatShort(f, verb, c.String(), Config(c))
+}
+
+// LogValue implements slog.LogValuer: String.
+func (c Config) LogValue() slog.Value { return slog.StringValue(c.String()) }

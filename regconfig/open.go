@@ -8,6 +8,7 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"strings"
 
 	"github.com/regchain/regchain/adapters/consul"
 	"github.com/regchain/regchain/adapters/etcd"
@@ -15,6 +16,7 @@ import (
 	"github.com/regchain/regchain/adapters/static"
 	"github.com/regchain/regchain/adapters/zk"
 	"github.com/regchain/regchain/chain"
+	"github.com/regchain/regchain/internal/safefile"
 	"github.com/regchain/regchain/registry"
 )
 
@@ -166,13 +168,13 @@ func openBackend(b Backend, path string, o openOptions) (registry.Registry, erro
 	if err != nil {
 		return nil, err
 	}
-	password := b.Password
-	if password == "" && b.PasswordEnv != "" {
-		password = os.Getenv(b.PasswordEnv)
+	password, err := secret(b.Password, b.PasswordFile, b.PasswordEnv, path+".password_file")
+	if err != nil {
+		return nil, err
 	}
-	token := b.Token
-	if token == "" && b.TokenEnv != "" {
-		token = os.Getenv(b.TokenEnv)
+	token, err := secret(b.Token, b.TokenFile, b.TokenEnv, path+".token_file")
+	if err != nil {
+		return nil, err
 	}
 	var r registry.Registry
 	switch normType(b.Type) {
@@ -224,6 +226,36 @@ func openBackend(b Backend, path string, o openOptions) (registry.Registry, erro
 	return r, nil
 }
 
+// Limits of the files Open reads: a PEM bundle (the system's holds some
+// 200 KB), a secret.
+const (
+	maxPEMFile    = 4 << 20
+	maxSecretFile = 64 << 10
+)
+
+// secret returns value, else the content of file (a trailing newline
+// dropped), else the environment variable env. field names the file in
+// errors.
+func secret(value, file, env, field string) (string, error) {
+	switch {
+	case value != "":
+		return value, nil
+	case file != "":
+		b, err := safefile.ReadFile(file, maxSecretFile)
+		if err != nil {
+			return "", fieldErr(field, "%v", err)
+		}
+		s := strings.TrimSuffix(strings.TrimSuffix(string(b), "\n"), "\r")
+		if s == "" {
+			return "", fieldErr(field, "%s is empty", file)
+		}
+		return s, nil
+	case env != "":
+		return os.Getenv(env), nil
+	}
+	return "", nil
+}
+
 // load builds the TLS configuration; nil when TLS is off.
 func (t TLS) load(path string) (*tls.Config, error) {
 	if !t.On() {
@@ -231,7 +263,7 @@ func (t TLS) load(path string) (*tls.Config, error) {
 	}
 	cfg := &tls.Config{ServerName: t.ServerName, InsecureSkipVerify: t.InsecureSkipVerify, MinVersion: tls.VersionTLS12}
 	if t.CAFile != "" {
-		pem, err := os.ReadFile(t.CAFile)
+		pem, err := safefile.ReadFile(t.CAFile, maxPEMFile)
 		if err != nil {
 			return nil, fieldErr(path+".ca_file", "%v", err)
 		}
@@ -242,9 +274,17 @@ func (t TLS) load(path string) (*tls.Config, error) {
 		cfg.RootCAs = pool
 	}
 	if t.CertFile != "" {
-		cert, err := tls.LoadX509KeyPair(t.CertFile, t.KeyFile)
+		certPEM, err := safefile.ReadFile(t.CertFile, maxPEMFile)
 		if err != nil {
 			return nil, fieldErr(path+".cert_file", "%v", err)
+		}
+		keyPEM, err := safefile.ReadFile(t.KeyFile, maxPEMFile)
+		if err != nil {
+			return nil, fieldErr(path+".key_file", "%v", err)
+		}
+		cert, err := tls.X509KeyPair(certPEM, keyPEM)
+		if err != nil {
+			return nil, fieldErr(path+".cert_file", "%s and %s: %v", t.CertFile, t.KeyFile, err)
 		}
 		cfg.Certificates = []tls.Certificate{cert}
 	}

@@ -8,19 +8,37 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/regchain/regchain/internal/redact"
 	"github.com/regchain/regchain/registry"
 )
 
 // params lists the parameters each element of the compact form accepts.
 var params = map[string][]string{
-	TypeEtcd:   {"ca", "cert", "insecure_skip_verify", "key", "name", "namespace", "password", "read_only", "server_name", "timeout", "tls", "ttl", "username"},
-	TypeConsul: {"ca", "cert", "dc", "insecure_skip_verify", "key", "name", "read_only", "scheme", "server_name", "timeout", "tls", "token", "ttl"},
-	TypeZK:     {"ca", "cert", "insecure_skip_verify", "key", "name", "password", "read_only", "root", "server_name", "timeout", "tls", "ttl", "user"},
+	TypeEtcd:   {"ca", "cert", "insecure_skip_verify", "key", "name", "namespace", "password", "password_file", "read_only", "server_name", "timeout", "tls", "ttl", "username"},
+	TypeConsul: {"ca", "cert", "dc", "insecure_skip_verify", "key", "name", "read_only", "scheme", "server_name", "timeout", "tls", "token", "token_file", "ttl"},
+	TypeZK:     {"ca", "cert", "insecure_skip_verify", "key", "name", "password", "password_file", "read_only", "root", "server_name", "timeout", "tls", "ttl", "user"},
 	"static":   {"poll"},
 	"snapshot": {"flush", "max_age"},
 	"chain": {"call_timeout", "failback_after", "failure_threshold", "guard", "guard_confirmations", "guard_max_drop_share",
 		"guard_window", "name", "probe_interval", "probe_timeout", "read_policy", "strict_register"},
 }
+
+// secretParams are the parameters whose values are secrets. Redact shows
+// the value of every other known parameter, and masks the rest.
+var secretParams = []string{"password", "token"}
+
+// publicParams are the known parameters without a secret value.
+var publicParams = func() map[string]bool {
+	out := map[string]bool{}
+	for _, ps := range params {
+		for _, p := range ps {
+			if !slices.Contains(secretParams, p) {
+				out[p] = true
+			}
+		}
+	}
+	return out
+}()
 
 // SyntaxError is a fault in the compact form. It matches
 // registry.ErrInvalid with errors.Is.
@@ -31,8 +49,11 @@ type SyntaxError struct {
 	Problem string
 }
 
-// Error returns `regconfig: "ELEMENT": PROBLEM`.
-func (e *SyntaxError) Error() string { return fmt.Sprintf("regconfig: %q: %s", e.Element, e.Problem) }
+// Error returns `regconfig: "ELEMENT": PROBLEM`, the element quoted by
+// registry.Quote (bounded, escaped).
+func (e *SyntaxError) Error() string {
+	return "regconfig: " + registry.Quote(e.Element) + ": " + e.Problem
+}
 
 // Is reports whether target is registry.ErrInvalid.
 func (e *SyntaxError) Is(target error) bool { return target == registry.ErrInvalid }
@@ -151,7 +172,11 @@ func ParseBackend(raw string) (Backend, error) {
 	}
 	allowed, known := params[b.Type]
 	if !known || b.Type == "static" || b.Type == "snapshot" || b.Type == "chain" {
-		return Backend{}, usageErr(spec, "unknown scheme %q: want etcd, consul, zk or file", scheme)
+		if !isScheme(scheme) {
+			// Not a scheme: part of something else, perhaps a secret.
+			return Backend{}, usageErr(spec, "want SCHEME://ADDRESS with scheme etcd, consul, zk or file")
+		}
+		return Backend{}, usageErr(spec, "unknown scheme %s: want etcd, consul, zk or file", registry.Quote(scheme))
 	}
 	authority, rawQuery, _ := strings.Cut(rest, "?")
 	authority = strings.TrimSuffix(authority, "/")
@@ -186,23 +211,29 @@ func ParseBackend(raw string) (Backend, error) {
 		b.Username = q.Get("username")
 	}
 	b.Password = q.Get("password")
+	b.PasswordFile = q.Get("password_file")
 	b.Token = q.Get("token")
+	b.TokenFile = q.Get("token_file")
 	b.Datacenter = q.Get("dc")
-	if q.Has("password") && b.Username == "" {
+	if (q.Has("password") || q.Has("password_file")) && b.Username == "" {
 		return Backend{}, usageErr(spec, "password without a user name")
 	}
-	switch s := q.Get("scheme"); s {
+	scheme = q.Get("scheme")
+	switch scheme {
 	case "", "http":
 	case "https":
 		b.TLS.Enabled = true
 	default:
-		return Backend{}, usageErr(spec, "scheme=%q: want http or https", s)
+		return Backend{}, usageErr(spec, "scheme=%s: want http or https", registry.Quote(scheme))
 	}
 	b.TLS.CAFile, b.TLS.CertFile, b.TLS.KeyFile = q.Get("ca"), q.Get("cert"), q.Get("key")
 	b.TLS.ServerName = q.Get("server_name")
 	p := paramParser{spec: spec, q: q}
 	p.boolean("tls", &b.TLS.Enabled)
 	p.boolean("insecure_skip_verify", &b.TLS.InsecureSkipVerify)
+	if scheme == "http" && b.TLS.On() {
+		return Backend{}, usageErr(spec, "scheme=http with TLS parameters: the connection would be https; drop one")
+	}
 	p.boolean("read_only", &b.ReadOnly)
 	p.duration("ttl", &b.TTL)
 	p.duration("timeout", &b.Timeout)
@@ -213,15 +244,17 @@ func ParseBackend(raw string) (Backend, error) {
 func query(spec, kind, raw string) (url.Values, error) {
 	q, err := url.ParseQuery(raw)
 	if err != nil {
-		return nil, usageErr(spec, "bad parameters: %v", err)
+		// Not the parser's message: it quotes the bad escape, which may be
+		// part of a secret.
+		return nil, usageErr(spec, "bad parameters: a '%%' not followed by two hex digits, or a ';' (parameters are separated by '&')")
 	}
 	allowed := params[kind]
 	for _, k := range slices.Sorted(maps.Keys(q)) {
 		if !slices.Contains(allowed, k) {
-			return nil, usageErr(spec, "unknown parameter %q for %s (want %s)", k, kind, strings.Join(allowed, ", "))
+			return nil, usageErr(spec, "unknown parameter %s for %s (want %s)", registry.Quote(k), kind, strings.Join(allowed, ", "))
 		}
 		if n := len(q[k]); n > 1 {
-			return nil, usageErr(spec, "parameter %q given %d times", k, n)
+			return nil, usageErr(spec, "parameter %s given %d times", registry.Quote(k), n)
 		}
 	}
 	return q, nil
@@ -239,7 +272,7 @@ func (p *paramParser) set(key string, conv func(string) error) {
 		return
 	}
 	if err := conv(p.q.Get(key)); err != nil {
-		p.err = usageErr(p.spec, "%s=%q: %v", key, p.q.Get(key), err)
+		p.err = usageErr(p.spec, "%s=%s: %v", key, registry.Quote(p.q.Get(key)), err)
 	}
 }
 
@@ -280,28 +313,62 @@ func (p *paramParser) float(key string, f *float64) {
 	})
 }
 
-// Redact returns a compact-form string with the values of its password and
-// token parameters, and any user info before an "@", masked, for messages.
+// Redact returns a compact-form string with its secrets masked, for
+// messages: the value of every KEY=VALUE pair (after a '?' or a '&', in
+// the address or alone: a forgotten '?' must not show a password) whose
+// key is not one of the known parameters without a secret — password
+// and token whatever their spelling (Password, pass%77ord), and misspelt
+// or unknown ones — and any user info before an "@" in an address.
 func Redact(spec string) string {
-	const mask = "REDACTED"
 	parts := strings.Split(spec, "|")
 	for i, el := range parts {
-		base, q, hasQuery := strings.Cut(el, "?")
-		if scheme, rest, ok := strings.Cut(base, "://"); ok && scheme != "file" {
-			if j := strings.LastIndexByte(rest, '@'); j >= 0 {
-				base = scheme + "://" + mask + rest[j:]
+		var b strings.Builder
+		for j := 0; ; j++ {
+			k := strings.IndexAny(el, "?&")
+			seg := el
+			if k >= 0 {
+				seg = el[:k]
 			}
-		}
-		if hasQuery {
-			pairs := strings.Split(q, "&")
-			for k, pr := range pairs {
-				if key, _, ok := strings.Cut(pr, "="); ok && (key == "password" || key == "token") {
-					pairs[k] = key + "=" + mask
+			scheme, rest, isURL := strings.Cut(seg, "://")
+			switch key, _, isPair := strings.Cut(seg, "="); {
+			case j == 0 && isURL && isScheme(scheme):
+				if at := strings.LastIndexByte(rest, '@'); at >= 0 && !strings.EqualFold(scheme, "file") {
+					seg = scheme + "://" + redact.Mask + rest[at:]
 				}
+				if eq := strings.IndexByte(seg, '='); eq >= 0 {
+					// KEY=VALUE in the address: a parameter without its '?'.
+					seg = seg[:eq+1] + redact.Mask
+				}
+			case isPair && !public(key):
+				seg = key + "=" + redact.Mask
 			}
-			base += "?" + strings.Join(pairs, "&")
+			b.WriteString(seg)
+			if k < 0 {
+				break
+			}
+			b.WriteByte(el[k])
+			el = el[k+1:]
 		}
-		parts[i] = base
+		parts[i] = b.String()
 	}
 	return strings.Join(parts, "|")
+}
+
+// public reports whether key, as written in a query, decodes to a known
+// parameter without a secret value.
+func public(key string) bool {
+	k, err := url.QueryUnescape(key)
+	return err == nil && publicParams[k]
+}
+
+// isScheme reports whether s has the syntax of a URL scheme.
+func isScheme(s string) bool {
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || i > 0 && ('0' <= c && c <= '9' || c == '+' || c == '-' || c == '.') {
+			continue
+		}
+		return false
+	}
+	return s != ""
 }

@@ -3,6 +3,8 @@ package regconfig_test
 import (
 	"context"
 	"net/url"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -69,6 +71,13 @@ func TestEtcdTLSAndAuth(t *testing.T) {
 		tls := "&ca=" + pki.CA
 		if err := roundTrip(t, base(ep)+tls+"&username=app&password=app-secret"); err != nil {
 			t.Errorf("with the password: %v", err)
+		}
+		pw := filepath.Join(t.TempDir(), "pw")
+		if err := os.WriteFile(pw, []byte("app-secret\n"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		if err := roundTrip(t, base(ep)+tls+"&username=app&password_file="+pw); err != nil {
+			t.Errorf("with the password from a file: %v", err)
 		}
 		err := roundTrip(t, base(ep)+tls+"&username=app&password=wrong")
 		if err == nil {

@@ -22,6 +22,14 @@
 // Values passed in are copied; slices, maps and Instances returned belong to the
 // caller, who may modify them freely.
 //
+// # Messages
+//
+// Errors quote input with Quote: at most MaxQuoteLen bytes of it, escaped,
+// so that a hostile name, version or record can neither flood a log nor
+// put escape sequences on a terminal. Clip, for log attributes, leaves a
+// short printable value bare and quotes any other; Instance.String shows
+// its parts through it.
+//
 // # Caveats
 //
 // Instance.Endpoints order carries no meaning: Equal compares them as sets, and

@@ -70,18 +70,20 @@ func (in *Instance) Equal(o *Instance) bool {
 // Key returns "name/id", a map key unique per instance.
 func (in *Instance) Key() string { return in.Name + "/" + in.ID }
 
-// String returns "name/id@version".
+// String returns "name/id@version", for messages. A part that is long or
+// does not print as it is (an instance read from outside, before
+// validation) is shown as Quote shows it: bounded and escaped (Clip).
 func (in *Instance) String() string {
 	if in == nil {
 		return "<nil>"
 	}
 	var b strings.Builder
-	b.WriteString(in.Name)
+	b.WriteString(Clip(in.Name))
 	b.WriteByte('/')
-	b.WriteString(in.ID)
+	b.WriteString(Clip(in.ID))
 	if in.Version != "" {
 		b.WriteByte('@')
-		b.WriteString(in.Version)
+		b.WriteString(Clip(in.Version))
 	}
 	return b.String()
 }

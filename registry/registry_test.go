@@ -14,6 +14,7 @@ import (
 	kratosregistry "github.com/go-kratos/kratos/v2/registry"
 	"go.uber.org/goleak"
 
+	"github.com/regchain/regchain/internal/testutil"
 	"github.com/regchain/regchain/registry"
 )
 
@@ -76,12 +77,15 @@ func FuzzUnmarshal(f *testing.F) {
 	f.Add(good)
 	f.Add([]byte(`{"id":"a","name":"b","metadata":{"":""},"endpoints":["grpc://[::1]:1"]}`))
 	f.Add([]byte(`{"endpoints":[null]}`))
+	f.Add([]byte(`{"id":` + strings.Repeat("1", 10000) + `}`))
+	f.Add([]byte(`{"id":"a","name":"b","version":"\u001b]0;x\u0007","endpoints":["grpc://h:1"]}`))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		in, err := registry.Unmarshal(data)
 		if err != nil {
 			if !errors.Is(err, registry.ErrInvalid) {
 				t.Fatalf("error %v does not wrap ErrInvalid", err)
 			}
+			testutil.SafeMessage(t, "Unmarshal", err.Error())
 			return
 		}
 		// Whatever decodes must validate, re-encode and decode to an equal value.
@@ -370,4 +374,92 @@ func TestFeedTerminalErrorsMatchErrStopped(t *testing.T) {
 	if !errors.Is(err, registry.ErrStopped) || !errors.Is(err, context.Canceled) {
 		t.Errorf("Next on a done ctx = %v, want ErrStopped and context.Canceled", err)
 	}
+}
+
+// TestErrorsQuoteBoundedInput: an error about an input shows at most a
+// bounded, escaped prefix of it, however long and whatever bytes it holds
+// (a 1 MB version full of escape sequences came back whole).
+func TestErrorsQuoteBoundedInput(t *testing.T) {
+	hostile := strings.Repeat("\x1b]0;owned\x07\n\r\xff", 1<<16) // 1 MB
+	cases := []struct {
+		name string
+		mod  func(*registry.Instance)
+	}{
+		{"version", func(in *registry.Instance) { in.Version = hostile }},
+		{"short version", func(in *registry.Instance) { in.Version = "v1\x1b[2J" }},
+		{"name", func(in *registry.Instance) { in.Name = hostile }},
+		{"short name", func(in *registry.Instance) { in.Name = "a\x1b[2J" }},
+		{"id", func(in *registry.Instance) { in.ID = "x\x1b" + strings.Repeat("y", 200) }},
+		{"endpoint", func(in *registry.Instance) { in.Endpoints = []string{"\x1b[31m" + strings.Repeat("z", 2000)} }},
+		{"metadata key", func(in *registry.Instance) { in.Metadata = map[string]string{hostile[:300]: ""} }},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			in := sample()
+			c.mod(in)
+			err := registry.Validate(in)
+			if !errors.Is(err, registry.ErrInvalid) {
+				t.Fatalf("Validate = %v, want ErrInvalid", err)
+			}
+			checkMessage(t, err.Error())
+			checkMessage(t, in.String())
+		})
+	}
+}
+
+// checkMessage fails if msg is long or holds a control character.
+func checkMessage(t *testing.T, msg string) {
+	t.Helper()
+	if len(msg) > 400 {
+		t.Errorf("message is %d bytes: %.120q...", len(msg), msg)
+	}
+	if i := strings.IndexFunc(msg, func(r rune) bool { return r < 0x20 || r == 0x7f || r == 0xfffd }); i >= 0 {
+		t.Errorf("message holds a control character or invalid UTF-8 at %d: %q", i, msg)
+	}
+}
+
+func TestQuote(t *testing.T) {
+	cases := []struct{ in, want string }{
+		{"", `""`},
+		{"greeter", `"greeter"`},
+		{"a\x1b[2Jb\n", `"a\x1b[2Jb\n"`},
+		{"\xff", `"\xff"`},
+		{strings.Repeat("x", registry.MaxQuoteLen), `"` + strings.Repeat("x", registry.MaxQuoteLen) + `"`},
+		{strings.Repeat("x", registry.MaxQuoteLen+1), `"` + strings.Repeat("x", registry.MaxQuoteLen) + `"... (81 bytes)`},
+		// Cut at a rune boundary: the 3-byte rune that straddles the limit goes.
+		{strings.Repeat("x", registry.MaxQuoteLen-1) + "€€", `"` + strings.Repeat("x", registry.MaxQuoteLen-1) + `"... (85 bytes)`},
+	}
+	for _, c := range cases {
+		if got := registry.Quote(c.in); got != c.want {
+			t.Errorf("Quote(%.40q) = %s, want %s", c.in, got, c.want)
+		}
+	}
+	for in, want := range map[string]string{"greeter": "greeter", "a\x1b": `"a\x1b"`, strings.Repeat("x", 81): registry.Quote(strings.Repeat("x", 81))} {
+		if got := registry.Clip(in); got != want {
+			t.Errorf("Clip(%.40q) = %s, want %s", in, got, want)
+		}
+	}
+	if got := sample().String(); got != "helloworld/id-1@v1.2.3" {
+		t.Errorf("String of a valid instance = %q, want it bare", got)
+	}
+}
+
+// FuzzQuote: whatever the input, Quote's output is bounded, escaped, and
+// starts with the quoted input's prefix.
+func FuzzQuote(f *testing.F) {
+	f.Add("greeter")
+	f.Add("\x1b]0;owned\x07\n\r\xff\u202e")
+	f.Add(strings.Repeat("€", 40))
+	f.Fuzz(func(t *testing.T, s string) {
+		q := registry.Quote(s)
+		testutil.SafeMessage(t, "Quote", q)
+		if len(q) > 4*registry.MaxQuoteLen+40 {
+			t.Fatalf("Quote(%d bytes) is %d bytes", len(s), len(q))
+		}
+		if len(s) <= registry.MaxQuoteLen && q != fmt.Sprintf("%q", s) {
+			t.Fatalf("Quote(%q) = %s, want %%q", s, q)
+		}
+		in := &registry.Instance{Name: s, ID: s, Version: s}
+		testutil.SafeMessage(t, "Instance.String", in.String())
+	})
 }

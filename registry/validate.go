@@ -56,14 +56,14 @@ func checkToken(what, s string, max int) error {
 		return fmt.Errorf("%w: %s is %d bytes, longer than %d", ErrInvalid, what, len(s), max)
 	}
 	if s[0] == '.' || s[0] == '-' {
-		return fmt.Errorf("%w: %s %q starts with %q", ErrInvalid, what, s, s[0])
+		return fmt.Errorf("%w: %s %s starts with %q", ErrInvalid, what, Quote(s), s[0])
 	}
 	for i := 0; i < len(s); i++ {
 		c := s[i]
 		if 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || c == '.' || c == '_' || c == '-' || c == ':' {
 			continue
 		}
-		return fmt.Errorf("%w: %s %q has %q at byte %d (allowed: letters, digits, '.', '_', '-', ':')", ErrInvalid, what, s, c, i)
+		return fmt.Errorf("%w: %s %s has %q at byte %d (allowed: letters, digits, '.', '_', '-', ':')", ErrInvalid, what, Quote(s), c, i)
 	}
 	return nil
 }
@@ -90,7 +90,7 @@ func Validate(in *Instance) error {
 		return err
 	}
 	if len(in.Version) > MaxVersionLen {
-		return fmt.Errorf("%w: %s: version is %d bytes, longer than %d", ErrInvalid, in, len(in.Version), MaxVersionLen)
+		return fmt.Errorf("%w: %s: version is %d bytes, longer than %d", ErrInvalid, in.Key(), len(in.Version), MaxVersionLen)
 	}
 	for i := 0; i < len(in.Version); i++ {
 		if c := in.Version[i]; c < 0x20 || c == 0x7f {
@@ -114,7 +114,7 @@ func Validate(in *Instance) error {
 			return fmt.Errorf("%w: %s: empty metadata key", ErrInvalid, in)
 		}
 		if len(k) > MaxMetadataKeyLen {
-			return fmt.Errorf("%w: %s: metadata key %.32q... is %d bytes, longer than %d", ErrInvalid, in, k, len(k), MaxMetadataKeyLen)
+			return fmt.Errorf("%w: %s: metadata key %s is %d bytes, longer than %d", ErrInvalid, in, Quote(k), len(k), MaxMetadataKeyLen)
 		}
 		size += len(k) + len(v)
 	}
@@ -132,7 +132,7 @@ func validateEndpoint(ep string) error {
 	if err == nil && u.Scheme != "" && u.Host != "" {
 		return nil
 	}
-	msg := fmt.Sprintf("endpoint %q is not a URL with a scheme and a host (like grpc://10.0.0.1:9000)", ep)
+	msg := fmt.Sprintf("endpoint %s is not a URL with a scheme and a host (like grpc://10.0.0.1:9000)", Quote(ep))
 	if err != nil {
 		var uerr *url.Error
 		if errors.As(err, &uerr) {
@@ -161,7 +161,7 @@ func Unmarshal(data []byte) (*Instance, error) {
 	}
 	in := new(Instance)
 	if err := json.Unmarshal(data, in); err != nil {
-		return nil, fmt.Errorf("%w: decode instance: %w", ErrInvalid, err)
+		return nil, fmt.Errorf("%w: decode instance: %s", ErrInvalid, Quote(err.Error()))
 	}
 	if err := Validate(in); err != nil {
 		return nil, fmt.Errorf("decode instance: %w", err)

@@ -4,10 +4,12 @@ import (
 	"crypto/tls"
 	"fmt"
 	"log/slog"
+	"strings"
 	"time"
 
 	consulapi "github.com/hashicorp/consul/api"
 
+	"github.com/regchain/regchain/internal/redact"
 	"github.com/regchain/regchain/registry"
 )
 
@@ -54,7 +56,9 @@ type Config struct {
 	// "unix:///path"). If empty, consulapi.DefaultConfig's.
 	Address string
 	// Scheme is "http" or "https". If empty, "https" when TLS is set, else
-	// consulapi.DefaultConfig's.
+	// consulapi.DefaultConfig's. TLS (or Scheme "https") together with
+	// Scheme "http" or an http:// Address is an error: which one was meant
+	// is not for the registry to guess.
 	Scheme string
 	// Token is the ACL token sent with every request. If empty,
 	// consulapi.DefaultConfig's (CONSUL_HTTP_TOKEN / CONSUL_HTTP_TOKEN_FILE).
@@ -87,6 +91,23 @@ type Config struct {
 	Logger *slog.Logger
 }
 
+// rawConfig is Config without its methods, for redaction.
+type rawConfig Config
+
+// Format implements fmt.Formatter: every verb prints the fields with the
+// Token masked.
+func (cfg Config) Format(f fmt.State, verb rune) { redact.Format(f, verb, cfg.masked()) }
+
+// LogValue implements slog.LogValuer: the fields with the Token masked.
+func (cfg Config) LogValue() slog.Value { return redact.LogValue(cfg.masked()) }
+
+func (cfg Config) masked() any {
+	type Config rawConfig
+	m := Config(cfg)
+	m.Token = redact.Secret(m.Token)
+	return m
+}
+
 // withDefaults returns cfg with zero fields set to their defaults, or an
 // error wrapping registry.ErrInvalid for values out of range.
 func (cfg Config) withDefaults() (Config, error) {
@@ -105,7 +126,11 @@ func (cfg Config) withDefaults() (Config, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
+	addrScheme, _, hasScheme := strings.Cut(cfg.Address, "://")
 	switch {
+	case cfg.Client == nil && (cfg.TLS != nil || strings.EqualFold(cfg.Scheme, "https")) &&
+		(strings.EqualFold(cfg.Scheme, "http") || hasScheme && strings.EqualFold(addrScheme, "http")):
+		return cfg, fmt.Errorf("consul: %w: TLS is set and so is http (Scheme or an http:// Address): remove one", registry.ErrInvalid)
 	case cfg.TTL < MinTTL:
 		return cfg, fmt.Errorf("consul: %w: TTL %v is shorter than %v", registry.ErrInvalid, cfg.TTL, MinTTL)
 	case cfg.DeregisterCriticalServiceAfter < 0:

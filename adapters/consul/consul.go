@@ -10,6 +10,7 @@ import (
 
 	consulapi "github.com/hashicorp/consul/api"
 
+	"github.com/regchain/regchain/internal/redact"
 	"github.com/regchain/regchain/registry"
 )
 
@@ -43,6 +44,18 @@ var (
 	_ registry.Pinger               = (*Registry)(nil)
 	_ registry.RegistrationReporter = (*Registry)(nil)
 )
+
+// String returns "consul.Registry(ADDRESS)", for messages.
+func (r *Registry) String() string { return "consul.Registry(" + r.cfg.Address + ")" }
+
+// Format implements fmt.Formatter: every verb prints String, never the
+// fields (the configuration holds the ACL token).
+func (r *Registry) Format(f fmt.State, verb rune) {
+	redact.FormatShort(f, verb, r.String(), r.String())
+}
+
+// LogValue implements slog.LogValuer: String.
+func (r *Registry) LogValue() slog.Value { return slog.StringValue(r.String()) }
 
 // New returns a Registry configured by cfg. It does not contact the agent:
 // use Ping to check it is reachable.
@@ -112,14 +125,14 @@ func (r *Registry) GetService(ctx context.Context, name string) ([]*registry.Ins
 	}
 	entries, meta, err := r.client.Health().Service(name, "", true, r.query(ctx))
 	if err != nil {
-		return nil, fmt.Errorf("consul: get %q: %w", name, classify(err))
+		return nil, fmt.Errorf("consul: get %s: %w", registry.Quote(name), classify(err))
 	}
 	out := r.decodeEntries(entries, nil)
 	if len(out) == 0 {
 		if meta != nil && meta.ResultsFilteredByACLs {
-			return nil, fmt.Errorf("consul: get %q: %w: %w: the token may not read this service (results filtered by ACLs)", name, registry.ErrInvalid, ErrPermissionDenied)
+			return nil, fmt.Errorf("consul: get %s: %w: %w: the token may not read this service (results filtered by ACLs)", registry.Quote(name), registry.ErrInvalid, ErrPermissionDenied)
 		}
-		return nil, fmt.Errorf("consul: get %q: %w", name, registry.ErrNotFound)
+		return nil, fmt.Errorf("consul: get %s: %w", registry.Quote(name), registry.ErrNotFound)
 	}
 	return out, nil
 }
@@ -216,10 +229,10 @@ func (r *Registry) decodeEntries(entries []*consulapi.ServiceEntry, warned map[s
 		if err != nil {
 			key := e.Service.Service + "/" + e.Service.ID
 			if warned == nil {
-				r.log.Debug("skipping undecodable service", "service", e.Service.Service, "id", e.Service.ID, "err", err)
+				r.log.Debug("skipping undecodable service", "service", registry.Clip(e.Service.Service), "id", registry.Clip(e.Service.ID), "err", err)
 			} else if !warned[key] {
 				warned[key] = true
-				r.log.Warn("skipping undecodable service", "service", e.Service.Service, "id", e.Service.ID, "err", err)
+				r.log.Warn("skipping undecodable service", "service", registry.Clip(e.Service.Service), "id", registry.Clip(e.Service.ID), "err", err)
 			}
 			continue
 		}

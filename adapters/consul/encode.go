@@ -78,7 +78,7 @@ func encode(in *registry.Instance, sid string) (*consulapi.AgentServiceRegistrat
 	for i, ep := range in.Endpoints {
 		u, err := url.Parse(ep)
 		if err != nil { // Validate parsed it already
-			return nil, fmt.Errorf("%w: %s: endpoint %q: %w", registry.ErrInvalid, in, ep, err)
+			return nil, fmt.Errorf("%w: %s: endpoint %s: %w", registry.ErrInvalid, in, registry.Quote(ep), err)
 		}
 		port, _ := strconv.ParseUint(u.Port(), 10, 16) // no port: 0, as Kratos does
 		key := u.Scheme
@@ -252,13 +252,13 @@ func decode(s *consulapi.AgentService, nodeAddr string) (*registry.Instance, err
 		for i := range len(chunks) {
 			c, ok := chunks[i]
 			if !ok {
-				return nil, fmt.Errorf("%w: consul service %q: metadata chunk %s%d missing", registry.ErrInvalid, s.ID, MetaSpillPrefix, i)
+				return nil, fmt.Errorf("%w: consul service %s: metadata chunk %s%d missing", registry.ErrInvalid, registry.Quote(s.ID), MetaSpillPrefix, i)
 			}
 			b.WriteString(c)
 		}
 		var spilled map[string]string
 		if err := json.Unmarshal([]byte(b.String()), &spilled); err != nil {
-			return nil, fmt.Errorf("%w: consul service %q: spilled metadata: %w", registry.ErrInvalid, s.ID, err)
+			return nil, fmt.Errorf("%w: consul service %s: spilled metadata: %s", registry.ErrInvalid, registry.Quote(s.ID), registry.Quote(err.Error()))
 		}
 		maps.Copy(md, spilled)
 	}
@@ -308,7 +308,7 @@ func decode(s *consulapi.AgentService, nodeAddr string) (*registry.Instance, err
 		}
 	}
 	if err := registry.Validate(in); err != nil {
-		return nil, fmt.Errorf("consul service %q: %w", s.ID, err)
+		return nil, fmt.Errorf("consul service %s: %w", registry.Quote(s.ID), err)
 	}
 	return in, nil
 }

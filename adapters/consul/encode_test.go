@@ -13,6 +13,7 @@ import (
 
 	consulapi "github.com/hashicorp/consul/api"
 
+	"github.com/regchain/regchain/internal/testutil"
 	"github.com/regchain/regchain/registry"
 )
 
@@ -288,6 +289,7 @@ func FuzzDecode(f *testing.F) {
 			if !errors.Is(err, registry.ErrInvalid) {
 				t.Fatalf("decode error %v does not wrap ErrInvalid", err)
 			}
+			testutil.SafeMessage(t, "decode", err.Error())
 			return
 		}
 		if err := registry.Validate(in); err != nil {

@@ -468,7 +468,7 @@ func (h *hub) read(st *watched, seq, fp uint64) {
 	h.mu.Unlock()
 
 	if err != nil {
-		err = fmt.Errorf("consul: watch %q: %w", st.name, classify(err))
+		err = fmt.Errorf("consul: watch %s: %w", registry.Quote(st.name), classify(err))
 		for _, f := range slices.Concat(named, all) {
 			f.Fail(err)
 		}

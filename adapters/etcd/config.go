@@ -2,12 +2,16 @@ package etcd
 
 import (
 	"crypto/tls"
+	"fmt"
 	"log/slog"
 	"math"
 	"strings"
 	"time"
 
 	clientv3 "go.etcd.io/etcd/client/v3"
+
+	"github.com/regchain/regchain/internal/redact"
+	"github.com/regchain/regchain/registry"
 )
 
 // Defaults applied by New to the zero fields of Config.
@@ -43,7 +47,10 @@ type Config struct {
 	Client *clientv3.Client
 
 	// Endpoints are the etcd client addresses ("10.0.0.1:2379" or
-	// "https://etcd-1:2379"). If empty, 127.0.0.1:2379.
+	// "https://etcd-1:2379"). If empty, 127.0.0.1:2379. With TLS set, an
+	// http:// endpoint is an error (etcd's client would talk plaintext to
+	// it, password included); user info ("https://user:pw@host") is always
+	// one: credentials go in Username and Password.
 	Endpoints []string
 	// DialTimeout bounds each connection attempt and, when Username is set,
 	// the authentication New performs. New does not otherwise wait for a
@@ -106,6 +113,23 @@ type Config struct {
 	hubLinger time.Duration
 }
 
+// rawConfig is Config without its methods, for redaction.
+type rawConfig Config
+
+// Format implements fmt.Formatter: every verb prints the fields with the
+// Password masked.
+func (c Config) Format(f fmt.State, verb rune) { redact.Format(f, verb, c.masked()) }
+
+// LogValue implements slog.LogValuer: the fields with the Password masked.
+func (c Config) LogValue() slog.Value { return redact.LogValue(c.masked()) }
+
+func (c Config) masked() any {
+	type Config rawConfig
+	m := Config(c)
+	m.Password = redact.Secret(m.Password)
+	return m
+}
+
 // withDefaults returns c with its zero fields set.
 func (c Config) withDefaults() Config {
 	if c.Client == nil && len(c.Endpoints) == 0 {
@@ -137,6 +161,29 @@ func (c Config) withDefaults() Config {
 		c.Logger = slog.Default()
 	}
 	return c
+}
+
+// checkEndpoints returns an error wrapping registry.ErrInvalid for an
+// endpoint etcd's client would use in a way the config does not say: in
+// plaintext although TLS is set, or with credentials in the URL (which
+// messages would then show).
+func (c Config) checkEndpoints() error {
+	if c.Client != nil {
+		return nil
+	}
+	for i, ep := range c.Endpoints {
+		scheme, rest, ok := strings.Cut(ep, "://")
+		if !ok {
+			continue
+		}
+		if c.TLS != nil && strings.EqualFold(scheme, "http") {
+			return fmt.Errorf("etcd: %w: endpoint %d is http:// and TLS is set: the client would talk plaintext to it; write https://", registry.ErrInvalid, i)
+		}
+		if host, _, _ := strings.Cut(rest, "/"); strings.Contains(host, "@") {
+			return fmt.Errorf("etcd: %w: endpoint %d holds user info: set Username and Password instead", registry.ErrInvalid, i)
+		}
+	}
+	return nil
 }
 
 // ttlSeconds returns the TTL in whole seconds, rounded up, at least 1.

@@ -99,11 +99,11 @@ func marshalMicro(in *registry.Instance) ([]byte, error) {
 		switch k {
 		case microKeyService:
 			if err := json.Unmarshal([]byte(v), &svc.Metadata); err != nil {
-				return nil, fmt.Errorf("%w: metadata %q is not a JSON object: %w", registry.ErrInvalid, k, err)
+				return nil, fmt.Errorf("%w: metadata %s is not a JSON object: %s", registry.ErrInvalid, registry.Quote(k), registry.Quote(err.Error()))
 			}
 		case microKeyEndpoints:
 			if !json.Valid([]byte(v)) {
-				return nil, fmt.Errorf("%w: metadata %q is not JSON", registry.ErrInvalid, k)
+				return nil, fmt.Errorf("%w: metadata %s is not JSON", registry.ErrInvalid, registry.Quote(k))
 			}
 			svc.Endpoints = json.RawMessage(v)
 		default:
@@ -134,14 +134,14 @@ func unmarshalMicro(data []byte) (*registry.Instance, error) {
 		Nodes json.RawMessage `json:"nodes"`
 	}
 	if err := json.Unmarshal(data, &probe); err != nil {
-		return nil, fmt.Errorf("%w: decode record: %w", registry.ErrInvalid, err)
+		return nil, fmt.Errorf("%w: decode record: %s", registry.ErrInvalid, registry.Quote(err.Error()))
 	}
 	if probe.Nodes == nil {
 		return registry.Unmarshal(data) // a regchain record
 	}
 	var svc microService
 	if err := json.Unmarshal(data, &svc); err != nil {
-		return nil, fmt.Errorf("%w: decode go-micro service: %w", registry.ErrInvalid, err)
+		return nil, fmt.Errorf("%w: decode go-micro service: %s", registry.ErrInvalid, registry.Quote(err.Error()))
 	}
 	if len(svc.Nodes) != 1 || svc.Nodes[0] == nil {
 		return nil, fmt.Errorf("%w: go-micro record with %d nodes, want 1", registry.ErrInvalid, len(svc.Nodes))
@@ -155,7 +155,7 @@ func unmarshalMicro(data []byte) (*registry.Instance, error) {
 	if raw, ok := md[microKeyURLs]; ok {
 		delete(md, microKeyURLs)
 		if err := json.Unmarshal([]byte(raw), &in.Endpoints); err != nil {
-			return nil, fmt.Errorf("%w: metadata %q: %w", registry.ErrInvalid, microKeyURLs, err)
+			return nil, fmt.Errorf("%w: metadata %q: %s", registry.ErrInvalid, microKeyURLs, registry.Quote(err.Error()))
 		}
 	} else {
 		in.Endpoints = []string{nodeURL(node.Address, md)}

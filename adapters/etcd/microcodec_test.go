@@ -6,6 +6,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/regchain/regchain/internal/testutil"
 	"github.com/regchain/regchain/registry"
 	"github.com/regchain/regchain/registry/registrytest"
 )
@@ -103,6 +104,10 @@ func FuzzMicroCodec(f *testing.F) {
 	f.Fuzz(func(t *testing.T, data []byte) {
 		in, err := unmarshalMicro(data)
 		if err != nil {
+			if !errors.Is(err, registry.ErrInvalid) {
+				t.Fatalf("error %v does not wrap ErrInvalid", err)
+			}
+			testutil.SafeMessage(t, "unmarshalMicro", err.Error())
 			return
 		}
 		out, err := marshalMicro(in)

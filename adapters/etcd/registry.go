@@ -83,6 +83,9 @@ var (
 // length, and logs nothing (the registry logs to Config.Logger).
 func New(cfg Config) (*Registry, error) {
 	cfg = cfg.withDefaults()
+	if err := cfg.checkEndpoints(); err != nil {
+		return nil, err
+	}
 	r := &Registry{
 		client:     cfg.Client,
 		ns:         cfg.Namespace,
@@ -433,7 +436,7 @@ func (r *Registry) GetService(ctx context.Context, name string) ([]*registry.Ins
 	if err := registry.ValidateName(name); err != nil {
 		return nil, fmt.Errorf("etcd: get service: %w", err)
 	}
-	op := fmt.Sprintf("get %q", name)
+	op := fmt.Sprintf("get %s", registry.Quote(name))
 	if r.isClosed() {
 		return nil, r.errClosed(op)
 	}
@@ -452,7 +455,7 @@ func (r *Registry) GetService(ctx context.Context, name string) ([]*registry.Ins
 	}
 	if len(out) == 0 {
 		r.absent()
-		return nil, fmt.Errorf("etcd: get %q: %w", name, registry.ErrNotFound)
+		return nil, fmt.Errorf("etcd: get %s: %w", registry.Quote(name), registry.ErrNotFound)
 	}
 	registry.SortInstances(out)
 	return out, nil
@@ -588,7 +591,7 @@ func (r *Registry) decode(kv *mvccpb.KeyValue) (string, *registry.Instance, bool
 		return name, nil, false
 	}
 	if in.Name != name || in.ID != id {
-		r.logBad(key, kv.ModRevision, fmt.Errorf("record is %s, key says %s/%s", in.Key(), name, id))
+		r.logBad(key, kv.ModRevision, fmt.Errorf("record is %s, key says %s", in.Key(), registry.Quote(name+"/"+id)))
 		return name, nil, false
 	}
 	return name, in, true
@@ -607,7 +610,7 @@ func (r *Registry) logBad(key string, rev int64, err error) {
 	}
 	r.bad[key] = rev
 	r.badMu.Unlock()
-	r.log.Warn("etcd: skipping malformed record", "key", key, "revision", rev, "error", err)
+	r.log.Warn("etcd: skipping malformed record", "key", registry.Clip(key), "revision", rev, "error", err)
 }
 
 // keyLocks serializes Register and Deregister per key without holding a

@@ -23,14 +23,14 @@ func recordKey(name, id string) []byte { return []byte(name + "/" + id) }
 func decodeRecord(key, value []byte) (*registry.Instance, error) {
 	name, id, ok := strings.Cut(string(key), "/")
 	if !ok {
-		return nil, fmt.Errorf("%w: record key %q is not name/id", registry.ErrInvalid, key)
+		return nil, fmt.Errorf("%w: record key %s is not name/id", registry.ErrInvalid, registry.Quote(string(key)))
 	}
 	in, err := registry.Unmarshal(value)
 	if err != nil {
-		return nil, fmt.Errorf("record %q: %w", key, err)
+		return nil, fmt.Errorf("record %s: %w", registry.Quote(string(key)), err)
 	}
 	if in.Name != name || in.ID != id {
-		return nil, fmt.Errorf("%w: record %q holds instance %s", registry.ErrInvalid, key, in.Key())
+		return nil, fmt.Errorf("%w: record %s holds instance %s", registry.ErrInvalid, registry.Quote(string(key)), in.Key())
 	}
 	return in, nil
 }
@@ -73,21 +73,21 @@ func checkUpdate(u *registry.Update) ([]*registry.Instance, error) {
 		return nil, err
 	}
 	if len(u.Source) > maxSourceLen {
-		return nil, fmt.Errorf("%w: update of %q: source is %d bytes, longer than %d", registry.ErrInvalid, u.Service, len(u.Source), maxSourceLen)
+		return nil, fmt.Errorf("%w: update of %s: source is %d bytes, longer than %d", registry.ErrInvalid, registry.Quote(u.Service), len(u.Source), maxSourceLen)
 	}
 	ins := slices.Clone(u.Instances)
 	for _, in := range ins {
 		if err := registry.Validate(in); err != nil {
-			return nil, fmt.Errorf("update of %q: %w", u.Service, err)
+			return nil, fmt.Errorf("update of %s: %w", registry.Quote(u.Service), err)
 		}
 		if in.Name != u.Service {
-			return nil, fmt.Errorf("%w: update of %q holds instance %s of another service", registry.ErrInvalid, u.Service, in)
+			return nil, fmt.Errorf("%w: update of %s holds instance %s of another service", registry.ErrInvalid, registry.Quote(u.Service), in)
 		}
 	}
 	registry.SortInstances(ins)
 	for i := 1; i < len(ins); i++ {
 		if ins[i].ID == ins[i-1].ID {
-			return nil, fmt.Errorf("%w: update of %q holds instance %q twice", registry.ErrInvalid, u.Service, ins[i].ID)
+			return nil, fmt.Errorf("%w: update of %s holds instance %s twice", registry.ErrInvalid, registry.Quote(u.Service), registry.Quote(ins[i].ID))
 		}
 	}
 	return ins, nil
@@ -145,7 +145,7 @@ func appendString(b []byte, s string) []byte {
 // allocation.
 func decodeEntry(service string, data []byte) (registry.SnapshotEntry, error) {
 	fail := func(format string, args ...any) (registry.SnapshotEntry, error) {
-		return registry.SnapshotEntry{}, fmt.Errorf("%w: snapshot entry %q: %s", registry.ErrInvalid, service, fmt.Sprintf(format, args...))
+		return registry.SnapshotEntry{}, fmt.Errorf("%w: snapshot entry %s: %s", registry.ErrInvalid, registry.Quote(service), fmt.Sprintf(format, args...))
 	}
 	if err := registry.ValidateName(service); err != nil {
 		return fail("bad key: %v", err)
@@ -198,7 +198,7 @@ func decodeEntry(service string, data []byte) (registry.SnapshotEntry, error) {
 				in.Metadata[k] = d.string()
 			}
 			if len(in.Metadata) != nm && d.err == nil {
-				return fail("instance %q: duplicate metadata key", in.ID)
+				return fail("instance %s: duplicate metadata key", registry.Quote(in.ID))
 			}
 		}
 		if d.err != nil {
@@ -208,7 +208,7 @@ func decodeEntry(service string, data []byte) (registry.SnapshotEntry, error) {
 			return fail("instance %d: %v", i, err)
 		}
 		if i > 0 && vals[i-1].ID >= in.ID {
-			return fail("instance %q: not sorted by ID after %q", in.ID, vals[i-1].ID)
+			return fail("instance %s: not sorted by ID after %s", registry.Quote(in.ID), registry.Quote(vals[i-1].ID))
 		}
 		u.Instances[i] = in
 	}

@@ -8,6 +8,7 @@ import (
 	"io/fs"
 	"log/slog"
 	"os"
+	"path/filepath"
 	"runtime/debug"
 	"sync"
 	"syscall"
@@ -16,6 +17,7 @@ import (
 	bolt "go.etcd.io/bbolt"
 	berrors "go.etcd.io/bbolt/errors"
 
+	"github.com/regchain/regchain/internal/safefile"
 	"github.com/regchain/regchain/registry"
 )
 
@@ -65,14 +67,19 @@ type db struct {
 func openDB(path string, cfg Config, data string) (*db, error) {
 	timeout := cfg.timeout()
 	start := time.Now()
+	if !cfg.ReadOnly {
+		if err := checkPlace(path); err != nil {
+			return nil, err
+		}
+	}
 	if cfg.ReadOnly {
 		// A read-only open cannot initialize an empty file; bbolt would fail
 		// with an obscure write error.
-		if info, err := os.Stat(path); err == nil && info.Size() == 0 {
+		if info, err := os.Stat(path); err == nil && info.Mode().IsRegular() && info.Size() == 0 {
 			return nil, fmt.Errorf("file: open %s: %w: %w: the file is empty, not a regchain file", path, ErrCorrupt, registry.ErrInvalid)
 		}
 	}
-	if err := precheck(path, timeout); err != nil {
+	if err := precheck(path, timeout, cfg.maxFileSize()); err != nil {
 		return nil, err
 	}
 	if timeout > 0 {
@@ -82,6 +89,7 @@ func openDB(path string, cfg Config, data string) (*db, error) {
 			timeout = -1
 		}
 	}
+	log := cfg.logger()
 	var file *os.File
 	opts := &bolt.Options{
 		Timeout:      timeout,
@@ -90,7 +98,7 @@ func openDB(path string, cfg Config, data string) (*db, error) {
 		// Keep the file bbolt opens, to release its lock if bbolt panics
 		// half-way through Open.
 		OpenFile: func(name string, flag int, perm os.FileMode) (*os.File, error) {
-			f, err := os.OpenFile(name, flag, perm)
+			f, err := openFile(name, flag, perm, cfg, log)
 			file = f
 			return f, err
 		},
@@ -100,10 +108,12 @@ func openDB(path string, cfg Config, data string) (*db, error) {
 		var pathErr *fs.PathError
 		var errno syscall.Errno
 		switch {
-		case errors.Is(err, ErrCorrupt):
+		case errors.Is(err, ErrCorrupt), errors.Is(err, ErrUnsafe), errors.Is(err, registry.ErrInvalid):
 			return nil, err
 		case errors.Is(err, berrors.ErrTimeout):
 			return nil, lockedErr(path, cfg.timeout())
+		case errors.Is(err, syscall.ELOOP):
+			return nil, unsafeErr(path, "it became a symbolic link")
 		case errors.As(err, &pathErr), errors.As(err, &errno):
 			return nil, fmt.Errorf("file: open %s: %w", path, err)
 		default:
@@ -112,12 +122,78 @@ func openDB(path string, cfg Config, data string) (*db, error) {
 			return nil, fmt.Errorf("file: open %s: %w: %w: %w", path, ErrCorrupt, registry.ErrInvalid, err)
 		}
 	}
-	d := &db{bolt: b, path: path, log: cfg.logger(), readOnly: cfg.ReadOnly}
+	d := &db{bolt: b, path: path, log: log, readOnly: cfg.ReadOnly}
 	if err := d.initSchema(data); err != nil {
 		b.Close()
 		return nil, err
 	}
 	return d, nil
+}
+
+// checkPlace refuses, for a writable open, a place where another user
+// could change the file: a directory such a user owns or may write, and a
+// symbolic link at path (it could point anywhere this process may write).
+func checkPlace(path string) error {
+	err := safefile.CheckDir(filepath.Dir(path))
+	switch {
+	case errors.Is(err, safefile.ErrUnsafe):
+		return unsafeErr(path, err.Error()+": keep the file in a directory only this user (or root) can write")
+	case err != nil:
+		return fmt.Errorf("file: open %s: %w", path, err)
+	}
+	if info, err := os.Lstat(path); err == nil && info.Mode()&fs.ModeSymlink != 0 {
+		return unsafeErr(path, "it is a symbolic link: give the path of the file itself")
+	}
+	return nil
+}
+
+func unsafeErr(path, why string) error {
+	return fmt.Errorf("file: open %s: %w: %w: %s", path, ErrUnsafe, registry.ErrInvalid, why)
+}
+
+// openFile is bbolt's OpenFile. It never blocks on a FIFO and opens only
+// a regular file of at most Config.MaxFileSize bytes; for writing, never
+// through a symbolic link, and only a file of this process's user, made
+// private (0600, with a warning) if group or others could read or write
+// it.
+func openFile(name string, flag int, perm os.FileMode, cfg Config, log *slog.Logger) (*os.File, error) {
+	flag |= safefile.NonBlock
+	if !cfg.ReadOnly {
+		flag |= safefile.NoFollow
+	}
+	f, err := os.OpenFile(name, flag, perm)
+	if err != nil {
+		return nil, err
+	}
+	if err := checkFile(f, cfg.maxFileSize()); err != nil {
+		f.Close()
+		return nil, err
+	}
+	if !cfg.ReadOnly {
+		fixed, err := safefile.Private(f)
+		if err != nil {
+			f.Close()
+			return nil, unsafeErr(name, err.Error())
+		}
+		if fixed != 0 {
+			log.Warn("file: other users could read or write the file: made it private (0600); check that its content is yours",
+				"path", name, "mode", fixed.String())
+		}
+	}
+	return f, nil
+}
+
+// checkFile returns an error wrapping registry.ErrInvalid when f is not a
+// regular file or is larger than limit.
+func checkFile(f *os.File, limit int64) error {
+	_, err := safefile.Check(f, limit)
+	switch {
+	case errors.Is(err, safefile.ErrTooLarge):
+		return fmt.Errorf("file: open %s: %w: %w (Config.MaxFileSize)", f.Name(), registry.ErrInvalid, err)
+	case err != nil:
+		return fmt.Errorf("file: open %s: %w: %w", f.Name(), registry.ErrInvalid, err)
+	}
+	return nil
 }
 
 func lockedErr(path string, waited time.Duration) error {
@@ -128,14 +204,18 @@ func lockedErr(path string, waited time.Duration) error {
 // before bbolt opens it: on some damage bbolt panics, loops, or crashes the
 // process from a goroutine of its own already inside Open. It holds a shared
 // lock while it reads, so it never reads a file another process is
-// writing. A missing, unreadable or empty file is left to bbolt, which
-// creates it or reports the error.
-func precheck(path string, timeout time.Duration) error {
-	f, err := os.Open(path)
+// writing. A FIFO, a device or a directory, and a file larger than limit,
+// are refused before anything is read or allocated. A missing, unreadable
+// or empty file is left to bbolt, which creates it or reports the error.
+func precheck(path string, timeout time.Duration, limit int64) error {
+	f, err := os.OpenFile(path, os.O_RDONLY|safefile.NonBlock, 0)
 	if err != nil {
 		return nil
 	}
 	defer f.Close() // releases the lock
+	if err := checkFile(f, limit); err != nil {
+		return err
+	}
 	if err := lockShared(f, timeout); err != nil {
 		if errors.Is(err, errWouldBlock) {
 			return lockedErr(path, timeout)
@@ -148,6 +228,9 @@ func precheck(path string, timeout time.Duration) error {
 	}
 	if info.Size() == 0 {
 		return nil
+	}
+	if err := checkFile(f, limit); err != nil { // it may have grown while we waited for the lock
+		return err
 	}
 	buf := make([]byte, info.Size())
 	if _, err := io.ReadFull(f, buf); err != nil {
@@ -188,15 +271,15 @@ func (d *db) initSchema(data string) error {
 	err := d.view(func(tx *bolt.Tx) error {
 		for _, name := range append([]string{bucketMeta, data}, extraBuckets[data]...) {
 			if k, v := tx.Cursor().Seek([]byte(name)); string(k) == name && v != nil {
-				return fmt.Errorf("file: open %s: %w: %w: %q is a value, not a bucket", d.path, ErrCorrupt, registry.ErrInvalid, name)
+				return fmt.Errorf("file: open %s: %w: %w: %s is a value, not a bucket", d.path, ErrCorrupt, registry.ErrInvalid, registry.Quote(string(name)))
 			}
 		}
 		meta := tx.Bucket([]byte(bucketMeta))
 		if meta == nil {
 			fresh = true
 			return tx.ForEach(func(name []byte, _ *bolt.Bucket) error {
-				return fmt.Errorf("file: open %s: %w: %w: a bbolt file without regchain's %q bucket (it has %q): not written by regchain",
-					d.path, ErrSchema, registry.ErrInvalid, bucketMeta, name)
+				return fmt.Errorf("file: open %s: %w: %w: a bbolt file without regchain's %q bucket (it has %s): not written by regchain",
+					d.path, ErrSchema, registry.ErrInvalid, bucketMeta, registry.Quote(string(name)))
 			})
 		}
 		v := meta.Get([]byte(keySchema))

@@ -26,6 +26,27 @@
 // Schema 2 added the last good states; a file of schema 1 opens as it is
 // read-only, and a writable open migrates it in place in one transaction.
 //
+// # Files other users could change
+//
+// The file is trusted: a Store's entries are served when every registry is
+// down. So a writable Open or OpenStore refuses, with ErrUnsafe, a file
+// another user could change: one in a directory owned by another user
+// (root aside) or writable by group or others — a shared /tmp is — one
+// owned by another user, and a symbolic link at the path (checked again
+// when the file is opened, with O_NOFOLLOW). A file of the process's own
+// user that group or others could read or write (0666, say) is made
+// private (0600) with a warning: its content is the caller's to check.
+// These checks are made on Unix systems; read-only opens, for inspection
+// (regctl snapshot), make none of them.
+//
+// # Hostile files
+//
+// A FIFO, a device or a directory at the path is refused at once (the
+// file is opened without blocking and must be a regular file), and so is a
+// file larger than Config.MaxFileSize (a runaway, a sparse file of a
+// terabyte), before anything is read or allocated: both with an error
+// wrapping registry.ErrInvalid.
+//
 // # Damaged files
 //
 // A truncated, corrupt or foreign file gives an error wrapping ErrCorrupt

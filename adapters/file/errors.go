@@ -30,6 +30,15 @@ var (
 	// with registry.ErrInvalid; nothing is written to the file.
 	ErrWrongKind = errors.New("file: wrong kind of file")
 
+	// ErrUnsafe is returned by a writable Open and OpenStore when another
+	// user could change the file: its directory is owned by another user
+	// (root aside) or writable by group or others (/tmp is), the file is
+	// owned by another user, or the path is a symbolic link. It comes with
+	// registry.ErrInvalid. A file of the process's own user that others
+	// could read or write is not refused: it is made private (0600), with a
+	// warning. Read-only opens (for inspection) check none of this.
+	ErrUnsafe = errors.New("file: another user could change the file")
+
 	// ErrReadOnly is returned by writes to a file opened with
 	// Config.ReadOnly. It comes with registry.ErrInvalid: the write can
 	// never succeed, so the chain does not replay it, and nothing is

@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/regchain/regchain/internal/testutil"
 	"github.com/regchain/regchain/registry"
 )
 
@@ -30,8 +31,11 @@ func FuzzDecodeEntry(f *testing.F) {
 	f.Add("x", []byte{})
 	f.Add("x", []byte{entryFormat, 0xff, 0xff, 0xff})
 	f.Fuzz(func(t *testing.T, service string, body []byte) {
-		if _, err := decodeEntry(service, body); err != nil && !errors.Is(err, registry.ErrInvalid) {
-			t.Fatalf("raw: error %v does not wrap ErrInvalid", err)
+		if _, err := decodeEntry(service, body); err != nil {
+			if !errors.Is(err, registry.ErrInvalid) {
+				t.Fatalf("raw: error %v does not wrap ErrInvalid", err)
+			}
+			testutil.SafeMessage(t, "decodeEntry", err.Error())
 		}
 		data := binary.LittleEndian.AppendUint32(bytes.Clone(body), entrySum(service, body))
 		e, err := decodeEntry(service, data)
@@ -39,6 +43,7 @@ func FuzzDecodeEntry(f *testing.F) {
 			if !errors.Is(err, registry.ErrInvalid) {
 				t.Fatalf("error %v does not wrap ErrInvalid", err)
 			}
+			testutil.SafeMessage(t, "decodeEntry", err.Error())
 			return
 		}
 		if registry.ValidateName(service) != nil || len(e.Update.Source) > maxSourceLen {
@@ -77,6 +82,7 @@ func FuzzDecodeRecord(f *testing.F) {
 			if !errors.Is(err, registry.ErrInvalid) {
 				t.Fatalf("error %v does not wrap ErrInvalid", err)
 			}
+			testutil.SafeMessage(t, "decodeRecord", err.Error())
 			return
 		}
 		if string(recordKey(in.Name, in.ID)) != string(key) {
@@ -124,7 +130,9 @@ func FuzzOpen(f *testing.F) {
 		}
 		if s, err := OpenStore(path, quiet()); !acceptable(err) {
 			t.Fatalf("OpenStore: %v", err)
-		} else if err == nil {
+		} else if err != nil {
+			testutil.SafeMessage(t, "OpenStore", err.Error())
+		} else {
 			if _, err := s.LoadSnapshot(ctx); !acceptable(err) {
 				t.Fatalf("LoadSnapshot: %v", err)
 			}
@@ -149,4 +157,26 @@ func FuzzOpen(f *testing.F) {
 			}
 		}
 	})
+}
+
+// TestDecodeErrorsQuoteBounded: what a damaged file holds comes back in
+// errors bounded and escaped, never whole.
+func TestDecodeErrorsQuoteBounded(t *testing.T) {
+	hostile := bytes.Repeat([]byte("\x1b]0;owned\x07\n"), 1<<13)
+	check := func(what string, err error) {
+		t.Helper()
+		if err == nil {
+			t.Fatalf("%s: no error", what)
+		}
+		msg := err.Error()
+		if len(msg) > 400 || bytes.ContainsAny([]byte(msg), "\x1b\x07\n") {
+			t.Errorf("%s: error is %d bytes, or holds control characters: %.200q", what, len(msg), msg)
+		}
+	}
+	_, err := decodeRecord(hostile, []byte(`{}`))
+	check("record key", err)
+	_, err = decodeRecord(append([]byte("svc/"), hostile...), []byte(`{"id":"x","name":"svc","endpoints":["grpc://h:1"]}`))
+	check("record under another key", err)
+	_, err = decodeEntry(string(hostile), []byte{entryFormat})
+	check("entry", err)
 }

@@ -75,7 +75,7 @@ func (r *Registry) load() error {
 		return b.ForEach(func(k, v []byte) error {
 			in, err := decodeRecord(k, v)
 			if err != nil {
-				r.d.log.Warn("file: skipping a record that cannot be decoded", "path", r.d.path, "key", string(k), "err", err)
+				r.d.log.Warn("file: skipping a record that cannot be decoded", "path", r.d.path, "key", registry.Clip(string(k)), "err", err)
 				return nil
 			}
 			r.services[in.Name] = append(r.services[in.Name], in)
@@ -206,11 +206,11 @@ func (r *Registry) GetService(ctx context.Context, name string) ([]*registry.Ins
 	r.mu.RLock()
 	defer r.mu.RUnlock()
 	if r.closed {
-		return nil, fmt.Errorf("file: get %q: %w", name, registry.ErrClosed)
+		return nil, fmt.Errorf("file: get %s: %w", registry.Quote(name), registry.ErrClosed)
 	}
 	ins := r.services[name]
 	if len(ins) == 0 {
-		return nil, fmt.Errorf("file: get %q: %w", name, registry.ErrNotFound)
+		return nil, fmt.Errorf("file: get %s: %w", registry.Quote(name), registry.ErrNotFound)
 	}
 	return registry.CloneInstances(ins), nil
 }
@@ -243,7 +243,7 @@ func (r *Registry) Watch(ctx context.Context, name string) (registry.Watcher, er
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if r.closed {
-		return nil, fmt.Errorf("file: watch %q: %w", name, registry.ErrClosed)
+		return nil, fmt.Errorf("file: watch %s: %w", registry.Quote(name), registry.ErrClosed)
 	}
 	f := registry.NewFeed(ctx, nil) // the hub forgets it when it ends
 	r.hub.Add(f, name)

@@ -101,7 +101,7 @@ func (s *Store) save(ctx context.Context, entries []registry.SnapshotEntry, deri
 		case g != nil && len(ins) == 0:
 			gins, err := checkUpdate(g)
 			if err == nil && g.Service != u.Service {
-				err = fmt.Errorf("%w: last good state of %q is of %q", registry.ErrInvalid, u.Service, g.Service)
+				err = fmt.Errorf("%w: last good state of %s is of %s", registry.ErrInvalid, registry.Quote(u.Service), registry.Quote(g.Service))
 			}
 			if err != nil {
 				return fmt.Errorf("file: save snapshot: %w", err)
@@ -217,7 +217,7 @@ func (s *Store) Load(ctx context.Context) (entries []registry.SnapshotEntry, dam
 			}
 			e, err := decodeEntry(string(k), v)
 			if err != nil {
-				s.d.log.Warn("file: skipping a snapshot entry that cannot be decoded", "path", s.d.path, "service", string(k), "err", err)
+				s.d.log.Warn("file: skipping a snapshot entry that cannot be decoded", "path", s.d.path, "service", registry.Clip(string(k)), "err", err)
 				damaged = append(damaged, string(k))
 				continue
 			}
@@ -225,7 +225,7 @@ func (s *Store) Load(ctx context.Context) (entries []registry.SnapshotEntry, dam
 				if gv := lg.Get(k); gv != nil {
 					g, err := decodeEntry(string(k), gv)
 					if err != nil {
-						s.d.log.Warn("file: skipping a last good state that cannot be decoded", "path", s.d.path, "service", string(k), "err", err)
+						s.d.log.Warn("file: skipping a last good state that cannot be decoded", "path", s.d.path, "service", registry.Clip(string(k)), "err", err)
 						damaged = append(damaged, string(k)+" (last good)")
 					} else {
 						e.LastGood = g.Update

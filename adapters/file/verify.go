@@ -5,6 +5,8 @@ import (
 	"encoding/binary"
 	"fmt"
 	"hash/fnv"
+
+	"github.com/regchain/regchain/registry"
 )
 
 // bbolt's on-disk format (version 2, native byte order), as far as verify
@@ -222,23 +224,23 @@ func (v *verifier) leaf(p []byte, id uint64, depth int) error {
 			continue
 		}
 		if depth > 0 {
-			return fmt.Errorf("leaf page %d: nested bucket %q (regchain nests none)", id, key)
+			return fmt.Errorf("leaf page %d: nested bucket %s (regchain nests none)", id, registry.Quote(string(key)))
 		}
 		if len(val) < bucketHeaderLen {
-			return fmt.Errorf("leaf page %d: bucket %q header is %d bytes", id, key, len(val))
+			return fmt.Errorf("leaf page %d: bucket %s header is %d bytes", id, registry.Quote(string(key)), len(val))
 		}
 		if root := ne.Uint64(val); root != 0 {
 			if err := v.tree(root, depth+1); err != nil {
-				return fmt.Errorf("bucket %q: %w", key, err)
+				return fmt.Errorf("bucket %s: %w", registry.Quote(string(key)), err)
 			}
 			continue
 		}
 		inline := val[bucketHeaderLen:]
 		if len(inline) < pageHeaderSize || ne.Uint16(inline[8:]) != leafPageFlag {
-			return fmt.Errorf("leaf page %d: bucket %q: bad inline page", id, key)
+			return fmt.Errorf("leaf page %d: bucket %s: bad inline page", id, registry.Quote(string(key)))
 		}
 		if err := v.leaf(inline, 0, depth+1); err != nil {
-			return fmt.Errorf("bucket %q: %w", key, err)
+			return fmt.Errorf("bucket %s: %w", registry.Quote(string(key)), err)
 		}
 	}
 	return nil

@@ -25,6 +25,9 @@
 //     and ignored: the last good list stays (a half-written file never
 //     empties the tier). Write it atomically (write a temporary file,
 //     rename it over) to be safe.
+//   - The file must be a regular file of at most MaxFileSize bytes: a FIFO,
+//     a device or a larger file is refused at once (by New; on reload,
+//     logged and ignored like a file that does not parse), never read.
 //   - Register and Deregister return ErrReadOnly (with registry.ErrInvalid):
 //     use the registry as a chain tier with ReadOnly set.
 //   - Watchers get full states; a reload that changes a service delivers

@@ -2,11 +2,18 @@ package static
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
+	"io"
 	"os"
 
+	"github.com/regchain/regchain/internal/safefile"
 	"github.com/regchain/regchain/registry"
 )
+
+// MaxFileSize is the largest Config.File accepted: 64 MiB, some 300,000
+// instances.
+const MaxFileSize = 64 << 20
 
 // fileState identifies a version of the file without reading it.
 type fileState struct {
@@ -18,22 +25,23 @@ func (s fileState) same(o os.FileInfo) bool {
 		s.info.Size() == o.Size() && s.info.ModTime().Equal(o.ModTime())
 }
 
-// readFile reads and checks the instance list in path.
+// readFile reads and checks the instance list in path. A FIFO, a device
+// or a directory is refused at once, a file larger than MaxFileSize before
+// it is read; decoding errors are quoted, bounded (registry.Quote).
 func readFile(path string) ([]*registry.Instance, os.FileInfo, error) {
-	f, err := os.Open(path)
-	if err != nil {
+	f, info, err := safefile.Open(path, MaxFileSize)
+	switch {
+	case errors.Is(err, safefile.ErrNotRegular), errors.Is(err, safefile.ErrTooLarge):
+		return nil, nil, fmt.Errorf("static: %w: %w", registry.ErrInvalid, err)
+	case err != nil:
 		return nil, nil, fmt.Errorf("static: %w", err)
 	}
 	defer f.Close()
-	info, err := f.Stat()
-	if err != nil {
-		return nil, nil, fmt.Errorf("static: %w", err)
-	}
-	dec := json.NewDecoder(f)
+	dec := json.NewDecoder(io.LimitReader(f, MaxFileSize))
 	dec.DisallowUnknownFields()
 	var ins []*registry.Instance
 	if err := dec.Decode(&ins); err != nil {
-		return nil, nil, fmt.Errorf("static: %s: %w: want a JSON array of instances: %w", path, registry.ErrInvalid, err)
+		return nil, nil, fmt.Errorf("static: %s: %w: want a JSON array of instances: %s", path, registry.ErrInvalid, registry.Quote(err.Error()))
 	}
 	if dec.More() {
 		return nil, nil, fmt.Errorf("static: %s: %w: data after the JSON array", path, registry.ErrInvalid)
@@ -51,7 +59,7 @@ func check(ins []*registry.Instance, where string) error {
 			return fmt.Errorf("static: %s: instance %d: %w: null", where, i, registry.ErrInvalid)
 		}
 		if err := registry.Validate(in); err != nil {
-			return fmt.Errorf("static: %s: instance %d (%s): %w", where, i, in.Key(), err)
+			return fmt.Errorf("static: %s: instance %d (%s): %w", where, i, in, err)
 		}
 	}
 	return nil

@@ -207,7 +207,7 @@ func (r *Registry) GetServiceShared(_ context.Context, name string) ([]*registry
 	}
 	ins := r.services[name]
 	if len(ins) == 0 {
-		return nil, fmt.Errorf("static: get %q: %w", name, registry.ErrNotFound)
+		return nil, fmt.Errorf("static: get %s: %w", registry.Quote(name), registry.ErrNotFound)
 	}
 	return slices.Clone(ins), nil
 }

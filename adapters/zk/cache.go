@@ -136,7 +136,7 @@ func (h *watchHub) lookup(svc string) (ins []*registry.Instance, ok bool, change
 func (r *Registry) read(ctx context.Context, name string) ([]*registry.Instance, error) {
 	for {
 		if r.ctx.Err() != nil {
-			return nil, r.fail(fmt.Sprintf("get %q", name), registry.ErrClosed)
+			return nil, r.fail(fmt.Sprintf("get %s", registry.Quote(name)), registry.ErrClosed)
 		}
 		session := r.sessionChanged()
 		ins, ok, changed, err := r.hub.lookup(name)
@@ -145,9 +145,9 @@ func (r *Registry) read(ctx context.Context, name string) ([]*registry.Instance,
 		}
 		switch {
 		case ok && err != nil:
-			return nil, r.fail(fmt.Sprintf("get %q", name), err)
+			return nil, r.fail(fmt.Sprintf("get %s", registry.Quote(name)), err)
 		case ok && len(ins) == 0:
-			return nil, fmt.Errorf("zookeeper: get %q: %w", name, registry.ErrNotFound)
+			return nil, fmt.Errorf("zookeeper: get %s: %w", registry.Quote(name), registry.ErrNotFound)
 		case ok:
 			return ins, nil
 		}
@@ -156,9 +156,9 @@ func (r *Registry) read(ctx context.Context, name string) ([]*registry.Instance,
 		case <-session:
 		case <-ctx.Done():
 			state := r.zconn().State()
-			return nil, r.fail(fmt.Sprintf("get %q", name), fmt.Errorf("read not complete (%v; it goes on for the next call): %w", state, context.Cause(ctx)))
+			return nil, r.fail(fmt.Sprintf("get %s", registry.Quote(name)), fmt.Errorf("read not complete (%v; it goes on for the next call): %w", state, context.Cause(ctx)))
 		case <-r.ctx.Done():
-			return nil, r.fail(fmt.Sprintf("get %q", name), registry.ErrClosed)
+			return nil, r.fail(fmt.Sprintf("get %s", registry.Quote(name)), registry.ErrClosed)
 		}
 	}
 }

@@ -5,10 +5,12 @@ import (
 	"crypto/tls"
 	"fmt"
 	"log/slog"
+	"strings"
 	"time"
 
 	gozk "github.com/go-zookeeper/zk"
 
+	"github.com/regchain/regchain/internal/redact"
 	"github.com/regchain/regchain/registry"
 )
 
@@ -44,7 +46,9 @@ type Config struct {
 	Conn *gozk.Conn
 
 	// Servers are ZooKeeper addresses ("host:port"; a missing port means
-	// 2181). If empty, DefaultServer.
+	// 2181). If empty, DefaultServer. A URL ("http://host:2181") is an
+	// error: ZooKeeper speaks its own protocol, with TLS only when TLS is
+	// set.
 	Servers []string
 
 	// SessionTimeout is the session timeout asked of the server. A
@@ -85,6 +89,23 @@ type Config struct {
 	Logger *slog.Logger
 }
 
+// rawConfig is Config without its methods, for redaction.
+type rawConfig Config
+
+// Format implements fmt.Formatter: every verb prints the fields with the
+// Password masked.
+func (c Config) Format(f fmt.State, verb rune) { redact.Format(f, verb, c.masked()) }
+
+// LogValue implements slog.LogValuer: the fields with the Password masked.
+func (c Config) LogValue() slog.Value { return redact.LogValue(c.masked()) }
+
+func (c Config) masked() any {
+	type Config rawConfig
+	m := Config(c)
+	m.Password = redact.Secret(m.Password)
+	return m
+}
+
 func (c *Config) withDefaults() (Config, error) {
 	out := *c
 	if out.Root == "" {
@@ -98,7 +119,16 @@ func (c *Config) withDefaults() (Config, error) {
 	}
 	for i := 0; i < len(out.User); i++ {
 		if out.User[i] == ':' {
-			return out, fmt.Errorf("zookeeper: %w: User %q contains ':'", registry.ErrInvalid, out.User)
+			return out, fmt.Errorf("zookeeper: %w: User %s contains ':'", registry.ErrInvalid, registry.Quote(out.User))
+		}
+	}
+	for i, srv := range out.Servers {
+		if scheme, _, ok := strings.Cut(srv, "://"); ok {
+			tls := ""
+			if out.TLS != nil && strings.EqualFold(scheme, "http") {
+				tls = " (and http:// while TLS is set says plaintext)"
+			}
+			return out, fmt.Errorf("zookeeper: %w: server %d is a URL%s: write host:port; TLS is Config.TLS", registry.ErrInvalid, i, tls)
 		}
 	}
 	if len(out.Servers) == 0 {

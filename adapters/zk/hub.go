@@ -169,7 +169,7 @@ func (h *watchHub) run() {
 
 // lostErr is what the watchers of name are told while there is no session.
 func lostErr(name string, state gozk.State) error {
-	return fmt.Errorf("zookeeper: watch %q: %w: connection lost (%v)", name, registry.ErrUnavailable, state)
+	return fmt.Errorf("zookeeper: watch %s: %w: connection lost (%v)", registry.Quote(name), registry.ErrUnavailable, state)
 }
 
 // reset forgets every armed watch: the hub now works on connection cs, whose
@@ -315,11 +315,11 @@ func (h *watchHub) fail(hs *hubState, s *svcState, err error) {
 	s.failed, s.stale = true, true
 	h.setErr(s.name, err)
 	for sub := range s.subs {
-		sub.feed.Fail(h.r.fail(fmt.Sprintf("watch %q", s.name), err))
+		sub.feed.Fail(h.r.fail(fmt.Sprintf("watch %s", registry.Quote(s.name)), err))
 	}
 	if s.inRoot {
 		for sub := range hs.all {
-			sub.feed.Fail(h.r.fail(`watch ""`, fmt.Errorf("service %q: %w", s.name, err)))
+			sub.feed.Fail(h.r.fail(`watch ""`, fmt.Errorf("service %s: %w", registry.Quote(s.name), err)))
 		}
 	}
 }
@@ -387,7 +387,7 @@ func (h *watchHub) sync(hs *hubState) error {
 	var errs []error
 	if len(hs.all) > 0 && !hs.rootArmed {
 		if err := h.syncRoot(hs); err != nil {
-			h.failAll(hs, func(name string) error { return h.r.fail(fmt.Sprintf("watch %q", name), err) })
+			h.failAll(hs, func(name string) error { return h.r.fail(fmt.Sprintf("watch %s", registry.Quote(name)), err) })
 			return err
 		}
 	}

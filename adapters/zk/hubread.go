@@ -5,6 +5,8 @@ import (
 	"fmt"
 
 	gozk "github.com/go-zookeeper/zk"
+
+	"github.com/regchain/regchain/registry"
 )
 
 // listServices reads the children of every service in needList (setting a
@@ -61,7 +63,7 @@ func (h *watchHub) listServices(hs *hubState) []error {
 		switch {
 		case l.err != nil:
 			h.fail(hs, s, l.err)
-			errs = append(errs, fmt.Errorf("service %q: %w", s.name, l.err))
+			errs = append(errs, fmt.Errorf("service %s: %w", registry.Quote(s.name), l.err))
 			continue
 		case l.st == nil && l.exists: // created between the two reads: list again
 			h.forward(cs, l.ch)
@@ -162,7 +164,7 @@ func (h *watchHub) readKids(hs *hubState) []error {
 			delete(s.kids, rd.id) // the children watch fires too
 		case rd.err != nil:
 			h.fail(hs, s, rd.err)
-			errs = append(errs, fmt.Errorf("service %q: %w", s.name, rd.err))
+			errs = append(errs, fmt.Errorf("service %s: %w", registry.Quote(s.name), rd.err))
 			continue
 		default:
 			h.forward(cs, rd.ch)

@@ -18,7 +18,7 @@ func checkRoot(root string) error {
 		bad = root[i] < 0x20 || root[i] == 0x7f
 	}
 	if bad {
-		return fmt.Errorf("zookeeper: %w: root %q is not an absolute path like /microservices", registry.ErrInvalid, root)
+		return fmt.Errorf("zookeeper: %w: root %s is not an absolute path like /microservices", registry.ErrInvalid, registry.Quote(root))
 	}
 	return nil
 }
@@ -40,7 +40,7 @@ func decodeNode(service, id string, data []byte) (*registry.Instance, error) {
 		return nil, err
 	}
 	if in.Name != service || in.ID != id {
-		return nil, fmt.Errorf("%w: record for %s/%s names %s/%s", registry.ErrInvalid, service, id, in.Name, in.ID)
+		return nil, fmt.Errorf("%w: record for %s names %s", registry.ErrInvalid, registry.Quote(service+"/"+id), in.Key())
 	}
 	return in, nil
 }

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"testing"
 
+	"github.com/regchain/regchain/internal/testutil"
 	"github.com/regchain/regchain/registry"
 )
 
@@ -49,6 +50,7 @@ func FuzzDecodeNode(f *testing.F) {
 			if !errors.Is(err, registry.ErrInvalid) {
 				t.Fatalf("error %v does not wrap ErrInvalid", err)
 			}
+			testutil.SafeMessage(t, "decodeNode", err.Error())
 			return
 		}
 		if in.Name != svc || in.ID != id {

@@ -6,12 +6,14 @@ import (
 	"fmt"
 	"log/slog"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	gozk "github.com/go-zookeeper/zk"
 
+	"github.com/regchain/regchain/internal/redact"
 	"github.com/regchain/regchain/registry"
 )
 
@@ -49,6 +51,20 @@ type Registry struct {
 	regs    map[string]*registration // by Instance.Key
 	session chan struct{}            // closed and replaced when the session state changes
 }
+
+// String returns "zk.Registry(SERVERS ROOT)", for messages.
+func (r *Registry) String() string {
+	return "zk.Registry(" + strings.Join(r.cfg.Servers, ",") + " " + r.cfg.Root + ")"
+}
+
+// Format implements fmt.Formatter: every verb prints String, never the
+// fields (the configuration and the ACLs hold the digest credentials).
+func (r *Registry) Format(f fmt.State, verb rune) {
+	redact.FormatShort(f, verb, r.String(), r.String())
+}
+
+// LogValue implements slog.LogValuer: String.
+func (r *Registry) LogValue() slog.Value { return slog.StringValue(r.String()) }
 
 // New returns a Registry configured by cfg. It does not wait for ZooKeeper: an
 // unreachable server is not an error here (calls return ErrUnavailable until
@@ -194,7 +210,7 @@ func (r *Registry) Ping(ctx context.Context) error {
 func (r *Registry) decode(service, id string, data []byte) *registry.Instance {
 	in, err := decodeNode(service, id, data)
 	if err != nil {
-		r.log.Warn("zookeeper: skipping malformed instance node", "path", r.instancePath(service, id), "err", err)
+		r.log.Warn("zookeeper: skipping malformed instance node", "path", registry.Clip(r.instancePath(service, id)), "err", err)
 		return nil
 	}
 	return in

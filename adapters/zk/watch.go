@@ -33,7 +33,7 @@ func (r *Registry) Watch(ctx context.Context, name string) (registry.Watcher, er
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if r.closed {
-		return nil, fmt.Errorf("zookeeper: watch %q: %w", name, registry.ErrClosed)
+		return nil, fmt.Errorf("zookeeper: watch %s: %w", registry.Quote(name), registry.ErrClosed)
 	}
 	sub := &subscription{name: name}
 	f := registry.NewFeed(ctx, func() { r.hub.unsubscribe(sub) })

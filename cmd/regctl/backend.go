@@ -30,7 +30,7 @@ func usageErr(err error) error {
 	var fe *regconfig.FieldError
 	switch {
 	case errors.As(err, &se):
-		return usagef("-registry %q: %s", se.Element, se.Problem)
+		return usagef("-registry %s: %s", registry.Quote(se.Element), se.Problem)
 	case errors.As(err, &fe):
 		return usagef("-registry: %s: %s", fe.Field, fe.Problem)
 	}
@@ -43,19 +43,21 @@ func (t *target) String() string { return t.cfg.String() }
 // connFlags are the connection flags that apply to every backend of
 // -registry that does not set the same setting itself.
 type connFlags struct {
-	user       string
-	token      string
-	tls        bool
-	ca         string
-	cert       string
-	key        string
-	serverName string
+	user         string
+	passwordFile string
+	token        string
+	tokenFile    string
+	tls          bool
+	ca           string
+	cert         string
+	key          string
+	serverName   string
 }
 
 // apply fills the backends' unset settings from the flags and the
-// environment: $REGCTL_PASSWORD is the password of a backend with a user
-// name and no password, $CONSUL_HTTP_TOKEN Consul's default token. File
-// backends are opened read-only.
+// environment: -password-file, else $REGCTL_PASSWORD, is the password of a
+// backend with a user name and no password, -token-file or -token, else
+// $CONSUL_HTTP_TOKEN, Consul's token. File backends are opened read-only.
 func (t *target) apply(f connFlags) error {
 	for i := range t.cfg.Backends {
 		b := &t.cfg.Backends[i]
@@ -66,14 +68,13 @@ func (t *target) apply(f connFlags) error {
 		if network && b.Type != regconfig.TypeConsul && b.Username == "" {
 			b.Username = f.user
 		}
-		if b.Username != "" && b.Password == "" {
+		if b.Username != "" && b.Password == "" && b.PasswordFile == "" {
+			b.PasswordFile = f.passwordFile
 			b.PasswordEnv = "REGCTL_PASSWORD"
 		}
-		if b.Type == regconfig.TypeConsul && b.Token == "" {
-			b.Token = f.token
-			if b.Token == "" {
-				b.TokenEnv = "CONSUL_HTTP_TOKEN"
-			}
+		if b.Type == regconfig.TypeConsul && b.Token == "" && b.TokenFile == "" {
+			b.Token, b.TokenFile = f.token, f.tokenFile
+			b.TokenEnv = "CONSUL_HTTP_TOKEN"
 		}
 		if network {
 			tl := &b.TLS

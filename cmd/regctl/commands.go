@@ -126,7 +126,7 @@ func (c *cli) list(ctx context.Context, reg registry.Registry, _ *target) error 
 		return c.printJSON(names)
 	}
 	for _, n := range names {
-		fmt.Fprintln(c.stdout, n)
+		printf(c.stdout, "%s\n", n)
 	}
 	return nil
 }
@@ -160,7 +160,7 @@ func (c *cli) ping(ctx context.Context, reg registry.Registry, t *target) error 
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(c.stdout, "ok: %s answered in %v\n", t, time.Since(start).Round(time.Millisecond))
+	printf(c.stdout, "ok: %s answered in %v\n", t, time.Since(start).Round(time.Millisecond))
 	return nil
 }
 
@@ -218,9 +218,8 @@ func (c *cli) printUpdate(u *registry.Update) error {
 	for i, in := range u.Instances {
 		ids[i] = in.ID
 	}
-	_, err := fmt.Fprintf(c.stdout, "%s service=%s source=%s revision=%d count=%d ids=%s\n",
+	return printf(c.stdout, "%s service=%s source=%s revision=%d count=%d ids=%s\n",
 		fmtTime(u.Time, watchTimeLayout), u.Service, u.Source, u.Revision, len(u.Instances), strings.Join(ids, ","))
-	return err
 }
 
 // printJSON writes v indented, with a final newline.
@@ -235,9 +234,9 @@ func (c *cli) printJSON(v any) error {
 
 // writeInstances writes a table of instances, each line prefixed by indent.
 func writeInstances(w io.Writer, indent string, ins []*registry.Instance) {
-	fmt.Fprintf(w, "%sID\tVERSION\tENDPOINTS\tMETADATA\n", indent)
+	printf(w, "%sID\tVERSION\tENDPOINTS\tMETADATA\n", indent)
 	for _, in := range ins {
-		fmt.Fprintf(w, "%s%s\t%s\t%s\t%s\n", indent, in.ID, orDash(in.Version), orDash(strings.Join(in.Endpoints, ",")), fmtMetadata(in.Metadata))
+		printf(w, "%s%s\t%s\t%s\t%s\n", indent, in.ID, orDash(in.Version), orDash(strings.Join(in.Endpoints, ",")), fmtMetadata(in.Metadata))
 	}
 }
 

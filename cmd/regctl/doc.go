@@ -23,9 +23,9 @@
 //	regctl [flags] release URL SERVICE     let a held drop through, end a rollback
 //	regctl [flags] rollback URL SERVICE    serve SERVICE its last known good state
 //
-// status -json prints the handler's report as is. Mutations send
-// $REGCTL_TOKEN, when set, as a bearer token (admin.Config.Token); -timeout
-// bounds each request.
+// status -json prints the handler's report (decoded and encoded again).
+// Mutations send a bearer token (admin.Config.Token) when one is given:
+// -token-file, -token or $REGCTL_TOKEN; -timeout bounds each request.
 //
 // Manual repair against the -registry backend:
 //
@@ -50,8 +50,13 @@
 //	                layout, watch one object per line, list an array of names
 //	-count N        watch: exit after N updates (default 0: until interrupted)
 //	-v              log the backend's debug messages to stderr
-//	-user NAME      etcd user or ZooKeeper digest user (password: $REGCTL_PASSWORD)
-//	-token T        Consul ACL token (default $CONSUL_HTTP_TOKEN)
+//	-user NAME      etcd user or ZooKeeper digest user (password: -password-file, else $REGCTL_PASSWORD)
+//	-password-file FILE
+//	                the etcd or ZooKeeper password is in FILE
+//	-token T        Consul ACL token (default $CONSUL_HTTP_TOKEN); for the admin
+//	                commands, the bearer token (default $REGCTL_TOKEN)
+//	-token-file FILE
+//	                the token of -token is in FILE
 //	-tls, -ca FILE, -cert FILE, -key FILE, -server-name NAME
 //	                TLS to etcd, Consul and ZooKeeper's secure client port
 //	                (mutual TLS with -cert and -key)
@@ -66,8 +71,9 @@
 // The address may be left out for a backend's default (etcd 127.0.0.1:2379,
 // Consul what CONSUL_HTTP_ADDR or 127.0.0.1:8500 says, ZooKeeper
 // 127.0.0.1:2181). With a username (user for ZooKeeper) and no password
-// parameter, the password is read from $REGCTL_PASSWORD, so that it need not
-// show in the process list. The Consul
+// parameter, the password is read from -password-file or $REGCTL_PASSWORD,
+// so that it need not show in the process list (password=, token= and
+// -token do show there; password_file= and token_file= name files). The Consul
 // token defaults to $CONSUL_HTTP_TOKEN, and Consul's other CONSUL_* variables
 // (CONSUL_CACERT, ...) apply as they do to the consul command. "zookeeper"
 // is accepted for "zk". A file registry is opened read-only.
@@ -128,4 +134,15 @@
 //
 // TLS is available for Consul through its CONSUL_* variables and
 // ?scheme=https; etcd and ZooKeeper connections are plain TCP.
+// # Output
+//
+// What regctl prints comes from registries, files and servers, which may
+// hold anything: nothing of it reaches the terminal raw. In text output
+// every value is escaped where it does not print as itself (control
+// characters, newlines and tabs included, bidirectional controls, bytes
+// that are not UTF-8: \x1b, \n, \u202e, \xff), so a service name, a
+// snapshot's source or a server's error can neither forge a line nor
+// drive the terminal. Everything regctl writes, JSON and messages
+// included, has the characters a terminal acts on escaped (\u001b,
+// \u009b, ...); JSON stays valid JSON and means the same.
 package main

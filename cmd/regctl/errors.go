@@ -37,6 +37,8 @@ func kind(err error) string {
 		return "wrong kind of file"
 	case errors.Is(err, file.ErrCorrupt):
 		return "corrupt"
+	case errors.Is(err, file.ErrUnsafe):
+		return "unsafe file"
 	case errors.Is(err, registry.ErrNotFound):
 		return "not found"
 	case errors.Is(err, registry.ErrUnavailable):
@@ -67,6 +69,8 @@ func hint(err error) string {
 		return "snapshot commands read a chain's snapshot file; read a file registry with -registry file://PATH list"
 	case errors.Is(err, file.ErrCorrupt):
 		return "restore the file from a backup or remove it; a chain starts without a snapshot"
+	case errors.Is(err, file.ErrUnsafe):
+		return "another user could change the file: keep it in a directory only this user can write, owned by this user, not behind a symbolic link"
 	}
 	return ""
 }

@@ -61,6 +61,7 @@ func usagef(format string, args ...any) error {
 // command and returns the exit status. ctx ends a watch (main cancels it on
 // SIGINT and SIGTERM) and interrupts any other call.
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	stdout, stderr = termWriter{stdout}, termWriter{stderr}
 	opts, pos, err := parseArgs(args)
 	switch {
 	case errors.Is(err, flag.ErrHelp):
@@ -112,8 +113,10 @@ func newFlagSet(o *options) *flag.FlagSet {
 	fs.BoolVar(&o.json, "json", false, "JSON output (get: Kratos' ServiceInstance layout; watch: one object per line)")
 	fs.IntVar(&o.count, "count", 0, "watch: exit after `N` updates (0: until interrupted)")
 	fs.BoolVar(&o.verbose, "v", false, "log the backend's debug messages to stderr")
-	fs.StringVar(&o.conn.user, "user", "", "etcd user name or ZooKeeper digest user (password: $REGCTL_PASSWORD)")
-	fs.StringVar(&o.conn.token, "token", "", "Consul ACL token (default $CONSUL_HTTP_TOKEN)")
+	fs.StringVar(&o.conn.user, "user", "", "etcd user name or ZooKeeper digest user (password: -password-file, else $REGCTL_PASSWORD)")
+	fs.StringVar(&o.conn.passwordFile, "password-file", "", "the etcd or ZooKeeper password is in `file`")
+	fs.StringVar(&o.conn.token, "token", "", "Consul ACL token (default $CONSUL_HTTP_TOKEN); for status, freeze, unfreeze, release and rollback,\nthe admin handler's bearer token (default $REGCTL_TOKEN). Visible to other users in ps: prefer -token-file or the environment")
+	fs.StringVar(&o.conn.tokenFile, "token-file", "", "the token of -token is in `file`")
 	fs.BoolVar(&o.conn.tls, "tls", false, "connect with TLS (system roots unless -ca)")
 	fs.StringVar(&o.conn.ca, "ca", "", "TLS: PEM `file` of the CAs to trust (implies -tls)")
 	fs.StringVar(&o.conn.cert, "cert", "", "TLS: client certificate PEM `file`, with -key (implies -tls)")
@@ -154,6 +157,9 @@ func parseArgs(args []string) (*options, []string, error) {
 	if o.count < 0 {
 		return nil, nil, usagef("-count must not be negative, not %d", o.count)
 	}
+	if o.conn.token != "" && o.conn.tokenFile != "" {
+		return nil, nil, usagef("-token and -token-file: give one")
+	}
 	return o, pos, nil
 }
 
@@ -178,7 +184,7 @@ A running process's admin handler (package admin; URL like http://HOST:PORT/admi
   regctl [flags] unfreeze URL            back to the tiers
   regctl [flags] release URL SERVICE     let a held drop through, end a rollback
   regctl [flags] rollback URL SERVICE    serve SERVICE its last known good state
-  Mutations send $REGCTL_TOKEN as a bearer token when it is set.
+  Mutations send a bearer token when one is given: -token-file, -token or $REGCTL_TOKEN.
 
 Manual repair against -registry:
   regctl [flags] register NAME ID ENDPOINT... [version=V] [KEY=VALUE...]
@@ -197,7 +203,10 @@ Registries (-registry URL, the compact form of package regconfig):
   also ttl=, timeout=, name=, read_only=true.
   A chain: URLs separated by '|', plus static:///peers.json,
   snapshot:///path/snap.db and chain:?name=N elements (quote it).
-  With a user name and no password parameter, $REGCTL_PASSWORD is the password.
+  With a user name and no password parameter, the password comes from
+  -password-file or $REGCTL_PASSWORD. Parameters (password=, token=) and
+  flags (-token) are visible to other users in ps: prefer password_file=,
+  token_file=, -password-file, -token-file or the environment.
 
 Flags (before or after the command):
 `)

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -14,6 +15,7 @@ import (
 	"time"
 
 	"github.com/regchain/regchain/admin"
+	"github.com/regchain/regchain/internal/safefile"
 )
 
 // More exit statuses, for the commands against a running process's admin
@@ -84,8 +86,14 @@ func (c *cli) remote(ctx context.Context, cmd string, args []string) error {
 	if err != nil {
 		return err
 	}
-	if tok := os.Getenv("REGCTL_TOKEN"); tok != "" && method == http.MethodPost {
-		req.Header.Set("Authorization", "Bearer "+tok)
+	if method == http.MethodPost {
+		tok, err := c.adminToken()
+		if err != nil {
+			return err
+		}
+		if tok != "" {
+			req.Header.Set("Authorization", "Bearer "+tok)
+		}
 	}
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
@@ -104,10 +112,14 @@ func (c *cli) remote(ctx context.Context, cmd string, args []string) error {
 		if json.Unmarshal(body, &e) == nil && e.Error != "" {
 			msg = e.Error
 		}
-		err := fmt.Errorf("%s %s: %s: %s", cmd, u, resp.Status, msg)
+		// The server's words, cleaned and bounded: it may be anything.
+		if len(msg) > 1024 {
+			msg = msg[:1024] + "..."
+		}
+		err := fmt.Errorf("%s %s: %s: %s", cmd, u, clean(resp.Status), clean(msg))
 		switch resp.StatusCode {
 		case http.StatusUnauthorized:
-			return &exitError{exitRefused, fmt.Errorf("%w\n  hint: set $REGCTL_TOKEN to the admin token", err)}
+			return &exitError{exitRefused, fmt.Errorf("%w\n  hint: give the admin token: -token-file FILE, or $REGCTL_TOKEN", err)}
 		case http.StatusForbidden:
 			return &exitError{exitRefused, err}
 		}
@@ -118,11 +130,11 @@ func (c *cli) remote(ctx context.Context, cmd string, args []string) error {
 		if err := json.Unmarshal(body, &r); err != nil {
 			return fmt.Errorf("%s %s: unexpected answer: %w", cmd, u, err)
 		}
-		fmt.Fprintf(c.stdout, "ok: %s", cmd)
+		printf(c.stdout, "ok: %s", cmd)
 		if r.Service != "" {
-			fmt.Fprintf(c.stdout, " %s", r.Service)
+			printf(c.stdout, " %s", r.Service)
 		}
-		fmt.Fprintf(c.stdout, " (frozen %v, level %v)\n", r.Frozen, r.Level)
+		printf(c.stdout, " (frozen %v, level %v)\n", r.Frozen, r.Level)
 		return nil
 	}
 	var r admin.Report
@@ -130,7 +142,14 @@ func (c *cli) remote(ctx context.Context, cmd string, args []string) error {
 		return fmt.Errorf("status %s: not an admin status answer: %w", u, err)
 	}
 	if c.opts.json {
-		_, err = c.stdout.Write(body)
+		// Re-encoded, not copied: json.Marshal's output holds no control
+		// character and no invalid UTF-8 (the server's may).
+		var v any
+		dec := json.NewDecoder(bytes.NewReader(body))
+		dec.UseNumber()
+		if err = dec.Decode(&v); err == nil {
+			err = c.printJSON(v)
+		}
 	} else {
 		err = c.printStatus(&r)
 	}
@@ -141,6 +160,22 @@ func (c *cli) remote(ctx context.Context, cmd string, args []string) error {
 		return &exitError{exitNotReady, errNotReady}
 	}
 	return nil
+}
+
+// adminToken returns the bearer token of the admin commands: -token-file,
+// -token, else $REGCTL_TOKEN.
+func (c *cli) adminToken() (string, error) {
+	switch f := c.opts.conn; {
+	case f.tokenFile != "":
+		b, err := safefile.ReadFile(f.tokenFile, 64<<10)
+		if err != nil {
+			return "", fmt.Errorf("-token-file: %w", err)
+		}
+		return strings.TrimSuffix(strings.TrimSuffix(string(b), "\n"), "\r"), nil
+	case f.token != "":
+		return f.token, nil
+	}
+	return os.Getenv("REGCTL_TOKEN"), nil
 }
 
 // printStatus writes the report for people.
@@ -159,29 +194,29 @@ func (c *cli) printStatus(r *admin.Report) error {
 	if r.LevelSince != nil {
 		since = ago(r.LevelSince)
 	}
-	fmt.Fprintf(tw, "level\t%v: %s (since %s)\n", r.Level, r.LevelMeaning, since)
+	printf(tw, "level\t%v: %s (since %s)\n", r.Level, r.LevelMeaning, since)
 	for _, why := range r.LevelReasons {
-		fmt.Fprintf(tw, "\t- %s\n", why)
+		printf(tw, "\t- %s\n", why)
 	}
 	ready := "yes"
 	if !r.Ready {
 		ready = "no"
 	}
-	fmt.Fprintf(tw, "ready\t%s\n", ready)
+	printf(tw, "ready\t%s\n", ready)
 	for _, why := range r.NotReady {
-		fmt.Fprintf(tw, "\t- %s\n", why)
+		printf(tw, "\t- %s\n", why)
 	}
-	fmt.Fprintf(tw, "frozen\t%v\nmutations\t%s\n", r.Frozen, r.Mutations)
-	fmt.Fprintf(tw, "snapshot\t%d services, %d served from it, saved %s\n\n", r.Snapshot.Services, r.Snapshot.Serving, ago(r.Snapshot.LastSave))
-	fmt.Fprintf(tw, "TIER\tHEALTH\tSINCE\tFAILURES\tPENDING\tLAST ERROR\n")
+	printf(tw, "frozen\t%v\nmutations\t%s\n", r.Frozen, r.Mutations)
+	printf(tw, "snapshot\t%d services, %d served from it, saved %s\n\n", r.Snapshot.Services, r.Snapshot.Serving, ago(r.Snapshot.LastSave))
+	printf(tw, "TIER\tHEALTH\tSINCE\tFAILURES\tPENDING\tLAST ERROR\n")
 	for _, t := range r.Tiers {
 		h := "UP"
 		if !t.Up {
 			h = "DOWN"
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%d\t%s\n", t.Name, h, ago(t.Since), t.Failures, t.Pending, orDash(t.LastError))
+		printf(tw, "%s\t%s\t%s\t%d\t%d\t%s\n", t.Name, h, ago(t.Since), t.Failures, t.Pending, orDash(t.LastError))
 	}
-	fmt.Fprintf(tw, "\nSERVICE\tSOURCE\tINSTANCES\tAGE\tSTATE\tLAST GOOD\n")
+	printf(tw, "\nSERVICE\tSOURCE\tINSTANCES\tAGE\tSTATE\tLAST GOOD\n")
 	for _, s := range r.Services {
 		var state []string
 		if s.Stale {
@@ -197,12 +232,12 @@ func (c *cli) printStatus(r *admin.Report) error {
 		if g := s.LastGood; g != nil {
 			good = fmt.Sprintf("%d from %s", g.Instances, g.Source)
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%d\t%s\t%s\t%s\n", s.Name, s.Source, s.Instances, secs(s.AgeSeconds), orDash(strings.Join(state, ",")), good)
+		printf(tw, "%s\t%s\t%d\t%s\t%s\t%s\n", s.Name, s.Source, s.Instances, secs(s.AgeSeconds), orDash(strings.Join(state, ",")), good)
 	}
 	if len(r.Registrations) > 0 {
-		fmt.Fprintf(tw, "\nREGISTRATION\tLIVE\tHELD BY\tLAST ERROR\n")
+		printf(tw, "\nREGISTRATION\tLIVE\tHELD BY\tLAST ERROR\n")
 		for _, g := range r.Registrations {
-			fmt.Fprintf(tw, "%s/%s\t%v\t%s\t%s\n", g.Service, g.ID, g.Live, orDash(strings.Join(g.Tiers, ",")), orDash(g.LastError))
+			printf(tw, "%s/%s\t%v\t%s\t%s\n", g.Service, g.ID, g.Live, orDash(strings.Join(g.Tiers, ",")), orDash(g.LastError))
 		}
 	}
 	return tw.Flush()

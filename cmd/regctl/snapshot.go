@@ -119,7 +119,7 @@ func (c *cli) dump(entries []registry.SnapshotEntry, now time.Time) error {
 			fmt.Fprintln(c.stdout)
 		}
 		u := e.Update
-		fmt.Fprintf(c.stdout, "%s  source=%s revision=%d age=%s confirmed=%s saved=%s instances=%d\n",
+		printf(c.stdout, "%s  source=%s revision=%d age=%s confirmed=%s saved=%s instances=%d\n",
 			u.Service, orDash(u.Source), u.Revision, fmtAge(e.Age(now)),
 			fmtTime(u.Time, snapshotTimeLayout), fmtTime(e.Saved, snapshotTimeLayout), len(u.Instances))
 		if len(u.Instances) == 0 {
@@ -132,7 +132,7 @@ func (c *cli) dump(entries []registry.SnapshotEntry, now time.Time) error {
 			}
 		}
 		if g := e.LastGood; g != nil {
-			fmt.Fprintf(c.stdout, "  last known good: source=%s revision=%d confirmed=%s instances=%d\n",
+			printf(c.stdout, "  last known good: source=%s revision=%d confirmed=%s instances=%d\n",
 				orDash(g.Source), g.Revision, fmtTime(g.Time, snapshotTimeLayout), len(g.Instances))
 			tw := tabwriter.NewWriter(c.stdout, 0, 4, 2, ' ', 0)
 			writeInstances(tw, "    ", g.Instances)
@@ -207,7 +207,7 @@ func (c *cli) inspect(path string, entries []registry.SnapshotEntry, skipped int
 		return c.printJSON(s)
 	}
 	w := c.stdout
-	fmt.Fprintf(w, "file:       %s (%d bytes)\n", s.File, s.Size)
+	printf(w, "file:       %s (%d bytes)\n", s.File, s.Size)
 	fmt.Fprintf(w, "schema:     %s\n", s.Schema)
 	if skipped == 0 {
 		fmt.Fprintln(w, "entries:    ok (checksums verified)")
@@ -225,7 +225,7 @@ func (c *cli) inspect(path string, entries []registry.SnapshotEntry, skipped int
 			fmt.Fprintf(w, "%-11s -\n", r.label+":")
 			continue
 		}
-		fmt.Fprintf(w, "%-11s %s from %s, age %s (confirmed %s)\n", r.label+":", r.ref.Service, orDash(r.ref.Source),
+		printf(w, "%-11s %s from %s, age %s (confirmed %s)\n", r.label+":", r.ref.Service, orDash(r.ref.Source),
 			fmtAge(r.ref.age), fmtTime(r.ref.Time, snapshotTimeLayout))
 	}
 	return nil
