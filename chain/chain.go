@@ -214,7 +214,7 @@ func (c *Chain) reconcileAll() {
 	now := time.Now()
 	for _, s := range c.serviceList() {
 		s.mu.Lock()
-		s.reconcileLocked(now)
+		s.recomputeLocked(now, false, false)
 		s.mu.Unlock()
 	}
 	c.allMu.Lock()

@@ -49,7 +49,7 @@ func (c *Chain) Derive(ctx context.Context, name string, key any, derive func([]
 }
 
 // derive is Derive on the view v: the value of key made of v's state.
-func (v *view) derive(name string, key any, derive func([]*registry.Instance) any) (any, error) {
+func (v *state) derive(name string, key any, derive func([]*registry.Instance) any) (any, error) {
 	head := v.memo.head.Load()
 	if d := find(head, key); d != nil {
 		return d.get(v.u.Instances, derive), nil
@@ -109,7 +109,7 @@ func (d *derived) get(ins []*registry.Instance, derive func([]*registry.Instance
 // two views have one memo for as long as either is read: an entry a caller
 // adds through old after the republish is found through nv, and the other
 // way round.
-func carryMemo(old, nv *view) {
+func carryMemo(old, nv *state) {
 	if old == nil || old == nv || old.memo == nil || !sameInstances(old.u.Instances, nv.u.Instances) {
 		return
 	}

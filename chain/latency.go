@@ -30,7 +30,7 @@ func (l *latency) init(c *Chain) {
 		}, []string{"tier", "result"})
 	}
 	l.probe = h("probe", "Latency of the tier's health probes; result ok or error.")
-	l.read = h("read", "Latency of the chain's reads of a service from the tier (first reads and guard re-reads); result ok (not found included) or error.")
+	l.read = h("read", "Latency of the chain's reads of a service from the tier: a watch's first state (from the start of the watch) and the guard's re-reads; result ok (not found included) or error.")
 	l.write = h("write", "Latency of registrations and deregistrations written to the tier; result ok or error.")
 	l.level = prometheus.NewDesc("regchain_chain_degradation_level",
 		"The chain's degradation level: 0 all tiers healthy, 1 failed over (a tier down or serving from the snapshot), 2 serving a static tier, 3 registrations cannot be written anywhere.",

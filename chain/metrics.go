@@ -61,7 +61,7 @@ func (m *metrics) init(c *Chain) {
 }
 
 // switched counts a change of a service's source tiers.
-func (m *metrics) switched(c *Chain, name string, old, nv *view) {
+func (m *metrics) switched(c *Chain, name string, old, nv *state) {
 	n := len(c.tiers)
 	o, w := lowest(old.mask, n), lowest(nv.mask, n)
 	back := w < o || (w == o && old.mask&^nv.mask == 0)

@@ -37,9 +37,7 @@ type pumped struct {
 	paused    atomic.Bool // backing off after repeated errors: not read until resumed
 	resume    *time.Timer // ends the pause (owned by the pump goroutine)
 	p         *pump
-
-	mu     sync.Mutex // guards queued
-	queued bool
+	queued    atomic.Bool // in the pump's ready list
 }
 
 // maxTurn is how many reads of one watcher the pump makes before it
@@ -59,13 +57,9 @@ func (p *pump) attach(w *tierWatcher, rw registry.Watcher, n registry.Notifier, 
 // enqueue marks pw ready; it never blocks (it runs on a producer's
 // goroutine, perhaps under its locks).
 func (p *pump) enqueue(pw *pumped) {
-	pw.mu.Lock()
-	if pw.queued {
-		pw.mu.Unlock()
+	if !pw.queued.CompareAndSwap(false, true) {
 		return
 	}
-	pw.queued = true
-	pw.mu.Unlock()
 	p.mu.Lock()
 	p.ready = append(p.ready, pw)
 	p.mu.Unlock()
@@ -91,9 +85,7 @@ func (p *pump) run(ctx context.Context) {
 			if ctx.Err() != nil {
 				return
 			}
-			pw.mu.Lock()
-			pw.queued = false // a notify from here on queues it again
-			pw.mu.Unlock()
+			pw.queued.Store(false) // a notify from here on queues it again
 			pw.drain()
 		}
 	}
@@ -126,7 +118,7 @@ func (pw *pumped) drain() {
 			return
 		}
 		if err != nil {
-			w.t.report(err, false)
+			w.failed(err)
 			if errors.Is(err, registry.ErrStopped) || errors.Is(err, registry.ErrClosed) {
 				w.t.c.log.Debug("chain: tier watcher ended", "tier", w.t.name, "service", w.name, "error", err)
 				pw.restart()

@@ -278,7 +278,7 @@ func (s *snapshot) confirm(now time.Time) {
 		return
 	}
 	for _, svc := range s.c.serviceList() {
-		v := svc.view.Load()
+		v := svc.cur.Load()
 		if v == nil || v.mask == 0 {
 			continue
 		}

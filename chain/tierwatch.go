@@ -3,7 +3,6 @@ package chain
 import (
 	"context"
 	"errors"
-	"sync"
 	"time"
 
 	"github.com/regchain/regchain/internal/backoff"
@@ -20,22 +19,18 @@ type tierWatcher struct {
 	epoch   int64
 	ctx     context.Context // done when the watcher is stopped
 	cancel  context.CancelFunc
+	since   time.Time // when it started
 	deliver func(w *tierWatcher, u *registry.Update)
-	lateT   *time.Timer // a service's: fires onTierLate; nil for discovery
-	late    bool        // guarded by the service's lock
+	fail    func(w *tierWatcher, err error) // nil: errors go to the tier's health only
 }
 
 func startTierWatcher(s *service, t *tier) *tierWatcher {
-	w := spawnWatcher(s.c, t, s.name, s.onTierUpdate)
-	if w != nil {
-		w.lateT = time.AfterFunc(s.c.opts.callTimeout, func() { s.onTierLate(w) })
-	}
-	return w
+	return spawnWatcher(s.c, t, s.name, s.onTierUpdate, s.onTierError)
 }
 
-func spawnWatcher(c *Chain, t *tier, name string, deliver func(*tierWatcher, *registry.Update)) *tierWatcher {
+func spawnWatcher(c *Chain, t *tier, name string, deliver func(*tierWatcher, *registry.Update), fail func(*tierWatcher, error)) *tierWatcher {
 	ctx, cancel := context.WithCancel(c.ctx)
-	w := &tierWatcher{t: t, name: name, epoch: t.epoch.Load(), ctx: ctx, cancel: cancel, deliver: deliver}
+	w := &tierWatcher{t: t, name: name, epoch: t.epoch.Load(), ctx: ctx, cancel: cancel, since: time.Now(), deliver: deliver, fail: fail}
 	if !c.spawn(w.run) {
 		cancel()
 		return nil
@@ -44,10 +39,14 @@ func spawnWatcher(c *Chain, t *tier, name string, deliver func(*tierWatcher, *re
 }
 
 // stop ends the watcher; it does not wait for its goroutine.
-func (w *tierWatcher) stop() {
-	w.cancel()
-	if w.lateT != nil {
-		w.lateT.Stop()
+func (w *tierWatcher) stop() { w.cancel() }
+
+// failed reports a watch failure: to the tier's health, and to the
+// watcher's owner.
+func (w *tierWatcher) failed(err error) {
+	w.t.report(err, false)
+	if w.fail != nil && w.ctx.Err() == nil {
+		w.fail(w, err)
 	}
 }
 
@@ -83,7 +82,7 @@ func (w *tierWatcher) watch(b *backoff.Backoff) {
 			if w.ctx.Err() != nil {
 				return
 			}
-			w.t.report(err, false)
+			w.failed(err)
 			w.t.c.log.Debug("chain: tier watch failed", "tier", w.t.name, "service", w.name, "error", err)
 			if !w.wait(b.Next()) {
 				return
@@ -115,7 +114,7 @@ func (w *tierWatcher) next(rw registry.Watcher, b *backoff.Backoff) {
 			return
 		}
 		if err != nil {
-			w.t.report(err, false)
+			w.failed(err)
 			if errors.Is(err, registry.ErrStopped) || errors.Is(err, registry.ErrClosed) {
 				w.t.c.log.Debug("chain: tier watcher ended", "tier", w.t.name, "service", w.name, "error", err)
 				return
@@ -141,7 +140,7 @@ func (w *tierWatcher) next(rw registry.Watcher, b *backoff.Backoff) {
 type discovery struct {
 	c *Chain
 
-	mu       sync.Mutex // guards the fields below
+	// Guarded by c.allMu, with the watch-all feeds it serves.
 	watchers []*tierWatcher
 	stopped  bool
 }
@@ -151,8 +150,8 @@ func newDiscovery(c *Chain) *discovery {
 }
 
 func (d *discovery) reconcile() {
-	d.mu.Lock()
-	defer d.mu.Unlock()
+	d.c.allMu.Lock()
+	defer d.c.allMu.Unlock()
 	if d.stopped {
 		return
 	}
@@ -163,7 +162,7 @@ func (d *discovery) reconcile() {
 			d.watchers[i], w = nil, nil
 		}
 		if w == nil && t.isUp() {
-			d.watchers[i] = spawnWatcher(d.c, t, "", d.deliver)
+			d.watchers[i] = spawnWatcher(d.c, t, "", d.deliver, nil)
 		}
 	}
 }
@@ -178,8 +177,8 @@ func (d *discovery) deliver(_ *tierWatcher, u *registry.Update) {
 }
 
 func (d *discovery) stop() {
-	d.mu.Lock()
-	defer d.mu.Unlock()
+	d.c.allMu.Lock()
+	defer d.c.allMu.Unlock()
 	d.stopped = true
 	for i, w := range d.watchers {
 		if w != nil {

@@ -69,7 +69,7 @@ func (c *Chain) watchAll(ctx context.Context) (registry.Watcher, error) {
 	now := time.Now()
 	for _, s := range c.serviceList() {
 		s.mu.Lock()
-		if v := s.view.Load(); v != nil && len(v.u.Instances) > 0 && !v.expired(now) {
+		if v := s.cur.Load(); v != nil && len(v.u.Instances) > 0 && !v.expired(now) {
 			f.Publish(v.publishable())
 		}
 		s.mu.Unlock()
