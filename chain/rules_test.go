@@ -166,4 +166,3 @@ func TestHeldDropServesArrivals(t *testing.T) {
 		}
 	})
 }
-
