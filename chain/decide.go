@@ -6,6 +6,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/regchain/regchain/internal/dropguard"
 	"github.com/regchain/regchain/registry"
 )
 
@@ -191,7 +192,7 @@ func (in *decideIn) rules() decision {
 	if in.reread {
 		h.reads++
 	}
-	if h.reads >= in.guard.confirmations() && in.now.Sub(h.since) >= in.guard.window() {
+	if dropguard.Settings(in.guard).Confirmed(h.reads, h.since, in.now) {
 		return decision{u: cand, mask: mask, event: evConfirmed}
 	}
 	// While held, the held-back state is served with what the candidate
@@ -506,31 +507,14 @@ func union(name string, states ...*registry.Update) *registry.Update {
 	return out
 }
 
-// isDrop reports whether next has fewer than 1-share times as many
-// instances as cur (none at all included). It counts instances, not
-// identities: a rolling replacement (new IDs for old) is no drop, a mass
-// removal is. Instances of cur missing from next that the chain itself
-// deregistered (own) are left out of cur's count.
+// isDrop is dropguard.IsDrop (the rule the mirror shares, package
+// internal/dropguard), with the chain's own removals as a set.
 func isDrop(cur, next []*registry.Instance, share float64, own map[string]bool) bool {
-	base := len(cur)
-	if len(own) > 0 && base > 0 {
-		keep := make(map[string]struct{}, len(next))
-		for _, in := range next {
-			keep[in.ID] = struct{}{}
-		}
-		for _, in := range cur {
-			if _, ok := keep[in.ID]; !ok && own[in.ID] {
-				base--
-			}
-		}
+	var ownFn func(string) bool
+	if len(own) > 0 {
+		ownFn = func(id string) bool { return own[id] }
 	}
-	if base <= 0 {
-		return false
-	}
-	if len(next) == 0 {
-		return true
-	}
-	return float64(base-len(next)) > share*float64(base)
+	return dropguard.IsDrop(cur, next, share, ownFn)
 }
 
 // unavailableErr is the error of a first read decide found nothing for.

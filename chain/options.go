@@ -4,6 +4,7 @@ import (
 	"log/slog"
 	"time"
 
+	"github.com/regchain/regchain/internal/dropguard"
 	"github.com/regchain/regchain/registry"
 )
 
@@ -278,28 +279,12 @@ func WithOwnTiers(own bool) Option { return func(o *options) { o.ownTiers = own 
 // the tiers are.
 func WithOwnSnapshot(own bool) Option { return func(o *options) { o.ownSnapshot = own } }
 
-func (g Guard) confirmations() int {
-	if g.Confirmations > 0 {
-		return g.Confirmations
-	}
-	return 4
-}
+// The guard's defaults and rules are dropguard's, which the mirror shares.
+func (g Guard) confirmations() int { return dropguard.Settings(g).Reads() }
 
 // interval is the time between two confirming re-reads.
-func (g Guard) interval() time.Duration {
-	return g.window() / time.Duration(g.confirmations())
-}
+func (g Guard) interval() time.Duration { return dropguard.Settings(g).Interval() }
 
-func (g Guard) share() float64 {
-	if g.MaxDropShare > 0 {
-		return g.MaxDropShare
-	}
-	return 0.5
-}
+func (g Guard) share() float64 { return dropguard.Settings(g).Share() }
 
-func (g Guard) window() time.Duration {
-	if g.Window > 0 {
-		return g.Window
-	}
-	return time.Minute
-}
+func (g Guard) window() time.Duration { return dropguard.Settings(g).HoldWindow() }

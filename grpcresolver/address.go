@@ -8,6 +8,8 @@ import (
 	"google.golang.org/grpc/attributes"
 	"google.golang.org/grpc/resolver"
 
+	"github.com/regchain/regchain/grpcbalancer"
+	"github.com/regchain/regchain/locality"
 	"github.com/regchain/regchain/registry"
 )
 
@@ -89,9 +91,10 @@ func infoOf(in *registry.Instance) *Info {
 }
 
 // buildState returns the resolver state of ins: one Endpoint per instance,
-// and every address again in Addresses.
-func buildState(ins []*registry.Instance, scheme string) resolver.State {
-	st := resolver.State{Endpoints: []resolver.Endpoint{}, Addresses: []resolver.Address{}}
+// and every address again in Addresses. hasLocality reports whether any
+// instance carries a zone or region.
+func buildState(ins []*registry.Instance, scheme string) (st resolver.State, hasLocality bool) {
+	st = resolver.State{Endpoints: []resolver.Endpoint{}, Addresses: []resolver.Address{}}
 	for _, in := range ins {
 		attr := attributes.New(infoKey{}, infoOf(in))
 		ep := resolver.Endpoint{Attributes: attr}
@@ -100,7 +103,11 @@ func buildState(ins []*registry.Instance, scheme string) resolver.State {
 			ep.Addresses = append(ep.Addresses, a)
 			st.Addresses = append(st.Addresses, a)
 		}
+		if l := locality.Of(in); l != (locality.Locality{}) {
+			ep = grpcbalancer.SetLocality(ep, l)
+			hasLocality = true
+		}
 		st.Endpoints = append(st.Endpoints, ep)
 	}
-	return st
+	return st, hasLocality
 }

@@ -4,11 +4,14 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	"google.golang.org/grpc/resolver"
 
+	"github.com/regchain/regchain/locality"
 	"github.com/regchain/regchain/registry"
 )
 
@@ -23,6 +26,8 @@ type options struct {
 	endpoint   string
 	emptyDelay time.Duration
 	logger     *slog.Logger
+	sc         *string            // nil: the default service config
+	self       *locality.Locality // nil: the wrapper's Self, or unknown
 }
 
 // WithScheme sets the target scheme the Builder answers to. If empty or
@@ -43,6 +48,17 @@ func WithEmptyDelay(d time.Duration) Option { return func(o *options) { o.emptyD
 // unset, slog.Default().
 func WithLogger(l *slog.Logger) Option { return func(o *options) { o.logger = l } }
 
+// WithServiceConfig sets the service config (JSON) every state carries,
+// instead of the default one (see "Balancing and retries" in the package
+// documentation). An empty js makes the resolver send none, so that
+// grpc.WithDefaultServiceConfig applies.
+func WithServiceConfig(js string) Option { return func(o *options) { o.sc = &js } }
+
+// WithLocality sets the client's place for the default service config's
+// balancer. If unset, the Self of a locality.Registry given to NewBuilder;
+// else the balancer reads REGCHAIN_ZONE and REGCHAIN_REGION.
+func WithLocality(l locality.Locality) Option { return func(o *options) { o.self = &l } }
+
 // Builder builds resolvers over one registry. It implements
 // resolver.Builder; pass it to grpc.WithResolvers, or register it
 // process-wide with resolver.Register.
@@ -51,11 +67,17 @@ func WithLogger(l *slog.Logger) Option { return func(o *options) { o.logger = l 
 type Builder struct {
 	reg  registry.Registry
 	opts options
+	sc   serviceConfigs
+
+	mu     sync.Mutex        // guards warned
+	warned map[string]string // per service, the instances last warned about as left out
 }
 
 var _ resolver.Builder = (*Builder)(nil)
 
-// NewBuilder returns a Builder over reg. The Builder never closes reg.
+// NewBuilder returns a Builder over reg. The Builder never closes reg. A
+// locality.Registry is read through its Unwrap (every level), its Self
+// being the client's place.
 func NewBuilder(reg registry.Registry, opts ...Option) *Builder {
 	o := options{scheme: Scheme, endpoint: "grpc"}
 	for _, opt := range opts {
@@ -70,7 +92,16 @@ func NewBuilder(reg registry.Registry, opts ...Option) *Builder {
 	if o.logger == nil {
 		o.logger = slog.Default()
 	}
-	return &Builder{reg: reg, opts: o}
+	if lr, ok := reg.(locality.Registry); ok {
+		reg = lr.Unwrap()
+		if o.self == nil {
+			self := lr.Self()
+			o.self = &self
+		}
+	}
+	b := &Builder{reg: reg, opts: o, warned: make(map[string]string)}
+	b.sc = newServiceConfigs(o.sc, o.self)
+	return b
 }
 
 // Scheme implements resolver.Builder.
@@ -90,7 +121,41 @@ func (b *Builder) Build(target resolver.Target, cc resolver.ClientConn, _ resolv
 		cancel()
 		return nil, fmt.Errorf("grpcresolver: watch %q: %w", name, err)
 	}
-	r := newResolver(ctx, cancel, name, cc, w, &b.opts)
+	r := newResolver(ctx, cancel, name, cc, w, b)
 	r.start()
 	return r, nil
+}
+
+// leftOut says at Warn, once per service and again only when the set
+// changes, which instances have no usable endpoint and are left out.
+func (b *Builder) leftOut(log *slog.Logger, service string, all, usable []*registry.Instance) {
+	var ids []string
+	if len(usable) < len(all) {
+		keep := make(map[*registry.Instance]bool, len(usable))
+		for _, in := range usable {
+			keep[in] = true
+		}
+		for _, in := range all {
+			if !keep[in] {
+				ids = append(ids, in.ID)
+			}
+		}
+		slices.Sort(ids)
+		log.Debug("grpcresolver: instances without a usable endpoint left out",
+			"skipped", len(ids), "scheme", b.opts.endpoint)
+	}
+	key := strings.Join(ids, "\x00")
+	b.mu.Lock()
+	prev, seen := b.warned[service]
+	b.warned[service] = key
+	b.mu.Unlock()
+	if key == prev || (!seen && key == "") {
+		return
+	}
+	if len(ids) == 0 {
+		log.Info("grpcresolver: every instance has a usable endpoint again", "scheme", b.opts.endpoint)
+		return
+	}
+	log.Warn("grpcresolver: instances without a "+b.opts.endpoint+":// endpoint are left out",
+		"count", len(ids), "ids", ids[:min(len(ids), 5)], "of", len(all))
 }

@@ -11,6 +11,7 @@ import (
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 
 	"github.com/regchain/regchain/grpcresolver"
+	"github.com/regchain/regchain/locality"
 	"github.com/regchain/regchain/registry"
 	"github.com/regchain/regchain/registry/registrytest"
 )
@@ -30,11 +31,13 @@ func Example() {
 		ID: "1", Name: "greeter", Endpoints: []string{"grpc://" + lis.Addr().String()},
 	})
 
-	// A client resolving "regchain:///greeter" through the registry.
+	// A client resolving "regchain:///greeter" through the registry. The
+	// resolver sets the service config: locality-aware balancing with
+	// outlier ejection (round_robin for instances without a zone or
+	// region) and a retry policy for calls whose connection dies.
 	// readme:begin grpc
 	conn, err := grpc.NewClient("regchain:///greeter",
-		grpc.WithResolvers(grpcresolver.NewBuilder(reg)),
-		grpc.WithDefaultServiceConfig(`{"loadBalancingConfig":[{"round_robin":{}}]}`),
+		grpc.WithResolvers(grpcresolver.NewBuilder(reg, grpcresolver.WithLocality(locality.FromEnv()))),
 		grpc.WithTransportCredentials(insecure.NewCredentials()))
 	// readme:end grpc
 	if err != nil {
@@ -49,4 +52,27 @@ func Example() {
 	}
 	fmt.Println(resp.GetStatus())
 	// Output: SERVING
+}
+
+// A service whose methods must not run twice replaces the default service
+// config: here the retry policy covers only its idempotent Get method.
+func ExampleWithServiceConfig() {
+	reg := registrytest.NewMemory()
+	defer reg.Close()
+	b := grpcresolver.NewBuilder(reg, grpcresolver.WithServiceConfig(`{
+		"loadBalancingConfig": [{"regchain_locality": {}}],
+		"methodConfig": [{
+			"name": [{"service": "orders.Orders", "method": "Get"}],
+			"retryPolicy": {"maxAttempts": 3, "initialBackoff": "0.05s", "maxBackoff": "0.1s",
+				"backoffMultiplier": 2, "retryableStatusCodes": ["UNAVAILABLE"]}
+		}]}`))
+	conn, err := grpc.NewClient("regchain:///orders", grpc.WithResolvers(b),
+		grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	defer conn.Close()
+	fmt.Println(conn.Target())
+	// Output: regchain:///orders
 }

@@ -23,7 +23,8 @@ func TestRoundRobinAndHealth(t *testing.T) {
 	defer mem.Close()
 	s1, s2, s3 := startServer(t), startServer(t), startServer(t)
 	register(t, mem, s1.instance("greeter", "1"), s2.instance("greeter", "2"))
-	conn := dial(t, grpcresolver.NewBuilder(mem, grpcresolver.WithLogger(quietLogger())), "regchain:///greeter")
+	conn := dial(t, grpcresolver.NewBuilder(mem, grpcresolver.WithLogger(quietLogger()),
+		grpcresolver.WithServiceConfig(serviceConfig)), "regchain:///greeter")
 
 	peersWithin := func(n int) map[string]int {
 		seen := make(map[string]int)

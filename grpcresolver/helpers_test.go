@@ -24,11 +24,17 @@ import (
 
 func quietLogger() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
 
-// server is a real gRPC server with the health service on a loopback port.
+// server is a real gRPC server on a loopback port with the health service
+// and an echo method (any method of an unknown service; see echo) that can
+// be told to hold its calls.
 type server struct {
 	addr   string
 	health *health.Server
 	srv    *grpc.Server
+	hold   atomic.Bool   // echo calls wait until the server stops
+	inside chan struct{} // an echo call is being held
+	stop   sync.Once
+	done   chan struct{}
 }
 
 func startServer(t *testing.T) *server {
@@ -37,18 +43,49 @@ func startServer(t *testing.T) *server {
 	if err != nil {
 		t.Fatal(err)
 	}
-	s := &server{addr: lis.Addr().String(), health: health.NewServer(), srv: grpc.NewServer()}
+	s := &server{addr: lis.Addr().String(), health: health.NewServer(), inside: make(chan struct{}, 10), done: make(chan struct{})}
+	s.srv = grpc.NewServer(grpc.UnknownServiceHandler(s.echo))
 	healthpb.RegisterHealthServer(s.srv, s.health)
-	done := make(chan struct{})
 	go func() {
-		defer close(done)
+		defer close(s.done)
 		s.srv.Serve(lis)
 	}()
-	t.Cleanup(func() {
-		s.srv.Stop()
-		<-done
-	})
+	t.Cleanup(s.Stop)
 	return s
+}
+
+// Stop kills the server: its connections are closed at once, calls in
+// flight included. Idempotent.
+func (s *server) Stop() {
+	s.stop.Do(func() {
+		s.srv.Stop()
+		<-s.done
+	})
+}
+
+const echoMethod = "/regchain.test.Echo/Call"
+
+func (s *server) echo(_ any, stream grpc.ServerStream) error {
+	var req healthpb.HealthCheckRequest
+	if err := stream.RecvMsg(&req); err != nil {
+		return err
+	}
+	if s.hold.Load() {
+		s.inside <- struct{}{}
+		<-stream.Context().Done() // until the server stops
+		return stream.Context().Err()
+	}
+	return stream.SendMsg(&healthpb.HealthCheckResponse{Status: healthpb.HealthCheckResponse_SERVING})
+}
+
+// echo calls the echo method and returns the address that answered.
+func echo(ctx context.Context, conn *grpc.ClientConn, opts ...grpc.CallOption) (string, error) {
+	var p peer.Peer
+	err := conn.Invoke(ctx, echoMethod, &healthpb.HealthCheckRequest{}, &healthpb.HealthCheckResponse{}, append(opts, grpc.Peer(&p))...)
+	if err != nil || p.Addr == nil {
+		return "", err
+	}
+	return p.Addr.String(), nil
 }
 
 func (s *server) instance(name, id string) *registry.Instance {
@@ -59,14 +96,14 @@ func (s *server) instance(name, id string) *registry.Instance {
 	}
 }
 
-// serviceConfig is round_robin with client-side health checking.
+// serviceConfig is round_robin with client-side health checking, given to
+// the resolver with WithServiceConfig.
 const serviceConfig = `{"loadBalancingConfig":[{"round_robin":{}}],"healthCheckConfig":{"serviceName":""}}`
 
 func dial(t *testing.T, b resolver.Builder, target string, extra ...grpc.DialOption) *grpc.ClientConn {
 	t.Helper()
 	opts := append([]grpc.DialOption{
 		grpc.WithResolvers(b),
-		grpc.WithDefaultServiceConfig(serviceConfig),
 		grpc.WithTransportCredentials(insecure.NewCredentials()),
 	}, extra...)
 	conn, err := grpc.NewClient(target, opts...)
@@ -148,6 +185,7 @@ type fakeCC struct {
 	mu     sync.Mutex // guards the fields below
 	states []resolver.State
 	errs   []error
+	scs    []string // service configs parsed
 	wake   chan struct{}
 }
 
@@ -168,7 +206,22 @@ func (f *fakeCC) ReportError(err error) {
 	f.signal()
 }
 
-func (f *fakeCC) ParseServiceConfig(string) *serviceconfig.ParseResult { return nil }
+func (f *fakeCC) ParseServiceConfig(js string) *serviceconfig.ParseResult {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.scs = append(f.scs, js)
+	return &serviceconfig.ParseResult{}
+}
+
+// lastServiceConfig returns the JSON of the last service config parsed.
+func (f *fakeCC) lastServiceConfig() string {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if len(f.scs) == 0 {
+		return ""
+	}
+	return f.scs[len(f.scs)-1]
+}
 
 func (f *fakeCC) signal() {
 	select {

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"google.golang.org/grpc/resolver"
+	"google.golang.org/grpc/serviceconfig"
 
 	"github.com/regchain/regchain/registry"
 )
@@ -27,6 +28,7 @@ type resolverImpl struct {
 	w      registry.Watcher
 	ctx    context.Context
 	cancel context.CancelFunc
+	b      *Builder
 	opts   *options
 	log    *slog.Logger
 	events chan event // capacity 1, latest wins: see reader
@@ -38,18 +40,21 @@ type resolverImpl struct {
 	last    []*registry.Instance // the instances of the last state pushed
 	empty   *time.Timer          // pending push of an empty state; nil if none
 	emptyAt <-chan time.Time
+	scJSON  string                     // the service config last parsed
+	sc      *serviceconfig.ParseResult // its parse
 }
 
 func newResolver(ctx context.Context, cancel context.CancelFunc, name string, cc resolver.ClientConn,
-	w registry.Watcher, o *options) *resolverImpl {
+	w registry.Watcher, b *Builder) *resolverImpl {
 	return &resolverImpl{
 		name:   name,
 		cc:     cc,
 		w:      w,
 		ctx:    ctx,
 		cancel: cancel,
-		opts:   o,
-		log:    o.logger.With("service", name),
+		b:      b,
+		opts:   &b.opts,
+		log:    b.opts.logger.With("service", name),
 		events: make(chan event, 1),
 	}
 }
@@ -144,10 +149,7 @@ func (r *resolverImpl) fail(err error) {
 // update handles a new state of the service.
 func (r *resolverImpl) update(u *registry.Update) {
 	usable := usableInstances(u.Instances, r.opts.endpoint)
-	if skipped := len(u.Instances) - len(usable); skipped > 0 {
-		r.log.Debug("grpcresolver: instances without a usable endpoint left out",
-			"skipped", skipped, "scheme", r.opts.endpoint)
-	}
+	r.b.leftOut(r.log, r.name, u.Instances, usable)
 	if len(usable) == 0 {
 		if r.pushed && len(r.last) == 0 {
 			return // already empty
@@ -181,7 +183,25 @@ func (r *resolverImpl) push(ins []*registry.Instance) {
 	}
 	r.pushed = true
 	r.last = ins
+	st, hasLocality := buildState(ins, r.opts.endpoint)
+	st.ServiceConfig = r.serviceConfig(hasLocality)
 	// The error is the balancer's opinion of the state (an empty list is
 	// "bad" to most): a watch-based resolver has nothing to re-resolve.
-	_ = r.cc.UpdateState(buildState(ins, r.opts.endpoint))
+	_ = r.cc.UpdateState(st)
+}
+
+// serviceConfig returns the parsed service config for a state, nil for
+// none.
+func (r *resolverImpl) serviceConfig(hasLocality bool) *serviceconfig.ParseResult {
+	js := r.b.sc.pick(hasLocality)
+	if js == "" {
+		return nil
+	}
+	if js != r.scJSON || r.sc == nil {
+		r.scJSON, r.sc = js, r.cc.ParseServiceConfig(js)
+		if r.sc != nil && r.sc.Err != nil {
+			r.log.Error("grpcresolver: service config refused by grpc-go", "error", r.sc.Err)
+		}
+	}
+	return r.sc
 }

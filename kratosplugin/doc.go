@@ -61,6 +61,76 @@
 //     included. Over any other registry everything returned is the
 //     caller's.
 //
+// # Nearest answering instances
+//
+// The registry says who exists; a client must also know who answers. A
+// Selector (NewSelector) applies package locality/nearest's rule to every
+// Kratos client of the process, gRPC and HTTP, through Kratos' own
+// selector: one line before the clients are created,
+//
+//	selector.SetGlobalSelector(kratosplugin.NewSelector(kratosplugin.SelectorConfig{}))
+//
+// (Kratos' HTTP client takes the global selector when it is created; its
+// gRPC balancer builds one at every change of its ready connections.)
+//
+//   - Each instance's level relative to SelectorConfig.Self (or
+//     REGCHAIN_ZONE and REGCHAIN_REGION) comes from its "zone" and
+//     "region" metadata (package locality).
+//   - A call's candidates are the nodes Kratos offers after the client's
+//     own node filters (WithNodeFilter, such as filter.Version). Kratos'
+//     gRPC balancer offers only instances whose connection is READY and,
+//     with Kratos' default health check, SERVING: a level whose
+//     connections are all down is skipped at once and used again as soon
+//     as one is READY. Kratos' HTTP client offers every discovered
+//     instance: a dead one is found by its calls failing.
+//   - The selector keeps the available candidates of the nearest level
+//     that has any (not ejected, not yet tried by this call), and Kratos'
+//     balancer (SelectorConfig.Balancer, wrr by default as in Kratos)
+//     picks among them.
+//   - Kratos reports each call's end to the selector (the Done callback);
+//     CallFailed tells a failure (no answer, or 502/503/504, gRPC
+//     UNAVAILABLE or DEADLINE_EXCEEDED) from an answer. Failures in a row
+//     eject the instance, which is re-admitted after a while, on
+//     probation (SelectorConfig.Ejection; by default 3 failures, 5s
+//     doubling up to 60s).
+//   - Outcomes are kept per Selector, keyed by service, scheme and
+//     address, across the selectors Kratos builds from it: Kratos' gRPC
+//     balancer (transport/grpc/balancer.go, grpc-go's base balancer with
+//     health checks) builds a new picker, and a new selector from the
+//     global builder, at every change of its READY connections.
+//   - When a service has no READY connection at all, Kratos' picker makes
+//     gRPC calls wait (until their deadline) for one, rather than fail.
+//
+// # Retries
+//
+// Retry is a client middleware, for gRPC and HTTP clients, that sends a
+// failed call again to an instance the call has not tried, with no
+// backoff (another instance is not made busier by the first one's
+// failure), within the call's timeout and at most RetryConfig.Attempts
+// times (3). It retries only where that is safe:
+//
+//   - Nothing reached the server: an HTTP connection that could not be
+//     made (refused, unreachable, dial timeout), whatever the method.
+//     gRPC does the same by itself for every method, with no setting
+//     (transparent retry: a stream that never left the client, or that
+//     the server reports unprocessed, as one going away does, is picked
+//     again).
+//   - The request may have reached the server, and sending it twice does
+//     no harm: HTTP requests without a body whose method RFC 9110 makes
+//     idempotent (GET, HEAD, OPTIONS, TRACE, PUT, DELETE) or that carry an
+//     Idempotency-Key, after a transport error (a connection reset or
+//     broken in flight), a 502/503/504 or an attempt's timeout; gRPC
+//     methods named in RetryConfig.Idempotent (grpc-go's health Check
+//     always), after UNAVAILABLE (what a call in flight on a connection
+//     that dies gets) or an attempt's timeout.
+//   - Never: a call the caller cancelled or whose deadline passed, an
+//     application error, a call for which no instance was picked, an HTTP
+//     request with a body that may have been sent.
+//
+// RetryConfig.AttemptTimeout bounds each attempt, so that an instance cut
+// off silently (packets dropped, no reset: only a deadline reveals it)
+// costs one attempt rather than the call.
+//
 // # Caveats
 //
 //   - A watcher lives as long as the context given to Watch. Kratos' HTTP

@@ -2,6 +2,11 @@
 // same region, then anywhere, with hysteresis so that traffic does not flap
 // between levels.
 //
+// The levels nest: the region level includes the zone. A reader that left
+// its zone for its region reads the zone's remaining instances together
+// with the other zones' of the region (never "the other zones only"), and
+// the any level is every instance. A read returns one level's instances.
+//
 // # Metadata keys
 //
 // An instance's place is two metadata entries, KeyZone ("zone") and
@@ -35,8 +40,9 @@
 // LevelZone holds the instances whose zone equals the reader's zone (and,
 // when both carry a region, whose region equals the reader's: zone names
 // such as "a" may repeat across regions). LevelRegion holds those whose
-// region equals the reader's (the zone's instances included). LevelAny holds
-// every instance. A read returns the instances of one level, never a mix.
+// region equals the reader's and every instance of LevelZone (one that
+// carries the reader's zone but no region included). LevelAny holds every
+// instance. A read returns the instances of one level.
 //
 // # Thresholds and hysteresis
 //
@@ -68,15 +74,32 @@
 //
 // # Wrap
 //
-// Wrap(reg, cfg) returns a registry.Registry that applies the selector to
-// GetService (and GetServiceShared) and to every Update of Watch, and stamps
-// Register. Everything else goes through unchanged. Because it is itself a
-// registry.Registry, it works under the chain's readers, kratosplugin,
-// microplugin and any grpc-go resolver with no change to them. The level of
-// each service is shared by all reads of one wrapped registry. A watcher
-// drops an Update whose selected state equals the previous one it
-// delivered for that service (the underlying change was outside the
-// selected level).
+// Wrap(reg, cfg) returns a Registry: a registry.Registry that applies the
+// selector to GetService (and GetServiceShared) and to every Update of
+// Watch, and stamps Register. Everything else goes through unchanged.
+// Because it is itself a registry.Registry, it works under the chain's
+// readers, kratosplugin, microplugin and any grpc-go resolver with no
+// change to them. The level of each service is shared by all reads of one
+// wrapped registry. A watcher drops an Update whose selected state equals
+// the previous one it delivered for that service (the underlying change was
+// outside the selected level).
+//
+// Level(service) tells a program which level a service's reads are on and
+// why, in numbers (instances per level at the last read) and in words
+// (which threshold kept or moved it). Self returns the reader's place and
+// Unwrap the wrapped registry, which sees every level: grpcresolver reads
+// through it, so that its balancer (package grpcbalancer) gets every level
+// and moves between them on connectivity instead of on instance counts.
+//
+// Close ends the wrapper: its watchers end (their Next returns an error
+// matching registry.ErrClosed and registry.ErrStopped) and every later
+// call returns registry.ErrClosed. It closes the wrapped registry only
+// with Config.Own: several wrappers over one chain (one per reader
+// locality, or one per component) is the natural setup, and the chain is
+// its creator's to close. Registrations made through a wrapper belong to
+// the wrapped registry, which keeps them alive until it is closed or they
+// are deregistered: closing a wrapper that does not own it leaves them
+// registered.
 //
 // Optional capabilities: the wrapper is a registry.SharedReader always
 // (filtering a shared read allocates only the new slice); it is a

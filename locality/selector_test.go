@@ -139,3 +139,37 @@ func TestSelectProperties(t *testing.T) {
 		}
 	}
 }
+
+func TestNearest(t *testing.T) {
+	self := locality.Locality{Zone: "a", Region: "r1"}
+	tests := []struct {
+		self, o locality.Locality
+		want    locality.Level
+	}{
+		{self, locality.Locality{Zone: "a", Region: "r1"}, locality.LevelZone},
+		{self, locality.Locality{Zone: "a"}, locality.LevelZone},
+		{self, locality.Locality{Zone: "b", Region: "r1"}, locality.LevelRegion},
+		{self, locality.Locality{Region: "r1"}, locality.LevelRegion},
+		{self, locality.Locality{Zone: "a", Region: "r2"}, locality.LevelAny},
+		{self, locality.Locality{}, locality.LevelAny},
+		{locality.Locality{Zone: "a"}, locality.Locality{Zone: "a", Region: "r9"}, locality.LevelZone},
+		{locality.Locality{Region: "r1"}, locality.Locality{Zone: "a", Region: "r1"}, locality.LevelRegion},
+		{locality.Locality{}, locality.Locality{Zone: "a", Region: "r1"}, locality.LevelAny},
+	}
+	for _, tt := range tests {
+		if got := tt.self.Nearest(tt.o); got != tt.want {
+			t.Errorf("%+v.Nearest(%+v) = %v, want %v", tt.self, tt.o, got, tt.want)
+		}
+		// Nearest agrees with Matches: o is in its nearest level and in
+		// every farther one (the region level includes the zone).
+		in := &registry.Instance{Metadata: map[string]string{locality.KeyZone: tt.o.Zone, locality.KeyRegion: tt.o.Region}}
+		for l := tt.want; l <= locality.LevelAny; l++ {
+			if l == locality.LevelRegion && tt.self.Region == "" {
+				continue
+			}
+			if !tt.self.Matches(l, in) {
+				t.Errorf("%+v: %+v nearest at %v but not in level %v", tt.self, tt.o, tt.want, l)
+			}
+		}
+	}
+}

@@ -2,9 +2,11 @@ package locality_test
 
 import (
 	"context"
+	"errors"
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/regchain/regchain/locality"
 	"github.com/regchain/regchain/registry"
@@ -13,13 +15,133 @@ import (
 
 // TestWrapConformance runs the conformance kit over a wrapped Memory
 // registry whose reader has no locality: reads select everything and
-// nothing is stamped, so the wrapper must be an exact pass-through.
+// nothing is stamped, so the wrapper must be an exact pass-through. A
+// wrapper that does not own the registry must still honour Close's
+// contract on its own.
 func TestWrapConformance(t *testing.T) {
 	t.Setenv(locality.EnvZone, "")
 	t.Setenv(locality.EnvRegion, "")
-	registrytest.Run(t, func(t *testing.T) registry.Registry {
-		return locality.Wrap(registrytest.NewMemory(), locality.Config{})
+	t.Run("Own", func(t *testing.T) {
+		registrytest.Run(t, func(t *testing.T) registry.Registry {
+			return locality.Wrap(registrytest.NewMemory(), locality.Config{Own: true})
+		})
 	})
+	t.Run("NotOwn", func(t *testing.T) {
+		registrytest.Run(t, func(t *testing.T) registry.Registry {
+			mem := registrytest.NewMemory()
+			t.Cleanup(func() { mem.Close() })
+			return locality.Wrap(mem, locality.Config{})
+		})
+	})
+}
+
+// Several wrappers over one registry: closing one ends it (its watchers,
+// its calls, its Ping) and leaves the registry and the other wrapper as
+// they were; only Own closes the registry.
+func TestWrapCloseLeavesInner(t *testing.T) {
+	ctx := context.Background()
+	mem := registrytest.NewMemory()
+	defer mem.Close()
+	self := locality.Config{Self: locality.Locality{Zone: "a", Region: "r1"}}
+	w1, w2 := locality.Wrap(mem, self), locality.Wrap(mem, self)
+	if err := w1.Register(ctx, inst("a1", "a", "r1")); err != nil {
+		t.Fatal(err)
+	}
+	wt, err := w1.Watch(ctx, "svc")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := wt.Next(); err != nil {
+		t.Fatal(err)
+	}
+	if err := w1.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := wt.Next(); !errors.Is(err, registry.ErrClosed) || !errors.Is(err, registry.ErrStopped) {
+		t.Errorf("Next after the wrapper's Close = %v, want ErrClosed and ErrStopped", err)
+	}
+	if _, err := w1.GetService(ctx, "svc"); !errors.Is(err, registry.ErrClosed) {
+		t.Errorf("GetService after Close = %v, want ErrClosed", err)
+	}
+	if err := w1.(registry.Pinger).Ping(ctx); !errors.Is(err, registry.ErrClosed) {
+		t.Errorf("Ping after Close = %v, want ErrClosed", err)
+	}
+	if got, err := w2.GetService(ctx, "svc"); err != nil || !slices.Equal(ids(got), []string{"a1"}) {
+		t.Errorf("the other wrapper after Close: %v, %v; want [a1]", ids(got), err)
+	}
+	if got, err := mem.GetService(ctx, "svc"); err != nil || len(got) != 1 {
+		t.Errorf("the registry after a wrapper's Close: %v, %v; want its instance, still registered", got, err)
+	}
+	w2.Close()
+
+	owner := locality.Wrap(mem, locality.Config{Own: true})
+	if err := owner.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := mem.GetService(ctx, "svc"); !errors.Is(err, registry.ErrClosed) {
+		t.Errorf("the registry after its owner's Close: %v, want ErrClosed", err)
+	}
+}
+
+// Level says which level a service is on, the counts it judged by and why,
+// through a zone's loss and recovery; Unwrap and Self give what a balancer
+// needs to order every level itself.
+func TestWrapLevel(t *testing.T) {
+	ctx := context.Background()
+	mem := registrytest.NewMemory()
+	defer mem.Close()
+	self := locality.Locality{Zone: "a", Region: "r1"}
+	w := locality.Wrap(mem, locality.Config{Self: self, Thresholds: locality.Thresholds{MinCount: 1, RecoverCount: 2}})
+	defer w.Close()
+	if st := w.Level("svc"); st.Level != locality.LevelZone || st.Reason != "not read yet" || !st.Since.IsZero() {
+		t.Errorf("before any read: %+v", st)
+	}
+	a1, a2, b1, c1 := inst("a1", "a", "r1"), inst("a2", "a", "r1"), inst("b1", "b", "r1"), inst("c1", "c", "r2")
+	for _, in := range []*registry.Instance{a1, b1, c1} {
+		if err := mem.Register(ctx, in); err != nil {
+			t.Fatal(err)
+		}
+	}
+	steps := []struct {
+		name                string
+		change              func()
+		lvl                 locality.Level
+		zone, region, total int
+		reason              string
+	}{
+		{"zone", func() {}, locality.LevelZone, 1, 2, 3,
+			`zone "a" has 1 of 3 instances, needs 1 to stay`},
+		{"zone lost", func() { mem.Deregister(ctx, a1) }, locality.LevelRegion, 0, 1, 2,
+			`zone "a" has 0 of 2 instances, needs 1 to stay; region "r1" has 1 of 2 instances, needs 1 to stay`},
+		{"zone back below RecoverCount", func() { mem.Register(ctx, a1) }, locality.LevelRegion, 1, 2, 3,
+			`zone "a" has 1 of 3 instances, needs 2 to come back; region "r1" has 2 of 3 instances, needs 1 to stay`},
+		{"region lost too", func() { mem.Deregister(ctx, a1); mem.Deregister(ctx, b1) }, locality.LevelAny, 0, 0, 1,
+			`zone "a" has 0 of 1 instances, needs 2 to come back; region "r1" has 0 of 1 instances, needs 1 to stay; so every instance`},
+		{"zone recovered", func() { mem.Register(ctx, a1); mem.Register(ctx, a2) }, locality.LevelZone, 2, 2, 3,
+			`zone "a" has 2 of 3 instances, needs 2 to come back`},
+	}
+	var since time.Time
+	for _, s := range steps {
+		s.change()
+		if _, err := w.GetService(ctx, "svc"); err != nil {
+			t.Fatalf("%s: %v", s.name, err)
+		}
+		st := w.Level("svc")
+		if st.Level != s.lvl || st.Zone != s.zone || st.Region != s.region || st.Total != s.total || st.Reason != s.reason {
+			t.Errorf("%s: Level = %+v\nwant level %v, counts %d/%d/%d, reason %s", s.name, st, s.lvl, s.zone, s.region, s.total, s.reason)
+		}
+		if st.Since.Before(since) || st.Since.IsZero() {
+			t.Errorf("%s: Since %v, before the previous %v", s.name, st.Since, since)
+		}
+		since = st.Since
+	}
+	if w.Self() != self {
+		t.Errorf("Self = %+v, want %+v", w.Self(), self)
+	}
+	all, err := w.Unwrap().GetService(ctx, "svc")
+	if err != nil || len(all) != 3 {
+		t.Errorf("Unwrap().GetService = %v, %v; want every level's 3 instances", ids(all), err)
+	}
 }
 
 func TestWrapCapabilities(t *testing.T) {

@@ -75,4 +75,8 @@
 //     its watcher on an error.
 //   - Nothing is registered in go-micro's command-line table at import time;
 //     use Factory.
+//   - NewRegistry's registry owns a chain and an etcd client: close it when
+//     done (Close, or microservice.CloseOnStop for a go-micro service).
+//   - Choosing nodes (locality, failing nodes) and retries are the
+//     client's: see package microplugin/microservice.
 package microplugin

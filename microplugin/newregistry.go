@@ -57,7 +57,14 @@ import (
 // after NewRegistry (command-line flags) are taken into account; an Init
 // that changes the connection options later builds a new chain, moves the
 // registrations over and closes the old one (its watchers end with
-// ErrClosed, and go-micro's cache watches again). Close ends it all.
+// ErrClosed, and go-micro's cache watches again).
+//
+// Close ends it all: the chain, its etcd client, the snapshot. go-micro's
+// registry interface has no Close, so a program does it with the
+// service option microservice.CloseOnStop (closed when the service
+// stops), or with Close(reg) at shutdown; without either, the etcd client
+// and the chain's goroutines live until the process ends, and the
+// snapshot's last changes may not be saved.
 func NewRegistry(opts ...mreg.Option) mreg.Registry {
 	o := &owned{}
 	return New(o, opts...)
@@ -369,10 +376,26 @@ func (p *Registry) Chain() *chain.Chain {
 // Close closes what NewRegistry built: the chain, its etcd client and its
 // snapshot (flushed). A Registry made by New owns nothing: Close does
 // nothing and the backend stays the caller's. go-micro's registry
-// interface has no Close; call it at shutdown, after the service stopped.
+// interface has no Close; call it at shutdown, after the service stopped,
+// or let the service do it (microservice.CloseOnStop).
 func (p *Registry) Close() error {
 	if o, ok := p.backend.(*owned); ok {
 		return o.Close()
+	}
+	return nil
+}
+
+// Close closes r if it is a Registry (see Registry.Close) and does
+// nothing otherwise: the close hook for a go-micro registry held as
+// go-micro's interface, which has no Close. With a go-micro service,
+// microservice.CloseOnStop calls it when the service stops; without one,
+// at shutdown:
+//
+//	reg := microplugin.NewRegistry(registry.Addrs("10.0.0.1:2379"))
+//	defer microplugin.Close(reg)
+func Close(r mreg.Registry) error {
+	if p, ok := r.(*Registry); ok {
+		return p.Close()
 	}
 	return nil
 }

@@ -204,11 +204,22 @@ func TestNewRegistry(t *testing.T) {
 		resp, err := cli2.Get(context.Background(), "/micro/registry/greeter/greeter-1")
 		return err == nil && len(resp.Kvs) == 1
 	}))
-	if err := p.Close(); err != nil {
-		t.Fatal(err)
+	// Close through go-micro's interface (the hook for a program that
+	// holds a registry.Registry), twice: the second does nothing.
+	for range 2 {
+		if err := Close(reg); err != nil {
+			t.Fatal(err)
+		}
 	}
 	if _, err := reg.GetService("greeter"); err == nil {
 		t.Error("GetService after Close succeeded")
+	}
+	if p.Chain() != nil {
+		t.Error("Chain after Close is not nil")
+	}
+	// Other registries are not touched.
+	if err := Close(struct{ mreg.Registry }{}); err != nil {
+		t.Errorf("Close of another registry: %v", err)
 	}
 }
 

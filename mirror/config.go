@@ -2,9 +2,11 @@ package mirror
 
 import (
 	"errors"
+	"fmt"
 	"log/slog"
 	"time"
 
+	"github.com/regchain/regchain/chain"
 	"github.com/regchain/regchain/registry"
 )
 
@@ -44,6 +46,17 @@ type Config struct {
 	// Timeout bounds each call to the source or target, and the withdrawal
 	// of every record on stop. If zero, 5s.
 	Timeout time.Duration
+	// TTL is the time to live of the mirror's records in the target: how
+	// long they outlive a mirror that is killed or closed. The target must
+	// be a registry.TTLRegistrar (the etcd and Consul adapters are), else
+	// New fails. If zero, the target registry's own TTL (15s by default for
+	// both adapters).
+	TTL time.Duration
+	// Guard holds back drops at the source, by the chain's rules (see the
+	// package doc and chain.Guard). The zero Guard is the default guard:
+	// a drop by more than half, or to zero, is held until re-read 4 times
+	// over 60s.
+	Guard chain.Guard
 	// Logger receives the mirror's warnings and debug messages. If nil,
 	// slog.Default().
 	Logger *slog.Logger
@@ -55,6 +68,12 @@ func (c Config) withDefaults() (Config, error) {
 	}
 	if c.Origin == "" {
 		return c, errors.New("mirror: Origin is required")
+	}
+	if c.TTL < 0 {
+		return c, fmt.Errorf("mirror: negative TTL %v", c.TTL)
+	}
+	if _, ok := c.Target.(registry.TTLRegistrar); c.TTL > 0 && !ok {
+		return c, fmt.Errorf("mirror: TTL %v: the target (%T) cannot give a record a TTL of its own (it is no registry.TTLRegistrar); set the TTL in its own config", c.TTL, c.Target)
 	}
 	if c.StaleAfter <= 0 {
 		c.StaleAfter = DefaultStaleAfter

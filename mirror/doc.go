@@ -27,6 +27,29 @@
 //     target. Records of this origin found in the target that the source
 //     does not hold (left by an earlier run of the mirror) are deregistered
 //     too.
+//   - Drops at the source are held, by the chain's own guard rules
+//     (Config.Guard is a chain.Guard; both use internal/dropguard): a state
+//     of a service with fewer than 1-MaxDropShare times as many instances
+//     as the last state the mirror accepted (a drop to zero included) is
+//     held, and the target keeps the accepted state, until the mirror has
+//     re-read the service from the source Confirmations times over Window,
+//     each time still a drop (defaults: 4 reads over 60s, MaxDropShare
+//     0.5). A state that is no drop ends the hold; the accepted state's
+//     instances that this state still lacks stay in the target until the
+//     next re-read (Window/Confirmations later) confirms them gone, because
+//     after a wipe the providers come back one at a time and the last ones
+//     must not be removed meanwhile (the chain's guard, which serves reads
+//     rather than writes records into another datacenter, passes such a
+//     state at once). So a source that is
+//     wiped (an operator's delete of the namespace, a registry restarted
+//     empty) or restored from an old backup does not empty the other
+//     datacenter: its providers re-register within the window and the
+//     mirror never withdraws their records. A real scale-down to zero
+//     reaches the target after the window. Holds are listed in
+//     Stats().Holds, counted in Stats().Guard and logged; ReleaseHold lets
+//     one through at once. The first state the mirror sees of a service
+//     (after New, or after the source was stale: its records are withdrawn
+//     then and nothing is left to protect) is accepted as it is.
 //   - Source outage: while the source is unreachable the mirrored records
 //     stay as they were, for at most Config.StaleAfter (default 30s) after
 //     the first failure; then they are deregistered, since a datacenter
@@ -39,9 +62,21 @@
 //     Config.ResyncInterval, the mirror reconciles in full: for each
 //     mirrored service it reads the target and registers what is missing,
 //     deregisters what is extra.
-//   - Stop: when Run's ctx ends the mirror deregisters what it wrote
-//     (within one Config.Timeout in all) and returns. A mirror that is
-//     killed instead leaves its records to expire as above.
+//   - Stopping, two ways. Close stops the mirror and leaves its records in
+//     the target to expire after their TTL, as a killed mirror does: for a
+//     restart or a hand-over to another mirror process, during which the
+//     records stay present. (They are kept alive by the target registry's
+//     keepalives, so their TTL runs from when the target registry is
+//     closed or the process ends; the mirror never closes it.) Withdraw stops it and deregisters every record
+//     it wrote (within its ctx; what it cannot remove in time expires): for
+//     a mirror removed for good. Both wait for Run to return. A Run whose
+//     ctx ends behaves as after Close.
+//   - TTL: with Config.TTL set, the records are written with that time to
+//     live (registry.TTLRegistrar: the etcd lease TTL, the Consul check
+//     TTL), whatever the target registry's default; a target that cannot
+//     give a record its own TTL (ZooKeeper: a session's timeout is the
+//     client's; a file) makes New fail. If zero, the target's default
+//     (etcd and Consul adapters: 15s).
 //   - Origin names must be unique per target: a mirror removes the records
 //     of its origin it did not write (leftovers of an earlier run), so two
 //     mirrors writing into one target under one origin would remove each
@@ -51,8 +86,9 @@
 // # Bounds
 //
 // A change at the source reaches the target after the source's watch
-// delivers it plus one target write. Records of a dead mirror are gone
-// after the target's TTL. Records of an unreachable source are gone after
+// delivers it plus one target write; a held drop after Guard.Window plus
+// one source read. Records of a dead or closed mirror are gone after their
+// TTL. Records of an unreachable source are gone after
 // StaleAfter plus MaxBackoff (the mirror checks the source at that pace
 // while it fails) plus one target write. After an outage of either side the
 // mirror converges within MaxBackoff plus one full read and the writes it

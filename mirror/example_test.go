@@ -14,8 +14,8 @@ import (
 // instances plus the other's, marked with their origin.
 func Example() {
 	dcA, dcB := registrytest.NewMemory(), registrytest.NewMemory()
-	ctx, cancel := context.WithCancel(context.Background())
-	var done []chan struct{}
+	ctx := context.Background()
+	var mirrors []*mirror.Mirror
 	for _, m := range []mirror.Config{
 		{Source: dcA, Target: dcB, Origin: "dc-a"},
 		{Source: dcB, Target: dcA, Origin: "dc-b"},
@@ -24,9 +24,8 @@ func Example() {
 		if err != nil {
 			panic(err)
 		}
-		d := make(chan struct{})
-		done = append(done, d)
-		go func() { defer close(d); mm.Run(ctx) }()
+		mirrors = append(mirrors, mm)
+		go mm.Run(ctx)
 	}
 	dcA.Register(ctx, &registry.Instance{ID: "a1", Name: "orders", Endpoints: []string{"grpc://10.0.1.1:9000"}})
 	dcB.Register(ctx, &registry.Instance{ID: "b1", Name: "orders", Endpoints: []string{"grpc://10.0.2.1:9000"}})
@@ -41,10 +40,10 @@ func Example() {
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
-	cancel()
-	for _, d := range done {
-		<-d
-	}
+	// Withdraw removes a mirror's records now (a mirror removed for good);
+	// Close leaves them to expire with their TTL (a restart, a hand-over).
+	mirrors[0].Withdraw(ctx)
+	mirrors[1].Close()
 	// Output:
 	// a1 origin=""
 	// b1 origin="dc-b"

@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/regchain/regchain/chain"
 	"github.com/regchain/regchain/internal/testutil"
 	"github.com/regchain/regchain/mirror"
 	"github.com/regchain/regchain/registry"
@@ -18,33 +19,48 @@ import (
 
 var quiet = slog.New(slog.NewTextHandler(io.Discard, nil))
 
-// start runs a mirror until the test ends (or stop is called) and returns
-// it with its stop function.
+// testGuard confirms drops within a fraction of a second, for the tests
+// that are not about the guard (its default holds them for a minute).
+var testGuard = chain.Guard{Window: 300 * time.Millisecond, Confirmations: 2}
+
+// start runs a mirror until the test ends (then Close) or stop is called
+// (Withdraw, which must succeed) and returns it with its stop function. A zero
+// cfg.Guard becomes testGuard.
 func start(t *testing.T, cfg mirror.Config) (*mirror.Mirror, func()) {
 	t.Helper()
 	if cfg.Logger == nil {
 		cfg.Logger = quiet
 	}
+	if cfg.Guard == (chain.Guard{}) {
+		cfg.Guard = testGuard
+	}
 	m, err := mirror.New(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
-	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
-	go func() { done <- m.Run(ctx) }()
+	go func() { done <- m.Run(context.Background()) }()
 	stopped := false
-	stop := func() {
+	end := func(withdraw bool) {
 		if stopped {
 			return
 		}
 		stopped = true
-		cancel()
-		if err := <-done; !errors.Is(err, context.Canceled) {
-			t.Errorf("Run returned %v, want context.Canceled", err)
+		if withdraw {
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			defer cancel()
+			if err := m.Withdraw(ctx); err != nil {
+				t.Errorf("Withdraw: %v", err)
+			}
+		} else {
+			m.Close() // the registries may be closed already
+		}
+		if err := <-done; err != nil {
+			t.Errorf("Run returned %v, want nil after Close or Withdraw", err)
 		}
 	}
-	t.Cleanup(stop)
-	return m, stop
+	t.Cleanup(func() { end(false) })
+	return m, func() { end(true) }
 }
 
 func inst(name, id string, port int) *registry.Instance {

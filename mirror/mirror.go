@@ -10,29 +10,38 @@ import (
 	"time"
 
 	"github.com/regchain/regchain/internal/backoff"
+	"github.com/regchain/regchain/internal/dropguard"
 	"github.com/regchain/regchain/registry"
 )
 
 // Mirror copies records from Config.Source to Config.Target; see the
-// package doc for its rules. Run it once; Stats may be called from any
-// goroutine.
+// package doc for its rules. Run it once; Stats, ReleaseHold, Close and
+// Withdraw may be called from any goroutine.
 type Mirror struct {
-	cfg  Config
-	wake chan struct{} // capacity 1: a source state changed
+	cfg     Config
+	guard   dropguard.Settings
+	wake    chan struct{} // capacity 1: a source state changed
+	stop    chan struct{} // closed by Close and Withdraw
+	runDone chan struct{} // closed when Run returns
 
-	mu           sync.Mutex                      // guards the fields below
-	src          map[string][]*registry.Instance // last source state per service, natives only
-	dirty        map[string]bool                 // services to reconcile
-	failingSince time.Time                       // first source failure of the current outage; zero when up
-	lastErr      error                           // last source error
-	stats        Stats
+	mu              sync.Mutex                      // guards the fields below
+	src             map[string][]*registry.Instance // accepted source state per service, natives only
+	holds           map[string]*hold                // held drops per service
+	dirty           map[string]bool                 // services to reconcile
+	failingSince    time.Time                       // first source failure of the current outage; zero when up
+	lastErr         error                           // last source error
+	stats           Stats
+	closed          bool            // Close or Withdraw called
+	running         bool            // Run started
+	withdraw        context.Context // set by Withdraw: Run deregisters within it
+	lastWithdrawErr error
 
 	// Owned by Run's goroutine.
 	written map[string]map[string]*registry.Instance // service -> ID -> what the mirror registered
 	stale   bool                                     // source down longer than StaleAfter
 }
 
-// Stats are a mirror's counters.
+// Stats are a mirror's counters and held drops.
 type Stats struct {
 	// Records is how many records the mirror holds in the target.
 	Records int
@@ -45,6 +54,10 @@ type Stats struct {
 	// SourceDown is true while the source fails; Stale once its records
 	// have been withdrawn (StaleAfter passed).
 	SourceDown, Stale bool
+	// Holds lists the drops at the source held back now, by service name.
+	Holds []Hold
+	// Guard counts what the drop guard did since New.
+	Guard GuardStats
 }
 
 // New returns a mirror; Run starts it.
@@ -55,23 +68,88 @@ func New(cfg Config) (*Mirror, error) {
 	}
 	return &Mirror{
 		cfg:     cfg,
+		guard:   dropguard.Settings(cfg.Guard),
 		wake:    make(chan struct{}, 1),
+		stop:    make(chan struct{}),
+		runDone: make(chan struct{}),
 		src:     make(map[string][]*registry.Instance),
+		holds:   make(map[string]*hold),
 		dirty:   make(map[string]bool),
 		written: make(map[string]map[string]*registry.Instance),
 	}, nil
 }
 
-// Stats returns the mirror's counters.
+// Stats returns the mirror's counters and held drops.
 func (m *Mirror) Stats() Stats {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	return m.stats
+	st := m.stats
+	st.Holds = make([]Hold, 0, len(m.holds))
+	for _, s := range slices.Sorted(maps.Keys(m.holds)) {
+		h := m.holds[s]
+		st.Holds = append(st.Holds, Hold{Service: s, Mirrored: len(m.src[s]), Source: len(h.cand), Since: h.since, Reads: h.reads})
+	}
+	return st
 }
 
-// Run mirrors until ctx ends, then deregisters what it wrote and returns
-// ctx's error.
+// Close stops the mirror and leaves its records in the target, to expire
+// with their TTL once the target registry's keepalives stop (close it, or
+// let the process end): a restart, a hand-over. It waits for Run to return
+// and is idempotent; after it, Run returns at once.
+func (m *Mirror) Close() error {
+	m.end(context.Background(), false)
+	return nil
+}
+
+// Withdraw stops the mirror and deregisters every record it wrote, within
+// ctx (records it cannot remove in time expire with their TTL). It waits for
+// Run to return and reports the first deregistration error. Once Close or
+// Withdraw has run, it does nothing.
+func (m *Mirror) Withdraw(ctx context.Context) error {
+	return m.end(ctx, true)
+}
+
+// end stops Run, which withdraws within ctx when asked to.
+func (m *Mirror) end(ctx context.Context, withdraw bool) error {
+	m.mu.Lock()
+	if m.closed {
+		m.mu.Unlock()
+		return nil
+	}
+	m.closed = true
+	if withdraw {
+		m.withdraw = ctx
+	}
+	running := m.running
+	m.mu.Unlock()
+	close(m.stop)
+	if running {
+		<-m.runDone
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.lastWithdrawErr
+}
+
+// Run mirrors until Close or Withdraw, or until ctx ends (then as after
+// Close: the records are left to expire). It returns nil after Close or
+// Withdraw, ctx's error when ctx ended, and an error at once when the
+// mirror was already stopped or is running.
 func (m *Mirror) Run(ctx context.Context) error {
+	m.mu.Lock()
+	switch {
+	case m.closed:
+		m.mu.Unlock()
+		return errors.New("mirror: Run after Close or Withdraw")
+	case m.running:
+		m.mu.Unlock()
+		return errors.New("mirror: Run called twice")
+	}
+	m.running = true
+	m.mu.Unlock()
+	defer close(m.runDone)
+
+	ctx, cancel := context.WithCancel(ctx)
 	names := m.cfg.Services
 	if len(names) == 0 {
 		names = []string{""}
@@ -82,6 +160,7 @@ func (m *Mirror) Run(ctx context.Context) error {
 		go func() { defer wg.Done(); m.follow(ctx, name) }()
 	}
 	defer wg.Wait()
+	defer cancel()
 
 	// The first full read, so that records of an earlier run that the
 	// source no longer holds are found and removed.
@@ -91,12 +170,22 @@ func (m *Mirror) Run(ctx context.Context) error {
 	defer resync.Stop()
 	retry := time.NewTimer(0)
 	defer retry.Stop()
+	reread := time.NewTimer(time.Hour)
+	defer reread.Stop()
 	bo := backoff.Backoff{Base: 50 * time.Millisecond, Max: m.cfg.MaxBackoff}
 	for {
+		m.armReread(reread)
 		select {
 		case <-ctx.Done():
-			m.withdrawAll()
 			return ctx.Err()
+		case <-m.stop:
+			m.mu.Lock()
+			wctx := m.withdraw
+			m.mu.Unlock()
+			if wctx != nil {
+				m.withdrawAll(wctx)
+			}
+			return nil
 		case <-m.wake:
 		case <-resync.C:
 			m.fullRead(ctx)
@@ -104,6 +193,8 @@ func (m *Mirror) Run(ctx context.Context) error {
 			if m.sourceDown() {
 				m.fullRead(ctx) // a probe: success ends the outage
 			}
+		case <-reread.C:
+			m.rereadHeld(ctx)
 		}
 		m.checkStale()
 		if ok := m.reconcile(ctx); ok && !m.sourceDown() {
@@ -175,8 +266,7 @@ func natives(ins []*registry.Instance) []*registry.Instance {
 
 func (m *Mirror) setSource(service string, ins []*registry.Instance) {
 	m.mu.Lock()
-	m.src[service] = natives(ins)
-	m.dirty[service] = true
+	m.offerLocked(service, natives(ins), false, time.Now())
 	m.mu.Unlock()
 	m.signal()
 }
@@ -231,6 +321,12 @@ func (m *Mirror) checkStale() {
 			m.dirty[s] = true
 		}
 		m.stats.Stale = stale
+		if stale {
+			// The records go: nothing is left for the guard to protect, and
+			// the source's first states once it is back are taken as they are.
+			clear(m.src)
+			clear(m.holds)
+		}
 	}
 	m.mu.Unlock()
 	if stale != m.stale {
@@ -260,9 +356,9 @@ func (m *Mirror) fullRead(ctx context.Context) {
 			state[s] = nil
 		}
 	}
+	now := time.Now()
 	for s, ins := range state {
-		m.src[s] = natives(ins)
-		m.dirty[s] = true
+		m.offerLocked(s, natives(ins), false, now)
 	}
 	m.stats.Resyncs++
 	m.mu.Unlock()
@@ -338,6 +434,14 @@ func (m *Mirror) stamp(in *registry.Instance) *registry.Instance {
 	return out
 }
 
+// register writes a record into the target, with Config.TTL when set.
+func (m *Mirror) register(ctx context.Context, in *registry.Instance) error {
+	if m.cfg.TTL > 0 {
+		return m.cfg.Target.(registry.TTLRegistrar).RegisterTTL(ctx, in, m.cfg.TTL)
+	}
+	return m.cfg.Target.Register(ctx, in)
+}
+
 func (m *Mirror) call(ctx context.Context, fn func(context.Context) error) error {
 	ctx, cancel := context.WithTimeout(ctx, m.cfg.Timeout)
 	defer cancel()
@@ -381,7 +485,7 @@ func (m *Mirror) reconcileService(ctx context.Context, service string, src []*re
 		if a != nil && written[d.ID] != nil && written[d.ID].Equal(d) {
 			continue
 		}
-		if err := m.call(ctx, func(ctx context.Context) error { return m.cfg.Target.Register(ctx, d) }); err != nil {
+		if err := m.call(ctx, func(ctx context.Context) error { return m.register(ctx, d) }); err != nil {
 			errs = append(errs, fmt.Errorf("register %s: %w", d.Key(), err))
 			continue
 		}
@@ -418,22 +522,27 @@ func (m *Mirror) count(fn func(*Stats)) {
 	m.mu.Unlock()
 }
 
-// withdrawAll deregisters every record the mirror wrote, within one
-// Timeout in all: records it cannot remove in time expire with the target's
-// TTL.
-func (m *Mirror) withdrawAll() {
-	ctx, cancel := context.WithTimeout(context.Background(), m.cfg.Timeout)
-	defer cancel()
+// withdrawAll deregisters every record the mirror wrote within ctx:
+// records it cannot remove in time expire with their TTL. The first error
+// is kept for Withdraw.
+func (m *Mirror) withdrawAll(ctx context.Context) {
+	var first error
 	for _, s := range slices.Sorted(maps.Keys(m.written)) {
 		for _, w := range m.written[s] {
 			err := m.call(ctx, func(ctx context.Context) error { return m.cfg.Target.Deregister(ctx, w) })
 			if err != nil {
-				m.cfg.Logger.Warn("mirror: deregister on stop", "instance", w.Key(), "err", err)
+				m.cfg.Logger.Warn("mirror: deregister on withdraw", "instance", w.Key(), "err", err)
+				if first == nil {
+					first = fmt.Errorf("mirror: withdraw %s: %w", w.Key(), err)
+				}
 				continue
 			}
 			m.count(func(s *Stats) { s.Deregistered++ })
 		}
 	}
 	m.written = make(map[string]map[string]*registry.Instance)
-	m.count(func(s *Stats) { s.Records = 0 })
+	m.mu.Lock()
+	m.stats.Records = 0
+	m.lastWithdrawErr = first
+	m.mu.Unlock()
 }

@@ -117,6 +117,3 @@ func (cfg Config) withDefaults() (Config, error) {
 	}
 	return cfg, nil
 }
-
-// heartbeat returns the interval between heartbeats: a third of the TTL.
-func (cfg Config) heartbeat() time.Duration { return cfg.TTL / 3 }

@@ -53,7 +53,8 @@
 //
 // # Keepalive
 //
-// Register writes the service with a TTL check (Config.TTL) that is already
+// Register writes the service with a TTL check (Config.TTL; RegisterTTL, a
+// registry.TTLRegistrar: a TTL of its own) that is already
 // passing, so the instance is visible at once, and a heartbeat passes the
 // check every TTL/3 on the registry's own context. When the agent answers
 // that the check is unknown (it restarted and lost its state, an operator

@@ -260,9 +260,6 @@ func TestConfigDefaults(t *testing.T) {
 		cfg.WaitTime != DefaultWaitTime || cfg.RequestTimeout != DefaultRequestTimeout || cfg.Logger == nil {
 		t.Errorf("defaults = %+v", cfg)
 	}
-	if cfg.heartbeat() != DefaultTTL/3 {
-		t.Errorf("heartbeat = %v, want %v", cfg.heartbeat(), DefaultTTL/3)
-	}
 	for _, bad := range []Config{
 		{TTL: MinTTL / 2},
 		{WaitTime: MaxWaitTime + 1},

@@ -20,6 +20,7 @@ type registration struct {
 	in  *registry.Instance // a private copy
 	sid string             // the Consul service ID
 	asr *consulapi.AgentServiceRegistration
+	ttl time.Duration // of its check
 
 	// Set by start, used by stop: only by the holder of the instance ID's
 	// lock (Register, Deregister).
@@ -45,6 +46,26 @@ func qualifiedID(name, id string) string { return name + ":" + id }
 // check already passing, so the instance is visible at once, and starts its
 // heartbeat. Registering the same instance again replaces the definition.
 func (r *Registry) Register(ctx context.Context, in *registry.Instance) error {
+	return r.register(ctx, in, 0)
+}
+
+// RegisterTTL implements registry.TTLRegistrar: Register with a check TTL
+// of ttl instead of Config.TTL (the heartbeat runs every ttl/3). ttl <= 0
+// means Config.TTL; a ttl below MinTTL is ErrInvalid. An instance already
+// registered here keeps its TTL.
+func (r *Registry) RegisterTTL(ctx context.Context, in *registry.Instance, ttl time.Duration) error {
+	if ttl > 0 && ttl < MinTTL {
+		return fmt.Errorf("consul: register: %w: TTL %v is shorter than %v", registry.ErrInvalid, ttl, MinTTL)
+	}
+	return r.register(ctx, in, ttl)
+}
+
+// register registers in with a check TTL of ttl (0: Config.TTL) unless it
+// is registered already.
+func (r *Registry) register(ctx context.Context, in *registry.Instance, ttl time.Duration) error {
+	if ttl <= 0 {
+		ttl = r.cfg.TTL
+	}
 	if r.isClosed() {
 		return errClosed("register")
 	}
@@ -68,11 +89,11 @@ func (r *Registry) Register(ctx context.Context, in *registry.Instance) error {
 	r.mu.Unlock()
 	var sid string
 	if old != nil {
-		sid = old.sid
+		sid, ttl = old.sid, old.ttl
 	} else if sid, err = r.serviceID(ctx, in); err != nil {
 		return fmt.Errorf("consul: register %s: %w", in, err)
 	}
-	asr, err := r.definition(in, sid)
+	asr, err := r.definition(in, sid, ttl)
 	if err != nil {
 		return fmt.Errorf("consul: register: %w", err)
 	}
@@ -87,7 +108,7 @@ func (r *Registry) Register(ctx context.Context, in *registry.Instance) error {
 		}
 		return fmt.Errorf("consul: register %s: %w", in, err)
 	}
-	reg := &registration{in: in, sid: sid, asr: asr, live: true, since: time.Now()}
+	reg := &registration{in: in, sid: sid, asr: asr, ttl: ttl, live: true, since: time.Now()}
 	r.mu.Lock()
 	if r.closed {
 		r.mu.Unlock()
@@ -102,8 +123,8 @@ func (r *Registry) Register(ctx context.Context, in *registry.Instance) error {
 }
 
 // definition returns the agent registration of in under sid, with its TTL
-// check initially passing.
-func (r *Registry) definition(in *registry.Instance, sid string) (*consulapi.AgentServiceRegistration, error) {
+// check (of ttl) initially passing.
+func (r *Registry) definition(in *registry.Instance, sid string, ttl time.Duration) (*consulapi.AgentServiceRegistration, error) {
 	asr, err := encode(in, sid)
 	if err != nil {
 		return nil, err
@@ -111,7 +132,7 @@ func (r *Registry) definition(in *registry.Instance, sid string) (*consulapi.Age
 	asr.Check = &consulapi.AgentServiceCheck{
 		CheckID:                        checkID(sid),
 		Name:                           "regchain heartbeat",
-		TTL:                            r.cfg.TTL.String(),
+		TTL:                            ttl.String(),
 		Status:                         consulapi.HealthPassing,
 		DeregisterCriticalServiceAfter: r.cfg.DeregisterCriticalServiceAfter.String(),
 	}
@@ -257,10 +278,10 @@ func (reg *registration) stop() {
 func (r *Registry) keepalive(ctx context.Context, reg *registration, done chan struct{}) {
 	defer r.wg.Done()
 	defer close(done)
-	interval := r.cfg.heartbeat()
+	interval := reg.ttl / 3
 	// A slow answer is not a lost registration: give each attempt up to
 	// half the TTL (the check passes for a whole TTL after the last beat).
-	timeout := min(r.cfg.TTL/2, r.cfg.RequestTimeout)
+	timeout := min(reg.ttl/2, r.cfg.RequestTimeout)
 	b := backoff.Backoff{Base: min(100*time.Millisecond, interval), Max: interval}
 	timer := time.NewTimer(interval)
 	defer timer.Stop()

@@ -14,7 +14,8 @@
 //
 // # Registrations
 //
-// Register grants a lease of Config.TTL, puts the record under it and hands
+// Register grants a lease of Config.TTL (RegisterTTL, a
+// registry.TTLRegistrar: of its own TTL), puts the record under it and hands
 // it to a goroutine of the registry, which runs KeepAlive and watches the
 // key. When the keepalive ends (the lease expired during a partition or an
 // outage, or was revoked) the goroutine grants a new lease and puts the
@@ -104,6 +105,28 @@
 // confirmation cannot tell: an
 // etcd rebuilt with the same cluster ID during the outage whose revision
 // is exactly the one last applied when the client reconnects.
+//
+// # Two layouts
+//
+// Records come in two layouts: regchain's and Kratos' contrib registry's
+// (CodecRegchain, the default, under /microservices) and the go-micro
+// etcd plugin's (CodecMicro, under /micro/registry). A registry reading the
+// wrong one sees nothing; it says so, once, at WARN:
+//
+//   - CodecRegchain finding a record in go-micro's layout under its
+//     namespace skips it (as any record it cannot decode) and warns once
+//     that the namespace holds go-micro records and CodecMicro reads them;
+//     further such records are logged at DEBUG only. (CodecMicro reads
+//     both layouts, so the converse does not arise.)
+//   - A read that finds a service absent (GetService's ErrNotFound, an
+//     empty ListServices, a watched service with no instance) makes the
+//     registry look, in the background, whether the other layout's
+//     default namespace holds records (one range of at most one key,
+//     keys only): /micro/registry for a CodecRegchain registry,
+//     /microservices for a CodecMicro one, unless that is its own
+//     namespace. If it does, the registry warns once that its fleet is
+//     probably there and which Config reads it, and looks no more. It
+//     looks at most once a minute.
 //
 // # Ping
 //

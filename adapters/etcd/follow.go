@@ -341,6 +341,7 @@ func (h *hub) fetchPending(ctx context.Context) error {
 			continue
 		}
 		h.mu.Lock()
+		empty := len(h.state[name]) == 0
 		if !h.stale {
 			u := h.updateLocked(name, time.Now())
 			for f := range h.subs[name] {
@@ -348,6 +349,9 @@ func (h *hub) fetchPending(ctx context.Context) error {
 			}
 		}
 		h.mu.Unlock()
+		if empty {
+			h.r.absent()
+		}
 	}
 	if failed {
 		// Try again later: the connection's return, or the next watcher.

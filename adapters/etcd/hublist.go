@@ -81,6 +81,15 @@ func (h *hub) relist() (int64, error) {
 			}
 		}
 	}
+	for name := range want {
+		if len(state[name]) == 0 {
+			h.r.absent()
+			break
+		}
+	}
+	if all && len(state) == 0 {
+		h.r.absent()
+	}
 	now := time.Now()
 	h.mu.Lock()
 	defer h.mu.Unlock()

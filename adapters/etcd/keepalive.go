@@ -29,6 +29,7 @@ type registration struct {
 	cancel context.CancelFunc
 	done   chan struct{}   // closed when run returns
 	reqs   chan *updateReq // updates from Register, served by run
+	ttl    int64           // of its leases, in seconds
 
 	mu       sync.Mutex // guards the fields below
 	inst     *registry.Instance
@@ -49,7 +50,7 @@ type updateReq struct {
 	done chan error // capacity 1
 }
 
-func newRegistration(r *Registry, key string, inst *registry.Instance, val string, lease clientv3.LeaseID) *registration {
+func newRegistration(r *Registry, key string, inst *registry.Instance, val string, lease clientv3.LeaseID, ttl int64) *registration {
 	ctx, cancel := context.WithCancel(r.ctx)
 	return &registration{
 		r:      r,
@@ -58,6 +59,7 @@ func newRegistration(r *Registry, key string, inst *registry.Instance, val strin
 		cancel: cancel,
 		done:   make(chan struct{}),
 		reqs:   make(chan *updateReq),
+		ttl:    ttl,
 		inst:   inst,
 		val:    val,
 		lease:  lease,
@@ -485,7 +487,7 @@ func (k *keeper) write(parent context.Context) error {
 		}
 		k.dropLease(false)
 	}
-	lease, rev, err := k.r.grantPut(ctx, k.g.key, val)
+	lease, rev, err := k.r.grantPut(ctx, k.g.key, val, k.g.ttl)
 	if err != nil {
 		return err
 	}

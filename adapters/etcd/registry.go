@@ -62,6 +62,8 @@ type Registry struct {
 
 	badMu sync.Mutex       // guards bad
 	bad   map[string]int64 // malformed key -> mod revision already logged
+
+	hints layoutHints // warnings about the other record layout
 }
 
 var (
@@ -282,6 +284,21 @@ func unavailable(err error) bool {
 // stays, with the new data, which the keepalive loop writes as soon as etcd
 // answers.
 func (r *Registry) Register(ctx context.Context, in *registry.Instance) error {
+	return r.register(ctx, in, r.ttl)
+}
+
+// RegisterTTL implements registry.TTLRegistrar: Register with a lease of
+// ttl (rounded up to whole seconds; etcd raises it to its minimum) instead
+// of Config.TTL. ttl <= 0 means Config.TTL. An instance already registered
+// here keeps its lease and so its TTL.
+func (r *Registry) RegisterTTL(ctx context.Context, in *registry.Instance, ttl time.Duration) error {
+	if ttl <= 0 {
+		return r.register(ctx, in, r.ttl)
+	}
+	return r.register(ctx, in, ttlSeconds(ttl))
+}
+
+func (r *Registry) register(ctx context.Context, in *registry.Instance, ttl int64) error {
 	val, err := r.marshal(in)
 	if err != nil {
 		return fmt.Errorf("etcd: register: %w", err)
@@ -309,11 +326,11 @@ func (r *Registry) Register(ctx context.Context, in *registry.Instance) error {
 
 	octx, cancel := r.opCtx(ctx)
 	defer cancel()
-	lease, rev, err := r.grantPut(octx, key, string(val))
+	lease, rev, err := r.grantPut(octx, key, string(val), ttl)
 	if err != nil {
 		return r.wrapErr(ctx, op, err)
 	}
-	g = newRegistration(r, key, inst, string(val), lease)
+	g = newRegistration(r, key, inst, string(val), lease, ttl)
 	r.mu.Lock()
 	if r.closed {
 		r.mu.Unlock()
@@ -330,15 +347,15 @@ func (r *Registry) Register(ctx context.Context, in *registry.Instance) error {
 	return nil
 }
 
-// grantPut grants a lease and puts key=val under it. It returns the lease
-// and the put's revision.
+// grantPut grants a lease of ttl seconds and puts key=val under it. It
+// returns the lease and the put's revision.
 //
 // Both requests need a leader (see withLeader): a member cut off from the
 // majority refuses them at once and they go to another member.
-func (r *Registry) grantPut(ctx context.Context, key, val string) (clientv3.LeaseID, int64, error) {
+func (r *Registry) grantPut(ctx context.Context, key, val string, ttl int64) (clientv3.LeaseID, int64, error) {
 	var grant *clientv3.LeaseGrantResponse
 	err := withLeader(ctx, func(ctx context.Context) (err error) {
-		grant, err = r.client.Grant(ctx, r.ttl)
+		grant, err = r.client.Grant(ctx, ttl)
 		return err
 	})
 	if err != nil {
@@ -434,6 +451,7 @@ func (r *Registry) GetService(ctx context.Context, name string) ([]*registry.Ins
 		}
 	}
 	if len(out) == 0 {
+		r.absent()
 		return nil, fmt.Errorf("etcd: get %q: %w", name, registry.ErrNotFound)
 	}
 	registry.SortInstances(out)
@@ -460,6 +478,9 @@ func (r *Registry) ListServices(ctx context.Context) ([]string, error) {
 			seen[in.Name] = true
 			names = append(names, in.Name)
 		}
+	}
+	if len(names) == 0 {
+		r.absent()
 	}
 	slices.Sort(names)
 	return names, nil
@@ -559,7 +580,11 @@ func (r *Registry) decode(kv *mvccpb.KeyValue) (string, *registry.Instance, bool
 	}
 	in, err := r.unmarshal(kv.Value)
 	if err != nil {
-		r.logBad(key, kv.ModRevision, err)
+		if r.codec == CodecRegchain && isMicroRecord(kv.Value) {
+			r.microHere(key)
+		} else {
+			r.logBad(key, kv.ModRevision, err)
+		}
 		return name, nil, false
 	}
 	if in.Name != name || in.ID != id {

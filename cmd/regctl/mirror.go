@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"strings"
 
@@ -64,8 +63,19 @@ func (c *cli) mirrorCmd(ctx context.Context, args []string) error {
 			what = strings.Join(services, ", ")
 		}
 		fmt.Fprintf(c.stderr, "regctl: mirroring %s as origin %q until interrupted\n", what, origin)
-		if err := m.Run(ctx); err != nil && !errors.Is(err, context.Canceled) {
-			return err
+		done := make(chan error, 1)
+		go func() { done <- m.Run(context.Background()) }()
+		select {
+		case err := <-done:
+			return err // Run ends by itself only on an error
+		case <-ctx.Done():
+		}
+		wctx, cancel := context.WithTimeout(context.Background(), c.opts.timeout)
+		err = m.Withdraw(wctx)
+		cancel()
+		<-done
+		if err != nil {
+			fmt.Fprintf(c.stderr, "regctl: %v (the records left expire with their TTL)\n", err)
 		}
 		s := m.Stats()
 		fmt.Fprintf(c.stdout, "mirror stopped: %d registered, %d deregistered, %d failed writes, %d resyncs\n",

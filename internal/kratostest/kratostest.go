@@ -7,8 +7,11 @@ package kratostest
 import (
 	"context"
 	"fmt"
+	"net"
 	"net/http"
+	"net/url"
 	"slices"
+	"strconv"
 	"testing"
 	"time"
 
@@ -20,6 +23,8 @@ import (
 	"google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/grpc/peer"
 
+	"github.com/regchain/regchain/internal/faultproxy"
+	"github.com/regchain/regchain/internal/freeport"
 	"github.com/regchain/regchain/internal/testutil"
 )
 
@@ -30,11 +35,30 @@ const Timeout = 20 * time.Second
 // loopback, registered through a Registrar.
 type App struct {
 	ID       string
-	GRPCAddr string // host:port of the gRPC server
-	HTTPAddr string // host:port of the HTTP server
-	app      *kratos.App
-	done     chan error
-	stopped  bool
+	GRPCAddr string // host:port of the gRPC server, as registered
+	HTTPAddr string // host:port of the HTTP server, as registered
+	// With AppConfig.Proxied, the proxies the registered addresses lead
+	// to; nil otherwise.
+	GRPCProxy, HTTPProxy   *faultproxy.Proxy
+	grpcTarget, httpTarget string
+	app                    *kratos.App
+	done                   chan error
+	stopped                bool
+}
+
+// AppConfig holds the optional settings of StartAppWith.
+type AppConfig struct {
+	// Metadata is registered with the instance. If nil, weight 10 and
+	// zone "test".
+	Metadata map[string]string
+	// Proxied registers the addresses of two fault proxies in front of
+	// the servers, so that a test can kill the instance (Kill: connections
+	// reset, new ones refused), cut it off silently (Cut) or bring it
+	// back (Revive, Heal) while it stays registered.
+	Proxied bool
+	// GRPC and HTTP add server options.
+	GRPC []kgrpc.ServerOption
+	HTTP []khttp.ServerOption
 }
 
 // StartApp runs a Kratos app named name with instance id. Its gRPC server
@@ -42,47 +66,122 @@ type App struct {
 // server); its HTTP server answers GET /whoami with {"id": id}.
 func StartApp(t testing.TB, reg kratosregistry.Registrar, name, id string) *App {
 	t.Helper()
-	gs := kgrpc.NewServer(kgrpc.Address("127.0.0.1:0"))
-	hs := khttp.NewServer(khttp.Address("127.0.0.1:0"))
+	return StartAppWith(t, reg, name, id, AppConfig{})
+}
+
+// StartAppWith is StartApp with the settings of cfg.
+func StartAppWith(t testing.TB, reg kratosregistry.Registrar, name, id string, cfg AppConfig) *App {
+	t.Helper()
+	listen := func() net.Listener {
+		lis, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatalf("listen: %v", err)
+		}
+		return lis
+	}
+	glis, hlis := listen(), listen()
+	a := &App{ID: id, GRPCAddr: glis.Addr().String(), HTTPAddr: hlis.Addr().String(), done: make(chan error, 1)}
+	a.grpcTarget, a.httpTarget = a.GRPCAddr, a.HTTPAddr
+	gopts := append([]kgrpc.ServerOption{kgrpc.Address(a.grpcTarget), kgrpc.Listener(glis)}, cfg.GRPC...)
+	hopts := append([]khttp.ServerOption{khttp.Address(a.httpTarget), khttp.Listener(hlis)}, cfg.HTTP...)
+	if cfg.Proxied {
+		a.GRPCProxy, a.GRPCAddr = a.proxy(t, a.grpcTarget)
+		a.HTTPProxy, a.HTTPAddr = a.proxy(t, a.httpTarget)
+		gopts = append(gopts, kgrpc.Endpoint(&url.URL{Scheme: "grpc", Host: a.GRPCAddr}))
+		hopts = append(hopts, khttp.Endpoint(&url.URL{Scheme: "http", Host: a.HTTPAddr}))
+	}
+	gs := kgrpc.NewServer(gopts...)
+	hs := khttp.NewServer(hopts...)
 	hs.HandleFunc("/whoami", func(w http.ResponseWriter, _ *http.Request) {
 		w.Header().Set("Content-Type", "application/json")
 		fmt.Fprintf(w, `{"id":%q}`, id)
 	})
-	gu, err := gs.Endpoint()
-	if err != nil {
-		t.Fatalf("grpc endpoint: %v", err)
+	md := cfg.Metadata
+	if md == nil {
+		md = map[string]string{"weight": "10", "zone": "test"}
 	}
-	hu, err := hs.Endpoint()
-	if err != nil {
-		t.Fatalf("http endpoint: %v", err)
-	}
-	a := &App{
-		ID:       id,
-		GRPCAddr: gu.Host,
-		HTTPAddr: hu.Host,
-		done:     make(chan error, 1),
-		app: kratos.New(
-			kratos.ID(id),
-			kratos.Name(name),
-			kratos.Version("v1.0.0"),
-			kratos.Metadata(map[string]string{"weight": "10", "zone": "test"}),
-			kratos.Server(gs, hs),
-			kratos.Registrar(reg),
-			kratos.StopTimeout(5*time.Second),
-		),
-	}
+	a.app = kratos.New(
+		kratos.ID(id),
+		kratos.Name(name),
+		kratos.Version("v1.0.0"),
+		kratos.Metadata(md),
+		kratos.Server(gs, hs),
+		kratos.Registrar(reg),
+		kratos.StopTimeout(5*time.Second),
+	)
 	go func() { a.done <- a.app.Run() }()
 	t.Cleanup(func() { a.Stop(t) })
 	return a
 }
 
-// Stop stops the app (deregistering it) and waits for Run to return.
+func (a *App) proxy(t testing.TB, target string) (*faultproxy.Proxy, string) {
+	t.Helper()
+	// A port below the ephemeral range, free again for Revive.
+	port, err := freeport.TCP()
+	if err != nil {
+		t.Fatalf("proxy port: %v", err)
+	}
+	p, err := faultproxy.Listen(net.JoinHostPort("127.0.0.1", strconv.Itoa(port)), target)
+	if err != nil {
+		t.Fatalf("proxy: %v", err)
+	}
+	t.Cleanup(func() { a.closeProxies() })
+	return p, p.Addr()
+}
+
+func (a *App) closeProxies() {
+	for _, p := range []*faultproxy.Proxy{a.GRPCProxy, a.HTTPProxy} {
+		if p != nil {
+			p.Close()
+		}
+	}
+}
+
+// Kill makes a proxied app look dead to its clients, as a killed process
+// does: its connections are reset and new ones refused. It stays
+// registered and keeps running behind the proxies.
+func (a *App) Kill() { a.closeProxies() }
+
+// Revive brings a killed app back at the same addresses.
+func (a *App) Revive(t testing.TB) {
+	t.Helper()
+	var err error
+	testutil.WaitFor(t, Timeout, "proxies listen again", func() string {
+		if a.GRPCProxy, err = faultproxy.Listen(a.GRPCAddr, a.grpcTarget); err != nil {
+			return err.Error()
+		}
+		return ""
+	})
+	testutil.WaitFor(t, Timeout, "proxies listen again", func() string {
+		if a.HTTPProxy, err = faultproxy.Listen(a.HTTPAddr, a.httpTarget); err != nil {
+			return err.Error()
+		}
+		return ""
+	})
+}
+
+// Cut cuts a proxied app off silently: its traffic is held, its
+// connections stay open, nothing is reset.
+func (a *App) Cut() {
+	a.GRPCProxy.Partition()
+	a.HTTPProxy.Partition()
+}
+
+// Heal ends Cut.
+func (a *App) Heal() {
+	a.GRPCProxy.Heal()
+	a.HTTPProxy.Heal()
+}
+
+// Stop stops the app (deregistering it) and waits for Run to return. A
+// proxied app's proxies are closed first.
 func (a *App) Stop(t testing.TB) {
 	t.Helper()
 	if a.stopped {
 		return
 	}
 	a.stopped = true
+	a.closeProxies() // a cut proxy would hold the servers' graceful stop
 	if err := a.app.Stop(); err != nil {
 		t.Errorf("app %s: Stop: %v", a.ID, err)
 	}
@@ -99,14 +198,20 @@ func (a *App) Stop(t testing.TB) {
 // GRPCClient dials discovery:///name through d.
 func GRPCClient(t testing.TB, d kratosregistry.Discovery, name string, opts ...grpc.DialOption) *grpc.ClientConn {
 	t.Helper()
+	return GRPCClientWith(t, d, name, kgrpc.WithOptions(opts...))
+}
+
+// GRPCClientWith dials discovery:///name through d with Kratos client
+// options.
+func GRPCClientWith(t testing.TB, d kratosregistry.Discovery, name string, opts ...kgrpc.ClientOption) *grpc.ClientConn {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), Timeout)
 	t.Cleanup(cancel)
-	conn, err := kgrpc.DialInsecure(ctx,
-		kgrpc.WithEndpoint("discovery:///"+name),
+	conn, err := kgrpc.DialInsecure(ctx, append([]kgrpc.ClientOption{
+		kgrpc.WithEndpoint("discovery:///" + name),
 		kgrpc.WithDiscovery(d),
 		kgrpc.WithPrintDiscoveryDebugLog(false),
-		kgrpc.WithOptions(opts...),
-	)
+	}, opts...)...)
 	if err != nil {
 		t.Fatalf("grpc dial discovery:///%s: %v", name, err)
 	}

@@ -1,0 +1,159 @@
+package nearest
+
+import (
+	"context"
+	"sync"
+	"time"
+
+	"github.com/regchain/regchain/locality"
+	"github.com/regchain/regchain/registry"
+)
+
+// LevelOf returns the level of an instance with metadata md relative to a
+// client at self (rule 1): the nearest of locality.LevelZone,
+// locality.LevelRegion and locality.LevelAny the instance belongs to.
+func LevelOf(self locality.Locality, md map[string]string) locality.Level {
+	in := registry.Instance{Metadata: md}
+	for lvl := locality.LevelZone; lvl < locality.LevelAny; lvl++ {
+		if self.Matches(lvl, &in) {
+			return lvl
+		}
+	}
+	return locality.LevelAny
+}
+
+// Pick returns the candidates a call may go to now (rule 3), in their
+// order, and their level: the available ones of the nearest level that
+// has any. at gives a candidate's level and Endpoint (a nil Endpoint is
+// never ejected); tried is the call's record of the endpoints it already
+// tried, or nil. When no candidate is available, Pick returns the
+// non-ejected candidates of the nearest level with any, tried or not; when
+// every candidate is ejected, the candidates of the nearest level. It
+// returns nil only for no candidates. The result is a new slice.
+//
+// An endpoint on probation that Pick returns as available is held for
+// this call (rule 5): other calls do not get it until this one's outcome
+// is reported, or BaseTime has passed.
+func Pick[N any](nodes []N, at func(N) (locality.Level, *Endpoint), tried *Tried) (locality.Level, []N) {
+	for {
+		lvl, out, raced := pick(nodes, at, tried, time.Now())
+		if !raced {
+			return lvl, out
+		}
+		// Another call took the probe of the only candidate left: pick
+		// again without it.
+	}
+}
+
+// Classes of candidates, from worst to best (rule 3).
+const (
+	classAny        = iota // ejected, or on probation with its probe held
+	classNotEjected        // tried by this call
+	classAvailable         // not ejected, not tried
+)
+
+func pick[N any](nodes []N, at func(N) (locality.Level, *Endpoint), tried *Tried, now time.Time) (locality.Level, []N, bool) {
+	if len(nodes) == 0 {
+		return locality.LevelAny, nil, false
+	}
+	class := func(n N) (locality.Level, int, *Endpoint) {
+		lvl, ep := at(n)
+		switch {
+		case ep != nil && !ep.usable(now):
+			return lvl, classAny, ep
+		case tried.Has(ep):
+			return lvl, classNotEjected, ep
+		default:
+			return lvl, classAvailable, ep
+		}
+	}
+	// The nearest level per class, in one pass.
+	var best [3]locality.Level
+	for i := range best {
+		best[i] = locality.LevelAny + 1
+	}
+	for _, n := range nodes {
+		lvl, c, _ := class(n)
+		for i := classAny; i <= c; i++ {
+			best[i] = min(best[i], lvl)
+		}
+	}
+	want := classAvailable
+	for best[want] > locality.LevelAny {
+		want--
+	}
+	lvl := best[want]
+	out := make([]N, 0, len(nodes))
+	claimed := false // a candidate was left out because another call holds its probe
+	for _, n := range nodes {
+		l, c, ep := class(n)
+		if l != lvl || c < want {
+			continue
+		}
+		if want > classAny && ep != nil && !ep.claim(now) {
+			claimed = true
+			continue
+		}
+		out = append(out, n)
+	}
+	return lvl, out, len(out) == 0 && claimed
+}
+
+// Tried records the endpoints the attempts of one call went to (rule 6).
+// A nil *Tried records nothing and has tried nothing. It is safe for
+// concurrent use.
+type Tried struct {
+	mu  sync.Mutex // guards eps
+	eps []*Endpoint
+}
+
+// Add records that an attempt went to e.
+func (t *Tried) Add(e *Endpoint) {
+	if t == nil || e == nil {
+		return
+	}
+	t.mu.Lock()
+	t.eps = append(t.eps, e)
+	t.mu.Unlock()
+}
+
+// Has reports whether an attempt went to e.
+func (t *Tried) Has(e *Endpoint) bool {
+	if t == nil || e == nil {
+		return false
+	}
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	for _, x := range t.eps {
+		if x == e {
+			return true
+		}
+	}
+	return false
+}
+
+// Len returns the number of attempts recorded.
+func (t *Tried) Len() int {
+	if t == nil {
+		return 0
+	}
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return len(t.eps)
+}
+
+type triedKey struct{}
+
+// WithTried returns ctx carrying a new Tried record for one call, and the
+// record. A door's retry logic calls it once per call, before the first
+// attempt; its picker finds the record with TriedFrom.
+func WithTried(ctx context.Context) (context.Context, *Tried) {
+	t := &Tried{}
+	return context.WithValue(ctx, triedKey{}, t), t
+}
+
+// TriedFrom returns the record ctx carries, or nil.
+func TriedFrom(ctx context.Context) *Tried {
+	t, _ := ctx.Value(triedKey{}).(*Tried)
+	return t
+}

@@ -1,0 +1,125 @@
+package nearest_test
+
+import (
+	"testing"
+	"testing/synctest"
+	"time"
+
+	"github.com/regchain/regchain/locality/nearest"
+)
+
+// step is one action on an endpoint and the state expected after it.
+type step struct {
+	wait    time.Duration // fake time to let pass first
+	report  string        // "ok", "fail" or "" (none)
+	ejected bool
+	ejects  int // Ejections after the step
+}
+
+func runSteps(t *testing.T, cfg nearest.Ejection, steps []step) {
+	t.Helper()
+	synctest.Test(t, func(t *testing.T) {
+		e := nearest.NewTracker(cfg).Endpoint("svc|grpc://10.0.0.1:1")
+		for i, s := range steps {
+			time.Sleep(s.wait)
+			switch s.report {
+			case "ok":
+				e.Report(false)
+			case "fail":
+				e.Report(true)
+			}
+			st := e.State(time.Now())
+			if st.Ejected != s.ejected || st.Ejections != s.ejects || e.Available(time.Now()) == s.ejected {
+				t.Fatalf("step %d (%+v): state %+v, want ejected=%v ejections=%d", i, s, st, s.ejected, s.ejects)
+			}
+		}
+	})
+}
+
+func TestEjectionDefaults(t *testing.T) {
+	runSteps(t, nearest.Ejection{}, []step{
+		{report: "fail"}, {report: "fail"},
+		{report: "ok"}, // a success resets the count
+		{report: "fail"}, {report: "fail"},
+		{report: "fail", ejected: true, ejects: 1}, // third in a row: 5s
+		{report: "ok", ejected: true, ejects: 1},   // in flight before the ejection: no news
+		{report: "fail", ejected: true, ejects: 1}, // nor does a late failure extend it
+		{wait: 5*time.Second - time.Nanosecond, ejected: true, ejects: 1},
+		{wait: time.Nanosecond, ejects: 1},                                 // re-admitted, on probation
+		{report: "fail", ejected: true, ejects: 2},                         // one failure on probation: 10s
+		{wait: 10 * time.Second, ejects: 2},                                //
+		{report: "fail", ejected: true, ejects: 3},                         // 20s
+		{wait: 20 * time.Second, report: "fail", ejected: true, ejects: 4}, // 40s
+		{wait: 40 * time.Second, report: "fail", ejected: true, ejects: 5}, // 80s capped at 60s
+		{wait: 60*time.Second - time.Nanosecond, ejected: true, ejects: 5},
+		{wait: time.Nanosecond, report: "fail", ejected: true, ejects: 6}, // still 60s
+		{wait: 60 * time.Second, report: "ok"},                            // answered: probation over
+		{report: "fail"}, {report: "fail"},
+		{report: "fail", ejected: true, ejects: 1}, // back to three failures and 5s
+		{wait: 5 * time.Second, ejects: 1},
+	})
+}
+
+func TestEjectionSettings(t *testing.T) {
+	t.Run("never", func(t *testing.T) {
+		steps := make([]step, 20)
+		for i := range steps {
+			steps[i] = step{report: "fail"}
+		}
+		runSteps(t, nearest.Ejection{ConsecutiveFailures: -1}, steps)
+	})
+	t.Run("one failure, max below base", func(t *testing.T) {
+		runSteps(t, nearest.Ejection{ConsecutiveFailures: 1, BaseTime: time.Second, MaxTime: time.Millisecond}, []step{
+			{report: "fail", ejected: true, ejects: 1},
+			{wait: time.Second, report: "fail", ejected: true, ejects: 2}, // max raised to base: 1s again
+			{wait: time.Second, ejects: 2},
+		})
+	})
+}
+
+func TestTrackerKeys(t *testing.T) {
+	tr := nearest.NewTracker(nearest.Ejection{ConsecutiveFailures: 1})
+	a, b := tr.Endpoint("a"), tr.Endpoint("b")
+	if tr.Endpoint("a") != a || a == b || a.Key() != "a" {
+		t.Fatal("Endpoint does not give one Endpoint per key")
+	}
+	b.Report(true)
+	if got := tr.Ejected(time.Now()); len(got) != 1 || got[0] != "b" {
+		t.Fatalf("Ejected = %v, want [b]", got)
+	}
+}
+
+// TestTrackerForgets: idle endpoints that are not ejected are dropped once
+// the tracker has grown; ejected and recently used ones stay.
+func TestTrackerForgets(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		tr := nearest.NewTracker(nearest.Ejection{ConsecutiveFailures: 1, BaseTime: time.Hour, MaxTime: time.Hour})
+		old := tr.Endpoint("old")
+		ejected := tr.Endpoint("ejected")
+		for i := range 1022 {
+			tr.Endpoint(string(rune('a'+i%26)) + time.Duration(i).String())
+		}
+		time.Sleep(time.Hour + 10*time.Minute + time.Second)
+		ejected.Report(true)
+		tr.Endpoint("trigger") // the 1025th: sweeps
+		if tr.Endpoint("old") == old {
+			t.Error("an idle endpoint was kept")
+		}
+		if tr.Endpoint("ejected") != ejected {
+			t.Error("an ejected endpoint was forgotten")
+		}
+	})
+}
+
+func TestTrackerForget(t *testing.T) {
+	tr := nearest.NewTracker(nearest.Ejection{ConsecutiveFailures: 1})
+	a, b := tr.Endpoint("svc|a"), tr.Endpoint("other|b")
+	a.Report(true)
+	tr.Forget("svc|")
+	if tr.Endpoint("svc|a") == a || tr.Endpoint("other|b") != b {
+		t.Fatal("Forget dropped the wrong endpoints")
+	}
+	if got := tr.Ejected(time.Now()); len(got) != 0 {
+		t.Fatalf("Ejected after Forget = %v", got)
+	}
+}
