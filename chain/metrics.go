@@ -23,13 +23,13 @@ type metrics struct {
 	recentMu sync.Mutex // guards recent
 	recent   []Switch   // the last maxRecent source switches, oldest first
 
-	lat latency // per-tier latency histograms, degradation level (latency.go)
+	lat latency // per-tier latency histograms (latency.go)
 
 	tierUp, tierFailures, tierDowns, replays, pending   *prometheus.Desc
 	failoverD, failbackD, heldD, confirmedD, discardedD *prometheus.Desc
 	releasedD, rollbacksD, evictionsD                   *prometheus.Desc
 	services, frozen, snapCommits, snapErrors           *prometheus.Desc
-	snapLastSave, snapAge, snapEntries                  *prometheus.Desc
+	snapLastSave, snapAge, snapEntries, level           *prometheus.Desc
 }
 
 func (m *metrics) init(c *Chain) {
@@ -57,6 +57,7 @@ func (m *metrics) init(c *Chain) {
 	m.snapLastSave = d("snapshot_last_save_timestamp_seconds", "When the snapshot was last saved (Unix time), 0 if never.")
 	m.snapAge = d("snapshot_served_age_seconds", "Age of the oldest state served from the snapshot, 0 if none is.")
 	m.snapEntries = d("snapshot_services", "Services the snapshot holds.")
+	m.level = d("degradation_level", "The chain's degradation level: 0 all tiers healthy, 1 failed over (a tier down or serving from the snapshot), 2 serving a static tier, 3 registrations cannot be written anywhere.")
 	m.lat.init(c)
 }
 
@@ -108,7 +109,7 @@ func (k collector) Describe(ch chan<- *prometheus.Desc) {
 		m.tierUp, m.tierFailures, m.tierDowns, m.replays, m.pending,
 		m.failoverD, m.failbackD, m.heldD, m.confirmedD, m.discardedD,
 		m.releasedD, m.rollbacksD, m.evictionsD,
-		m.services, m.frozen, m.snapCommits, m.snapErrors, m.snapLastSave, m.snapAge, m.snapEntries,
+		m.services, m.frozen, m.snapCommits, m.snapErrors, m.snapLastSave, m.snapAge, m.snapEntries, m.level,
 	} {
 		ch <- d
 	}
@@ -160,7 +161,8 @@ func (k collector) Collect(ch chan<- prometheus.Metric) {
 	gauge(m.snapLastSave, last)
 	gauge(m.snapAge, st.Snapshot.ServedAge.Seconds())
 	gauge(m.snapEntries, float64(st.Snapshot.Services))
-	m.lat.collect(c, ch)
+	gauge(m.level, float64(st.Degradation.Level))
+	m.lat.collect(ch)
 }
 
 func b2f(b bool) float64 {
