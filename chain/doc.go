@@ -281,23 +281,31 @@
 //
 // # Files
 //
-//   - chain.go: New, the Chain type, Close, Ping, the control loop.
-//   - state.go: a served state and the tier masks.
+// Each file owns one part; only chain.go, which builds and ends the
+// others, and the files that read the Chain's fields use each other both
+// ways (scripts/shape.sh -pairs lists such pairs).
+//
+//   - chain.go: New, the Chain type, Close, Ping, the control loop, the
+//     reactions to a tier's health.
+//   - options.go: the options.
+//   - state.go: a served state, its Derive memo, the tier masks.
 //   - decide.go: the rules (pure).
-//   - service.go: one service: inputs, decisions applied, tier watches.
-//   - tierwatch.go, pump.go: watching a tier (per service, and discovery).
-//   - guard.go: a held drop's confirming re-reads.
-//   - read.go, view.go, derive.go: reads (GetService, Lookup, Derive).
+//   - service.go: one service: its inputs, decisions carried out, its tier
+//     watches, its held drop's confirming re-reads.
+//   - tierwatch.go: watching a tier (per service, discovery, and the pump
+//     that reads a tier's watchers from one goroutine).
+//   - read.go, derive.go: reads (GetService, Lookup, View, Answer, Derive).
 //   - list.go: ListServices.
 //   - watch.go: Watch and the watch-all feeds.
 //   - writes.go, registrations.go, regtiers.go, drain.go: the chain's own
 //     registrations.
-//   - tier.go: a tier's health and probes.
+//   - tier.go, probe.go: a tier's health, and its probes.
 //   - snapshot.go: the last accepted and last known good states, the store.
 //   - ops.go, switchfile.go: the operator's switches.
-//   - status.go, level.go, metrics.go, latency.go: what the chain reports.
-//   - janitor.go: forgetting services nobody needs.
-//   - options.go: the options.
+//   - status.go, level.go, metrics.go, latency.go, collector.go: what the
+//     chain reports, and its Prometheus collector.
+//   - janitor.go: the service map: forgetting services nobody needs.
+//   - tidy.go, feed.go: small helpers.
 //
 // # Caveats
 //

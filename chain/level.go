@@ -193,3 +193,16 @@ func (c *Chain) noteLevel(d Degradation) time.Time {
 	}
 	return l.since
 }
+
+// extState is the state of the operator features and the latency
+// histograms.
+type extState struct {
+	level levelState
+	// switchOn is whether the switch file existed at the last poll; it is
+	// only touched by the ops loop.
+	switchOn bool
+}
+
+// levelInterval is how often the ops loop computes the degradation level,
+// so that a change is logged and exported even when nobody asks.
+const levelInterval = time.Second

@@ -2,6 +2,9 @@ package chain
 
 import (
 	"context"
+	"errors"
+	"fmt"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -203,7 +206,7 @@ func (s *service) applyLocked(in *decideIn, d decision, now time.Time) {
 	if v := s.cur.Load(); v != nil && v.expired(now) && s.toldOld != v {
 		// Rule 6: the served snapshot state is, or has grown, too old.
 		s.toldOld = v
-		s.failFeedsLocked(v.tooOld(c, "watch", s.name))
+		s.failFeedsLocked(v.tooOld("watch", s.name))
 	}
 	started := s.watchLocked(d.watch)
 	s.armRecheckLocked(d.recheck, started, now)
@@ -434,40 +437,120 @@ func (s *service) closeLocked() map[*registry.Feed]struct{} {
 	return feeds
 }
 
-// watch starts a chain watcher on the service. It returns errEvicted when
-// the janitor removed the service meanwhile: the caller retries.
-func (s *service) watch(ctx context.Context) (registry.Watcher, error) {
-	f := newFeed(ctx, func(f *registry.Feed) {
-		s.mu.Lock()
-		delete(s.feeds, f)
-		s.mu.Unlock()
+// publishAll hands u to every watch-all feed. Called with the service's
+// lock held, which orders the publishes of one service.
+func (c *Chain) publishAll(u *registry.Update) {
+	c.allMu.Lock()
+	defer c.allMu.Unlock()
+	for f := range c.allFeeds {
+		f.Publish(shallow(u))
+	}
+}
+
+// failAll reports err to every watch-all feed as a transient error. Called
+// with the service's lock held, like publishAll.
+func (c *Chain) failAll(err error) {
+	c.allMu.Lock()
+	defer c.allMu.Unlock()
+	for f := range c.allFeeds {
+		f.Fail(err)
+	}
+}
+
+func startTierWatcher(s *service, t *tier) *tierWatcher {
+	return spawnWatcher(s.c, t, s.name, s.onTierUpdate, s.onTierError)
+}
+
+// armRereadLocked schedules the next confirming re-read of the held drop
+// in d.
+func (s *service) armRereadLocked(d time.Duration) {
+	if s.holdT != nil {
+		s.holdT.Stop()
+	}
+	gen := s.holdGen
+	s.holdT = time.AfterFunc(d, func() {
+		s.c.spawn(func() { s.reread(gen) })
 	})
+}
+
+// reread re-reads the tiers a held drop came from and hands the states to
+// decide as a confirming read. A tier whose watcher delivered a state
+// while the re-read was in flight keeps that state: it may be newer than
+// the re-read's, and nothing would correct an older one.
+func (s *service) reread(gen uint64) {
+	c := s.c
 	s.mu.Lock()
-	if s.closed {
-		evicted := s.evicted
+	if s.closed || s.hold == nil || s.holdGen != gen {
 		s.mu.Unlock()
-		// Ended outside the lock: the feed's onStop takes it.
-		err := s.c.errClosed("watch " + s.name)
-		if evicted {
-			err = errEvicted
+		return
+	}
+	mask := s.hold.mask
+	before := slices.Clone(s.data)
+	s.mu.Unlock()
+
+	got := make([]*registry.Update, len(c.tiers))
+	var failed error
+	for m := mask; m != 0; m &= m - 1 {
+		i := lowest(m, len(c.tiers))
+		u, err := c.readTier(c.ctx, c.tiers[i], s.name)
+		if err != nil {
+			failed = err
+			break
 		}
-		f.End(err)
+		got[i] = u
+	}
+	if c.ctx.Err() != nil {
+		return
+	}
+
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed || s.hold == nil || s.holdGen != gen {
+		return
+	}
+	if failed != nil {
+		c.log.Info("chain: re-read of a held drop failed; retrying", "service", s.name, "error", failed)
+		s.armRereadLocked(c.opts.guard.interval())
+		return
+	}
+	for i, u := range got {
+		if u != nil && s.watchers[i] != nil && (s.data[i] == nil || s.data[i] == before[i]) {
+			s.data[i] = u
+			if len(u.Instances) > 0 {
+				s.auth |= bit(i)
+			}
+		}
+	}
+	s.holdT = nil
+	s.recomputeLocked(time.Now(), true, false)
+	if s.hold != nil && s.holdGen == gen && s.holdT == nil {
+		s.armRereadLocked(c.opts.guard.interval())
+	}
+}
+
+// readTier reads one service from one tier for the chain's own account (a
+// first read or a re-read), bounded by the call timeout. ErrNotFound is an
+// empty state. A read that only ran out of time says nothing about the
+// tier's health (a slow answer is not a failure); an ErrUnavailable does.
+func (c *Chain) readTier(ctx context.Context, t *tier, name string) (*registry.Update, error) {
+	cctx, cancel := context.WithTimeoutCause(ctx, c.opts.callTimeout, errCallTimeout)
+	defer cancel()
+	start := time.Now()
+	got, err := t.reg.GetService(cctx, name)
+	c.m.lat.observe(c.m.lat.read, t.name, start, ignoreNotFound(err))
+	switch {
+	case err == nil:
+		t.report(nil, false)
+	case errors.Is(err, registry.ErrNotFound):
+		t.report(nil, false)
+		got, err = nil, nil
+	case ctx.Err() != nil:
+		return nil, err // the caller gave up: not the tier's fault
+	case context.Cause(cctx) == errCallTimeout:
+		return nil, fmt.Errorf("%w: %w: %w", registry.ErrUnavailable, errCallTimeout, err)
+	default:
+		t.report(err, false)
 		return nil, err
 	}
-	defer s.mu.Unlock()
-	select {
-	case <-f.Done():
-		return f, nil // ctx was done already; onStop may have run
-	default:
-	}
-	s.feeds[f] = struct{}{}
-	switch v := s.cur.Load(); {
-	case v != nil && v.expired(time.Now()):
-		f.Fail(v.tooOld(s.c, "watch", s.name))
-	case v != nil:
-		f.Publish(v.publishable())
-	case s.firstErr != nil:
-		f.Fail(s.firstErr)
-	}
-	return f, nil
+	return &registry.Update{Service: name, Instances: c.hideGone(name, tidy(got)), Source: t.name, Time: time.Now()}, nil
 }

@@ -3,9 +3,10 @@ package chain
 import (
 	"slices"
 
-	"github.com/regchain/regchain/registry"
 	"strings"
 	"time"
+
+	"github.com/regchain/regchain/registry"
 )
 
 // Status is a point-in-time report of the chain, for readiness probes and
@@ -37,14 +38,6 @@ type Status struct {
 	Guard GuardStatus
 	// Degradation is the chain's degradation level (level.go).
 	Degradation Degradation
-}
-
-// Switch is one change of a service's source.
-type Switch struct {
-	Time     time.Time
-	Service  string
-	From, To string // sources, as in Update.Source
-	Failback bool   // to a higher tier (or off the snapshot); false: a failover
 }
 
 // GuardStatus counts what the empty-push protection did.

@@ -7,19 +7,6 @@ import (
 	"time"
 )
 
-// extState is the state of the operator features and the latency
-// histograms.
-type extState struct {
-	level levelState
-	// switchOn is whether the switch file existed at the last poll; it is
-	// only touched by the ops loop.
-	switchOn bool
-}
-
-// levelInterval is how often the ops loop computes the degradation level,
-// so that a change is logged and exported even when nobody asks.
-const levelInterval = time.Second
-
 // startExt starts the operator features' loop. It is called once by New,
 // after the tiers' loops are started. A switch file present at start
 // freezes the chain before New returns.
