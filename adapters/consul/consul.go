@@ -28,6 +28,7 @@ type Registry struct {
 	cancel context.CancelFunc
 	wg     sync.WaitGroup // keepalive goroutines and the hub's scheduler
 	locks  keyLocks       // serialises Register/Deregister per instance ID
+	beats  chan struct{}  // a slot per heartbeat in flight: at most maxBeats at once
 
 	mu     sync.Mutex // guards the fields below
 	closed bool
@@ -58,6 +59,7 @@ func New(cfg Config) (*Registry, error) {
 		regs:   make(map[string]*registration),
 		bySID:  make(map[string]*registration),
 		feeds:  make(map[*registry.Feed]struct{}),
+		beats:  make(chan struct{}, maxBeats),
 	}
 	if r.client == nil {
 		ac := consulapi.DefaultConfig()

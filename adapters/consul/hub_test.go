@@ -29,7 +29,7 @@ import (
 const connLimit = 16
 
 // maxHubConns bounds the connections a registry of TestHub may hold at
-// once: the hub's maxReads+2, plus heartbeats and the test's own calls,
+// once: the hub's maxReads+2, plus heartbeats (maxBeats) and the test's own calls,
 // plus what net/http dials when a request starts while a finished one's
 // connection is still on its way back to the idle pool (seen under load:
 // one to four more than the requests in flight). It stays below the
