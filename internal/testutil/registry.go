@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sync"
 	"testing"
 	"time"
 
@@ -63,7 +64,9 @@ type Reader struct {
 	// C delivers every Next result, for a test that looks at one itself.
 	C      <-chan WatchResult
 	source string
-	latest map[string]*registry.Update // last Update per service, read by Until
+
+	mu     sync.Mutex                  // guards latest
+	latest map[string]*registry.Update // last Update per service read from the watcher, read by Until
 }
 
 // WatchResult is one Next result.
@@ -87,6 +90,13 @@ func WatchReader(tb testing.TB, r registry.Registry, name, source string) *Reade
 		defer close(done)
 		for {
 			u, err := w.Next()
+			if err == nil {
+				// Recorded before it is handed over, so that a test that
+				// reads C itself leaves Until knowing the state.
+				rd.mu.Lock()
+				rd.latest[u.Service] = u
+				rd.mu.Unlock()
+			}
 			select {
 			case ch <- WatchResult{u, err}:
 			case <-stop:
@@ -106,7 +116,7 @@ func WatchReader(tb testing.TB, r registry.Registry, name, source string) *Reade
 }
 
 // Until waits until the latest Update of svc (possibly one received
-// earlier) holds exactly want and returns how long it took and how many
+// earlier, through Until or read from C by the test) holds exactly want and returns how long it took and how many
 // transient errors came meanwhile (they are logged). The watch ending, or
 // timeout passing, fails tb.
 func (rd *Reader) Until(tb testing.TB, timeout time.Duration, svc string, want ...*registry.Instance) (time.Duration, int) {
@@ -114,7 +124,9 @@ func (rd *Reader) Until(tb testing.TB, timeout time.Duration, svc string, want .
 	start := time.Now()
 	timer := time.NewTimer(timeout)
 	defer timer.Stop()
+	rd.mu.Lock()
 	last := rd.latest[svc]
+	rd.mu.Unlock()
 	if last != nil && registry.EqualInstances(last.Instances, want) {
 		return 0, 0
 	}
@@ -133,7 +145,6 @@ func (rd *Reader) Until(tb testing.TB, timeout time.Duration, svc string, want .
 			if (rd.source != "" && res.U.Source != rd.source) || res.U.Revision == 0 || res.U.Time.IsZero() {
 				tb.Errorf("Update %+v lacks Source, Revision or Time", res.U)
 			}
-			rd.latest[res.U.Service] = res.U
 			if res.U.Service != svc {
 				continue
 			}
