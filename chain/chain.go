@@ -53,6 +53,7 @@ type Chain struct {
 	frozen atomic.Bool
 	m      metrics
 	snap   *snapshot
+	pumps  []*pump  // per tier: reads the tier's Notifier watchers (tierwatch.go)
 	ext    extState // degradation level, switch file (level.go, switchfile.go)
 
 	goMu     sync.Mutex // guards goClosed and wg.Add
@@ -138,7 +139,9 @@ func New(tiers []Tier, opts ...Option) (*Chain, error) {
 	c.spawn(c.snap.flusher)
 	c.spawn(c.janitor)
 	for _, t := range c.tiers {
-		c.spawn(func() { t.pump.run(c.ctx) })
+		p := newPump()
+		c.pumps = append(c.pumps, p)
+		c.spawn(func() { p.run(c.ctx) })
 		c.spawn(t.probeLoop)
 		if !t.readOnly {
 			c.spawn(t.replayLoop)
@@ -214,7 +217,7 @@ func (c *Chain) reconcileAll() {
 	now := time.Now()
 	for _, s := range c.serviceList() {
 		s.mu.Lock()
-		s.reconcileLocked(now)
+		s.recomputeLocked(now, false, false)
 		s.mu.Unlock()
 	}
 	c.allMu.Lock()
@@ -383,4 +386,39 @@ func (c *Chain) call(ctx context.Context, t *tier, fn func(ctx context.Context) 
 // the chain's own timeouts in it).
 func failover(err error) bool {
 	return errors.Is(err, registry.ErrUnavailable)
+}
+
+func (c *Chain) onTierDown(t *tier, err error) {
+	c.log.Warn("chain: tier down", "tier", t.name, "error", err)
+	c.wakeControl()
+}
+
+func (c *Chain) onTierUp(t *tier) {
+	c.log.Info("chain: tier up", "tier", t.name)
+	if !t.readOnly {
+		c.replayAll(t)
+	}
+	c.wakeControl()
+}
+
+// confirmServed moves the confirmation time of every service served from a tier
+// that is up to now, so that the stored age stays truthful after a crash.
+func (c *Chain) confirmServed(now time.Time) {
+	s := c.snap
+	if s.store == nil || c.frozen.Load() {
+		return
+	}
+	for _, svc := range c.serviceList() {
+		v := svc.cur.Load()
+		if v == nil || v.mask == 0 {
+			continue
+		}
+		up := true
+		for m := v.mask; m != 0; m &= m - 1 {
+			up = up && c.tiers[lowest(m, len(c.tiers))].isUp()
+		}
+		if up {
+			s.touch(svc.name, now)
+		}
+	}
 }

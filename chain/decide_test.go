@@ -2,7 +2,6 @@ package chain
 
 import (
 	"fmt"
-	"slices"
 	"testing"
 	"time"
 
@@ -30,8 +29,10 @@ func ids2(u *registry.Update) string {
 }
 
 // tin is a tier that is up, stable and not late.
+// The tier is watched; a nil data is a first state on its way since the
+// decision's now (decideCase sets since).
 func tin(name string, auth bool, data *registry.Update) tierIn {
-	return tierIn{name: name, up: true, stable: true, auth: auth, data: data}
+	return tierIn{name: name, up: true, watched: true, stable: true, auth: auth, data: data, fresh: data != nil}
 }
 
 func down(name string, auth bool, data *registry.Update) tierIn {
@@ -50,6 +51,8 @@ func TestDecide(t *testing.T) {
 		hold     string // "" none, else "count/reads"
 		event    guardEvent
 		unpin    bool
+		// unavailable: a first read fails now
+		unavailable bool
 	}{
 		{
 			name: "first state from the first tier",
@@ -63,7 +66,7 @@ func TestDecide(t *testing.T) {
 		},
 		{
 			name: "first tier late: take the next",
-			in:   decideIn{tiers: []tierIn{{name: "t1", up: true, late: true}, tin("t2", false, st("t2", "a"))}},
+			in:   decideIn{tiers: []tierIn{{name: "t1", up: true, watched: true, failed: true}, tin("t2", false, st("t2", "a"))}},
 			want: "t2[a]", wantMask: 2,
 		},
 		{
@@ -74,7 +77,7 @@ func TestDecide(t *testing.T) {
 		{
 			name: "source down, next tier no authority: the snapshot serves",
 			in: decideIn{
-				cur:   &view{u: st("t1", "a", "b"), mask: 1},
+				cur:   &state{u: st("t1", "a", "b"), mask: 1},
 				tiers: []tierIn{down("t1", true, nil), tin("t2", false, st("t2"))},
 				snap:  st(SnapshotSource, "a", "b"),
 			},
@@ -87,103 +90,103 @@ func TestDecide(t *testing.T) {
 		},
 		{
 			name: "every tier down, no snapshot: keep",
-			in:   decideIn{cur: &view{u: st("t1", "a"), mask: 1}, tiers: []tierIn{down("t1", true, nil)}},
+			in:   decideIn{cur: &state{u: st("t1", "a"), mask: 1}, tiers: []tierIn{down("t1", true, nil)}},
 			want: "keep",
 		},
 		{
 			name: "authority's drop to zero from a steady tier is held",
-			in:   decideIn{cur: &view{u: five, mask: 1}, tiers: []tierIn{tin("t1", true, st("t1"))}, now: t0},
+			in:   decideIn{cur: &state{u: five, mask: 1}, tiers: []tierIn{tin("t1", true, st("t1"))}, now: t0},
 			want: "keep", hold: "0/0", event: evHeld,
 		},
 		{
 			name: "a mass removal is held",
-			in:   decideIn{cur: &view{u: five, mask: 1}, tiers: []tierIn{tin("t1", true, st("t1", "a", "b"))}, now: t0},
+			in:   decideIn{cur: &state{u: five, mask: 1}, tiers: []tierIn{tin("t1", true, st("t1", "a", "b"))}, now: t0},
 			want: "keep", hold: "2/0", event: evHeld,
 		},
 		{
 			name: "a small removal goes through",
-			in:   decideIn{cur: &view{u: five, mask: 1}, tiers: []tierIn{tin("t1", true, st("t1", "a", "b", "c"))}, now: t0},
+			in:   decideIn{cur: &state{u: five, mask: 1}, tiers: []tierIn{tin("t1", true, st("t1", "a", "b", "c"))}, now: t0},
 			want: "t1[a b c]", wantMask: 1,
 		},
 		{
 			name: "a rolling replacement is no drop",
-			in:   decideIn{cur: &view{u: st("t1", "a", "b"), mask: 1}, tiers: []tierIn{tin("t1", true, st("t1", "c", "d"))}, now: t0},
+			in:   decideIn{cur: &state{u: st("t1", "a", "b"), mask: 1}, tiers: []tierIn{tin("t1", true, st("t1", "c", "d"))}, now: t0},
 			want: "t1[c d]", wantMask: 1,
 		},
 		{
 			name: "the chain's own deregistration is no drop",
 			in: decideIn{
-				cur: &view{u: st("t1", "a"), mask: 1}, tiers: []tierIn{tin("t1", true, st("t1"))}, now: t0,
-				own: func(id string) bool { return id == "a" },
+				cur: &state{u: st("t1", "a"), mask: 1}, tiers: []tierIn{tin("t1", true, st("t1"))}, now: t0,
+				ownRemoved: map[string]bool{"a": true},
 			},
 			want: "t1[]", wantMask: 1,
 		},
 		{
 			name: "re-reads before the window: still held",
 			in: decideIn{
-				cur: &view{u: five, mask: 1}, tiers: []tierIn{tin("t1", true, st("t1"))}, now: t0.Add(45 * time.Second),
-				hold: &heldDrop{mask: 1, since: t0, reads: 2}, reread: true,
+				cur: &state{u: five, mask: 1}, tiers: []tierIn{tin("t1", true, st("t1"))}, now: t0.Add(45 * time.Second),
+				hold: &heldDrop{base: five, bmask: 1, mask: 1, since: t0, reads: 2}, reread: true,
 			},
 			want: "keep", hold: "0/3",
 		},
 		{
 			name: "enough re-reads but the window not over: still held",
 			in: decideIn{
-				cur: &view{u: five, mask: 1}, tiers: []tierIn{tin("t1", true, st("t1"))}, now: t0.Add(30 * time.Second),
-				hold: &heldDrop{mask: 1, since: t0, reads: 5}, reread: true,
+				cur: &state{u: five, mask: 1}, tiers: []tierIn{tin("t1", true, st("t1"))}, now: t0.Add(30 * time.Second),
+				hold: &heldDrop{base: five, bmask: 1, mask: 1, since: t0, reads: 5}, reread: true,
 			},
 			want: "keep", hold: "0/6",
 		},
 		{
 			name: "confirmed: the drop goes through",
 			in: decideIn{
-				cur: &view{u: five, mask: 1}, tiers: []tierIn{tin("t1", true, st("t1"))}, now: t0.Add(60 * time.Second),
-				hold: &heldDrop{mask: 1, since: t0, reads: 3}, reread: true,
+				cur: &state{u: five, mask: 1}, tiers: []tierIn{tin("t1", true, st("t1"))}, now: t0.Add(60 * time.Second),
+				hold: &heldDrop{base: five, bmask: 1, mask: 1, since: t0, reads: 3}, reread: true,
 			},
 			want: "t1[]", wantMask: 1, event: evConfirmed,
 		},
 		{
 			name: "a watch state (not a re-read) does not confirm",
 			in: decideIn{
-				cur: &view{u: five, mask: 1}, tiers: []tierIn{tin("t1", true, st("t1"))}, now: t0.Add(90 * time.Second),
-				hold: &heldDrop{mask: 1, since: t0, reads: 3},
+				cur: &state{u: five, mask: 1}, tiers: []tierIn{tin("t1", true, st("t1"))}, now: t0.Add(90 * time.Second),
+				hold: &heldDrop{base: five, bmask: 1, mask: 1, since: t0, reads: 3},
 			},
 			want: "keep", hold: "0/3",
 		},
 		{
 			name: "the service comes back: the hold is discarded",
 			in: decideIn{
-				cur: &view{u: five, mask: 1}, tiers: []tierIn{tin("t1", true, st("t1", "a", "b", "c", "d"))}, now: t0.Add(10 * time.Second),
-				hold: &heldDrop{mask: 1, since: t0, reads: 1},
+				cur: &state{u: five, mask: 1}, tiers: []tierIn{tin("t1", true, st("t1", "a", "b", "c", "d"))}, now: t0.Add(10 * time.Second),
+				hold: &heldDrop{base: five, bmask: 1, mask: 1, since: t0, reads: 1},
 			},
 			want: "t1[a b c d]", wantMask: 1, event: evDiscarded,
 		},
 		{
 			name: "the drop moves to another tier: its reads start over",
 			in: decideIn{
-				cur:   &view{u: five, mask: 1},
+				cur:   &state{u: five, mask: 1},
 				tiers: []tierIn{down("t1", true, nil), tin("t2", true, st("t2"))}, now: t0.Add(50 * time.Second),
-				hold: &heldDrop{mask: 1, since: t0, reads: 3},
+				hold: &heldDrop{base: five, bmask: 1, mask: 1, since: t0, reads: 3},
 			},
 			want: "keep", hold: "0/0",
 		},
 		{
 			name: "released by the operator",
 			in: decideIn{
-				cur: &view{u: five, mask: 1}, tiers: []tierIn{tin("t1", true, st("t1"))}, now: t0,
-				hold: &heldDrop{mask: 1, since: t0}, release: true,
+				cur: &state{u: five, mask: 1}, tiers: []tierIn{tin("t1", true, st("t1"))}, now: t0,
+				hold: &heldDrop{base: five, bmask: 1, mask: 1, since: t0}, release: true,
 			},
 			want: "t1[]", wantMask: 1, event: evReleased,
 		},
 		{
 			name: "guard disabled",
-			in:   decideIn{cur: &view{u: five, mask: 1}, tiers: []tierIn{tin("t1", true, st("t1"))}, guard: Guard{Disabled: true}},
+			in:   decideIn{cur: &state{u: five, mask: 1}, tiers: []tierIn{tin("t1", true, st("t1"))}, guard: Guard{Disabled: true}},
 			want: "t1[]", wantMask: 1,
 		},
 		{
 			name: "frozen: the last known good, even after an accepted empty state",
 			in: decideIn{
-				frozen: true, cur: &view{u: st("t1"), mask: 1}, tiers: []tierIn{tin("t1", true, st("t1"))},
+				frozen: true, cur: &state{u: st("t1"), mask: 1}, tiers: []tierIn{tin("t1", true, st("t1"))},
 				snap: st(SnapshotSource), good: st(SnapshotSource, "a", "b"),
 			},
 			want: "snapshot[a b]",
@@ -196,7 +199,7 @@ func TestDecide(t *testing.T) {
 		{
 			name: "rolled back: the last known good while the tier says less",
 			in: decideIn{
-				pinned: true, cur: &view{u: st("t1"), mask: 1}, tiers: []tierIn{tin("t1", true, st("t1"))},
+				pinned: true, cur: &state{u: st("t1"), mask: 1}, tiers: []tierIn{tin("t1", true, st("t1"))},
 				good: st(SnapshotSource, "a", "b"),
 			},
 			want: "snapshot[a b]",
@@ -204,7 +207,7 @@ func TestDecide(t *testing.T) {
 		{
 			name: "rolled back until the tier has the service back",
 			in: decideIn{
-				pinned: true, cur: &view{u: st(SnapshotSource, "a", "b")}, tiers: []tierIn{tin("t1", true, st("t1", "a", "c"))},
+				pinned: true, cur: &state{u: st(SnapshotSource, "a", "b")}, tiers: []tierIn{tin("t1", true, st("t1", "a", "c"))},
 				good: st(SnapshotSource, "a", "b"),
 			},
 			want: "t1[a c]", wantMask: 1, unpin: true,
@@ -212,7 +215,7 @@ func TestDecide(t *testing.T) {
 		{
 			name: "after Freeze: judged against the last accepted state, not the operator's",
 			in: decideIn{
-				operator: true, cur: &view{u: st(SnapshotSource, "a", "b")}, tiers: []tierIn{tin("t1", true, st("t1"))},
+				operator: true, cur: &state{u: st(SnapshotSource, "a", "b")}, tiers: []tierIn{tin("t1", true, st("t1"))},
 				snap: st(SnapshotSource), good: st(SnapshotSource, "a", "b"),
 			},
 			want: "t1[]", wantMask: 1,
@@ -220,8 +223,8 @@ func TestDecide(t *testing.T) {
 		{
 			name: "failback waits for hysteresis",
 			in: decideIn{
-				cur:   &view{u: st("t2", "a"), mask: 2},
-				tiers: []tierIn{{name: "t1", up: true, auth: true, data: st("t1", "a", "b")}, tin("t2", true, st("t2", "a"))},
+				cur:   &state{u: st("t2", "a"), mask: 2},
+				tiers: []tierIn{{name: "t1", up: true, watched: true, fresh: true, auth: true, data: st("t1", "a", "b")}, tin("t2", true, st("t2", "a"))},
 			},
 			want: "t2[a]", wantMask: 2,
 		},
@@ -239,8 +242,54 @@ func TestDecide(t *testing.T) {
 			want: "keep",
 		},
 		{
+			name: "frozen keeps a held drop as it is (neither confirmed nor dropped)",
+			in: decideIn{
+				frozen: true, cur: &state{u: five, mask: 1}, tiers: []tierIn{tin("t1", true, st("t1"))}, now: t0.Add(90 * time.Second),
+				good: five, hold: &heldDrop{base: five, bmask: 1, mask: 1, since: t0, reads: 2}, reread: true,
+			},
+			want: "t1[a b c d e]", hold: "0/2",
+		},
+		{
+			name: "a held drop serves what the candidate adds",
+			in: decideIn{
+				cur: &state{u: st(SnapshotSource, "a", "b", "c", "d"), mask: 0}, tiers: []tierIn{tin("t1", true, st("t1", "own"))}, now: t0,
+			},
+			want: "t1+snapshot[a b c d own]", wantMask: 1, hold: "1/0", event: evHeld,
+		},
+		{
+			name: "merge: a tier that is down keeps its last state in the union",
+			in: decideIn{
+				policy: Merge, cur: &state{u: st("t1+t2", "a", "b"), mask: 3},
+				tiers: []tierIn{tin("t1", true, st("t1", "a")), down("t2", true, st("t2", "b"))},
+			},
+			want: "t1+t2[a b]", wantMask: 3,
+		},
+		{
+			name: "merge: a down tier's last state older than the max age leaves the union",
+			in: decideIn{
+				policy: Merge, cur: &state{u: st("t1+t2", "a", "b"), mask: 3}, now: t0, maxAge: time.Minute,
+				tiers: []tierIn{tin("t1", true, st("t1", "a", "c")), down("t2", true, st("t2", "b"))},
+			},
+			want: "t1[a c]", wantMask: 1,
+		},
+		{
+			name: "first view: the snapshot answers while the first tier's state is on its way",
+			in:   decideIn{tiers: []tierIn{tin("t1", false, nil)}, snap: st(SnapshotSource, "a")},
+			want: "snapshot[a]",
+		},
+		{
+			name: "first view: a snapshot state too old is not served meanwhile",
+			in:   decideIn{tiers: []tierIn{tin("t1", false, nil)}, snap: st(SnapshotSource, "a"), now: t0, maxAge: time.Minute},
+			want: "keep",
+		},
+		{
+			name: "first view: nothing up and no snapshot: unavailable at once",
+			in:   decideIn{tiers: []tierIn{down("t1", true, nil), down("t2", false, nil)}},
+			want: "keep", unavailable: true,
+		},
+		{
 			name: "a snapshot state is not judged again",
-			in:   decideIn{cur: &view{u: five, mask: 1}, tiers: []tierIn{down("t1", true, nil)}, snap: st(SnapshotSource, "a")},
+			in:   decideIn{cur: &state{u: five, mask: 1}, tiers: []tierIn{down("t1", true, nil)}, snap: st(SnapshotSource, "a")},
 			want: "snapshot[a]",
 		},
 	}
@@ -253,6 +302,7 @@ func TestDecide(t *testing.T) {
 			if in.name == "" {
 				in.name = "svc"
 			}
+			withDefaults(&in)
 			d := decide(&in)
 			got := ids2(d.u)
 			if d.keep {
@@ -274,10 +324,29 @@ func TestDecide(t *testing.T) {
 			if d.event != c.event {
 				t.Errorf("event %v, want %v", d.event, c.event)
 			}
+			if d.unavailable != c.unavailable {
+				t.Errorf("unavailable %v, want %v", d.unavailable, c.unavailable)
+			}
 			if d.unpin != c.unpin {
 				t.Errorf("unpin %v, want %v", d.unpin, c.unpin)
 			}
 		})
+	}
+}
+
+// withDefaults gives a test's decideIn the chain's default delays, and its
+// watched tiers without a start time one at now (just started).
+func withDefaults(in *decideIn) {
+	if in.hedge == 0 {
+		in.hedge = 100 * time.Millisecond
+	}
+	if in.callTimeout == 0 {
+		in.callTimeout = 2 * time.Second
+	}
+	for i := range in.tiers {
+		if t := &in.tiers[i]; t.watched && t.since.IsZero() {
+			t.since = in.now
+		}
 	}
 }
 
@@ -304,9 +373,39 @@ func TestIsDrop(t *testing.T) {
 		{[]string{"a", "b"}, []string{"x", "y"}, nil, false},
 	}
 	for _, c := range cases {
-		own := func(id string) bool { return slices.Contains(c.own, id) }
+		own := map[string]bool{}
+		for _, id := range c.own {
+			own[id] = true
+		}
 		if got := isDrop(mk(c.cur...), mk(c.next...), 0.5, own); got != c.want {
 			t.Errorf("isDrop(%v -> %v, own %v) = %v, want %v", c.cur, c.next, c.own, got, c.want)
 		}
+	}
+}
+
+// The first view waits for the first tier's state for the hedge delay, and
+// says when to look again; past it, a lower tier's state counts.
+func TestDecideHedge(t *testing.T) {
+	t0 := time.Unix(2000, 0)
+	in := decideIn{name: "svc", now: t0, tiers: []tierIn{tin("t1", false, nil), tin("t2", false, st("t2", "a"))}}
+	withDefaults(&in)
+	d := decide(&in)
+	if !d.keep || !d.recheck.Equal(t0.Add(100*time.Millisecond)) || d.unavailable {
+		t.Fatalf("before the hedge delay: keep %v, recheck %v, unavailable %v; want keep, recheck at +100ms", d.keep, d.recheck.Sub(t0), d.unavailable)
+	}
+	in.now = t0.Add(100 * time.Millisecond)
+	d = decide(&in)
+	if got := ids2(d.u); d.keep || got != "t2[a]" {
+		t.Fatalf("at the hedge delay: served %s (keep %v), want t2[a]", got, d.keep)
+	}
+	if d.watch != 3 {
+		t.Errorf("watch %b, want both tiers (the first may still answer)", d.watch)
+	}
+	// With a state served, the next source's first state is waited for
+	// up to the call timeout.
+	in.cur = &state{u: st(SnapshotSource, "a")}
+	in.now = t0.Add(time.Second)
+	if d := decide(&in); !d.keep || !d.recheck.Equal(t0.Add(2*time.Second)) {
+		t.Errorf("with the snapshot served: keep %v, recheck %v; want keep, recheck at +2s", d.keep, d.recheck.Sub(t0))
 	}
 }

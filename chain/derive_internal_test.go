@@ -22,13 +22,13 @@ func TestDeriveStraddlesRepublish(t *testing.T) {
 	republish := map[string]func(s *service, u *registry.Update){
 		// setViewLocked: a state stored as new (a source switch, a reload).
 		"setView": func(s *service, u *registry.Update) {
-			s.setViewLocked(u, s.view.Load().mask, time.Now())
+			s.setStateLocked(u, s.cur.Load().mask, time.Time{}, time.Now())
 		},
 		// applyLocked's same-state branch: the watcher's first state after
 		// the load's, quietly served in its place.
 		"sameState": func(s *service, u *registry.Update) {
 			in := s.inputLocked(time.Now())
-			s.applyLocked(&in, decision{u: u, mask: s.view.Load().mask}, time.Now())
+			s.applyLocked(&in, decision{u: u, mask: s.cur.Load().mask}, time.Now())
 		},
 	}
 	for name, fn := range republish {
@@ -80,7 +80,7 @@ func testDeriveStraddles(t *testing.T, republish func(*service, *registry.Update
 	// Key 1: the caller holding the old view adds its entry after the
 	// republish (the window carryMemo used to leave open), the other
 	// caller comes while derive runs. Key 2: the other way round.
-	for n, views := range [][2]*view{{before, after}, {after, before}} {
+	for n, views := range [][2]*state{{before, after}, {after, before}} {
 		runs.Store(0)
 		release = make(chan struct{})
 		got := make([]any, 2)

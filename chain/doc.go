@@ -18,11 +18,12 @@
 // view (GetServiceShared returns it without the deep copy, Lookup without
 // any copy, GetServiceWithInfo with its source and age; Derive hands out a
 // value made of it once per state, which is how the plugins convert to
-// their frameworks' types once per change rather than once per read). The
-// first
+// their frameworks' types once per change rather than once per read). A
+// service's states enter the chain one way, from its tier watches (a
+// watch's first state is the tier's list of the service), and the first
 // GetService or Watch of a service answers from the snapshot if it holds
-// the service, else reads the tiers (see First reads); then the service is
-// watched in the tiers it may need: under FirstHealthy the current source,
+// the service while the watches' first states come (see First reads). The
+// service is watched in the tiers it may need: under FirstHealthy the current source,
 // the tiers above it (to fail back), the next tier that is up after a
 // failure, and the tiers below one that has no opinion on the service
 // (rule 3); under Merge every tier that is up. Watch("") also watches
@@ -116,7 +117,9 @@
 //     (the last non-empty state the chain accepted, kept beside the current
 //     one, in memory and in the snapshot store), with Source "snapshot";
 //     failing that the current snapshot state; a service the chain never
-//     saw is not found.
+//     saw is not found. A drop held when the chain is frozen stays held as
+//     it was (Status shows it), neither confirmed nor dropped, and goes on
+//     when the chain is unfrozen.
 //  2. Rolled back (Rollback): the service is served its last known good
 //     state, Source "snapshot", until the operator calls ReleaseHold or a
 //     tier delivers a state that is not a drop from it (the service is back).
@@ -136,7 +139,11 @@
 //     becomes the source again only once stable (WithFailbackAfter); a tier
 //     that is up but whose first state is on its way is waited for, unless
 //     it is late (WithCallTimeout). Under Merge the union of every such
-//     tier is served. When no tier can serve, the snapshot serves the last
+//     tier is served, and a tier that is down (or whose watch restarts)
+//     keeps its last state in the union: its instances still exist as far
+//     as the chain knows, so they stay, marked stale (Answer.Stale), until
+//     the tier answers again or, with WithSnapshotMaxAge, until that state
+//     is older than the max age. When no tier can serve, the snapshot serves the last
 //     state the chain accepted, Source "snapshot", Time the last time its
 //     source was seen healthy. Source and Time always say where a state came
 //     from and how old it is, so a reader can tell a stale one.
@@ -145,7 +152,11 @@
 //     instances as the served state (a drop to zero included) is held: the
 //     served state stays. Instances are counted, not matched: a rolling
 //     replacement is no drop. Instances the chain itself deregistered are
-//     left out of the count. A
+//     left out of the count. A hold keeps removals back, never arrivals:
+//     while a drop is held, readers get the held-back state together with
+//     every instance the candidate adds or changes (a registry refilling
+//     after a wipe, a process's own registration after a start from an old
+//     snapshot), Source naming both. A
 //     held drop goes through only once confirmed: re-read from the tiers it
 //     came from Guard.Confirmations times, the reads spread over
 //     Guard.Window, each still a drop (a re-read that is not a drop ends the
@@ -169,13 +180,18 @@
 //
 // # First reads
 //
-// The first read of a service the chain does not watch asks the first tier
-// that is up; when it has not answered after WithHedgeDelay (default
-// 100ms), the next tier is asked too, and the snapshot's state, if it holds
-// one, is served at once. No read of a service waits longer than the hedge
-// delay for a tier (ctx permitting) once the snapshot or a lower tier can
-// answer. A read that is merely slow is not a tier failure: only probes,
-// watch errors and calls that fail with registry.ErrUnavailable count.
+// A service the chain does not hold yet is watched at once in every tier
+// that is up; its first state is the first of those watches' first states
+// that rules 3 and 4 accept. The first tier is waited for
+// WithHedgeDelay (default 100ms), then a lower tier's first state counts
+// too, and the snapshot's state, when it holds one young enough, is served
+// at once meanwhile. A first read waits for a tier that is up no longer
+// than WithCallTimeout, and not at all when no tier is up, or every one
+// that is has failed its watch, and the snapshot does not hold the service:
+// it then fails at once with an error wrapping registry.ErrUnavailable that
+// says so, and the watches bring the state when a tier returns. A watch
+// that is merely slow is not a tier failure: only probes, watch errors and
+// calls that fail with registry.ErrUnavailable count.
 //
 // # Memory
 //
@@ -251,6 +267,45 @@
 // them all, ends the chain's watchers with registry.ErrClosed and saves
 // the pending snapshot changes. Close does not close the tiers unless
 // WithOwnTiers is set, and deregisters nothing.
+//
+// # Lock order
+//
+// A goroutine holding one of these locks takes only locks further down the
+// list: c.mu (the service map), s.mu (one service), then any of the leaf
+// locks, which are held only briefly and never while taking another:
+// c.regMu (registrations), c.snap.mu (the snapshot), c.allMu (watch-all
+// feeds and discovery), t.mu (a tier's health), the metrics' recentMu and
+// the level's mu. c.goMu (spawning goroutines) may be taken under any of
+// them. No lock is held while calling a tier, and a Feed's Publish, which
+// never blocks, is the only call into a reader made under s.mu.
+//
+// # Files
+//
+// Each file owns one part; only chain.go, which builds and ends the
+// others, and the files that read the Chain's fields use each other both
+// ways (scripts/shape.sh -pairs lists such pairs).
+//
+//   - chain.go: New, the Chain type, Close, Ping, the control loop, the
+//     reactions to a tier's health.
+//   - options.go: the options.
+//   - state.go: a served state, its Derive memo, the tier masks.
+//   - decide.go: the rules (pure).
+//   - service.go: one service: its inputs, decisions carried out, its tier
+//     watches, its held drop's confirming re-reads.
+//   - tierwatch.go: watching a tier (per service, discovery, and the pump
+//     that reads a tier's watchers from one goroutine).
+//   - read.go, derive.go: reads (GetService, Lookup, View, Answer, Derive).
+//   - list.go: ListServices.
+//   - watch.go: Watch and the watch-all feeds.
+//   - writes.go, registrations.go, regtiers.go, drain.go: the chain's own
+//     registrations.
+//   - tier.go, probe.go: a tier's health, and its probes.
+//   - snapshot.go: the last accepted and last known good states, the store.
+//   - ops.go, switchfile.go: the operator's switches.
+//   - status.go, level.go, metrics.go, latency.go, collector.go: what the
+//     chain reports, and its Prometheus collector.
+//   - janitor.go: the service map: forgetting services nobody needs.
+//   - tidy.go, feed.go: small helpers.
 //
 // # Caveats
 //

@@ -485,3 +485,37 @@ func TestEtcdFlapping(t *testing.T) {
 		t.Errorf("%d of %d reads failed while tier 1 flapped: %v", failures, reads, lastErr)
 	}
 }
+
+// With etcd stopped and the tier's circuit open, a first read of a service
+// the snapshot does not hold fails at once, without waiting for the tier
+// (the call timeout here is a minute: a wait would show), and the next such
+// name as well.
+func TestFirstReadEtcdKnownDown(t *testing.T) {
+	srv := etcdtest.Start(t)
+	e := etcdTier(t, srv, namespace())
+	c, err := chain.New([]chain.Tier{{Name: "etcd", Registry: e}},
+		realOpts(chain.WithCallTimeout(time.Minute), chain.WithSnapshot(newMemStore()))...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	srv.Stop()
+	testutil.WaitFor(t, 30*time.Second, "the tier found down", func() string {
+		if c.Status().Tiers[0].Up {
+			return "still up"
+		}
+		return ""
+	})
+	for _, name := range []string{"svc-a", "svc-b"} {
+		start := time.Now()
+		_, err := c.GetService(context.Background(), name)
+		took := time.Since(start)
+		if !errors.Is(err, registry.ErrUnavailable) {
+			t.Fatalf("GetService(%s) = %v, want ErrUnavailable", name, err)
+		}
+		if took > 10*time.Second {
+			t.Errorf("GetService(%s) waited %v for a tier known down", name, took)
+		}
+		t.Logf("GetService(%s) with the tier known down: %v after %v", name, err, took)
+	}
+}

@@ -3,6 +3,7 @@ package chain_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"testing"
 	"testing/synctest"
 	"time"
@@ -447,7 +448,8 @@ func TestFreeze(t *testing.T) {
 }
 
 // TestMerge: the merge policy serves the union of the tiers, sourced
-// "tier1+tier2", and the rest when one dies.
+// "tier1+tier2"; a tier that dies keeps its last state in the union (stale)
+// while the others' changes go on reaching readers.
 func TestMerge(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		ctx := context.Background()
@@ -465,11 +467,18 @@ func TestMerge(t *testing.T) {
 		mems[0].SetAvailable(false)
 		time.Sleep(3 * time.Second)
 		synctest.Wait()
-		p.expect(t, "tier2", "both", "new1")
+		if a, err := c.GetServiceWithInfo(ctx, "svc"); err != nil || fmt.Sprint(ids(a.Instances)) != "[both new1 old1]" || !a.Stale {
+			t.Fatalf("tier1 down: GetServiceWithInfo = %v stale %v, %v; want [both new1 old1], stale", ids(a.Instances), a.Stale, err)
+		}
+		mems[1].Register(ctx, inst("svc", "new2", 9004))
+		synctest.Wait()
+		p.expect(t, "tier1+tier2", "both", "new1", "new2", "old1")
 		mems[0].SetAvailable(true)
 		time.Sleep(12 * time.Second)
 		synctest.Wait()
-		p.expect(t, "tier1+tier2", "both", "new1", "old1")
+		if a, err := c.GetServiceWithInfo(ctx, "svc"); err != nil || fmt.Sprint(ids(a.Instances)) != "[both new1 new2 old1]" || a.Stale || a.Source != "tier1+tier2" {
+			t.Fatalf("tier1 back: GetServiceWithInfo = %v from %s stale %v, %v; want [both new1 new2 old1] from tier1+tier2, not stale", ids(a.Instances), a.Source, a.Stale, err)
+		}
 		names, err := c.ListServices(ctx)
 		if err != nil || len(names) != 1 || names[0] != "svc" {
 			t.Errorf("ListServices = %v, %v", names, err)

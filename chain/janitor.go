@@ -32,7 +32,7 @@ func (c *Chain) sweep(now time.Time) {
 		if s.used.Swap(false) {
 			s.lastUsed = now
 		}
-		v := s.view.Load()
+		v := s.cur.Load()
 		absent := v == nil || len(v.u.Instances) == 0
 		idle := now.Sub(s.lastUsed)
 		evict := s.evictableLocked() && !(watchAll && !absent) &&
@@ -61,7 +61,7 @@ func (c *Chain) sweep(now time.Time) {
 // evictableLocked reports whether nothing keeps the service in memory: no
 // watcher, no held drop, no rollback, no first read running.
 func (s *service) evictableLocked() bool {
-	return !s.closed && len(s.feeds) == 0 && s.hold == nil && !s.pinned && s.loading == nil
+	return !s.closed && len(s.feeds) == 0 && s.hold == nil && !s.pinned && s.readyOK
 }
 
 // victimLocked picks the service the cap evicts: the least recently used

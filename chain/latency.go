@@ -9,11 +9,10 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 )
 
-// latency holds the per-tier latency histograms and the degradation level
-// gauge, next to the counters of metrics.
+// latency holds the per-tier latency histograms, next to the counters of
+// metrics.
 type latency struct {
 	probe, read, write *prometheus.HistogramVec
-	level              *prometheus.Desc
 }
 
 // latencyBuckets run from 0.5ms to about 16s, doubling.
@@ -30,11 +29,8 @@ func (l *latency) init(c *Chain) {
 		}, []string{"tier", "result"})
 	}
 	l.probe = h("probe", "Latency of the tier's health probes; result ok or error.")
-	l.read = h("read", "Latency of the chain's reads of a service from the tier (first reads and guard re-reads); result ok (not found included) or error.")
+	l.read = h("read", "Latency of the chain's reads of a service from the tier: a watch's first state (from the start of the watch) and the guard's re-reads; result ok (not found included) or error.")
 	l.write = h("write", "Latency of registrations and deregistrations written to the tier; result ok or error.")
-	l.level = prometheus.NewDesc("regchain_chain_degradation_level",
-		"The chain's degradation level: 0 all tiers healthy, 1 failed over (a tier down or serving from the snapshot), 2 serving a static tier, 3 registrations cannot be written anywhere.",
-		nil, labels)
 }
 
 // observe records one call of kind h to tier, started at start.
@@ -50,14 +46,12 @@ func (l *latency) describe(ch chan<- *prometheus.Desc) {
 	l.probe.Describe(ch)
 	l.read.Describe(ch)
 	l.write.Describe(ch)
-	ch <- l.level
 }
 
-func (l *latency) collect(c *Chain, ch chan<- prometheus.Metric) {
+func (l *latency) collect(ch chan<- prometheus.Metric) {
 	l.probe.Collect(ch)
 	l.read.Collect(ch)
 	l.write.Collect(ch)
-	ch <- prometheus.MustNewConstMetric(l.level, prometheus.GaugeValue, float64(c.Degradation().Level))
 }
 
 // ignoreNotFound returns nil for registry.ErrNotFound: an answer, not a

@@ -121,10 +121,15 @@ func (c *Chain) Degradation() Degradation {
 	if writable > 0 && writableUp == 0 {
 		reasons3 = append(reasons3, "no writable tier is up: registrations cannot be written")
 	}
-	fromSnap, fromStatic := 0, 0
+	fromSnap, fromStatic, tooOld := 0, 0, 0
+	now := time.Now()
 	for _, s := range c.serviceList() {
-		v := s.view.Load()
+		v := s.cur.Load()
 		if v == nil {
+			continue
+		}
+		if v.expired(now) {
+			tooOld++
 			continue
 		}
 		if v.mask == 0 {
@@ -143,6 +148,9 @@ func (c *Chain) Degradation() Degradation {
 	}
 	if fromSnap > 0 {
 		reasons1 = append(reasons1, plural(fromSnap, "service")+" served from the snapshot")
+	}
+	if tooOld > 0 {
+		reasons1 = append(reasons1, plural(tooOld, "service")+" not served: no tier can serve it and its snapshot state is older than the max age")
 	}
 	if fromStatic > 0 {
 		reasons2 = append(reasons2, plural(fromStatic, "service")+" served from a static tier")
@@ -187,3 +195,16 @@ func (c *Chain) noteLevel(d Degradation) time.Time {
 	}
 	return l.since
 }
+
+// extState is the state of the operator features and the latency
+// histograms.
+type extState struct {
+	level levelState
+	// switchOn is whether the switch file existed at the last poll; it is
+	// only touched by the ops loop.
+	switchOn bool
+}
+
+// levelInterval is how often the ops loop computes the degradation level,
+// so that a change is logged and exported even when nobody asks.
+const levelInterval = time.Second

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"testing/synctest"
@@ -80,8 +81,17 @@ func TestSnapshotMaxAgeNewWatcher(t *testing.T) {
 		if got := all.results(); len(got) != 0 {
 			t.Fatalf("watch-all delivered %s; want nothing", describePumped(got))
 		}
-		if _, err := c.GetService(ctx, "svc"); !errors.Is(err, registry.ErrUnavailable) {
-			t.Fatalf("GetService = %v, want ErrUnavailable", err)
+		if _, err := c.GetService(ctx, "svc"); !errors.Is(err, registry.ErrUnavailable) || !strings.Contains(err.Error(), "older than") {
+			t.Fatalf("GetService = %v, want ErrUnavailable saying the snapshot state is too old", err)
+		}
+		// Status says the state is not served: no instances, not serving
+		// from the snapshot, and the level says why.
+		st := c.Status()
+		if len(st.Services) != 1 || !st.Services[0].TooOld || st.Services[0].Instances != 0 || st.Snapshot.Serving != 0 {
+			t.Fatalf("Status: services %+v, snapshot serving %d; want svc too old with 0 instances, none serving", st.Services, st.Snapshot.Serving)
+		}
+		if r := strings.Join(st.Degradation.Reasons, "; "); strings.Contains(r, "served from the snapshot") || !strings.Contains(r, "older than the max age") {
+			t.Fatalf("degradation reasons %q: want the too-old service, not one served from the snapshot", r)
 		}
 		if names, err := c.ListServices(ctx); err != nil || len(names) != 0 {
 			t.Fatalf("ListServices = %v, %v; want none", names, err)

@@ -288,3 +288,40 @@ func (g Guard) interval() time.Duration { return dropguard.Settings(g).Interval(
 func (g Guard) share() float64 { return dropguard.Settings(g).Share() }
 
 func (g Guard) window() time.Duration { return dropguard.Settings(g).HoldWindow() }
+
+// extOptions are the options of the operator features: the switch file,
+// the static tiers and the degradation level.
+type extOptions struct {
+	switchFile  string
+	switchEvery time.Duration
+	static      []string
+}
+
+// WithSwitchFile makes the chain watch path, an operator's switch: while
+// the file exists the chain is frozen (Freeze(true): every service is
+// served its last known good state), and when it is removed the chain is
+// unfrozen. Its content is ignored. The chain looks for the file when it
+// starts and then every WithSwitchFileInterval. Only the file's appearing
+// and disappearing switch: a Freeze call in between (from the admin
+// handler, say) stands until the file next appears or disappears. An error
+// other than "does not exist" (a permission problem) is logged and changes
+// nothing. An operator can flip a whole fleet with a config-management
+// push that creates or removes the file.
+func WithSwitchFile(path string) Option { return func(o *options) { o.ext.switchFile = path } }
+
+// WithSwitchFileInterval sets how often the switch file is looked for. If
+// zero, 1s.
+func WithSwitchFileInterval(d time.Duration) Option {
+	return func(o *options) {
+		if d > 0 {
+			o.ext.switchEvery = d
+		}
+	}
+}
+
+// WithStaticTiers names the chain's static tiers (hand-written instance
+// lists): a service served by one puts the chain at degradation level L2.
+// A tier named "static" is always one.
+func WithStaticTiers(names ...string) Option {
+	return func(o *options) { o.ext.static = append(o.ext.static, names...) }
+}

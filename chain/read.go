@@ -43,7 +43,7 @@ func (c *Chain) GetServiceShared(ctx context.Context, name string) ([]*registry.
 	return out, nil
 }
 
-func (c *Chain) lookup(ctx context.Context, name string) (*view, error) {
+func (c *Chain) lookup(ctx context.Context, name string) (*state, error) {
 	c.mu.RLock()
 	s, closed := c.services[name], c.closed
 	c.mu.RUnlock()
@@ -54,8 +54,8 @@ func (c *Chain) lookup(ctx context.Context, name string) (*view, error) {
 		if !s.used.Load() {
 			s.used.Store(true)
 		}
-		if v := s.view.Load(); v != nil {
-			return v, v.check(c, name)
+		if v := s.cur.Load(); v != nil {
+			return v, v.check(name)
 		}
 	} else if err := registry.ValidateName(name); err != nil {
 		return nil, err
@@ -76,7 +76,52 @@ func (c *Chain) lookup(ctx context.Context, name string) (*view, error) {
 		if err != nil {
 			return nil, err
 		}
-		return v, v.check(c, name)
+		return v, v.check(name)
+	}
+}
+
+// errEvicted is returned by a service removed from memory (idle, absent, or
+// over the cap) while a caller held it: the caller takes a fresh one.
+var errEvicted = errors.New("chain: service evicted")
+
+// await returns the service's state, waiting within ctx for the first one
+// while one is on its way (a tier's first state, within the hedge delay
+// or the call timeout); when nothing serves the service and nothing is on
+// its way it returns the error decide found at once.
+func (s *service) await(ctx context.Context) (*state, error) {
+	for {
+		s.mu.Lock()
+		if v := s.cur.Load(); v != nil {
+			s.mu.Unlock()
+			return v, nil
+		}
+		if s.closed {
+			err := s.c.errClosed("get " + s.name)
+			if s.evicted {
+				err = errEvicted
+			}
+			s.mu.Unlock()
+			return nil, err
+		}
+		if s.firstErr != nil {
+			// Decided a while ago: decide again, something may be up now.
+			s.recomputeLocked(time.Now(), false, false)
+			if v := s.cur.Load(); v != nil {
+				s.mu.Unlock()
+				return v, nil
+			}
+			if err := s.firstErr; err != nil {
+				s.mu.Unlock()
+				return nil, err
+			}
+		}
+		ready := s.ready
+		s.mu.Unlock()
+		select {
+		case <-ready:
+		case <-ctx.Done():
+			return nil, fmt.Errorf("chain: get %s: %w", registry.Quote(s.name), ctx.Err())
+		}
 	}
 }
 
@@ -99,7 +144,7 @@ func (c *Chain) GetServiceWithInfo(ctx context.Context, name string) (Answer, er
 
 // stale reports whether v is served from the snapshot or from a tier that
 // is down.
-func (c *Chain) stale(v *view) bool {
+func (c *Chain) stale(v *state) bool {
 	if v.mask == 0 {
 		return true
 	}
@@ -111,135 +156,77 @@ func (c *Chain) stale(v *view) bool {
 	return false
 }
 
-// ListServices implements registry.Registry. It asks the first tier that is
-// up (FirstHealthy, hedged like a first read: after WithHedgeDelay without
-// an answer the next tier is asked too, and the snapshot answers if it
-// holds anything) or every tier that is up (Merge); when none answers, or
-// while frozen, it lists the services of the snapshot that have instances.
-func (c *Chain) ListServices(ctx context.Context) ([]string, error) {
-	if c.isClosed() {
-		return nil, c.errClosed("list services")
+// View is a read-only handle on one service's current state, shared with
+// the chain: taking one copies nothing and allocates nothing, which suits
+// per-request load balancing. A View never changes; Lookup again for a
+// newer one. The Instances it hands out are shared with the chain and with
+// other readers and must not be modified.
+//
+// The zero View is empty.
+type View struct{ u *registry.Update }
+
+// Lookup returns the service's view, with GetService's errors (ErrNotFound
+// when it has no instances, ErrUnavailable when nothing can serve it).
+func (c *Chain) Lookup(ctx context.Context, name string) (View, error) {
+	v, err := c.lookup(ctx, name)
+	if err != nil {
+		return View{}, err
 	}
-	if !c.frozen.Load() && c.opts.policy == FirstHealthy {
-		return c.listHedged(ctx)
-	}
-	if !c.frozen.Load() {
-		set := make(map[string]struct{})
-		answered := false
-		var errs []error
-		for _, t := range c.tiers {
-			if !t.isUp() {
-				continue
-			}
-			var names []string
-			err := c.call(ctx, t, func(ctx context.Context) error {
-				var err error
-				names, err = t.reg.ListServices(ctx)
-				return err
-			})
-			if err != nil {
-				if ctx.Err() != nil {
-					return nil, fmt.Errorf("chain: list services: %w", ctx.Err())
-				}
-				if !failover(err) {
-					return nil, fmt.Errorf("chain: list services: tier %s: %w", t.name, err)
-				}
-				errs = append(errs, fmt.Errorf("tier %s: %w", t.name, err))
-				continue
-			}
-			answered = true
-			for _, n := range names {
-				set[n] = struct{}{}
-			}
-			if c.opts.policy == FirstHealthy {
-				break
-			}
-		}
-		if answered {
-			out := make([]string, 0, len(set))
-			for n := range set {
-				out = append(out, n)
-			}
-			slices.Sort(out)
-			return out, nil
-		}
-		if !c.snap.any() {
-			if len(errs) == 0 {
-				errs = append(errs, errors.New("every tier is down"))
-			}
-			return nil, fmt.Errorf("chain: list services: %w: %w", registry.ErrUnavailable, errors.Join(errs...))
-		}
-	}
-	return c.snap.names(time.Now()), nil
+	return View{v.u}, nil
 }
 
-// listHedged is ListServices under FirstHealthy.
-func (c *Chain) listHedged(ctx context.Context) ([]string, error) {
-	type result struct {
-		t     *tier
-		names []string
-		err   error
+// Len returns the number of instances.
+func (v View) Len() int {
+	if v.u == nil {
+		return 0
 	}
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel() // ends the calls still running: not the tiers' fault
-	results := make(chan result, len(c.tiers))
-	next, running := 0, 0
-	var errs []error
-	ask := func() {
-		for ; next < len(c.tiers); next++ {
-			t := c.tiers[next]
-			if !t.isUp() {
-				continue
-			}
-			next++
-			if c.spawn(func() {
-				var names []string
-				err := c.call(ctx, t, func(ctx context.Context) error {
-					var err error
-					names, err = t.reg.ListServices(ctx)
-					return err
-				})
-				results <- result{t, names, err}
-			}) {
-				running++
-			}
-			return
-		}
-	}
-	ask()
-	hedge := time.NewTimer(c.opts.hedgeDelay)
-	defer hedge.Stop()
-	for running > 0 {
-		select {
-		case r := <-results:
-			running--
-			switch {
-			case r.err == nil:
-				out := slices.Clone(r.names)
-				slices.Sort(out)
-				return slices.Compact(out), nil
-			case ctx.Err() != nil:
-				return nil, fmt.Errorf("chain: list services: %w", ctx.Err())
-			case !failover(r.err):
-				return nil, fmt.Errorf("chain: list services: tier %s: %w", r.t.name, r.err)
-			}
-			errs = append(errs, fmt.Errorf("tier %s: %w", r.t.name, r.err))
-			ask()
-		case <-hedge.C:
-			if c.snap.any() {
-				return c.snap.names(time.Now()), nil
-			}
-			ask()
-			hedge.Reset(c.opts.hedgeDelay)
-		case <-ctx.Done():
-			return nil, fmt.Errorf("chain: list services: %w", ctx.Err())
-		}
-	}
-	if c.snap.any() {
-		return c.snap.names(time.Now()), nil
-	}
-	if len(errs) == 0 {
-		errs = append(errs, errors.New("every tier is down"))
-	}
-	return nil, fmt.Errorf("chain: list services: %w: %w", registry.ErrUnavailable, errors.Join(errs...))
+	return len(v.u.Instances)
 }
+
+// At returns instance i (0 <= i < Len), sorted by ID. It must not be
+// modified.
+func (v View) At(i int) *registry.Instance { return v.u.Instances[i] }
+
+// Instances returns the instances in a new slice (one allocation); the
+// Instances themselves are shared and must not be modified.
+func (v View) Instances() []*registry.Instance {
+	if v.u == nil {
+		return nil
+	}
+	return slices.Clone(v.u.Instances)
+}
+
+// Source returns the tier (tiers joined by "+", or "snapshot") the state
+// came from.
+func (v View) Source() string {
+	if v.u == nil {
+		return ""
+	}
+	return v.u.Source
+}
+
+// Time returns when the source last confirmed the state.
+func (v View) Time() time.Time {
+	if v.u == nil {
+		return time.Time{}
+	}
+	return v.u.Time
+}
+
+// Answer is a service's instances together with where they come from and
+// how old they are, all taken from one state (GetServiceWithInfo).
+type Answer struct {
+	// Instances are deep copies, the caller's.
+	Instances []*registry.Instance
+	// Source is the tier (tiers joined by "+", or "snapshot") the state
+	// came from.
+	Source string
+	// Time is when the source last confirmed the state.
+	Time time.Time
+	// Stale is true when the state is served from the snapshot or from a
+	// tier that is down: no live registry stands behind it right now.
+	Stale bool
+}
+
+// Age returns how old the state is at now.
+func (a Answer) Age(now time.Time) time.Duration { return now.Sub(a.Time) }

@@ -216,22 +216,21 @@ func (c *Chain) ownServices() []string {
 	return out
 }
 
-// ownRemoved reports whether the chain itself deregistered the instance
-// recently (within twice the guard window): its removal is not a drop.
-func (c *Chain) ownRemoved(name, id string) bool {
+// ownRemovedIDs returns the IDs of the service's instances the chain
+// itself deregistered recently (within twice the guard window at now):
+// their removal is not a drop. Nil when there are none.
+func (c *Chain) ownRemovedIDs(name string, now time.Time) map[string]bool {
 	c.regMu.Lock()
 	defer c.regMu.Unlock()
-	at, ok := c.gone[name+"/"+id]
-	return ok && time.Since(at) < 2*c.opts.guard.window()
-}
-
-// goneLocked records that the chain deregistered key at now, and forgets
-// records older than twice the guard window.
-func (c *Chain) goneLocked(key string, now time.Time) {
-	for k, at := range c.gone {
-		if r := c.regs[k]; (r == nil || r.live) && now.Sub(at) >= 2*c.opts.guard.window() {
-			delete(c.gone, k) // kept while its deregistration is pending
+	var out map[string]bool
+	prefix := name + "/"
+	for key, at := range c.gone {
+		if id, ok := strings.CutPrefix(key, prefix); ok && now.Sub(at) < 2*c.opts.guard.window() {
+			if out == nil {
+				out = make(map[string]bool)
+			}
+			out[id] = true
 		}
 	}
-	c.gone[key] = now
+	return out
 }

@@ -2,8 +2,8 @@ package chain
 
 import (
 	"context"
+	"errors"
 	"fmt"
-	"math/bits"
 	"slices"
 	"strings"
 	"sync"
@@ -13,87 +13,39 @@ import (
 	"github.com/regchain/regchain/registry"
 )
 
-// view is what readers of one service see. It is immutable once stored.
-type view struct {
-	u       *registry.Update // Instances sorted, never modified
-	mask    uint64           // tiers the state came from; 0: the snapshot
-	expires time.Time        // snapshot views with a max age: when they stop being served
-	memo    *derivedList     // values derived from u (Derive), shared by every view of the state
-}
-
-// newView returns the view of u.
-func newView(u *registry.Update, mask uint64, expires time.Time) *view {
-	return &view{u: u, mask: mask, expires: expires, memo: new(derivedList)}
-}
-
-// expired reports whether the view is a snapshot state older than the max
-// age at now: it is kept (it is what the chain knows) but not served.
-func (v *view) expired(now time.Time) bool {
-	return !v.expires.IsZero() && now.After(v.expires)
-}
-
-// tooOld is the error an expired view is answered with.
-func (v *view) tooOld(c *Chain, op, name string) error {
-	return fmt.Errorf("chain: %s %s: %w: no tier is up and the snapshot state is older than %v", op, registry.Quote(name), registry.ErrUnavailable, c.opts.maxAge)
-}
-
-// check turns a view into GetService's error, if any.
-func (v *view) check(c *Chain, name string) error {
-	if !v.expires.IsZero() && v.expired(time.Now()) {
-		return v.tooOld(c, "get", name)
-	}
-	if len(v.u.Instances) == 0 {
-		return fmt.Errorf("chain: get %s (source %s): %w", registry.Quote(name), v.u.Source, registry.ErrNotFound)
-	}
-	return nil
-}
-
-// publishable returns a copy of the view's Update a Feed may own: a fresh
-// slice over the shared, never-modified Instances (Feed.Next deep-copies
-// them for its reader).
-func (v *view) publishable() *registry.Update { return shallow(v.u) }
-
-func shallow(u *registry.Update) *registry.Update {
-	cp := *u
-	cp.Instances = slices.Clone(u.Instances)
-	if cp.Instances == nil {
-		cp.Instances = []*registry.Instance{}
-	}
-	return &cp
-}
-
-func bit(i int) uint64 { return 1 << uint(i) }
-
-// lowest returns the index of the first tier of mask, n for the snapshot.
-func lowest(mask uint64, n int) int {
-	if mask == 0 {
-		return n
-	}
-	return bits.TrailingZeros64(mask)
-}
-
-// service is the chain's state of one service: its view, the watchers of
-// its tiers and their latest states, the tiers' authority, its chain
-// watchers, its held drop and its rollback.
+// service is the chain's state of one service: the state served, the
+// watches of its tiers and their latest states, the tiers' authority, its
+// chain watchers, its held drop and its rollback.
+//
+// A service's states enter one way: from its tier watches (a watch's first
+// state is the tier's list of it, as an informer's is). Each one, and every
+// other change of what decide looks at (a tier's health, a registration, a
+// timer), runs recomputeLocked: the inputs are gathered, decide (pure) says
+// what to serve, which tiers to watch and when to look again, and
+// applyLocked carries that out.
 type service struct {
 	c    *Chain
 	name string
-	view atomic.Pointer[view]
-	used atomic.Bool // set by reads; the janitor clears it and stamps lastUsed
+	cur  atomic.Pointer[state] // what readers see; nil: nothing yet
+	used atomic.Bool           // set by reads; the janitor clears it and stamps lastUsed
 
 	mu       sync.Mutex         // guards the fields below
 	watchers []*tierWatcher     // per tier; nil: not watched
-	data     []*registry.Update // per tier: latest state (immutable), nil: none yet
+	data     []*registry.Update // per tier: latest state (immutable), nil: none; kept when unwatched
+	fresh    uint64             // tiers whose data comes from their current watcher
+	failed   uint64             // tiers whose current watcher failed before its first state
 	auth     uint64             // tiers that are authorities for the service's absence
 	feeds    map[*registry.Feed]struct{}
 	hold     *heldDrop
 	holdGen  uint64      // bumped when a hold starts, moves or ends: stale re-reads are dropped
 	holdT    *time.Timer // the next confirming re-read; nil: none
 	pinned   bool        // rolled back to the last known good state
-	operator bool        // the view was put there by Freeze or Rollback
-	expiry   *time.Timer // fires when a served snapshot view expires; nil: none
-	loading  chan struct{}
-	loadErr  error
+	operator bool        // the state was put there by Freeze or Rollback
+	recheck  *time.Timer // decide's next look, nil: none
+	toldOld  *state      // the expired state the watchers were last told of (rule 6)
+	firstErr error       // nothing to serve and nothing on its way: what a first read returns
+	ready    chan struct{}
+	readyOK  bool // ready is closed: a state or firstErr is there for a first read
 	closed   bool
 	evicted  bool // closed by the janitor or the cap, not by Close: callers retry
 	lastUsed time.Time
@@ -106,131 +58,43 @@ func newService(c *Chain, name string, now time.Time) *service {
 		watchers: make([]*tierWatcher, len(c.tiers)),
 		data:     make([]*registry.Update, len(c.tiers)),
 		feeds:    make(map[*registry.Feed]struct{}),
+		ready:    make(chan struct{}),
 		lastUsed: now,
 	}
 	s.auth = c.snap.authority(name)
 	return s
 }
 
-// startLocked seeds the view from the snapshot, when it holds a state fresh
-// enough, and starts the watchers.
+// startLocked decides the service's first state (the snapshot's, when it
+// holds one young enough and the tiers' first states are on their way) and
+// starts its watches. The service is in the chain's map before it is
+// started: the control loop may have started it already.
 func (s *service) startLocked(now time.Time) {
-	// The service is in the chain's map before it is started: the control
-	// loop may have given it a live view already, which the snapshot must
-	// not replace.
-	if s.closed {
+	if s.closed || s.cur.Load() != nil {
 		return
 	}
-	if s.view.Load() == nil && !s.c.frozen.Load() {
-		if u := s.c.snap.peek(s.name, time.Time{}); u != nil && s.c.snap.fresh(u, now) {
-			s.setViewLocked(u, 0, now)
-		}
-	}
-	s.reconcileLocked(now)
-}
-
-// reconcileLocked starts and stops tier watchers as health and the view
-// require, and recomputes the view.
-func (s *service) reconcileLocked(now time.Time) {
-	if s.closed {
-		return
-	}
-	s.reconcileWatchersLocked()
 	s.recomputeLocked(now, false, false)
-}
-
-// wantedLocked reports whether tier i should be watched: it is up, and it
-// is the current source, above it (a failback candidate), or the first tier
-// that is up and not late with its first state, or a tier below whose
-// state counts only if the ones above have no opinion (rule 3). Under
-// Merge every tier that is up is watched.
-func (s *service) wantedLocked(i int) bool {
-	t := s.c.tiers[i]
-	if !t.isUp() {
-		return false
-	}
-	if s.c.opts.policy == Merge {
-		return true
-	}
-	n := len(s.c.tiers)
-	cur := n
-	if v := s.view.Load(); v != nil {
-		cur = lowest(v.mask, n)
-	}
-	if cur == n {
-		return true
-	}
-	first := n
-	for j, t := range s.c.tiers {
-		if !t.isUp() || s.lateLocked(j) {
-			continue
-		}
-		// A tier that said "empty" without authority is passed over, as
-		// decide does: the next one must be watched too.
-		if d := s.data[j]; d != nil && len(d.Instances) == 0 && s.auth&bit(j) == 0 {
-			continue
-		}
-		first = j
-		break
-	}
-	return i <= max(cur, first)
-}
-
-// lateLocked reports whether tier i's watcher has not delivered its first
-// state within the call timeout: the view does not wait for it any longer.
-// A tier not watched yet is not late (its watcher is about to start).
-func (s *service) lateLocked(i int) bool {
-	w := s.watchers[i]
-	return s.data[i] == nil && w != nil && w.late
-}
-
-// onTierLate is called when w has not delivered its first state within the
-// call timeout.
-func (s *service) onTierLate(w *tierWatcher) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.closed || s.watchers[w.t.idx] != w || s.data[w.t.idx] != nil {
-		return
-	}
-	w.late = true
-	s.c.log.Info("chain: tier slow to answer a watch; not waiting for it", "tier", w.t.name, "service", s.name)
-	s.reconcileLocked(time.Now())
-}
-
-func (s *service) reconcileWatchersLocked() {
-	if s.closed {
-		return
-	}
-	for i, t := range s.c.tiers {
-		w := s.watchers[i]
-		if w != nil && (!s.wantedLocked(i) || w.epoch != t.epoch.Load()) {
-			w.stop()
-			s.watchers[i] = nil
-			s.data[i] = nil
-			w = nil
-		}
-		if w == nil && s.wantedLocked(i) {
-			s.watchers[i] = startTierWatcher(s, t)
-		}
-	}
 }
 
 // inputLocked gathers decide's inputs.
 func (s *service) inputLocked(now time.Time) decideIn {
 	c := s.c
 	n := len(c.tiers)
-	cur := s.view.Load()
+	cur := s.cur.Load()
 	in := decideIn{
-		name:     s.name,
-		now:      now,
-		policy:   c.opts.policy,
-		frozen:   c.frozen.Load(),
-		pinned:   s.pinned,
-		cur:      cur,
-		operator: s.operator,
-		hold:     s.hold,
-		guard:    c.opts.guard,
-		tiers:    make([]tierIn, n),
+		name:        s.name,
+		now:         now,
+		policy:      c.opts.policy,
+		frozen:      c.frozen.Load(),
+		pinned:      s.pinned,
+		cur:         cur,
+		operator:    s.operator,
+		hold:        s.hold,
+		guard:       c.opts.guard,
+		tiers:       make([]tierIn, n),
+		hedge:       c.opts.hedgeDelay,
+		callTimeout: c.opts.callTimeout,
+		maxAge:      c.opts.maxAge,
 	}
 	curIdx := n
 	if cur != nil {
@@ -238,7 +102,15 @@ func (s *service) inputLocked(now time.Time) decideIn {
 		// The served state itself must not keep an instance the chain
 		// deregistered.
 		if f := c.hideGoneState(cur.u); f != cur.u {
-			in.cur = &view{u: f, mask: cur.mask, expires: cur.expires}
+			in.cur = &state{u: f, mask: cur.mask, expires: cur.expires}
+		}
+	}
+	if h := s.hold; h != nil {
+		// Nor what a hold keeps back.
+		if b := c.hideGoneState(h.base); b != h.base {
+			cp := *h
+			cp.base = b
+			in.hold = &cp
 		}
 	}
 	own := c.ownTiers(s.name)
@@ -247,7 +119,11 @@ func (s *service) inputLocked(now time.Time) decideIn {
 		ti.name = t.name
 		ti.up = t.isUp()
 		ti.data = c.hideGoneState(s.data[i])
-		ti.late = s.lateLocked(i)
+		ti.fresh = s.fresh&bit(i) != 0 && ti.data != nil
+		ti.failed = s.failed&bit(i) != 0
+		if w := s.watchers[i]; w != nil {
+			ti.watched, ti.since = true, w.since
+		}
 		ti.auth = s.auth&bit(i) != 0 || own&bit(i) != 0
 		ti.stable = t.stable(now) || (curIdx < n && t.provenAs(c.tiers[curIdx]))
 	}
@@ -257,7 +133,7 @@ func (s *service) inputLocked(now time.Time) decideIn {
 	}
 	in.snap = c.hideGoneState(c.snap.peek(s.name, confirmed))
 	in.good = c.snap.good(s.name)
-	in.own = func(id string) bool { return c.ownRemoved(s.name, id) }
+	in.ownRemoved = c.ownRemovedIDs(s.name, now)
 	return in
 }
 
@@ -275,15 +151,15 @@ func (s *service) recomputeLocked(now time.Time, reread, release bool) {
 }
 
 // applyLocked carries a decision out: the hold and its re-reads, the
-// counters and logs, and the view.
+// counters and logs, the state, the watches and the next look.
 func (s *service) applyLocked(in *decideIn, d decision, now time.Time) {
 	c := s.c
-	cur := s.view.Load()
+	cur := s.cur.Load()
 	switch d.event {
 	case evHeld:
 		c.m.held.Add(1)
 		c.log.Warn("chain: holding a drop until it is confirmed", "service", s.name, "from", d.srcOf(in),
-			"instances", len(cur.u.Instances), "to", d.hold.count, "window", c.opts.guard.window(),
+			"instances", len(d.hold.base.Instances), "to", d.hold.count, "window", c.opts.guard.window(),
 			"confirmations", c.opts.guard.confirmations())
 	case evConfirmed:
 		c.m.confirmed.Add(1)
@@ -301,28 +177,40 @@ func (s *service) applyLocked(in *decideIn, d decision, now time.Time) {
 		s.pinned = false
 		c.log.Info("chain: rollback ends: a tier has the service back", "service", s.name, "from", d.u.Source)
 	}
-	if d.keep {
+	switch {
+	case d.keep:
 		if in.cur != cur {
-			s.setViewLocked(in.cur.u, in.cur.mask, now)
+			// The served state kept an instance the chain deregistered.
+			s.setStateLocked(in.cur.u, in.cur.mask, in.cur.expires, now)
 		}
-		return
-	}
-	s.operator = d.operator
-	if d.mask == 0 && in.snap != nil && d.u == in.snap {
-		c.snap.touch(s.name, d.u.Time)
-	}
-	if cur != nil && cur.mask == d.mask && (cur.u == d.u || cur.u.SameState(d.u)) {
+	case cur != nil && cur.mask == d.mask && (cur.u == d.u || cur.u.SameState(d.u)):
+		s.operator = d.operator
+		if d.mask == 0 && in.snap != nil && d.u == in.snap {
+			c.snap.touch(s.name, d.u.Time)
+		}
 		if cur.u != d.u && d.mask != 0 {
-			// Same state in a new Update (the watcher's first state after the
-			// load's): serve the new one quietly so the old can be freed.
-			nv := newView(d.u, d.mask, cur.expires)
+			// The same state in a new Update (a tier's watch restarted):
+			// serve the new one quietly so the old can be freed.
+			nv := newState(d.u, d.mask, cur.expires)
 			carryMemo(cur, nv)
-			s.view.Store(nv)
+			s.cur.Store(nv)
 			c.snap.swap(s.name, cur.u, d.u)
 		}
-		return
+	default:
+		s.operator = d.operator
+		if d.mask == 0 && in.snap != nil && d.u == in.snap {
+			c.snap.touch(s.name, d.u.Time)
+		}
+		s.setStateLocked(d.u, d.mask, d.expires, now)
 	}
-	s.setViewLocked(d.u, d.mask, now)
+	if v := s.cur.Load(); v != nil && v.expired(now) && s.toldOld != v {
+		// Rule 6: the served snapshot state is, or has grown, too old.
+		s.toldOld = v
+		s.failFeedsLocked(v.tooOld("watch", s.name))
+	}
+	started := s.watchLocked(d.watch)
+	s.armRecheckLocked(d.recheck, started, now)
+	s.setFirstErrLocked(in, d)
 }
 
 // srcOf names where a held candidate came from, for the log.
@@ -332,6 +220,115 @@ func (d decision) srcOf(in *decideIn) string {
 		names = append(names, in.tiers[lowest(m, len(in.tiers))].name)
 	}
 	return strings.Join(names, "+")
+}
+
+// setStateLocked stores a new state and tells the watchers.
+func (s *service) setStateLocked(u *registry.Update, mask uint64, expires time.Time, now time.Time) {
+	c := s.c
+	old := s.cur.Load()
+	nv := newState(u, mask, expires)
+	carryMemo(old, nv)
+	s.cur.Store(nv)
+	s.markReadyLocked()
+	if old != nil && old.mask != mask {
+		c.m.switched(c, s.name, old, nv)
+	}
+	if mask != 0 && !c.frozen.Load() {
+		c.snap.accept(s.name, u)
+	}
+	switch {
+	case nv.expired(now):
+		// Too old to serve: watchers keep their last state and are told
+		// why (applyLocked); none is handed this one as if it were current.
+	case old == nil || old.expired(now) || !old.u.SameState(u):
+		for f := range s.feeds {
+			f.Publish(shallow(u))
+		}
+		if len(u.Instances) > 0 || (old != nil && len(old.u.Instances) > 0) {
+			c.publishAll(u)
+		}
+	}
+}
+
+// setFirstErrLocked records whether a first read can be answered: by the
+// state, or by the error of a service nothing serves and nothing is on its
+// way for. The watchers of such a service are told once.
+func (s *service) setFirstErrLocked(in *decideIn, d decision) {
+	if s.cur.Load() != nil || !d.unavailable {
+		if s.firstErr != nil && s.cur.Load() == nil {
+			// Something is on its way again: first reads wait for it.
+			s.firstErr = nil
+			if s.readyOK {
+				s.ready, s.readyOK = make(chan struct{}), false
+			}
+		}
+		s.firstErr = nil
+		return
+	}
+	if s.firstErr != nil {
+		return
+	}
+	snapTooOld := false
+	if u := s.c.snap.peek(s.name, time.Time{}); u != nil && in.maxAge > 0 && in.now.After(u.Time.Add(in.maxAge)) {
+		snapTooOld = true
+	}
+	s.firstErr = unavailableErr(s.name, in.tiers, snapTooOld)
+	s.markReadyLocked()
+	for f := range s.feeds {
+		f.Fail(s.firstErr)
+	}
+}
+
+func (s *service) markReadyLocked() {
+	if !s.readyOK {
+		close(s.ready)
+		s.readyOK = true
+	}
+}
+
+// watchLocked starts and stops tier watches to match want (restarting
+// those of an older health epoch). It reports whether it started one.
+func (s *service) watchLocked(want uint64) (started bool) {
+	for i, t := range s.c.tiers {
+		w := s.watchers[i]
+		if w != nil && (want&bit(i) == 0 || w.epoch != t.epoch.Load()) {
+			w.stop()
+			s.watchers[i], w = nil, nil
+			s.fresh &^= bit(i)
+			s.failed &^= bit(i)
+		}
+		if w == nil && want&bit(i) != 0 {
+			s.watchers[i] = startTierWatcher(s, t)
+			started = started || s.watchers[i] != nil
+		}
+	}
+	return started
+}
+
+// armRecheckLocked has the service decided again at at (the earlier of at
+// and, when a watch just started, the moment its first state grows late).
+func (s *service) armRecheckLocked(at time.Time, started bool, now time.Time) {
+	if started {
+		limit := s.c.opts.callTimeout
+		if s.cur.Load() == nil {
+			limit = s.c.opts.hedgeDelay
+		}
+		if late := now.Add(limit); at.IsZero() || late.Before(at) {
+			at = late
+		}
+	}
+	if s.recheck != nil {
+		s.recheck.Stop()
+		s.recheck = nil
+	}
+	if at.IsZero() {
+		return
+	}
+	s.recheck = time.AfterFunc(at.Sub(now), func() {
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		s.recomputeLocked(time.Now(), false, false)
+	})
 }
 
 // setHoldLocked installs the hold decide returned and schedules (or
@@ -357,40 +354,6 @@ func (s *service) setHoldLocked(h *heldDrop) {
 	}
 }
 
-// setViewLocked stores a new view and tells the watchers.
-func (s *service) setViewLocked(u *registry.Update, mask uint64, now time.Time) {
-	c := s.c
-	old := s.view.Load()
-	var expires time.Time
-	if mask == 0 && c.opts.maxAge > 0 {
-		expires = u.Time.Add(c.opts.maxAge)
-	}
-	nv := newView(u, mask, expires)
-	carryMemo(old, nv)
-	s.view.Store(nv)
-	s.armExpiryLocked(nv, now)
-	if old != nil && old.mask != mask {
-		c.m.switched(c, s.name, old, nv)
-	}
-	if mask != 0 && !c.frozen.Load() {
-		c.snap.accept(s.name, u)
-	}
-	switch {
-	case nv.expired(now):
-		// Too old to serve: watchers keep their last state and are told
-		// why; none is handed this one as if it were current.
-		s.failFeedsLocked(nv.tooOld(c, "watch", s.name))
-	case old == nil || old.expired(now) || !old.u.SameState(u):
-		for f := range s.feeds {
-			f.Publish(shallow(u))
-		}
-		if len(u.Instances) > 0 || (old != nil && len(old.u.Instances) > 0) {
-			c.publishAll(u)
-		}
-	}
-	s.reconcileWatchersLocked()
-}
-
 // failFeedsLocked reports err to the service's watchers and to the
 // watch-all watchers as a transient error.
 func (s *service) failFeedsLocked(err error) {
@@ -399,75 +362,6 @@ func (s *service) failFeedsLocked(err error) {
 		f.Fail(err)
 	}
 	s.c.failAll(err)
-}
-
-// armExpiryLocked (re)starts the timer that tells the watchers when the
-// snapshot view v, served now, grows older than the max age.
-func (s *service) armExpiryLocked(v *view, now time.Time) {
-	if s.expiry != nil {
-		s.expiry.Stop()
-		s.expiry = nil
-	}
-	if v.expires.IsZero() || v.expired(now) {
-		return
-	}
-	// Expired means strictly after expires: fire just past it.
-	s.expiry = time.AfterFunc(v.expires.Sub(now)+time.Nanosecond, func() { s.onExpire(v) })
-}
-
-// onExpire runs when the snapshot view v may have grown too old.
-func (s *service) onExpire(v *view) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.closed || s.view.Load() != v {
-		return
-	}
-	now := time.Now()
-	if !v.expired(now) {
-		s.armExpiryLocked(v, now)
-		return
-	}
-	s.expiry = nil
-	s.failFeedsLocked(v.tooOld(s.c, "watch", s.name))
-}
-
-// watch starts a chain watcher on the service. It returns errEvicted when
-// the janitor removed the service meanwhile: the caller retries.
-func (s *service) watch(ctx context.Context) (registry.Watcher, error) {
-	f := newFeed(ctx, func(f *registry.Feed) {
-		s.mu.Lock()
-		delete(s.feeds, f)
-		s.mu.Unlock()
-	})
-	s.mu.Lock()
-	if s.closed {
-		evicted := s.evicted
-		s.mu.Unlock()
-		// Ended outside the lock: the feed's onStop takes it.
-		err := s.c.errClosed("watch " + s.name)
-		if evicted {
-			err = errEvicted
-		}
-		f.End(err)
-		return nil, err
-	}
-	defer s.mu.Unlock()
-	select {
-	case <-f.Done():
-		return f, nil // ctx was done already; onStop may have run
-	default:
-	}
-	s.feeds[f] = struct{}{}
-	if v := s.view.Load(); v != nil {
-		if v.expired(time.Now()) {
-			f.Fail(v.tooOld(s.c, "watch", s.name))
-		} else {
-			f.Publish(v.publishable())
-		}
-	} else if s.loading == nil {
-		s.startLoadLocked()
-	}
-	return f, nil
 }
 
 // onTierUpdate takes a state from one of the service's tier watchers.
@@ -484,14 +378,32 @@ func (s *service) onTierUpdate(w *tierWatcher, u *registry.Update) {
 	if s.closed || s.watchers[w.t.idx] != w {
 		return
 	}
-	if s.data[w.t.idx] == nil && w.lateT != nil {
-		w.lateT.Stop()
+	i := w.t.idx
+	if s.fresh&bit(i) == 0 {
+		// The watch's first state: the tier's read of the service.
+		s.c.m.lat.observe(s.c.m.lat.read, w.t.name, w.since, nil)
 	}
-	s.data[w.t.idx] = u
+	s.data[i] = u
+	s.fresh |= bit(i)
+	s.failed &^= bit(i)
 	if len(u.Instances) > 0 {
-		s.auth |= bit(w.t.idx)
+		s.auth |= bit(i)
 	}
 	s.recomputeLocked(now, false, false)
+}
+
+// onTierError takes a failure of one of the service's tier watchers: one
+// before its first state means that state is not coming soon.
+func (s *service) onTierError(w *tierWatcher, err error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	i := w.t.idx
+	if s.closed || s.watchers[i] != w || s.fresh&bit(i) != 0 || s.failed&bit(i) != 0 {
+		return
+	}
+	s.c.m.lat.observe(s.c.m.lat.read, w.t.name, w.since, err)
+	s.failed |= bit(i)
+	s.recomputeLocked(time.Now(), false, false)
 }
 
 // close ends the service's watchers (with err) and stops its tier
@@ -513,15 +425,132 @@ func (s *service) closeLocked() map[*registry.Feed]struct{} {
 			s.watchers[i] = nil
 		}
 	}
-	if s.holdT != nil {
-		s.holdT.Stop()
-		s.holdT = nil
+	for _, t := range []**time.Timer{&s.holdT, &s.recheck} {
+		if *t != nil {
+			(*t).Stop()
+			*t = nil
+		}
 	}
-	if s.expiry != nil {
-		s.expiry.Stop()
-		s.expiry = nil
-	}
+	s.markReadyLocked()
 	feeds := s.feeds
 	s.feeds = nil
 	return feeds
+}
+
+// publishAll hands u to every watch-all feed. Called with the service's
+// lock held, which orders the publishes of one service.
+func (c *Chain) publishAll(u *registry.Update) {
+	c.allMu.Lock()
+	defer c.allMu.Unlock()
+	for f := range c.allFeeds {
+		f.Publish(shallow(u))
+	}
+}
+
+// failAll reports err to every watch-all feed as a transient error. Called
+// with the service's lock held, like publishAll.
+func (c *Chain) failAll(err error) {
+	c.allMu.Lock()
+	defer c.allMu.Unlock()
+	for f := range c.allFeeds {
+		f.Fail(err)
+	}
+}
+
+func startTierWatcher(s *service, t *tier) *tierWatcher {
+	return spawnWatcher(s.c, t, s.name, s.onTierUpdate, s.onTierError)
+}
+
+// armRereadLocked schedules the next confirming re-read of the held drop
+// in d.
+func (s *service) armRereadLocked(d time.Duration) {
+	if s.holdT != nil {
+		s.holdT.Stop()
+	}
+	gen := s.holdGen
+	s.holdT = time.AfterFunc(d, func() {
+		s.c.spawn(func() { s.reread(gen) })
+	})
+}
+
+// reread re-reads the tiers a held drop came from and hands the states to
+// decide as a confirming read. A tier whose watcher delivered a state
+// while the re-read was in flight keeps that state: it may be newer than
+// the re-read's, and nothing would correct an older one.
+func (s *service) reread(gen uint64) {
+	c := s.c
+	s.mu.Lock()
+	if s.closed || s.hold == nil || s.holdGen != gen {
+		s.mu.Unlock()
+		return
+	}
+	mask := s.hold.mask
+	before := slices.Clone(s.data)
+	s.mu.Unlock()
+
+	got := make([]*registry.Update, len(c.tiers))
+	var failed error
+	for m := mask; m != 0; m &= m - 1 {
+		i := lowest(m, len(c.tiers))
+		u, err := c.readTier(c.ctx, c.tiers[i], s.name)
+		if err != nil {
+			failed = err
+			break
+		}
+		got[i] = u
+	}
+	if c.ctx.Err() != nil {
+		return
+	}
+
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed || s.hold == nil || s.holdGen != gen {
+		return
+	}
+	if failed != nil {
+		c.log.Info("chain: re-read of a held drop failed; retrying", "service", s.name, "error", failed)
+		s.armRereadLocked(c.opts.guard.interval())
+		return
+	}
+	for i, u := range got {
+		if u != nil && s.watchers[i] != nil && (s.data[i] == nil || s.data[i] == before[i]) {
+			s.data[i] = u
+			if len(u.Instances) > 0 {
+				s.auth |= bit(i)
+			}
+		}
+	}
+	s.holdT = nil
+	s.recomputeLocked(time.Now(), true, false)
+	if s.hold != nil && s.holdGen == gen && s.holdT == nil {
+		s.armRereadLocked(c.opts.guard.interval())
+	}
+}
+
+// readTier reads one service from one tier for the chain's own account (a
+// first read or a re-read), bounded by the call timeout. ErrNotFound is an
+// empty state. A read that only ran out of time says nothing about the
+// tier's health (a slow answer is not a failure); an ErrUnavailable does.
+func (c *Chain) readTier(ctx context.Context, t *tier, name string) (*registry.Update, error) {
+	cctx, cancel := context.WithTimeoutCause(ctx, c.opts.callTimeout, errCallTimeout)
+	defer cancel()
+	start := time.Now()
+	got, err := t.reg.GetService(cctx, name)
+	c.m.lat.observe(c.m.lat.read, t.name, start, ignoreNotFound(err))
+	switch {
+	case err == nil:
+		t.report(nil, false)
+	case errors.Is(err, registry.ErrNotFound):
+		t.report(nil, false)
+		got, err = nil, nil
+	case ctx.Err() != nil:
+		return nil, err // the caller gave up: not the tier's fault
+	case context.Cause(cctx) == errCallTimeout:
+		return nil, fmt.Errorf("%w: %w: %w", registry.ErrUnavailable, errCallTimeout, err)
+	default:
+		t.report(err, false)
+		return nil, err
+	}
+	return &registry.Update{Service: name, Instances: c.hideGone(name, tidy(got)), Source: t.name, Time: time.Now()}, nil
 }

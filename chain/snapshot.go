@@ -271,27 +271,6 @@ func (s *snapshot) names(now time.Time) []string {
 	return out
 }
 
-// confirm moves the confirmation time of every service served from a tier
-// that is up to now, so that the stored age stays truthful after a crash.
-func (s *snapshot) confirm(now time.Time) {
-	if s.store == nil || s.c.frozen.Load() {
-		return
-	}
-	for _, svc := range s.c.serviceList() {
-		v := svc.view.Load()
-		if v == nil || v.mask == 0 {
-			continue
-		}
-		up := true
-		for m := v.mask; m != 0; m &= m - 1 {
-			up = up && s.c.tiers[lowest(m, len(s.c.tiers))].isUp()
-		}
-		if up {
-			s.touch(svc.name, now)
-		}
-	}
-}
-
 // flushRetryMax caps the delay between retries of a failed snapshot save.
 const flushRetryMax = 2 * time.Second
 
@@ -317,7 +296,7 @@ func (s *snapshot) flusher() {
 			return
 		case <-s.wake:
 		case <-refresh.C:
-			s.confirm(time.Now())
+			s.c.confirmServed(time.Now())
 		case <-timer.C:
 		}
 		// Debounce: at most one commit per flush interval.
@@ -352,7 +331,7 @@ func (s *snapshot) flush(final bool) error {
 		return nil
 	}
 	if final {
-		s.confirm(time.Now())
+		s.c.confirmServed(time.Now())
 	}
 	s.mu.Lock()
 	if len(s.dirty) == 0 {

@@ -3,9 +3,10 @@ package chain
 import (
 	"slices"
 
-	"github.com/regchain/regchain/registry"
 	"strings"
 	"time"
+
+	"github.com/regchain/regchain/registry"
 )
 
 // Status is a point-in-time report of the chain, for readiness probes and
@@ -37,14 +38,6 @@ type Status struct {
 	Guard GuardStatus
 	// Degradation is the chain's degradation level (level.go).
 	Degradation Degradation
-}
-
-// Switch is one change of a service's source.
-type Switch struct {
-	Time     time.Time
-	Service  string
-	From, To string // sources, as in Update.Source
-	Failback bool   // to a higher tier (or off the snapshot); false: a failover
 }
 
 // GuardStatus counts what the empty-push protection did.
@@ -95,6 +88,11 @@ type ServiceStatus struct {
 	// Stale is true when the state is served from the snapshot or from a
 	// tier that is down.
 	Stale bool
+	// TooOld is true when the only state the chain has is a snapshot state
+	// older than WithSnapshotMaxAge: it is kept but not served (reads fail
+	// with registry.ErrUnavailable), so Instances is 0 and the snapshot
+	// does not count it as serving.
+	TooOld bool
 	// Held is true while the empty-push protection holds a drop back:
 	// HeldInstances is what the tiers say now, HeldSince when the drop was
 	// first held, HeldReads how many confirming re-reads it has had (it
@@ -164,11 +162,14 @@ func (c *Chain) Status() Status {
 		st.Tiers = append(st.Tiers, ts)
 	}
 	for _, s := range c.serviceList() {
-		v := s.view.Load()
+		v := s.cur.Load()
 		if v == nil {
 			continue
 		}
 		ss := ServiceStatus{Name: s.name, Source: v.u.Source, Instances: len(v.u.Instances), Time: v.u.Time, Stale: c.stale(v)}
+		if v.expired(now) {
+			ss.TooOld, ss.Instances = true, 0
+		}
 		s.mu.Lock()
 		if h := s.hold; h != nil {
 			ss.Held, ss.HeldInstances, ss.HeldSince, ss.HeldReads = true, h.count, h.since, h.reads
@@ -182,7 +183,7 @@ func (c *Chain) Status() Status {
 			ss.Time = at
 		}
 		ss.Age = now.Sub(ss.Time)
-		if v.mask == 0 {
+		if v.mask == 0 && !ss.TooOld {
 			st.Snapshot.Serving++
 			st.Snapshot.ServedAge = max(st.Snapshot.ServedAge, ss.Age)
 		}
@@ -216,7 +217,7 @@ func (c *Chain) Status() Status {
 // zero if one of them is down or the view is the snapshot's: a state a
 // tier's watch keeps delivering is confirmed as long as the tier answers,
 // not only when it last changed.
-func (c *Chain) confirmedAt(v *view) time.Time {
+func (c *Chain) confirmedAt(v *state) time.Time {
 	var at time.Time
 	for m := v.mask; m != 0; m &= m - 1 {
 		t := c.tiers[lowest(m, len(c.tiers))]

@@ -25,7 +25,6 @@ type tier struct {
 	ping     func(ctx context.Context) error
 	verify   bool          // writable and without a RegistrationReporter: the probe checks the chain's own registrations
 	wake     chan struct{} // capacity 1: wakes the replay loop
-	pump     *pump         // reads the tier's Notifier watchers
 
 	up       atomic.Bool // breaker closed; read without the lock on hot paths
 	failures atomic.Int64
@@ -42,7 +41,7 @@ type tier struct {
 }
 
 func newTier(c *Chain, idx int, t Tier) *tier {
-	tr := &tier{c: c, idx: idx, name: t.Name, reg: t.Registry, readOnly: t.ReadOnly, wake: make(chan struct{}, 1), pump: newPump()}
+	tr := &tier{c: c, idx: idx, name: t.Name, reg: t.Registry, readOnly: t.ReadOnly, wake: make(chan struct{}, 1)}
 	if p, ok := t.Registry.(registry.Pinger); ok {
 		tr.ping = p.Ping
 	} else {
@@ -150,72 +149,9 @@ func (t *tier) report(err error, probe bool) {
 	}
 }
 
-// probeLoop probes the tier at once and then every probe interval.
-func (t *tier) probeLoop() {
-	tick := time.NewTicker(t.c.opts.probeInterval)
-	defer tick.Stop()
-	for {
-		ctx, cancel := context.WithTimeout(t.c.ctx, t.c.opts.probeTimeout)
-		start := time.Now()
-		err := t.ping(ctx)
-		t.c.m.lat.observe(t.c.m.lat.probe, t.name, start, err)
-		cancel()
-		if t.c.ctx.Err() != nil {
-			return
-		}
-		if err != nil && ctx.Err() != nil && !countsAsFailure(err) {
-			err = errors.Join(registry.ErrUnavailable, err)
-		}
-		t.report(err, true)
-		if err == nil && t.verify {
-			t.verifyOwn()
-		}
-		select {
-		case <-t.c.ctx.Done():
-			return
-		case <-tick.C:
-		}
-	}
-}
-
-func (c *Chain) onTierDown(t *tier, err error) {
-	c.log.Warn("chain: tier down", "tier", t.name, "error", err)
-	c.wakeControl()
-}
-
-func (c *Chain) onTierUp(t *tier) {
-	c.log.Info("chain: tier up", "tier", t.name)
-	if !t.readOnly {
-		c.replayAll(t)
-	}
-	c.wakeControl()
-}
-
 func (t *tier) wakeReplay() {
 	select {
 	case t.wake <- struct{}{}:
 	default:
-	}
-}
-
-// verifyOwn reads the services the chain keeps registrations of from a
-// tier that cannot report them (no registry.RegistrationReporter) and has
-// the missing ones written again (healOwn), so that Registrations stays
-// true of such tiers too. Called by the probe loop after a successful
-// probe; one read per service of this process, bounded by the probe
-// timeout.
-func (t *tier) verifyOwn() {
-	c := t.c
-	for _, name := range c.ownServices() {
-		ctx, cancel := context.WithTimeout(c.ctx, c.opts.probeTimeout)
-		got, err := t.reg.GetService(ctx, name)
-		cancel()
-		if errors.Is(err, registry.ErrNotFound) {
-			got, err = nil, nil
-		}
-		if err != nil {
-			return // the next probe tells
-		}
-		c.healOwn(t, name, got)
 	}
 }

@@ -69,7 +69,7 @@ func (c *Chain) watchAll(ctx context.Context) (registry.Watcher, error) {
 	now := time.Now()
 	for _, s := range c.serviceList() {
 		s.mu.Lock()
-		if v := s.view.Load(); v != nil && len(v.u.Instances) > 0 && !v.expired(now) {
+		if v := s.cur.Load(); v != nil && len(v.u.Instances) > 0 && !v.expired(now) {
 			f.Publish(v.publishable())
 		}
 		s.mu.Unlock()
@@ -78,22 +78,40 @@ func (c *Chain) watchAll(ctx context.Context) (registry.Watcher, error) {
 	return f, nil
 }
 
-// publishAll hands u to every watch-all feed. Called with the service's
-// lock held, which orders the publishes of one service.
-func (c *Chain) publishAll(u *registry.Update) {
-	c.allMu.Lock()
-	defer c.allMu.Unlock()
-	for f := range c.allFeeds {
-		f.Publish(shallow(u))
+// watch starts a chain watcher on the service. It returns errEvicted when
+// the janitor removed the service meanwhile: the caller retries.
+func (s *service) watch(ctx context.Context) (registry.Watcher, error) {
+	f := newFeed(ctx, func(f *registry.Feed) {
+		s.mu.Lock()
+		delete(s.feeds, f)
+		s.mu.Unlock()
+	})
+	s.mu.Lock()
+	if s.closed {
+		evicted := s.evicted
+		s.mu.Unlock()
+		// Ended outside the lock: the feed's onStop takes it.
+		err := s.c.errClosed("watch " + s.name)
+		if evicted {
+			err = errEvicted
+		}
+		f.End(err)
+		return nil, err
 	}
-}
-
-// failAll reports err to every watch-all feed as a transient error. Called
-// with the service's lock held, like publishAll.
-func (c *Chain) failAll(err error) {
-	c.allMu.Lock()
-	defer c.allMu.Unlock()
-	for f := range c.allFeeds {
-		f.Fail(err)
+	defer s.mu.Unlock()
+	select {
+	case <-f.Done():
+		return f, nil // ctx was done already; onStop may have run
+	default:
 	}
+	s.feeds[f] = struct{}{}
+	switch v := s.cur.Load(); {
+	case v != nil && v.expired(time.Now()):
+		f.Fail(v.tooOld("watch", s.name))
+	case v != nil:
+		f.Publish(v.publishable())
+	case s.firstErr != nil:
+		f.Fail(s.firstErr)
+	}
+	return f, nil
 }

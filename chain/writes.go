@@ -413,3 +413,14 @@ func (c *Chain) pendingCount(t *tier) int {
 	}
 	return n
 }
+
+// goneLocked records that the chain deregistered key at now, and forgets
+// records older than twice the guard window.
+func (c *Chain) goneLocked(key string, now time.Time) {
+	for k, at := range c.gone {
+		if r := c.regs[k]; (r == nil || r.live) && now.Sub(at) >= 2*c.opts.guard.window() {
+			delete(c.gone, k) // kept while its deregistration is pending
+		}
+	}
+	c.gone[key] = now
+}

@@ -29,6 +29,7 @@ type Registry struct {
 	cancel context.CancelFunc
 	wg     sync.WaitGroup // keepalive goroutines and the hub's scheduler
 	locks  keyLocks       // serialises Register/Deregister per instance ID
+	beats  chan struct{}  // a slot per heartbeat in flight: at most maxBeats at once
 
 	mu     sync.Mutex // guards the fields below
 	closed bool
@@ -71,6 +72,7 @@ func New(cfg Config) (*Registry, error) {
 		regs:   make(map[string]*registration),
 		bySID:  make(map[string]*registration),
 		feeds:  make(map[*registry.Feed]struct{}),
+		beats:  make(chan struct{}, maxBeats),
 	}
 	if r.client == nil {
 		ac := consulapi.DefaultConfig()
@@ -87,9 +89,7 @@ func New(cfg Config) (*Registry, error) {
 		if cfg.Scheme != "" {
 			ac.Scheme = cfg.Scheme
 		}
-		// Keep the hub's connections (maxReads+2) and a few heartbeats
-		// alive between uses instead of redialling.
-		ac.Transport.MaxIdleConnsPerHost = max(ac.Transport.MaxIdleConnsPerHost, maxReads+4)
+		tune(ac.Transport)
 		r.tr = ac.Transport
 		if r.client, err = consulapi.NewClient(ac); err != nil {
 			r.tr.CloseIdleConnections()
@@ -98,6 +98,23 @@ func New(cfg Config) (*Registry, error) {
 	}
 	r.ctx, r.cancel = context.WithCancel(context.Background())
 	return r, nil
+}
+
+// maxConns bounds a registry's connections to the agent: the hub's
+// maxReads+2, the heartbeats' maxBeats and four for the caller's own
+// requests. Consul caps connections per client IP
+// (limits.http_max_conns_per_client, 200 by default, shared by every
+// process of a host talking to its local agent); without a bound of its
+// own, net/http dials a new connection whenever a request starts before a
+// finished one's connection is back in the idle pool, which on a loaded
+// machine adds a few at a time.
+const maxConns = maxReads + 2 + maxBeats + 4
+
+// tune sets the transport New builds: at most maxConns connections to the
+// agent, and enough of them kept alive between uses not to redial.
+func tune(tr *http.Transport) {
+	tr.MaxConnsPerHost = maxConns
+	tr.MaxIdleConnsPerHost = max(tr.MaxIdleConnsPerHost, maxConns)
 }
 
 // errClosed is what every method returns after Close.

@@ -148,8 +148,11 @@
 //   - The check query returns on every check change in the datacenter (at
 //     most 20 times a second): with a watch-all it carries every check,
 //     otherwise the node checks and those of the watched services.
-//   - The hub's six connections add to the heartbeats' and the caller's
-//     own requests. Consul caps connections per client IP
+//   - A registry holds at most 14 connections to the agent (when it
+//     builds its own client): the hub's six, the heartbeats' four (at most
+//     four at once, however many registrations) and four for the caller's
+//     own requests, which wait for a free one beyond that. Consul caps
+//     connections per client IP
 //     (limits.http_max_conns_per_client, 200 by default), which every
 //     process on a host shares when they all talk to the local agent.
 //   - Ping asks for the leader, which Consul answers whatever the token: a

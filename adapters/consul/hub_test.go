@@ -25,16 +25,17 @@ import (
 
 // connLimit is the agent's http_max_conns_per_client in TestHub: low
 // enough that one blocking query per service (the design before the hub)
-// runs into it with the services these tests watch.
-const connLimit = 16
+// runs into it with the 40 services these tests watch, high enough for the
+// two registries of a subtest (the watching one and the one registering)
+// at their bound.
+const connLimit = 2*maxConns - 4
 
 // maxHubConns bounds the connections a registry of TestHub may hold at
-// once: the hub's maxReads+2, plus heartbeats and the test's own calls,
-// plus what net/http dials when a request starts while a finished one's
-// connection is still on its way back to the idle pool (seen under load:
-// one to four more than the requests in flight). It stays below the
-// agent's connLimit — the point: connections do not grow with watchers.
-const maxHubConns = 12
+// once: the registry's own bound (maxConns, which tune sets on the
+// transport). The point: connections do not grow with watchers. A hub
+// that held one blocking query per watcher would starve at that bound and
+// fail the tests' waits.
+const maxHubConns = maxConns
 
 // connCounter counts the connections of a transport.
 type connCounter struct {
@@ -92,8 +93,8 @@ func countedRegistry(t *testing.T, a *consultest.Agent) (*Registry, *connCounter
 	conns, warns := new(connCounter), new(atomic.Int64)
 	tr := cleanhttp.DefaultPooledTransport()
 	tr.DialContext = conns.dial
-	tr.MaxIdleConnsPerHost = maxReads + 4 // as New sets its own transport
-	t.Cleanup(tr.CloseIdleConnections)    // after the registry's Close
+	tune(tr)                           // as New sets its own transport
+	t.Cleanup(tr.CloseIdleConnections) // after the registry's Close
 	client, err := consulapi.NewClient(&consulapi.Config{Address: a.Addr, Scheme: "http", Transport: tr})
 	if err != nil {
 		t.Fatal(err)

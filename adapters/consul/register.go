@@ -294,10 +294,10 @@ func (r *Registry) keepalive(ctx context.Context, reg *registration, done chan s
 		case <-back:
 		}
 		back = nil
-		err := r.attempt(ctx, timeout, func(ctx context.Context) error { return classify(r.pass(ctx, reg.sid)) })
+		err := r.beat(ctx, timeout, func(ctx context.Context) error { return classify(r.pass(ctx, reg.sid)) })
 		if err != nil && ctx.Err() == nil && isStatus(err, http.StatusNotFound) {
 			r.failed(reg, err)
-			err = r.attempt(ctx, timeout, func(ctx context.Context) error { return r.write(ctx, reg.asr) })
+			err = r.beat(ctx, timeout, func(ctx context.Context) error { return r.write(ctx, reg.asr) })
 		}
 		if ctx.Err() != nil {
 			return
@@ -314,6 +314,26 @@ func (r *Registry) keepalive(ctx context.Context, reg *registration, done chan s
 		b.Reset()
 		timer.Reset(interval)
 	}
+}
+
+// maxBeats bounds the heartbeats (and the re-registrations they make) in
+// flight at once: each holds a connection to the agent, and the agent caps
+// connections per client IP (limits.http_max_conns_per_client). Heartbeats
+// of many registrations fall due together (a loaded process runs its timers
+// late); they then wait their turn, each taking milliseconds, well within
+// the TTL's slack.
+const maxBeats = 4
+
+// beat is attempt for a keepalive: it waits for one of the maxBeats slots
+// (within ctx) before it runs f.
+func (r *Registry) beat(ctx context.Context, timeout time.Duration, f func(context.Context) error) error {
+	select {
+	case r.beats <- struct{}{}:
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	defer func() { <-r.beats }()
+	return r.attempt(ctx, timeout, f)
 }
 
 // attempt runs f with a ctx bounded by timeout.

@@ -1,6 +1,7 @@
 package zk_test
 
 import (
+	"context"
 	"crypto/tls"
 	"io"
 	"log/slog"
@@ -14,8 +15,9 @@ import (
 )
 
 // tlsRoundTrip registers an instance over a registry with tlsCfg on addr,
-// reads it back and deregisters it.
-func tlsRoundTrip(t *testing.T, addr string, tlsCfg *tls.Config) error {
+// reads it back and deregisters it: within the test's wait bound when works
+// (the connection must work), within 3 s when it must fail.
+func tlsRoundTrip(t *testing.T, addr string, tlsCfg *tls.Config, works bool) error {
 	t.Helper()
 	r, err := zk.New(zk.Config{
 		Servers: []string{addr}, TLS: tlsCfg, Root: "/tls-test",
@@ -26,7 +28,13 @@ func tlsRoundTrip(t *testing.T, addr string, tlsCfg *tls.Config) error {
 		return err
 	}
 	defer r.Close()
-	return testutil.RoundTrip(r)
+	bound := 3 * time.Second
+	if works {
+		bound = testutil.Timeout(t)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), bound)
+	defer cancel()
+	return testutil.RoundTrip(ctx, r)
 }
 
 // ZooKeeper's secure client port: TLS with the right CA works, with
@@ -37,16 +45,16 @@ func TestTLS(t *testing.T) {
 	files := zktest.TLSFiles{CA: pki.CA, Cert: pki.ServerCert, Key: pki.ServerKey}
 	t.Run("TLS", func(t *testing.T) {
 		srv := zktest.StartTLS(t, files)
-		if err := tlsRoundTrip(t, srv.TLSAddr, pki.ClientTLS(t, false)); err != nil {
+		if err := tlsRoundTrip(t, srv.TLSAddr, pki.ClientTLS(t, false), true); err != nil {
 			t.Errorf("with the CA: %v", err)
 		}
 		other := pki.ClientTLS(t, false)
 		other.RootCAs = nil
 		other.ServerName = "localhost"
-		if err := tlsRoundTrip(t, srv.TLSAddr, other); err == nil {
+		if err := tlsRoundTrip(t, srv.TLSAddr, other, false); err == nil {
 			t.Error("without trusting the CA worked")
 		}
-		if err := tlsRoundTrip(t, srv.TLSAddr, nil); err == nil {
+		if err := tlsRoundTrip(t, srv.TLSAddr, nil, false); err == nil {
 			t.Error("plain TCP to the secure port worked")
 		}
 	})
@@ -54,10 +62,10 @@ func TestTLS(t *testing.T) {
 		f := files
 		f.ClientAuth = true
 		srv := zktest.StartTLS(t, f)
-		if err := tlsRoundTrip(t, srv.TLSAddr, pki.ClientTLS(t, true)); err != nil {
+		if err := tlsRoundTrip(t, srv.TLSAddr, pki.ClientTLS(t, true), true); err != nil {
 			t.Errorf("with a client certificate: %v", err)
 		}
-		if err := tlsRoundTrip(t, srv.TLSAddr, pki.ClientTLS(t, false)); err == nil {
+		if err := tlsRoundTrip(t, srv.TLSAddr, pki.ClientTLS(t, false), false); err == nil {
 			t.Error("without a client certificate worked")
 		}
 	})

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sync"
 	"testing"
 	"time"
 
@@ -63,7 +64,9 @@ type Reader struct {
 	// C delivers every Next result, for a test that looks at one itself.
 	C      <-chan WatchResult
 	source string
-	latest map[string]*registry.Update // last Update per service, read by Until
+
+	mu     sync.Mutex                  // guards latest
+	latest map[string]*registry.Update // last Update per service read from the watcher, read by Until
 }
 
 // WatchResult is one Next result.
@@ -87,6 +90,13 @@ func WatchReader(tb testing.TB, r registry.Registry, name, source string) *Reade
 		defer close(done)
 		for {
 			u, err := w.Next()
+			if err == nil {
+				// Recorded before it is handed over, so that a test that
+				// reads C itself leaves Until knowing the state.
+				rd.mu.Lock()
+				rd.latest[u.Service] = u
+				rd.mu.Unlock()
+			}
 			select {
 			case ch <- WatchResult{u, err}:
 			case <-stop:
@@ -106,7 +116,7 @@ func WatchReader(tb testing.TB, r registry.Registry, name, source string) *Reade
 }
 
 // Until waits until the latest Update of svc (possibly one received
-// earlier) holds exactly want and returns how long it took and how many
+// earlier, through Until or read from C by the test) holds exactly want and returns how long it took and how many
 // transient errors came meanwhile (they are logged). The watch ending, or
 // timeout passing, fails tb.
 func (rd *Reader) Until(tb testing.TB, timeout time.Duration, svc string, want ...*registry.Instance) (time.Duration, int) {
@@ -114,7 +124,9 @@ func (rd *Reader) Until(tb testing.TB, timeout time.Duration, svc string, want .
 	start := time.Now()
 	timer := time.NewTimer(timeout)
 	defer timer.Stop()
+	rd.mu.Lock()
 	last := rd.latest[svc]
+	rd.mu.Unlock()
 	if last != nil && registry.EqualInstances(last.Instances, want) {
 		return 0, 0
 	}
@@ -133,7 +145,6 @@ func (rd *Reader) Until(tb testing.TB, timeout time.Duration, svc string, want .
 			if (rd.source != "" && res.U.Source != rd.source) || res.U.Revision == 0 || res.U.Time.IsZero() {
 				tb.Errorf("Update %+v lacks Source, Revision or Time", res.U)
 			}
-			rd.latest[res.U.Service] = res.U
 			if res.U.Service != svc {
 				continue
 			}
@@ -151,21 +162,33 @@ func (rd *Reader) Until(tb testing.TB, timeout time.Duration, svc string, want .
 	}
 }
 
-// RoundTrip registers an instance of "tls-check" on r, reads it back and
-// deregisters it, within 3 s: a check that r's connection works.
-func RoundTrip(r registry.Registry) error {
-	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
-	defer cancel()
+// RoundTrip registers an instance of "tls-check" on r, waits until a read
+// returns it and deregisters it, within ctx: a check that r's connection
+// works. A Register that returns registry.ErrUnavailable (its first write
+// timed out, the registration is kept pending) is not a failure by itself:
+// the read decides. Give a working connection a generous ctx (a loaded
+// machine's TLS handshake to a JVM server takes seconds); a connection
+// that must fail fails by ctx's end.
+func RoundTrip(ctx context.Context, r registry.Registry) error {
 	in := &registry.Instance{ID: "1", Name: "tls-check", Endpoints: []string{"grpc://10.0.0.1:1"}}
-	if err := r.Register(ctx, in); err != nil {
+	if err := r.Register(ctx, in); err != nil && !errors.Is(err, registry.ErrUnavailable) {
 		return err
 	}
-	got, err := r.GetService(ctx, "tls-check")
-	if err != nil {
-		return err
-	}
-	if len(got) != 1 {
-		return fmt.Errorf("got %d instances, want 1", len(got))
+	tick := time.NewTicker(10 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		got, err := r.GetService(ctx, "tls-check")
+		if err == nil && len(got) == 1 {
+			break
+		}
+		if err == nil {
+			err = fmt.Errorf("got %d instances, want 1", len(got))
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("%w (last read: %w)", ctx.Err(), err)
+		case <-tick.C:
+		}
 	}
 	return r.Deregister(ctx, in)
 }

@@ -42,6 +42,7 @@ type listed struct {
 
 func main() {
 	showPairs := flag.Bool("pairs", false, "list the pairs of files of each package")
+	why := flag.Bool("why", false, "with -pairs: name what each file of a pair uses of the other")
 	flag.Parse()
 	patterns := flag.Args()
 	if len(patterns) == 0 {
@@ -72,6 +73,10 @@ func main() {
 		if *showPairs {
 			for _, pr := range s.pairs {
 				fmt.Printf("    %s <-> %s\n", pr[0], pr[1])
+				if *why {
+					fmt.Printf("        %s uses %s\n", pr[0], strings.Join(s.names[pr], " "))
+					fmt.Printf("        %s uses %s\n", pr[1], strings.Join(s.names[[2]string{pr[1], pr[0]}], " "))
+				}
 			}
 		}
 		total.files += s.files
@@ -110,6 +115,7 @@ type shape struct {
 	longest               string
 	longestN              int
 	pairs                 [][2]string
+	names                 map[[2]string][]string // what file a uses of file b, sorted
 }
 
 func measure(p listed, exports map[string]string) (*shape, error) {
@@ -167,6 +173,7 @@ func measure(p listed, exports map[string]string) (*shape, error) {
 	}
 	// Which file uses which file's declarations.
 	uses := map[[2]string]bool{}
+	named := map[[2]string]map[string]bool{}
 	note := func(from token.Pos, obj types.Object) {
 		if obj == nil || obj.Pkg() != pkg || !obj.Pos().IsValid() {
 			return
@@ -174,7 +181,12 @@ func measure(p listed, exports map[string]string) (*shape, error) {
 		a := filepath.Base(fset.Position(from).Filename)
 		b := filepath.Base(fset.Position(obj.Pos()).Filename)
 		if a != b {
-			uses[[2]string{a, b}] = true
+			k := [2]string{a, b}
+			uses[k] = true
+			if named[k] == nil {
+				named[k] = map[string]bool{}
+			}
+			named[k][obj.Name()] = true
 		}
 	}
 	for id, obj := range info.Uses {
@@ -187,6 +199,13 @@ func measure(p listed, exports map[string]string) (*shape, error) {
 		if k[0] < k[1] && uses[[2]string{k[1], k[0]}] {
 			s.pairs = append(s.pairs, k)
 		}
+	}
+	s.names = map[[2]string][]string{}
+	for k, m := range named {
+		for n := range m {
+			s.names[k] = append(s.names[k], n)
+		}
+		sort.Strings(s.names[k])
 	}
 	sort.Slice(s.pairs, func(i, j int) bool {
 		if s.pairs[i][0] != s.pairs[j][0] {
