@@ -214,17 +214,18 @@ func (c *Chain) serviceList() []*service {
 }
 
 func (c *Chain) reconcileAll() {
-	now := time.Now()
-	for _, s := range c.serviceList() {
-		s.mu.Lock()
-		s.recomputeLocked(now, false, false)
-		s.mu.Unlock()
-	}
+	// Discovery first: the services then follow its current watchers.
 	c.allMu.Lock()
 	d := c.disc
 	c.allMu.Unlock()
 	if d != nil {
 		d.reconcile()
+	}
+	now := time.Now()
+	for _, s := range c.serviceList() {
+		s.mu.Lock()
+		s.recomputeLocked(now, false, false)
+		s.mu.Unlock()
 	}
 }
 
@@ -235,7 +236,12 @@ func (c *Chain) errClosed(op string) error {
 // service returns the service's state, creating it (and starting its tier
 // watchers) on first use. Over the cap (WithMaxServices) it first evicts
 // the least recently read service nobody watches.
-func (c *Chain) service(name string) (*service, error) {
+func (c *Chain) service(name string) (*service, error) { return c.serviceFrom(name, nil) }
+
+// serviceFrom is service; a service it creates is first covered by the
+// discovery watcher w (nil: none), whose state for it comes next, so that
+// it does not start a watch of its own in w's tier.
+func (c *Chain) serviceFrom(name string, w *tierWatcher) (*service, error) {
 	c.mu.RLock()
 	s, closed := c.services[name], c.closed
 	c.mu.RUnlock()
@@ -270,6 +276,9 @@ func (c *Chain) service(name string) (*service, error) {
 		c.evict(victim, "over the cap")
 	}
 	s.mu.Lock()
+	if w != nil {
+		s.cover[w.t.idx] = w
+	}
 	s.startLocked(now)
 	s.mu.Unlock()
 	return s, nil

@@ -254,6 +254,18 @@
 // (bounded by its ctx): the shutdown path, before a process stops taking
 // traffic.
 //
+// # Watching everything
+//
+// With a watch-all (Watch("")) running, a service's states in a tier come
+// from the tier's watch-all once it has reported the service: one watch
+// per tier whatever the number of services, and a failover finds the next
+// tier's states already in. A service a tier's watch-all has not reported
+// (the tier does not hold it, or the report is still on its way) is
+// watched in that tier on its own, as without a watch-all, until the
+// watch-all reports it. The chain keeps the tiers' Instances as they
+// deliver them (registry.SharedNotifier): what a watch-all holds is one copy
+// of the tier's states, not two.
+//
 // # Concurrency
 //
 // A Chain is safe for concurrent use. Its goroutines (probes, replays,

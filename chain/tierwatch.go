@@ -24,11 +24,12 @@ type tierWatcher struct {
 	since   time.Time // when it started
 	deliver func(w *tierWatcher, u *registry.Update)
 	fail    func(w *tierWatcher, err error) // nil: errors go to the tier's health only
+	shared  bool                            // a watch-all (discovery's): every service's state in the tier
 }
 
 func spawnWatcher(c *Chain, t *tier, name string, deliver func(*tierWatcher, *registry.Update), fail func(*tierWatcher, error)) *tierWatcher {
 	ctx, cancel := context.WithCancel(c.ctx)
-	w := &tierWatcher{t: t, name: name, epoch: t.epoch.Load(), ctx: ctx, cancel: cancel, since: time.Now(), deliver: deliver, fail: fail}
+	w := &tierWatcher{t: t, name: name, epoch: t.epoch.Load(), ctx: ctx, cancel: cancel, since: time.Now(), deliver: deliver, fail: fail, shared: name == ""}
 	if !c.spawn(w.run) {
 		cancel()
 		return nil
@@ -165,13 +166,30 @@ func (d *discovery) reconcile() {
 	}
 }
 
-func (d *discovery) deliver(_ *tierWatcher, u *registry.Update) {
+// watcher returns the discovery's current watcher of tier i, nil if none.
+// Called with c.allMu not held.
+func (d *discovery) watcher(i int) *tierWatcher {
+	d.c.allMu.Lock()
+	defer d.c.allMu.Unlock()
+	if d.stopped {
+		return nil
+	}
+	return d.watchers[i]
+}
+
+// deliver hands a service's state in the tier to the service: with a
+// watch-all running, services take their states in a tier from the
+// tier's watch-all, not from a watch of their own (one watch per tier,
+// whatever the number of services).
+func (d *discovery) deliver(w *tierWatcher, u *registry.Update) {
 	if registry.ValidateName(u.Service) != nil {
 		return
 	}
-	if _, err := d.c.service(u.Service); err != nil {
+	s, err := d.c.serviceFrom(u.Service, w)
+	if err != nil {
 		return
 	}
+	s.onTierUpdate(w, u)
 }
 
 func (d *discovery) stop() {
@@ -284,7 +302,7 @@ func (pw *pumped) drain() {
 		if pw.paused.Load() {
 			return
 		}
-		u, ok, err := pw.n.TryNext()
+		u, ok, err := pw.next()
 		if !ok {
 			return
 		}
@@ -313,6 +331,16 @@ func (pw *pumped) drain() {
 		w.t.report(nil, false)
 		w.deliver(w, u)
 	}
+}
+
+// next takes pw's next state, without a deep copy from a
+// registry.SharedNotifier (the chain never modifies Instances: it keeps the
+// producer's), else with TryNext's.
+func (pw *pumped) next() (*registry.Update, bool, error) {
+	if sn, ok := pw.n.(registry.SharedNotifier); ok {
+		return sn.TryNextShared()
+	}
+	return pw.n.TryNext()
 }
 
 // pause stops reading pw for d; then the pump reads it again. A stop of

@@ -47,6 +47,7 @@ var (
 	window   = flag.Duration("window", 10*time.Second, "how long the changes flow")
 	sides    = flag.String("sides", "regchain,go-micro", "sides to run, in order")
 	deadline = flag.Duration("deadline", 10*time.Minute, "the program exits (status 2) if still running after this")
+	profile  = flag.String("profile", "", "a directory: each side writes its heap profile there (SIDE.heap) once its first complete state is in")
 
 	// Set when this program runs as a child.
 	child    = flag.String("side", "", "internal: run one side (regchain, go-micro) or etcd")
@@ -137,7 +138,7 @@ func coordinate() {
 // makes the changes and collects its report.
 func runOne(side, ep string, cli *clientv3.Client, l layout) (result, error) {
 	cmd := exec.Command(os.Args[0], "-side", side, "-endpoint", ep,
-		"-services", fmt.Sprint(*services), "-instances", fmt.Sprint(*perSvc))
+		"-services", fmt.Sprint(*services), "-instances", fmt.Sprint(*perSvc), "-profile", *profile)
 	cmd.Stderr = os.Stderr
 	in, err := cmd.StdinPipe()
 	if err != nil {

@@ -11,7 +11,9 @@ import (
 	"os"
 	"os/exec"
 	"os/signal"
+	"path/filepath"
 	"runtime"
+	"runtime/pprof"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -110,6 +112,12 @@ func runSide(side, ep string) {
 	runtime.GC()
 	var ms runtime.MemStats
 	runtime.ReadMemStats(&ms)
+	if *profile != "" {
+		if err := writeHeap(filepath.Join(*profile, side+".heap")); err != nil {
+			out.Encode(report{Err: err.Error()})
+			os.Exit(1)
+		}
+	}
 	out.Encode(report{Phase: "ready", FirstState: first, Heap: ms.HeapAlloc, Goroutines: runtime.NumGoroutine()})
 
 	in := bufio.NewScanner(os.Stdin)
@@ -236,4 +244,16 @@ func followMicro(ep string, f *follower) error {
 	default:
 	}
 	return nil
+}
+
+func writeHeap(path string) error {
+	f, err := os.Create(path)
+	if err != nil {
+		return err
+	}
+	if err := pprof.WriteHeapProfile(f); err != nil {
+		f.Close()
+		return err
+	}
+	return f.Close()
 }
