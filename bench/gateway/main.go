@@ -82,6 +82,7 @@ type report struct {
 	Phase      string        `json:"phase"` // "ready", then "done"
 	FirstState time.Duration `json:"first_state"`
 	Heap       uint64        `json:"heap"`
+	Stacks     uint64        `json:"stacks"` // goroutine stacks in use
 	Goroutines int           `json:"goroutines"`
 	CPU        float64       `json:"cpu"` // seconds per second over the window
 	Latencies  []int64       `json:"latencies,omitempty"`
@@ -217,11 +218,11 @@ func change(cli *clientv3.Client, l layout) error {
 
 func print(results []result) {
 	w := tabwriter.NewWriter(os.Stdout, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintf(w, "side\tfirst complete state\theap\tgoroutines\tchange latency p50\tp99\tmax\tchanges seen\tCPU (s/s) at %d changes/s\t\n", *rate)
+	fmt.Fprintf(w, "side\tfirst complete state\theap\tstacks\tgoroutines\tchange latency p50\tp99\tmax\tchanges seen\tCPU (s/s) at %d changes/s\t\n", *rate)
 	for _, r := range results {
 		p50, p99, mx := percentiles(r.done.Latencies)
-		fmt.Fprintf(w, "%s\t%v\t%.1f MiB\t%d\t%v\t%v\t%v\t%d\t%.3f\t\n", r.side,
-			r.ready.FirstState.Round(time.Millisecond), float64(r.ready.Heap)/(1<<20), r.ready.Goroutines,
+		fmt.Fprintf(w, "%s\t%v\t%.1f MiB\t%.1f MiB\t%d\t%v\t%v\t%v\t%d\t%.3f\t\n", r.side,
+			r.ready.FirstState.Round(time.Millisecond), float64(r.ready.Heap)/(1<<20), float64(r.ready.Stacks)/(1<<20), r.ready.Goroutines,
 			p50, p99, mx, len(r.done.Latencies), r.done.CPU)
 	}
 	w.Flush()

@@ -118,7 +118,7 @@ func runSide(side, ep string) {
 			os.Exit(1)
 		}
 	}
-	out.Encode(report{Phase: "ready", FirstState: first, Heap: ms.HeapAlloc, Goroutines: runtime.NumGoroutine()})
+	out.Encode(report{Phase: "ready", FirstState: first, Heap: ms.HeapAlloc, Stacks: ms.StackInuse, Goroutines: runtime.NumGoroutine()})
 
 	in := bufio.NewScanner(os.Stdin)
 	in.Scan() // "go"
