@@ -89,7 +89,7 @@ func (w *tierWatcher) watch(b *backoff.Backoff) {
 			continue
 		}
 		if n, ok := rw.(registry.Notifier); ok {
-			w.t.c.pumps[w.t.idx].attach(w, rw, n, b)
+			w.t.c.pump.attach(w, rw, n, b)
 			handed = true
 			return
 		}
@@ -204,14 +204,14 @@ func (d *discovery) stop() {
 	}
 }
 
-// pump reads, from one goroutine per tier, the tier watchers whose
-// registry.Watcher is a registry.Notifier (every backend of this module's:
-// they are registry.Feeds): watching N services then costs O(tiers)
-// goroutines, not one per service and tier. A tier watcher runs a
-// goroutine of its own only while it calls (or waits to call again) the
-// tier's Watch, and for the whole watch when the watcher is not a Notifier.
+// pump reads the tier watchers whose registry.Watcher is a
+// registry.Notifier (every backend of this module's: they are
+// registry.Feeds) on the chain's loop: watching N services in T tiers then
+// costs no goroutine of its own. A tier watcher runs a goroutine of its own
+// only while it calls (or waits to call again) the tier's Watch, and for
+// the whole watch when the watcher is not a Notifier.
 type pump struct {
-	wake chan struct{} // capacity 1
+	c *Chain
 
 	mu    sync.Mutex // guards ready
 	ready []*pumped
@@ -225,10 +225,10 @@ type pumped struct {
 	n         registry.Notifier
 	b         *backoff.Backoff
 	stopAfter func() bool // unregisters the Stop on w's ctx
-	errs      int         // consecutive errors (owned by the pump goroutine)
-	ended     bool        // the pump is done with it (owned by the pump goroutine)
+	errs      int         // consecutive errors (owned by the loop)
+	ended     bool        // the pump is done with it (owned by the loop)
 	paused    atomic.Bool // backing off after repeated errors: not read until resumed
-	resume    *time.Timer // ends the pause (owned by the pump goroutine)
+	resume    *time.Timer // ends the pause (owned by the loop)
 	p         *pump
 	queued    atomic.Bool // in the pump's ready list
 }
@@ -237,10 +237,10 @@ type pumped struct {
 // serves the others that are ready.
 const maxTurn = 64
 
-func newPump() *pump { return &pump{wake: make(chan struct{}, 1)} }
+func newPump(c *Chain) *pump { return &pump{c: c} }
 
 // attach hands rw over to the pump: from now on its states reach w's
-// deliver from the pump's goroutine.
+// deliver from the loop's goroutine.
 func (p *pump) attach(w *tierWatcher, rw registry.Watcher, n registry.Notifier, b *backoff.Backoff) {
 	pw := &pumped{w: w, rw: rw, n: n, b: b, p: p}
 	pw.stopAfter = context.AfterFunc(w.ctx, func() { rw.Stop() })
@@ -256,31 +256,22 @@ func (p *pump) enqueue(pw *pumped) {
 	p.mu.Lock()
 	p.ready = append(p.ready, pw)
 	p.mu.Unlock()
-	select {
-	case p.wake <- struct{}{}:
-	default:
-	}
+	p.c.kickLoop()
 }
 
-// run reads ready watchers until ctx is done.
-func (p *pump) run(ctx context.Context) {
-	for {
-		select {
-		case <-ctx.Done():
+// drain reads the watchers that are ready, each at most maxTurn states at
+// a time (a watcher with more is queued again for the next turn).
+func (p *pump) drain(c *Chain) {
+	p.mu.Lock()
+	batch := p.ready
+	p.ready = nil
+	p.mu.Unlock()
+	for _, pw := range batch {
+		if c.ctx.Err() != nil {
 			return
-		case <-p.wake:
 		}
-		p.mu.Lock()
-		batch := p.ready
-		p.ready = nil
-		p.mu.Unlock()
-		for _, pw := range batch {
-			if ctx.Err() != nil {
-				return
-			}
-			pw.queued.Store(false) // a notify from here on queues it again
-			pw.drain()
-		}
+		pw.queued.Store(false) // a notify from here on queues it again
+		pw.drain()
 	}
 }
 
