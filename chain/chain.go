@@ -135,7 +135,6 @@ func New(tiers []Tier, opts ...Option) (*Chain, error) {
 	for i, t := range tiers {
 		c.tiers = append(c.tiers, newTier(c, i, t))
 	}
-	c.m.init(c)
 	c.snap = newSnapshot(c)
 	c.snap.load()
 	c.pump = newPump(c)

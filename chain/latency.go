@@ -2,56 +2,73 @@ package chain
 
 import (
 	"errors"
+	"sync/atomic"
 	"time"
 
-	"github.com/regchain/regchain/registry"
-
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/regchain/regchain/registry"
 )
 
-// latency holds the per-tier latency histograms, next to the counters of
-// metrics.
-type latency struct {
-	probe, read, write *prometheus.HistogramVec
-}
+// The kinds of a tier's calls whose latency the chain keeps.
+const (
+	latProbe = iota // health probes
+	latRead         // a watch's first state, the guard's re-reads
+	latWrite        // registrations and deregistrations
+	latKinds
+)
 
 // latencyBuckets run from 0.5ms to about 16s, doubling.
 var latencyBuckets = prometheus.ExponentialBuckets(0.0005, 2, 16)
 
-func (l *latency) init(c *Chain) {
-	labels := prometheus.Labels{"chain": c.opts.name}
-	h := func(name, help string) *prometheus.HistogramVec {
-		return prometheus.NewHistogramVec(prometheus.HistogramOpts{
-			Name:        "regchain_chain_tier_" + name + "_seconds",
-			Help:        help,
-			ConstLabels: labels,
-			Buckets:     latencyBuckets,
-		}, []string{"tier", "result"})
-	}
-	l.probe = h("probe", "Latency of the tier's health probes; result ok or error.")
-	l.read = h("read", "Latency of the chain's reads of a service from the tier: a watch's first state (from the start of the watch) and the guard's re-reads; result ok (not found included) or error.")
-	l.write = h("write", "Latency of registrations and deregistrations written to the tier; result ok or error.")
+// latency is a tier's call latencies per kind and result (ok, error), as
+// counts per bucket: a few hundred bytes a tier, exported as histograms by
+// the Collector.
+type latency [latKinds][2]hist
+
+// hist counts observations per bucket (not cumulated: the last counts
+// those above every bound), with their count and sum.
+type hist struct {
+	buckets [16 + 1]atomic.Uint64
+	count   atomic.Uint64
+	sumNs   atomic.Int64
 }
 
-// observe records one call of kind h to tier, started at start.
-func (l *latency) observe(h *prometheus.HistogramVec, tier string, start time.Time, err error) {
-	result := "ok"
+// observe records one call of kind to the tier, started at start.
+func (l *latency) observe(kind int, start time.Time, err error) {
+	res := 0
 	if err != nil {
-		result = "error"
+		res = 1
 	}
-	h.WithLabelValues(tier, result).Observe(time.Since(start).Seconds())
+	d := time.Since(start)
+	h := &l[kind][res]
+	i := 0
+	for i < len(latencyBuckets) && d.Seconds() > latencyBuckets[i] {
+		i++
+	}
+	h.buckets[i].Add(1)
+	h.sumNs.Add(int64(d))
+	h.count.Add(1)
 }
 
-func (l *latency) describe(ch chan<- *prometheus.Desc) {
-	l.probe.Describe(ch)
-	l.read.Describe(ch)
-	l.write.Describe(ch)
-}
-
-func (l *latency) collect(ch chan<- prometheus.Metric) {
-	l.probe.Collect(ch)
-	l.read.Collect(ch)
-	l.write.Collect(ch)
+// collect exports the tier's histograms that have observations.
+func (l *latency) collect(ch chan<- prometheus.Metric, desc *[latKinds]*prometheus.Desc, tier string) {
+	for kind := range latKinds {
+		for res, result := range []string{"ok", "error"} {
+			h := &l[kind][res]
+			n := h.count.Load()
+			if n == 0 {
+				continue
+			}
+			cum := make(map[float64]uint64, len(latencyBuckets))
+			var acc uint64
+			for i, b := range latencyBuckets {
+				acc += h.buckets[i].Load()
+				cum[b] = acc
+			}
+			ch <- prometheus.MustNewConstHistogram(desc[kind], n, time.Duration(h.sumNs.Load()).Seconds(), cum, tier, result)
+		}
+	}
 }
 
 // ignoreNotFound returns nil for registry.ErrNotFound: an answer, not a

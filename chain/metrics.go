@@ -5,11 +5,10 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
-
-	"github.com/prometheus/client_golang/prometheus"
 )
 
-// metrics holds the chain's counters; gauges are computed at scrape time.
+// metrics holds the chain's counters (a tier's latencies are the tier's,
+// latency.go); gauges are computed at scrape time.
 type metrics struct {
 	failovers atomic.Int64
 	failbacks atomic.Int64
@@ -23,42 +22,10 @@ type metrics struct {
 	recentMu sync.Mutex // guards recent
 	recent   []Switch   // the last maxRecent source switches, oldest first
 
-	lat latency // per-tier latency histograms (latency.go)
-
-	tierUp, tierFailures, tierDowns, replays, pending   *prometheus.Desc
-	failoverD, failbackD, heldD, confirmedD, discardedD *prometheus.Desc
-	releasedD, rollbacksD, evictionsD                   *prometheus.Desc
-	services, frozen, snapCommits, snapErrors           *prometheus.Desc
-	snapLastSave, snapAge, snapEntries, level           *prometheus.Desc
-}
-
-func (m *metrics) init(c *Chain) {
-	labels := prometheus.Labels{"chain": c.opts.name}
-	d := func(name, help string, vars ...string) *prometheus.Desc {
-		return prometheus.NewDesc("regchain_chain_"+name, help, vars, labels)
-	}
-	m.tierUp = d("tier_up", "1 while the tier's circuit is closed (the tier is used), 0 while it is open.", "tier")
-	m.tierFailures = d("tier_failures_total", "Failed probes, calls and watch errors that count against the tier's health.", "tier")
-	m.tierDowns = d("tier_downs_total", "Times the tier's circuit opened.", "tier")
-	m.replays = d("replays_total", "Registrations and deregistrations written to the tier in the background (after a failure or a recovery).", "tier")
-	m.pending = d("pending_registrations", "Registrations and deregistrations the tier does not hold yet.", "tier")
-	m.failoverD = d("failovers_total", "Service source switches to a lower tier or to the snapshot.")
-	m.failbackD = d("failbacks_total", "Service source switches to a higher tier or away from the snapshot.")
-	m.heldD = d("guard_held_total", "Suspect drops held by the empty-push guard.")
-	m.confirmedD = d("guard_confirmed_total", "Held drops confirmed by their re-reads over the guard window and served.")
-	m.discardedD = d("guard_discarded_total", "Held drops never served: the service came back (a state that is not a drop) before they were confirmed.")
-	m.releasedD = d("guard_released_total", "Held drops let through by the operator (ReleaseHold).")
-	m.rollbacksD = d("rollbacks_total", "Services rolled back to their last known good state by the operator (Rollback).")
-	m.evictionsD = d("evictions_total", "Services forgotten from memory: idle, absent, or over the cap.")
-	m.services = d("services", "Services by the source of their current view.", "source")
-	m.frozen = d("frozen", "1 while the chain is frozen on the snapshot.")
-	m.snapCommits = d("snapshot_commits_total", "Successful snapshot saves.")
-	m.snapErrors = d("snapshot_errors_total", "Failed snapshot saves.")
-	m.snapLastSave = d("snapshot_last_save_timestamp_seconds", "When the snapshot was last saved (Unix time), 0 if never.")
-	m.snapAge = d("snapshot_served_age_seconds", "Age of the oldest state served from the snapshot, 0 if none is.")
-	m.snapEntries = d("snapshot_services", "Services the snapshot holds.")
-	m.level = d("degradation_level", "The chain's degradation level: 0 all tiers healthy, 1 failed over (a tier down or serving from the snapshot), 2 serving a static tier, 3 registrations cannot be written anywhere.")
-	m.lat.init(c)
+	// The Prometheus descriptors, made on the first Collector (collector.go):
+	// a chain nobody scrapes does not carry them.
+	descOnce sync.Once
+	desc     *descs
 }
 
 // switched counts a change of a service's source tiers.

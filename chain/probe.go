@@ -23,7 +23,7 @@ func (t *tier) probeOnce() {
 	t.probeAt.Store(start.Add(t.c.opts.probeInterval).UnixNano())
 	ctx, cancel := context.WithTimeout(t.c.ctx, t.c.opts.probeTimeout)
 	err := t.ping(ctx)
-	t.c.m.lat.observe(t.c.m.lat.probe, t.name, start, err)
+	t.lat.observe(latProbe, start, err)
 	cancel()
 	if t.c.ctx.Err() != nil {
 		return

@@ -417,7 +417,7 @@ func (s *service) onTierUpdate(w *tierWatcher, u *registry.Update) {
 	}
 	if s.fresh&bit(i) == 0 {
 		// The watch's first state: the tier's read of the service.
-		s.c.m.lat.observe(s.c.m.lat.read, w.t.name, w.since, nil)
+		w.t.lat.observe(latRead, w.since, nil)
 	}
 	s.data[i] = u
 	s.fresh |= bit(i)
@@ -437,7 +437,7 @@ func (s *service) onTierError(w *tierWatcher, err error) {
 	if s.closed || s.watchers[i] != w || s.fresh&bit(i) != 0 || s.failed&bit(i) != 0 {
 		return
 	}
-	s.c.m.lat.observe(s.c.m.lat.read, w.t.name, w.since, err)
+	w.t.lat.observe(latRead, w.since, err)
 	s.failed |= bit(i)
 	s.recomputeLocked(time.Now(), false, false)
 }
@@ -573,7 +573,7 @@ func (c *Chain) readTier(ctx context.Context, t *tier, name string) (*registry.U
 	defer cancel()
 	start := time.Now()
 	got, err := t.reg.GetService(cctx, name)
-	c.m.lat.observe(c.m.lat.read, t.name, start, ignoreNotFound(err))
+	t.lat.observe(latRead, start, ignoreNotFound(err))
 	switch {
 	case err == nil:
 		t.report(nil, false)

@@ -34,6 +34,7 @@ type tier struct {
 	probeBusy, replayBusy atomic.Bool
 	replayWake            atomic.Bool
 	replayBackoff         backoff.Backoff // owned by the replay running
+	lat                   latency         // call latencies (latency.go)
 	failures              atomic.Int64
 	replays               atomic.Int64
 	downs                 atomic.Int64

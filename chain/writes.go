@@ -285,7 +285,7 @@ func (c *Chain) write(ctx context.Context, r *reg, t *tier) (wrote bool, err err
 		}
 		return t.reg.Deregister(ctx, inst)
 	})
-	c.m.lat.observe(c.m.lat.write, t.name, start, err)
+	t.lat.observe(latWrite, start, err)
 
 	c.regMu.Lock()
 	defer c.regMu.Unlock()
