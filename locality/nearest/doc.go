@@ -34,10 +34,20 @@
 //     candidates of the nearest level as if none were: ejection steers
 //     traffic, it never turns a service into no service.
 //  4. Ejection. An Endpoint is ejected after Ejection.ConsecutiveFailures
-//     failed calls in a row (default 3), for Ejection.BaseTime (default
-//     5s) times 2^(k-1), capped at Ejection.MaxTime (default 60s), where k
-//     counts its ejections since its last success. Outcomes of calls that
-//     were already in flight when it was ejected change nothing.
+//     failed calls in a row (default 3), or when at least
+//     Ejection.FailurePercentage (default 50) of its calls within one
+//     Ejection.Interval (default 1s) failed and it had at least
+//     Ejection.RequestVolume (default 10) calls in it (gRFC A50's failure
+//     percentage; the window is judged at the first outcome reported after
+//     it ends, and not at all when that comes more than an Interval
+//     later). It is ejected for Ejection.BaseTime (default 5s) times
+//     2^(k-1), capped at Ejection.MaxTime (default 60s), where k counts
+//     its ejections since its last success. Outcomes of calls that were
+//     already in flight when it was ejected change nothing. With
+//     Ejection.MaxEjectionPercent below 100 (no cap by default), Pick
+//     treats at most that share of a call's candidates as ejected (at
+//     most ceil(pct*n/100) of n, gRFC A50's cap): the most recently
+//     ejected ones beyond it are offered as if they were not.
 //  5. Re-admission. Once its ejection time has passed, an Endpoint is
 //     available again, on probation: one call at a time. Pick offers it to
 //     one call and to no other until that call's outcome is reported (or
@@ -61,8 +71,8 @@
 //
 // # A door, step by step
 //
-// How kratosplugin.Selector and microservice.Selector use the package,
-// and how a grpc-go balancer would:
+// How kratosplugin.Selector, microservice.Selector and grpcbalancer use
+// the package:
 //
 //   - One Tracker for the door's life (a balancer builder's, or one per
 //     ClientConn), so that outcomes survive the door's rebuilds (Kratos
@@ -86,7 +96,9 @@
 //
 // Tracker, Endpoint and Tried are safe for concurrent use. Pick and
 // Endpoint.Available take no lock: an Endpoint's ejection deadline is one
-// atomic word.
+// atomic word. Tracker.Steady (one atomic load) says when no endpoint is
+// ejected or on probation, so that a door on a hot path can skip Pick's
+// pass over the candidates while nothing is (grpcbalancer does).
 //
 // # Caveats
 //

@@ -218,3 +218,32 @@ func TestPickProbation(t *testing.T) {
 		}
 	})
 }
+
+// TestPickMaxEjectionPercent: with a cap of 50 %, at most half of the
+// candidates (rounded up) count as ejected; those ejected last are offered
+// as if they were not, and without taking a probe.
+func TestPickMaxEjectionPercent(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		tr := nearest.NewTracker(nearest.Ejection{ConsecutiveFailures: 1, BaseTime: time.Hour, MaxEjectionPercent: 50})
+		mk := func(id string, lvl locality.Level) node { return node{id, lvl, tr.Endpoint(id)} }
+		a1, a2, b1, b2 := mk("a1", locality.LevelZone), mk("a2", locality.LevelZone), mk("b1", locality.LevelRegion), mk("b2", locality.LevelRegion)
+		pick := func(nodes ...node) []string { _, got := nearest.Pick(nodes, at, nil); return names(got) }
+		a1.ep.Report(true)
+		time.Sleep(time.Millisecond)
+		a2.ep.Report(true)
+		if got := pick(a1, a2); !slices.Equal(got, []string{"a2"}) {
+			t.Errorf("two candidates, both ejected: %v, want [a2] (ejected last, beyond the cap)", got)
+		}
+		if got := pick(a1, a2); !slices.Equal(got, []string{"a2"}) {
+			t.Errorf("again: %v, want [a2] (no probe held)", got)
+		}
+		if got := pick(a1, a2, b1, b2); !slices.Equal(got, []string{"b1", "b2"}) {
+			t.Errorf("four candidates, two ejected: %v, want the region's", got)
+		}
+		time.Sleep(time.Millisecond)
+		b1.ep.Report(true)
+		if got := pick(a1, a2, b1, b2); !slices.Equal(got, []string{"b1", "b2"}) {
+			t.Errorf("four candidates, three ejected: %v, want [b1 b2] (b1 beyond the cap)", got)
+		}
+	})
+}
