@@ -48,7 +48,8 @@
 //     treats at most that share of a call's candidates as ejected (at
 //     most ceil(pct*n/100) of n, gRFC A50's cap): the most recently
 //     ejected ones beyond it are offered as if they were not.
-//  5. Re-admission. Once its ejection time has passed, an Endpoint is
+//  5. Re-admission. Once its ejection time has passed (or the door
+//     learnt that it is back: Endpoint.Readmit), an Endpoint is
 //     available again, on probation: one call at a time. Pick offers it to
 //     one call and to no other until that call's outcome is reported (or
 //     BaseTime has passed without one), so a dead endpoint's re-admission
@@ -102,10 +103,12 @@
 //
 // # Caveats
 //
-//   - Re-admission is by time only (no active probe): a dead endpoint costs
-//     one failed attempt per re-admission (retried elsewhere by the doors
-//     where that is safe), and comes back within MaxTime of answering
-//     again, however long it was gone.
+//   - Re-admission is by time (no active probe), unless the door has
+//     connection states (grpcbalancer readmits an endpoint whose
+//     connection became READY again): a dead endpoint costs one failed
+//     attempt per re-admission (retried elsewhere by the doors where that
+//     is safe), and comes back within MaxTime of answering again, however
+//     long it was gone.
 //   - An endpoint on probation that Pick offers to a call whose balancer
 //     then chooses another candidate waits BaseTime for its next chance.
 //   - A Tracker forgets endpoints that have reported nothing for

@@ -322,6 +322,21 @@ func (e *Endpoint) eject(now time.Time, why string) {
 	}
 }
 
+// Readmit ends the endpoint's ejection now, if it is ejected: it is on
+// probation at once (rule 5), as when its ejection time has passed. A door
+// calls it when it learns that the endpoint is back, such as a gRPC door
+// whose connection to it became READY again after being down: the
+// failures that ejected it were the old connection's.
+func (e *Endpoint) Readmit() {
+	now := time.Now()
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if !e.Available(now) {
+		e.until.Store(now.UnixNano())
+		e.probeUntil.Store(0)
+	}
+}
+
 // State is an Endpoint's ejection state, for status pages and tests.
 type State struct {
 	Ejected     bool

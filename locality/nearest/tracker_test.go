@@ -205,3 +205,29 @@ func TestSteady(t *testing.T) {
 		}
 	})
 }
+
+// TestReadmit: Readmit ends an ejection at once, on probation: the next
+// failure ejects for twice as long; a success ends the probation.
+func TestReadmit(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		e := nearest.NewTracker(nearest.Ejection{ConsecutiveFailures: 1, BaseTime: time.Minute, MaxTime: time.Hour}).Endpoint("svc|a")
+		e.Readmit() // not ejected: nothing to do
+		if st := e.State(time.Now()); st.Ejected || st.OnProbation {
+			t.Fatalf("Readmit of a healthy endpoint: %+v", st)
+		}
+		e.Report(true)
+		e.Readmit()
+		if st := e.State(time.Now()); st.Ejected || !st.OnProbation || st.Ejections != 1 {
+			t.Fatalf("after Readmit: %+v, want on probation", st)
+		}
+		e.Report(true)
+		if st := e.State(time.Now()); !st.Ejected || !st.Until.Equal(time.Now().Add(2*time.Minute)) {
+			t.Fatalf("failed on probation: %+v, want ejected for 2m", st)
+		}
+		e.Readmit()
+		e.Report(false)
+		if st := e.State(time.Now()); st.Ejected || st.OnProbation || st.Ejections != 0 {
+			t.Fatalf("answered on probation: %+v", st)
+		}
+	})
+}
