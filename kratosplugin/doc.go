@@ -89,9 +89,10 @@
 //     picks among them.
 //   - Kratos reports each call's end to the selector (the Done callback);
 //     CallFailed tells a failure (no answer, or 502/503/504, gRPC
-//     UNAVAILABLE or DEADLINE_EXCEEDED) from an answer. Failures in a row
-//     eject the instance, which is re-admitted after a while, on
-//     probation (SelectorConfig.Ejection; by default 3 failures, 5s
+//     UNAVAILABLE or DEADLINE_EXCEEDED) from an answer. Failures in a row,
+//     or a high failure rate, eject the instance, which is re-admitted
+//     after a while, on probation (SelectorConfig.Ejection; by default 3
+//     failures in a row or half of 10 or more calls within 1s, for 5s
 //     doubling up to 60s).
 //   - Outcomes are kept per Selector, keyed by service, scheme and
 //     address, across the selectors Kratos builds from it: Kratos' gRPC

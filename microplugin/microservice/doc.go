@@ -40,9 +40,10 @@
 //     (Mark). CallFailed tells a failure (the node did not answer: no
 //     connection, a connection broken in flight, a timeout, or
 //     502/503/504) from an answer (any other error is the application's).
-//     Failures in a row eject the node, which is re-admitted after a
-//     while, on probation (WithEjection; by default 3 failures, 5s
-//     doubling up to 60s).
+//     Failures in a row, or a high failure rate, eject the node, which
+//     is re-admitted after a while, on probation (WithEjection; by
+//     default 3 failures in a row or half of 10 or more calls within 1s,
+//     for 5s doubling up to 60s).
 //   - A selector.WithStrategy given to Select is ignored: the strategy is
 //     the rule above. Reset forgets the service's history.
 //
