@@ -50,10 +50,14 @@
 //     ejected ones beyond it are offered as if they were not.
 //  5. Re-admission. Once its ejection time has passed (or the door
 //     learnt that it is back: Endpoint.Readmit), an Endpoint is
-//     available again, on probation: one call at a time. Pick offers it to
-//     one call and to no other until that call's outcome is reported (or
-//     BaseTime has passed without one), so a dead endpoint's re-admission
-//     costs one attempt, not one per call in flight. A success ends the
+//     available again, on probation: one call at a time. Pick gives it
+//     to one call (returning it alone, so that the door's balancer cannot
+//     choose another) and offers it to no other until that call's outcome
+//     is reported (or BaseTime has passed without one), so a dead
+//     endpoint's re-admission costs one attempt, not one per call in
+//     flight; and a call that made a probe (its Tried record says so)
+//     gets no second one while other candidates are available, so dead
+//     endpoints on probation cannot use up a call's attempts. A success ends the
 //     probation (k and the failure count go back to zero); a failure
 //     ejects it again at once, for twice as long as before.
 //  6. Retries go elsewhere. A call that may be retried carries a Tried
@@ -69,6 +73,20 @@
 //     502/503/504); an error of the application (any other status) is an
 //     answer, hence a success; a call the caller cancelled is no outcome
 //     at all.
+//  8. Attempt timeouts. An attempt that takes much longer than the
+//     operation's recent successful attempts is given up, and the call
+//     goes on to another endpoint (rule 6), where that is safe:
+//     AttemptTimeouts gives Factor (default 4) times the slowest of the
+//     last 64 to 128 successful attempts of the operation, at least Min
+//     (default 100ms), and nothing before Samples (default 20) of them.
+//     The doors apply it only to calls that may be sent again after a
+//     timeout (idempotent by their rules), and never to a call's last
+//     attempt, which keeps the rest of the call's deadline: a call that
+//     really takes that long still gets its time, after an attempt or
+//     two elsewhere. It is what reveals an endpoint cut off silently
+//     (packets dropped, no reset, the connection still up) within a
+//     fraction of the call's deadline; its given-up attempts count as
+//     failures (rule 7) and eject it (rule 4).
 //
 // # A door, step by step
 //
@@ -109,8 +127,6 @@
 //     attempt per re-admission (retried elsewhere by the doors where that
 //     is safe), and comes back within MaxTime of answering again, however
 //     long it was gone.
-//   - An endpoint on probation that Pick offers to a call whose balancer
-//     then chooses another candidate waits BaseTime for its next chance.
 //   - A Tracker forgets endpoints that have reported nothing for
 //     Ejection.MaxTime + 10 minutes and are not ejected, so its size follows
 //     the fleet; a door still holding such an Endpoint keeps using it, with

@@ -29,9 +29,9 @@ func LevelOf(self locality.Locality, md map[string]string) locality.Level {
 // every candidate is ejected, the candidates of the nearest level. It
 // returns nil only for no candidates. The result is a new slice.
 //
-// An endpoint on probation that Pick returns as available is held for
-// this call (rule 5): other calls do not get it until this one's outcome
-// is reported, or BaseTime has passed.
+// An endpoint on probation that Pick offers is held for this call (rule
+// 5), and Pick returns it alone: the call is its probe. Other calls do not
+// get it until this one's outcome is reported, or BaseTime has passed.
 func Pick[N any](nodes []N, at func(N) (locality.Level, *Endpoint), tried *Tried) (locality.Level, []N) {
 	for {
 		lvl, out, raced := pick(nodes, at, tried, time.Now())
@@ -60,7 +60,8 @@ func pick[N any](nodes []N, at func(N) (locality.Level, *Endpoint), tried *Tried
 		switch {
 		case ep != nil && !ep.usable(now) && !capped[ep]:
 			return lvl, classAny, ep
-		case tried.Has(ep):
+		case tried.Has(ep), ep != nil && !capped[ep] && ep.probation.Load() && tried.Probed():
+			// Tried already, or a probe for a call that made one.
 			return lvl, classNotEjected, ep
 		default:
 			return lvl, classAvailable, ep
@@ -89,9 +90,15 @@ func pick[N any](nodes []N, at func(N) (locality.Level, *Endpoint), tried *Tried
 		if l != lvl || c < want {
 			continue
 		}
-		if want > classAny && ep != nil && !capped[ep] && !ep.claim(now) {
-			claimed = true
-			continue
+		if want > classAny && ep != nil && !capped[ep] && ep.probation.Load() {
+			if !ep.claim(now) {
+				claimed = true
+				continue
+			}
+			// This call is the probe: it goes there, whatever the door's
+			// balancer would have chosen among the others.
+			tried.probe()
+			return lvl, []N{n}, false
 		}
 		out = append(out, n)
 	}
@@ -132,8 +139,31 @@ func overCap[N any](nodes []N, at func(N) (locality.Level, *Endpoint), now time.
 // A nil *Tried records nothing and has tried nothing. It is safe for
 // concurrent use.
 type Tried struct {
-	mu  sync.Mutex // guards eps
-	eps []*Endpoint
+	mu     sync.Mutex // guards the fields below
+	eps    []*Endpoint
+	probed bool // an attempt was the probe of an endpoint on probation
+}
+
+// probe records that Pick gave the call a probe.
+func (t *Tried) probe() {
+	if t == nil {
+		return
+	}
+	t.mu.Lock()
+	t.probed = true
+	t.mu.Unlock()
+}
+
+// Probed reports whether an attempt of the call was the probe of an
+// endpoint on probation (rule 5): its later attempts are not given
+// another while other candidates are available.
+func (t *Tried) Probed() bool {
+	if t == nil {
+		return false
+	}
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.probed
 }
 
 // Add records that an attempt went to e.

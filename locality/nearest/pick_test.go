@@ -247,3 +247,49 @@ func TestPickMaxEjectionPercent(t *testing.T) {
 		}
 	})
 }
+
+// TestPickProbeAlone: a call that takes an endpoint's probe gets it alone,
+// so that the door's balancer cannot send the probe elsewhere; the next
+// call gets the others.
+func TestPickProbeAlone(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		tr := nearest.NewTracker(nearest.Ejection{ConsecutiveFailures: 1, BaseTime: time.Second})
+		a := node{"a", locality.LevelZone, tr.Endpoint("a")}
+		b := node{"b", locality.LevelZone, tr.Endpoint("b")}
+		all := []node{a, b}
+		a.ep.Report(true)
+		time.Sleep(time.Second)
+		if _, got := nearest.Pick(all, at, nil); !slices.Equal(names(got), []string{"a"}) {
+			t.Fatalf("probe: %v, want [a] alone", names(got))
+		}
+		if _, got := nearest.Pick(all, at, nil); !slices.Equal(names(got), []string{"b"}) {
+			t.Fatalf("probe held: %v, want [b]", names(got))
+		}
+	})
+}
+
+// TestPickOneProbePerCall: a call whose attempt was a probe is not given
+// another probe while other candidates are available: dead endpoints on
+// probation cost a call one attempt at most.
+func TestPickOneProbePerCall(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		tr := nearest.NewTracker(nearest.Ejection{ConsecutiveFailures: 1, BaseTime: time.Second})
+		a1 := node{"a1", locality.LevelZone, tr.Endpoint("a1")}
+		a2 := node{"a2", locality.LevelZone, tr.Endpoint("a2")}
+		b1 := node{"b1", locality.LevelRegion, tr.Endpoint("b1")}
+		all := []node{a1, a2, b1}
+		a1.ep.Report(true)
+		a2.ep.Report(true)
+		time.Sleep(time.Second) // both on probation
+		_, tried := nearest.WithTried(context.Background())
+		_, got := nearest.Pick(all, at, tried)
+		if len(got) != 1 || got[0].lvl != locality.LevelZone || !tried.Probed() {
+			t.Fatalf("first attempt: %v (probed %v), want one zone probe", names(got), tried.Probed())
+		}
+		tried.Add(got[0].ep)
+		got[0].ep.Report(true) // the probe failed
+		if _, got := nearest.Pick(all, at, tried); !slices.Equal(names(got), []string{"b1"}) {
+			t.Fatalf("second attempt: %v, want [b1], not the other probe", names(got))
+		}
+	})
+}
