@@ -388,17 +388,7 @@ func TestTransientErrorsDoNotEndWatch(t *testing.T) {
 	mem := newMemory(t)
 	logs := &recordingLogger{}
 	p := kratosplugin.New(mem, kratosplugin.WithLogger(logs))
-	if err := p.Register(ctxT(t), kratosInstance("a", 9000)); err != nil {
-		t.Fatal(err)
-	}
-	w, err := p.Watch(ctxT(t), "greeter")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer w.Stop()
-	if r := receive(t, nextAsync(w)); r.err != nil || ids(r.list) != "[a]" {
-		t.Fatalf("first Next = %s, %v", ids(r.list), r.err)
-	}
+	w := watchWithA(t, p)
 	ch := nextAsync(w)
 	for range 3 {
 		mem.SetAvailable(false)
@@ -524,17 +514,7 @@ func (w *timingOutWatcher) Next() (*registry.Update, error) {
 func TestTimeoutErrorsDoNotEndWatch(t *testing.T) {
 	mem := newMemory(t)
 	p := kratosplugin.New(timingOut{mem})
-	if err := p.Register(ctxT(t), kratosInstance("a", 9000)); err != nil {
-		t.Fatal(err)
-	}
-	w, err := p.Watch(ctxT(t), "greeter")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer w.Stop()
-	if r := receive(t, nextAsync(w)); r.err != nil || ids(r.list) != "[a]" {
-		t.Fatalf("first Next = %s, %v", ids(r.list), r.err)
-	}
+	w := watchWithA(t, p)
 	ch := nextAsync(w) // meets the timeout error, then waits
 	if err := p.Register(ctxT(t), kratosInstance("b", 9010)); err != nil {
 		t.Fatal(err)
@@ -542,4 +522,22 @@ func TestTimeoutErrorsDoNotEndWatch(t *testing.T) {
 	if r := receive(t, ch); r.err != nil || ids(r.list) != "[a b]" {
 		t.Fatalf("Next after a timed-out read and a change = %s, %v; want [a b]", ids(r.list), r.err)
 	}
+}
+
+// watchWithA registers instance a of greeter through p, watches greeter
+// and checks the first Next; the watcher stops with the test.
+func watchWithA(t *testing.T, p *kratosplugin.Registry) kratosregistry.Watcher {
+	t.Helper()
+	if err := p.Register(ctxT(t), kratosInstance("a", 9000)); err != nil {
+		t.Fatal(err)
+	}
+	w, err := p.Watch(ctxT(t), "greeter")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { w.Stop() })
+	if r := receive(t, nextAsync(w)); r.err != nil || ids(r.list) != "[a]" {
+		t.Fatalf("first Next = %s, %v", ids(r.list), r.err)
+	}
+	return w
 }
