@@ -111,9 +111,10 @@ func Backoff(context.Context, client.Request, int) (time.Duration, error) { retu
 
 // AttemptTimeouts returns a go-micro client wrapper that gives each
 // attempt but the last of a call of an idempotent endpoint a timeout of
-// its own (RetryConfig.AttemptTimeout), through go-micro's per-attempt
-// ConnectionTimeout; go-micro then reports a timeout (408), which Retry
-// sends to another node and the Selector counts against the node. Calls
+// its own (RetryConfig.AttemptTimeout): the attempt then ends with
+// go-micro's timeout error (408), which Retry sends to another node and
+// the Selector counts against the node, while the abandoned attempt runs
+// on until it answers or go-micro's own ConnectionTimeout ends it. Calls
 // of other endpoints and streams are left as they are: a timed-out
 // attempt of theirs could not be retried. Each attempt of a call it
 // bounds decodes into a fresh value of the response's type, copied into
@@ -155,13 +156,11 @@ func (c *attemptClient) Call(ctx context.Context, req client.Request, rsp any, o
 	)
 	bound := func(next client.CallFunc) client.CallFunc {
 		return func(ctx context.Context, node *mreg.Node, req client.Request, rsp any, o client.CallOptions) error {
+			var d time.Duration
 			if int(attempts.Add(1)) <= o.Retries { // not the last attempt
-				d := c.fixed
+				d = c.fixed
 				if c.adaptive != nil {
 					d = c.adaptive.Timeout(op)
-				}
-				if d > 0 {
-					o.ConnectionTimeout = d
 				}
 			}
 			// go-micro returns from a timed-out attempt, and from a call
@@ -171,7 +170,7 @@ func (c *attemptClient) Call(ctx context.Context, req client.Request, rsp any, o
 			// caller's goroutine once the call succeeded.
 			own, _ := fresh(rsp)
 			start := time.Now()
-			err := next(ctx, node, req, own, o)
+			err := attempt(d, func() error { return next(ctx, node, req, own, o) })
 			if err == nil {
 				answer.Store(&own)
 				if c.adaptive != nil {
@@ -186,6 +185,29 @@ func (c *attemptClient) Call(ctx context.Context, req client.Request, rsp any, o
 		commit(rsp, *v)
 	}
 	return err
+}
+
+// attempt runs call and, when d > 0, gives up waiting for it after d with
+// go-micro's timeout error (408), which Retry sends elsewhere and the
+// Selector counts against the node. The attempt itself goes on, into its
+// own response value, until go-micro's ConnectionTimeout ends it: giving
+// up through a shorter ConnectionTimeout instead would make go-micro close
+// the attempt's stream while its reader still uses it (a data race inside
+// go-micro's client) every time an attempt is only slow.
+func attempt(d time.Duration, call func() error) error {
+	if d <= 0 {
+		return call()
+	}
+	done := make(chan error, 1)
+	go func() { done <- call() }()
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case err := <-done:
+		return err
+	case <-t.C:
+		return merrors.Timeout(idClient, "attempt given up after %v (regchain attempt timeout)", d)
+	}
 }
 
 // fresh returns a new zero value of rsp's type for one attempt to decode
