@@ -109,7 +109,10 @@
 //     nothing (rule 7; kratosplugin.CallFailed reads gRPC statuses).
 //   - Retries: an interceptor or middleware calls WithTried once per call
 //     and sends the call again only where that is safe (see
-//     kratosplugin.Retry and microservice.Retry for the rules).
+//     kratosplugin.Retry and microservice.Retry for the rules), with an
+//     AttemptTimeouts for the attempts but the last of the calls it may
+//     send again after a timeout (rule 8; kratosplugin.Retry and
+//     microservice.AttemptTimeouts).
 //
 // # Concurrency
 //
