@@ -116,6 +116,9 @@
 // spill-over by share, unlike Envoy's overprovisioning factor); eject or
 // deregister the failing ones. A connection that is cut off silently (no
 // reset, traffic dropped) stays READY until keepalives or call deadlines
-// reveal it: set grpc.WithKeepaliveParams on the client, and deadlines on
-// calls; consecutive DEADLINE_EXCEEDED results eject the endpoint.
+// reveal it, and a policy can neither set keepalives nor end the calls in
+// flight: those fail at their deadline (grpc-go has no per-attempt
+// timeout; a keepalive, grpc.WithKeepaliveParams, pings no more often
+// than every 10s). Consecutive DEADLINE_EXCEEDED results eject the
+// endpoint, and the registry withdrawing it moves the rest.
 package grpcbalancer

@@ -3,8 +3,8 @@
 // of the service "orders", each instance serving gRPC, HTTP and go-micro.
 // Mirrors (package mirror) keep each datacenter's records in the other's
 // etcd, both ways. A reader in each datacenter reads through a chain over
-// both etcds (its own first) and calls the service without pause with
-// three clients: a gRPC client through grpcresolver (its default service
+// both etcds (its own first) and calls the service all along (two callers
+// per client, 10ms between calls, 2s per call) with three clients: a gRPC client through grpcresolver (its default service
 // config: the regchain_locality balancer and a retry policy), a Kratos
 // HTTP client (kratosplugin.NewSelector and Retry) and a go-micro client
 // (microservice.Nearest), each with the settings regchain's doors set by
