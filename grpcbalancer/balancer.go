@@ -4,8 +4,8 @@ import (
 	"encoding/json"
 	"fmt"
 	"log/slog"
+	"strings"
 	"sync"
-	"time"
 
 	"google.golang.org/grpc/balancer"
 	"google.golang.org/grpc/balancer/endpointsharding"
@@ -15,6 +15,7 @@ import (
 	"google.golang.org/grpc/serviceconfig"
 
 	"github.com/regchain/regchain/locality"
+	"github.com/regchain/regchain/locality/nearest"
 )
 
 // Name is the policy's name in service configs.
@@ -44,11 +45,14 @@ func (builder) Build(cc balancer.ClientConn, opts balancer.BuildOptions) balance
 // lb is one channel's policy. It sits between grpc-go and an
 // endpointsharding balancer of pick_first children (one per endpoint):
 // endpointsharding reports every child's state through UpdateState, which
-// lb intercepts to build its own picker.
+// lb intercepts to build its own picker. Ejection is package
+// locality/nearest's: a Tracker per channel keeps each endpoint's
+// outcomes, and every pick applies nearest.Pick, so an ejection or a
+// re-admission needs no new picker.
 //
 // grpc-go serializes the calls into a balancer (UpdateClientConnState,
-// ResolverError, Close and the children's state updates); lb's own
-// goroutines (the ejection timer, ejections triggered by calls) take mu.
+// ResolverError, Close and the children's state updates); mu guards lb's
+// fields against the String method and keeps pickers in order.
 type lb struct {
 	balancer.ClientConn // the channel; UpdateState is intercepted
 	child               balancer.Balancer
@@ -57,16 +61,21 @@ type lb struct {
 	mu       sync.Mutex // guards the fields below; held while sending a picker
 	closed   bool
 	cfg      *parsed
+	tracker  *nearest.Tracker
 	eps      *resolver.EndpointMap // resolver.Endpoint -> *endpoint
-	list     []*endpoint           // eps' values
 	children []endpointsharding.ChildState
 	agg      balancer.State // endpointsharding's own state and picker
 	level    locality.Level // of the last READY picker; -1: none yet
-	panic    bool           // the last picker used ejected endpoints
 	started  bool           // a READY picker was sent once
-	timer    *time.Timer    // nil: not armed
-	timerGen uint64         // the armed timer's; an older one that fires does nothing
-	lastTick time.Time
+}
+
+// endpoint is what the policy knows of one endpoint of the resolver's
+// state.
+type endpoint struct {
+	key   string // in the tracker
+	ep    *nearest.Endpoint
+	level locality.Level // its nearest level as seen from the client
+	ready bool           // its child was READY at the last UpdateState
 }
 
 // UpdateClientConnState implements balancer.Balancer: it places each
@@ -80,9 +89,18 @@ func (b *lb) UpdateClientConnState(s balancer.ClientConnState) error {
 		}
 	}
 	b.mu.Lock()
+	if b.tracker == nil || b.cfg.ejection != cfg.ejection || b.cfg.disabled != cfg.disabled {
+		// A new ejection setting starts a new history.
+		ej := cfg.ejection
+		if cfg.disabled {
+			ej = nearest.Ejection{ConsecutiveFailures: -1, FailurePercentage: -1}
+		}
+		ej.Logger = slog.Default().With("target", b.target)
+		b.tracker = nearest.NewTracker(ej)
+		b.eps = resolver.NewEndpointMap()
+	}
 	b.cfg = cfg
 	eps := resolver.NewEndpointMap()
-	list := make([]*endpoint, 0, len(s.ResolverState.Endpoints))
 	for _, ep := range s.ResolverState.Endpoints {
 		if len(ep.Addresses) == 0 {
 			continue
@@ -94,20 +112,38 @@ func (b *lb) UpdateClientConnState(s balancer.ClientConnState) error {
 		if v, ok := b.eps.Get(ep); ok {
 			e = v.(*endpoint)
 		} else {
-			e = &endpoint{addr: ep.Addresses[0].Addr}
+			e = &endpoint{key: keyOf(ep)}
+			e.ep = b.tracker.Endpoint(e.key)
 		}
 		l, _ := LocalityOf(ep)
-		e.level = cfg.self.Nearest(l)
+		e.level = cfg.self.Nearest(l) // nearest.LevelOf's rule, from the place
 		eps.Set(ep, e)
-		list = append(list, e)
 	}
-	b.eps, b.list = eps, list
+	for _, ep := range b.eps.Keys() {
+		if _, kept := eps.Get(ep); !kept {
+			v, _ := b.eps.Get(ep)
+			b.tracker.Forget(v.(*endpoint).key) // gone: its history goes too
+		}
+	}
+	b.eps = eps
 	b.mu.Unlock()
 	// endpointsharding calls UpdateState once, at the end.
 	return b.child.UpdateClientConnState(balancer.ClientConnState{
 		ResolverState:  pickfirstleaf.EnableHealthListener(s.ResolverState),
 		BalancerConfig: nil, // pick_first children take their defaults
 	})
+}
+
+// keyOf names an endpoint in the channel's tracker: its addresses, ended
+// by a separator so that no key is a prefix of another (Forget takes
+// prefixes).
+func keyOf(ep resolver.Endpoint) string {
+	var sb strings.Builder
+	for _, a := range ep.Addresses {
+		sb.WriteString(a.Addr)
+		sb.WriteByte('|')
+	}
+	return sb.String()
 }
 
 func (b *lb) ResolverError(err error) { b.child.ResolverError(err) }
@@ -127,9 +163,6 @@ func (b *lb) ExitIdle() {
 func (b *lb) Close() {
 	b.mu.Lock()
 	b.closed = true
-	if b.timer != nil {
-		b.timer.Stop()
-	}
 	b.mu.Unlock()
 	b.child.Close()
 }
@@ -144,42 +177,27 @@ func (b *lb) UpdateState(s balancer.State) {
 	}
 	b.children = endpointsharding.ChildStatesFromPicker(s.Picker)
 	b.agg = s
-	b.updateLocked()
-}
-
-// updateLocked sends the picker of the current children's states and
-// ejections.
-func (b *lb) updateLocked() {
-	var ready, ejected [3][]pickEndpoint
+	var ready []pickEndpoint
+	level := locality.Level(-1)
 	for _, c := range b.children {
-		if c.State.ConnectivityState != connectivity.Ready {
+		e := b.endpointOf(c.Endpoint)
+		wasReady := e.ready
+		e.ready = c.State.ConnectivityState == connectivity.Ready
+		if !e.ready {
 			continue
 		}
-		e := b.endpointOf(c.Endpoint)
-		pe := pickEndpoint{picker: c.State.Picker, e: e}
-		if e.ejected {
-			ejected[e.level] = append(ejected[e.level], pe)
-		} else {
-			ready[e.level] = append(ready[e.level], pe)
+		if !wasReady && e.ep != nil {
+			// A new connection: the failures that ejected the endpoint
+			// were the old one's (a server restarted, a datacenter back).
+			e.ep.Readmit()
+		}
+		ready = append(ready, pickEndpoint{picker: c.State.Picker, ep: e.ep, level: e.level})
+		if level < 0 || e.level < level {
+			level = e.level
 		}
 	}
-	level, eps, panicked := locality.Level(-1), []pickEndpoint(nil), false
-	for l := range ready {
-		if len(ready[l]) > 0 {
-			level, eps = locality.Level(l), ready[l]
-			break
-		}
-	}
-	if eps == nil {
-		for l := range ejected {
-			if len(ejected[l]) > 0 {
-				level, eps, panicked = locality.Level(l), ejected[l], true
-				break
-			}
-		}
-	}
-	b.logLevelLocked(level, len(eps), panicked)
-	if eps == nil {
+	b.logLevelLocked(level, len(ready))
+	if len(ready) == 0 {
 		// Nothing READY: endpointsharding's own state says whether calls
 		// wait (CONNECTING, IDLE) or fail (TRANSIENT_FAILURE, with the
 		// children's connection errors).
@@ -188,9 +206,8 @@ func (b *lb) updateLocked() {
 	}
 	b.ClientConn.UpdateState(balancer.State{
 		ConnectivityState: connectivity.Ready,
-		Picker:            newPicker(b, eps),
+		Picker:            newPicker(ready, b.tracker, !b.cfg.disabled),
 	})
-	b.armLocked()
 }
 
 // endpointOf returns the endpoint record of a child; one the resolver
@@ -202,26 +219,24 @@ func (b *lb) endpointOf(ep resolver.Endpoint) *endpoint {
 	return &endpoint{level: locality.LevelAny}
 }
 
-func (b *lb) logLevelLocked(level locality.Level, n int, panicked bool) {
-	if level == b.level && panicked == b.panic {
+// logLevelLocked logs a change of the nearest level with READY endpoints
+// (ejections are logged by the tracker).
+func (b *lb) logLevelLocked(level locality.Level, n int) {
+	if level == b.level {
 		return
 	}
-	prev, wasPanic := b.level, b.panic
-	b.level, b.panic = level, panicked
+	prev := b.level
+	b.level = level
 	log := slog.Default()
 	switch {
 	case level < 0 && prev >= 0:
 		log.Warn("grpcbalancer: no READY endpoint at any level", "target", b.target, "previous", prev.String())
 	case level < 0:
 		// Still starting.
-	case panicked:
-		log.Warn("grpcbalancer: only ejected endpoints are READY; using them", "target", b.target, "level", level.String(), "endpoints", n)
-	case level == prev && wasPanic:
-		log.Info("grpcbalancer: READY endpoints that are not ejected again", "target", b.target, "level", level.String(), "endpoints", n)
 	case prev < 0 && !b.started:
 		log.Debug("grpcbalancer: first READY level", "target", b.target, "level", level.String(), "endpoints", n)
 	default:
-		log.Info("grpcbalancer: picking from another level", "target", b.target, "level", level.String(), "previous", levelName(prev), "endpoints", n)
+		log.Info("grpcbalancer: nearest READY level changed", "target", b.target, "level", level.String(), "previous", levelName(prev), "endpoints", n)
 	}
 	if level >= 0 {
 		b.started = true
@@ -233,104 +248,6 @@ func levelName(l locality.Level) string {
 		return "none"
 	}
 	return l.String()
-}
-
-// failedCall is called by a picker's Done when e has just reached the
-// consecutive failure limit. It runs on the RPC's goroutine, where grpc-go
-// may hold its own locks: the ejection runs on a goroutine of its own.
-func (b *lb) failedCall(e *endpoint) {
-	go func() {
-		b.mu.Lock()
-		defer b.mu.Unlock()
-		if b.closed || b.cfg == nil || !b.tracked(e) {
-			return
-		}
-		x := ejection{cfg: b.cfg.outlier}
-		if x.eject(e, b.list, time.Now()) {
-			slog.Default().Warn("grpcbalancer: endpoint ejected after consecutive failures", "target", b.target,
-				"endpoint", e.addr, "level", e.level.String(), "failures", b.cfg.outlier.consecutiveFailures,
-				"for", x.until(e).Sub(e.ejectedAt))
-			b.updateLocked()
-			b.rearmLocked() // its end may come before the next interval's
-		}
-	}()
-}
-
-func (b *lb) tracked(e *endpoint) bool {
-	for _, x := range b.list {
-		if x == e {
-			return true
-		}
-	}
-	return false
-}
-
-// rearmLocked arms the ejection timer afresh.
-func (b *lb) rearmLocked() {
-	if b.timer != nil {
-		b.timer.Stop()
-		b.timer = nil
-	}
-	b.armLocked()
-}
-
-// armLocked makes sure the ejection timer runs while outlier detection is
-// on: at the next interval's end, or sooner when an ejection ends.
-func (b *lb) armLocked() {
-	if b.closed || b.cfg == nil || b.cfg.outlier.disabled || b.timer != nil {
-		return
-	}
-	now := time.Now()
-	if b.lastTick.IsZero() {
-		b.lastTick = now
-	}
-	b.timerGen++
-	gen := b.timerGen
-	b.timer = time.AfterFunc(b.nextTickLocked(now), func() { b.tick(gen) })
-}
-
-func (b *lb) nextTickLocked(now time.Time) time.Duration {
-	x := ejection{cfg: b.cfg.outlier}
-	d := b.lastTick.Add(x.cfg.interval).Sub(now)
-	for _, e := range b.list {
-		if e.ejected {
-			d = min(d, x.until(e).Sub(now))
-		}
-	}
-	return max(d, time.Millisecond)
-}
-
-// tick ends ejections that ran out and, once per interval, judges failure
-// rates.
-func (b *lb) tick(gen uint64) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	if gen != b.timerGen {
-		return // stopped and replaced while it fired
-	}
-	b.timer = nil
-	if b.closed || b.cfg == nil || b.cfg.outlier.disabled {
-		return
-	}
-	x := ejection{cfg: b.cfg.outlier}
-	now := time.Now()
-	changed, _ := x.readmit(b.list, now)
-	if changed {
-		slog.Default().Info("grpcbalancer: ejected endpoints re-admitted", "target", b.target)
-	}
-	if now.Sub(b.lastTick) >= x.cfg.interval {
-		b.lastTick = now
-		for _, e := range x.interval(b.list, now) {
-			changed = true
-			slog.Default().Warn("grpcbalancer: endpoint ejected for its failure rate", "target", b.target,
-				"endpoint", e.addr, "level", e.level.String(), "for", x.until(e).Sub(e.ejectedAt))
-		}
-	}
-	if changed && b.children != nil {
-		b.updateLocked() // re-arms
-		return
-	}
-	b.armLocked()
 }
 
 // String is for grpc-go's logs.

@@ -248,3 +248,18 @@ func TestApplicationErrorsDoNotEject(t *testing.T) {
 		t.Errorf("the endpoint answering NOT_FOUND got %d of 40 calls: ejected?", n)
 	}
 }
+
+// An endpoint ejected for its failures is re-admitted at once when its
+// connection comes back READY after being down (its server restarted),
+// long before its ejection time ends.
+func TestReconnectReadmits(t *testing.T) {
+	z, r := startServer(t), startServer(t)
+	z.mode.Store(modeFail)
+	conn, _ := dial(t, sc(`{`+self+`,"outlierDetection":{"consecutiveFailures":3,"baseEjectionTime":"1h"}}`),
+		endpoint(z.addr, zoneA), endpoint(r.addr, zoneB))
+	waitFor(t, "the failing zone endpoint ejected", func() string { return only(conn, 10, r.addr) })
+	z.Stop()
+	z.mode.Store(modeOK)
+	z.Restart()
+	waitFor(t, "calls back on the restarted zone endpoint", func() string { return only(conn, 10, z.addr) })
+}

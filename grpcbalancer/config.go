@@ -8,18 +8,15 @@ import (
 	"google.golang.org/grpc/serviceconfig"
 
 	"github.com/regchain/regchain/locality"
+	"github.com/regchain/regchain/locality/nearest"
 )
 
-// Defaults of OutlierDetection; see the package doc for why.
-const (
-	DefaultConsecutiveFailures = 5
-	DefaultFailurePercentage   = 50
-	DefaultRequestVolume       = 10
-	DefaultInterval            = time.Second
-	DefaultBaseEjectionTime    = 10 * time.Second
-	DefaultMaxEjectionTime     = 5 * time.Minute
-	DefaultMaxEjectionPercent  = 50
-)
+// DefaultMaxEjectionPercent is OutlierDetection.MaxEjectionPercent's
+// default: gRFC A50's cap (10 % there), raised so that both instances of a
+// two-instance zone can go while another zone serves. The other defaults
+// are package locality/nearest's, the rule every client door of regchain
+// shares.
+const DefaultMaxEjectionPercent = 50
 
 // Config is the policy's load balancing config, the JSON object under Name
 // in a service config's loadBalancingConfig. The zero Config is valid.
@@ -35,30 +32,34 @@ type Config struct {
 }
 
 // OutlierDetection configures the ejection of failing endpoints (see the
-// package doc). A zero field takes its default.
+// package doc and package locality/nearest, whose rule applies). A zero
+// field takes its default.
 type OutlierDetection struct {
 	// Disabled turns ejection off.
 	Disabled bool `json:"disabled,omitempty"`
 	// ConsecutiveFailures ejects an endpoint whose last this many calls
-	// failed. If zero, 5.
+	// failed. If zero, nearest.DefaultConsecutiveFailures (3).
 	ConsecutiveFailures int `json:"consecutiveFailures,omitempty"`
 	// FailurePercentage ejects an endpoint with at least this share (1 to
-	// 100) of failed calls in an Interval. If zero, 50.
+	// 100) of failed calls in an Interval. If zero,
+	// nearest.DefaultFailurePercentage (50).
 	FailurePercentage int `json:"failurePercentage,omitempty"`
 	// RequestVolume is the least number of calls in an Interval for the
-	// failure percentage to count. If zero, 10.
+	// failure percentage to count. If zero, nearest.DefaultRequestVolume
+	// (10).
 	RequestVolume int `json:"requestVolume,omitempty"`
-	// Interval is how often failure percentages are judged and ejection
-	// multipliers decay. If zero, 1s.
+	// Interval is the failure percentage's window. If zero,
+	// nearest.DefaultInterval (1s).
 	Interval Duration `json:"interval,omitempty"`
-	// BaseEjectionTime is the first ejection's length; the nth consecutive
-	// one lasts n times as long. If zero, 10s.
+	// BaseEjectionTime is the first ejection's length; each further one
+	// since the endpoint last answered doubles it. If zero,
+	// nearest.DefaultBaseEjectionTime (5s).
 	BaseEjectionTime Duration `json:"baseEjectionTime,omitempty"`
 	// MaxEjectionTime caps an ejection's length (never below
-	// BaseEjectionTime). If zero, 5m.
+	// BaseEjectionTime). If zero, nearest.DefaultMaxEjectionTime (1m).
 	MaxEjectionTime Duration `json:"maxEjectionTime,omitempty"`
-	// MaxEjectionPercent: no endpoint is ejected while this share (1 to
-	// 100) of the endpoints or more are. If zero, 50.
+	// MaxEjectionPercent: at most this share (1 to 100) of the READY
+	// endpoints count as ejected. If zero, DefaultMaxEjectionPercent (50).
 	MaxEjectionPercent int `json:"maxEjectionPercent,omitempty"`
 }
 
@@ -85,66 +86,45 @@ func (d *Duration) UnmarshalJSON(b []byte) error {
 	return nil
 }
 
-// outlierConfig is OutlierDetection with its defaults applied.
-type outlierConfig struct {
-	disabled            bool
-	consecutiveFailures int
-	failurePercentage   int
-	requestVolume       int
-	interval            time.Duration
-	baseEjection        time.Duration
-	maxEjection         time.Duration
-	maxEjectionPercent  int
-}
-
-func (o *OutlierDetection) resolve() (outlierConfig, error) {
+// resolve checks o and returns its nearest.Ejection (defaults are
+// nearest's, but for the max ejection percent) and whether ejection is
+// off.
+func (o *OutlierDetection) resolve() (ej nearest.Ejection, disabled bool, err error) {
 	var in OutlierDetection
 	if o != nil {
 		in = *o
 	}
-	c := outlierConfig{
-		disabled:            in.Disabled,
-		consecutiveFailures: orInt(in.ConsecutiveFailures, DefaultConsecutiveFailures),
-		failurePercentage:   orInt(in.FailurePercentage, DefaultFailurePercentage),
-		requestVolume:       orInt(in.RequestVolume, DefaultRequestVolume),
-		interval:            orDur(in.Interval, DefaultInterval),
-		baseEjection:        orDur(in.BaseEjectionTime, DefaultBaseEjectionTime),
-		maxEjection:         orDur(in.MaxEjectionTime, DefaultMaxEjectionTime),
-		maxEjectionPercent:  orInt(in.MaxEjectionPercent, DefaultMaxEjectionPercent),
-	}
 	switch {
-	case c.consecutiveFailures < 0, c.requestVolume < 0:
-		return c, fmt.Errorf("outlierDetection: consecutiveFailures and requestVolume must not be negative")
-	case c.failurePercentage < 0 || c.failurePercentage > 100:
-		return c, fmt.Errorf("outlierDetection: failurePercentage %d is not within 1..100", c.failurePercentage)
-	case c.maxEjectionPercent < 0 || c.maxEjectionPercent > 100:
-		return c, fmt.Errorf("outlierDetection: maxEjectionPercent %d is not within 1..100", c.maxEjectionPercent)
-	case c.interval < 0 || c.baseEjection < 0 || c.maxEjection < 0:
-		return c, fmt.Errorf("outlierDetection: durations must not be negative")
+	case in.ConsecutiveFailures < 0, in.RequestVolume < 0:
+		return ej, false, fmt.Errorf("outlierDetection: consecutiveFailures and requestVolume must not be negative")
+	case in.FailurePercentage < 0 || in.FailurePercentage > 100:
+		return ej, false, fmt.Errorf("outlierDetection: failurePercentage %d is not within 1..100", in.FailurePercentage)
+	case in.MaxEjectionPercent < 0 || in.MaxEjectionPercent > 100:
+		return ej, false, fmt.Errorf("outlierDetection: maxEjectionPercent %d is not within 1..100", in.MaxEjectionPercent)
+	case in.Interval < 0 || in.BaseEjectionTime < 0 || in.MaxEjectionTime < 0:
+		return ej, false, fmt.Errorf("outlierDetection: durations must not be negative")
 	}
-	c.maxEjection = max(c.maxEjection, c.baseEjection)
-	return c, nil
-}
-
-func orInt(v, def int) int {
-	if v == 0 {
-		return def
+	ej = nearest.Ejection{
+		ConsecutiveFailures: in.ConsecutiveFailures,
+		FailurePercentage:   in.FailurePercentage,
+		RequestVolume:       in.RequestVolume,
+		Interval:            time.Duration(in.Interval),
+		BaseTime:            time.Duration(in.BaseEjectionTime),
+		MaxTime:             time.Duration(in.MaxEjectionTime),
+		MaxEjectionPercent:  in.MaxEjectionPercent,
 	}
-	return v
-}
-
-func orDur(v Duration, def time.Duration) time.Duration {
-	if v == 0 {
-		return def
+	if ej.MaxEjectionPercent == 0 {
+		ej.MaxEjectionPercent = DefaultMaxEjectionPercent
 	}
-	return time.Duration(v)
+	return ej, in.Disabled, nil
 }
 
 // parsed is a Config checked and completed by ParseConfig.
 type parsed struct {
 	serviceconfig.LoadBalancingConfig
-	self    locality.Locality
-	outlier outlierConfig
+	self     locality.Locality
+	ejection nearest.Ejection
+	disabled bool // no ejection
 }
 
 func parseConfig(js json.RawMessage) (*parsed, error) {
@@ -154,19 +134,12 @@ func parseConfig(js json.RawMessage) (*parsed, error) {
 			return nil, fmt.Errorf("%s: config: %w", Name, err)
 		}
 	}
-	od, err := c.OutlierDetection.resolve()
+	ej, disabled, err := c.OutlierDetection.resolve()
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", Name, err)
 	}
-	self := locality.Locality{Zone: c.Zone, Region: c.Region}
-	env := locality.FromEnv()
-	if self.Zone == "" {
-		self.Zone = env.Zone
-	}
-	if self.Region == "" {
-		self.Region = env.Region
-	}
-	return &parsed{self: self, outlier: od}, nil
+	self := locality.Locality{Zone: c.Zone, Region: c.Region}.OrEnv()
+	return &parsed{self: self, ejection: ej, disabled: disabled}, nil
 }
 
 // ServiceConfig returns a service config JSON that selects the policy with

@@ -32,7 +32,10 @@
 // round_robin does), whatever its level: a farther level is connected
 // before it is needed, so moving to it costs no connection setup. A pick
 // goes, round robin, to the READY endpoints of the nearest level that has
-// at least one READY endpoint that is not ejected. So:
+// at least one READY endpoint that is not ejected: package
+// locality/nearest's Pick, with the READY endpoints as candidates (rule 2
+// there), so the grpc-go door follows the same rule as the Kratos and
+// go-micro ones. So:
 //
 //   - A level whose endpoints are all CONNECTING, IDLE or in
 //     TRANSIENT_FAILURE is skipped at once: there is no failover timer
@@ -48,42 +51,54 @@
 //     calls keep waiting, as with any grpc-go policy).
 //   - When the only READY endpoints are ejected ones, calls go to them,
 //     nearest level first: an ejection never leaves a channel with nothing.
+//   - A call carrying a nearest.Tried record (nearest.WithTried, set by an
+//     interceptor of yours) is not sent again to an endpoint it tried.
+//     grpc-go's own retries carry none; a retry after a connection died
+//     finds that connection out of the READY set.
 //
 // # Outlier ejection
 //
-// A simplified gRFC A50, per endpoint. A call counts as failed when it ends
-// with UNAVAILABLE, DEADLINE_EXCEEDED, INTERNAL or DATA_LOSS (the codes of
-// a server or a connection in trouble; application errors such as
-// NOT_FOUND or INVALID_ARGUMENT, and calls the client cancelled, do not
-// count), as succeeded when it ends with any other result after the server
-// answered.
+// Package locality/nearest's rules 4 and 5, with one Tracker per channel.
+// A call counts as failed when it ends with UNAVAILABLE,
+// DEADLINE_EXCEEDED, INTERNAL or DATA_LOSS (the codes of a server or a
+// connection in trouble; application errors such as NOT_FOUND or
+// INVALID_ARGUMENT, and calls the client cancelled, do not count), as
+// succeeded when it ends with any other result after the server answered.
 //
 //   - Consecutive failures: an endpoint whose last ConsecutiveFailures
-//     calls (default 5) all failed is ejected at once.
-//   - Failure rate: every Interval (default 1s), an endpoint that had at
-//     least RequestVolume calls (default 10) in the interval, of which at
-//     least FailurePercentage % (default 50) failed, is ejected.
-//   - Max ejection: an endpoint is ejected only while fewer than
-//     MaxEjectionPercent % (default 50) of the endpoints are: A50's rule,
+//     calls (default 3) all failed is ejected at once.
+//   - Failure rate (gRFC A50's failure percentage): an endpoint that had
+//     at least RequestVolume calls (default 10) in an Interval (default
+//     1s), of which at least FailurePercentage % (default 50) failed, is
+//     ejected (judged at its first result after the interval).
+//   - Max ejection: at most MaxEjectionPercent % (default 50) of the READY
+//     endpoints count as ejected, at most ceil(pct*n/100) of n: A50's cap,
 //     with a higher default than A50's 10 %, so that both instances of a
-//     two-instance zone can go while another zone serves.
-//   - Re-admission with backoff: an ejected endpoint comes back after
-//     BaseEjectionTime (default 10s) times the number of times it was
-//     ejected, at most MaxEjectionTime (default 5m); that number goes down
-//     by one every Interval the endpoint spends admitted. A re-admitted
-//     endpoint starts with clean counters.
+//     two-instance zone can go while another zone serves. Beyond it, the
+//     most recently ejected ones receive picks as if they were not.
+//   - Re-admission: an ejected endpoint comes back after BaseEjectionTime
+//     (default 5s), doubled for each ejection since it last answered, at
+//     most MaxEjectionTime (default 1m), on probation: one call at a time
+//     until one succeeds; a failure on probation ejects it again. An
+//     endpoint whose connection becomes READY again after it was down is
+//     re-admitted at once, on probation: a restarted server or a
+//     datacenter that is back gets calls without waiting for the ejection
+//     to end.
 //
 // An ejected endpoint keeps its connection; it only receives no picks
 // (except as said above when nothing else is READY). Ejections and level
-// changes are logged (slog.Default) with the channel's target.
+// changes are logged (slog.Default) with the channel's target. Ejection
+// costs nothing per pick while no endpoint of the channel is ejected or on
+// probation (nearest.Tracker.Steady); a result's report is one
+// nearest.Endpoint.Report.
 //
 // # Config
 //
 //	{"regchain_locality": {
 //	    "zone": "eu-1a", "region": "eu-1",
 //	    "outlierDetection": {
-//	        "consecutiveFailures": 5, "failurePercentage": 50, "requestVolume": 10,
-//	        "interval": "1s", "baseEjectionTime": "10s", "maxEjectionTime": "5m",
+//	        "consecutiveFailures": 3, "failurePercentage": 50, "requestVolume": 10,
+//	        "interval": "1s", "baseEjectionTime": "5s", "maxEjectionTime": "1m",
 //	        "maxEjectionPercent": 50
 //	    }
 //	}}
@@ -101,6 +116,9 @@
 // spill-over by share, unlike Envoy's overprovisioning factor); eject or
 // deregister the failing ones. A connection that is cut off silently (no
 // reset, traffic dropped) stays READY until keepalives or call deadlines
-// reveal it: set grpc.WithKeepaliveParams on the client, and deadlines on
-// calls; consecutive DEADLINE_EXCEEDED results eject the endpoint.
+// reveal it, and a policy can neither set keepalives nor end the calls in
+// flight: those fail at their deadline (grpc-go has no per-attempt
+// timeout; a keepalive, grpc.WithKeepaliveParams, pings no more often
+// than every 10s). Consecutive DEADLINE_EXCEEDED results eject the
+// endpoint, and the registry withdrawing it moves the rest.
 package grpcbalancer

@@ -89,9 +89,10 @@
 //     picks among them.
 //   - Kratos reports each call's end to the selector (the Done callback);
 //     CallFailed tells a failure (no answer, or 502/503/504, gRPC
-//     UNAVAILABLE or DEADLINE_EXCEEDED) from an answer. Failures in a row
-//     eject the instance, which is re-admitted after a while, on
-//     probation (SelectorConfig.Ejection; by default 3 failures, 5s
+//     UNAVAILABLE or DEADLINE_EXCEEDED) from an answer. Failures in a row,
+//     or a high failure rate, eject the instance, which is re-admitted
+//     after a while, on probation (SelectorConfig.Ejection; by default 3
+//     failures in a row or half of 10 or more calls within 1s, for 5s
 //     doubling up to 60s).
 //   - Outcomes are kept per Selector, keyed by service, scheme and
 //     address, across the selectors Kratos builds from it: Kratos' gRPC
@@ -127,9 +128,17 @@
 //     application error, a call for which no instance was picked, an HTTP
 //     request with a body that may have been sent.
 //
-// RetryConfig.AttemptTimeout bounds each attempt, so that an instance cut
-// off silently (packets dropped, no reset: only a deadline reveals it)
-// costs one attempt rather than the call.
+// Each attempt but the last of a call that may be sent again after a
+// timeout has a timeout of its own, so that an instance cut off silently
+// (packets dropped, no reset: only a deadline reveals it) costs one
+// attempt rather than the call. By default it adapts to the operation:
+// 4 times the slowest of its recent successful attempts, at least 100ms,
+// none before 20 of them (package locality/nearest, rule 8); the last
+// attempt keeps the rest of the call's deadline, so a call that really
+// takes long still gets its time. RetryConfig.AttemptTimeout sets a fixed
+// one, or none. Operations are told apart by the client's endpoint and
+// the Kratos operation (for an HTTP call without one, its method and
+// path).
 //
 // # Caveats
 //

@@ -388,17 +388,7 @@ func TestTransientErrorsDoNotEndWatch(t *testing.T) {
 	mem := newMemory(t)
 	logs := &recordingLogger{}
 	p := kratosplugin.New(mem, kratosplugin.WithLogger(logs))
-	if err := p.Register(ctxT(t), kratosInstance("a", 9000)); err != nil {
-		t.Fatal(err)
-	}
-	w, err := p.Watch(ctxT(t), "greeter")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer w.Stop()
-	if r := receive(t, nextAsync(w)); r.err != nil || ids(r.list) != "[a]" {
-		t.Fatalf("first Next = %s, %v", ids(r.list), r.err)
-	}
+	w := watchWithA(t, p)
 	ch := nextAsync(w)
 	for range 3 {
 		mem.SetAvailable(false)
@@ -493,4 +483,61 @@ func TestWatchReturnsAtOnceOverBlockingBackend(t *testing.T) {
 			t.Fatalf("Next after Stop = %v, want context.Canceled", r.err)
 		}
 	})
+}
+
+// timingOut is a registry whose watchers return, once, a transient error
+// that wraps context.DeadlineExceeded, as the chain's does when every
+// tier's call timed out: not the end of the watch (registry.Watcher's
+// contract: terminal errors match ErrStopped).
+type timingOut struct{ *registrytest.Memory }
+
+func (t timingOut) Watch(ctx context.Context, name string) (registry.Watcher, error) {
+	w, err := t.Memory.Watch(ctx, name)
+	if err != nil {
+		return nil, err
+	}
+	return &timingOutWatcher{Watcher: w}, nil
+}
+
+type timingOutWatcher struct {
+	registry.Watcher
+	calls int
+}
+
+func (w *timingOutWatcher) Next() (*registry.Update, error) {
+	if w.calls++; w.calls == 2 {
+		return nil, fmt.Errorf("chain: get %q: %w: tier call timed out: %w", "greeter", registry.ErrUnavailable, context.DeadlineExceeded)
+	}
+	return w.Watcher.Next()
+}
+
+func TestTimeoutErrorsDoNotEndWatch(t *testing.T) {
+	mem := newMemory(t)
+	p := kratosplugin.New(timingOut{mem})
+	w := watchWithA(t, p)
+	ch := nextAsync(w) // meets the timeout error, then waits
+	if err := p.Register(ctxT(t), kratosInstance("b", 9010)); err != nil {
+		t.Fatal(err)
+	}
+	if r := receive(t, ch); r.err != nil || ids(r.list) != "[a b]" {
+		t.Fatalf("Next after a timed-out read and a change = %s, %v; want [a b]", ids(r.list), r.err)
+	}
+}
+
+// watchWithA registers instance a of greeter through p, watches greeter
+// and checks the first Next; the watcher stops with the test.
+func watchWithA(t *testing.T, p *kratosplugin.Registry) kratosregistry.Watcher {
+	t.Helper()
+	if err := p.Register(ctxT(t), kratosInstance("a", 9000)); err != nil {
+		t.Fatal(err)
+	}
+	w, err := p.Watch(ctxT(t), "greeter")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { w.Stop() })
+	if r := receive(t, nextAsync(w)); r.err != nil || ids(r.list) != "[a]" {
+		t.Fatalf("first Next = %s, %v", ids(r.list), r.err)
+	}
+	return w
 }

@@ -23,7 +23,8 @@ type SelectorConfig struct {
 	Self locality.Locality
 	// Ejection sets when an instance whose calls fail is ejected and for
 	// how long; see package locality/nearest. The zero value: after 3
-	// failures in a row, for 5s doubling up to 60s.
+	// failures in a row or half of 10 or more calls within 1s, for 5s
+	// doubling up to 60s.
 	Ejection nearest.Ejection
 	// Balancer picks among the nearest available nodes. If nil, Kratos'
 	// weighted round robin (selector/wrr), Kratos' own default, which
@@ -53,15 +54,7 @@ var _ selector.Builder = (*Selector)(nil)
 //
 //	selector.SetGlobalSelector(kratosplugin.NewSelector(kratosplugin.SelectorConfig{}))
 func NewSelector(cfg SelectorConfig) *Selector {
-	self := cfg.Self
-	env := locality.FromEnv()
-	if self.Zone == "" {
-		self.Zone = env.Zone
-	}
-	if self.Region == "" {
-		self.Region = env.Region
-	}
-	s := &Selector{self: self, tracker: nearest.NewTracker(cfg.Ejection), bal: cfg.Balancer, node: cfg.Node}
+	s := &Selector{self: cfg.Self.OrEnv(), tracker: nearest.NewTracker(cfg.Ejection), bal: cfg.Balancer, node: cfg.Node}
 	if s.bal == nil {
 		s.bal = &wrr.Builder{}
 	}

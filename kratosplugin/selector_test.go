@@ -11,6 +11,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	kerrors "github.com/go-kratos/kratos/v2/errors"
@@ -350,24 +351,69 @@ func TestRetryRules(t *testing.T) {
 		}
 	})
 	t.Run("attempt timeout", func(t *testing.T) {
-		mw := kratosplugin.Retry(kratosplugin.RetryConfig{AttemptTimeout: time.Millisecond})
-		ctx := transport.NewClientContext(context.Background(), &fakeTransport{kind: transport.KindGRPC, op: "/pkg.Any/Thing"})
-		tries := 0
-		h := mw(func(ctx context.Context, _ any) (any, error) {
-			tries++
-			nearest.TriedFrom(ctx).Add(tr.Endpoint("x"))
-			<-ctx.Done()
-			return nil, status.Error(codes.DeadlineExceeded, "")
+		synctest.Test(t, func(t *testing.T) {
+			mw := kratosplugin.Retry(kratosplugin.RetryConfig{AttemptTimeout: time.Millisecond})
+			tries := 0
+			h := mw(func(ctx context.Context, _ any) (any, error) {
+				tries++
+				nearest.TriedFrom(ctx).Add(tr.Endpoint(fmt.Sprint("x", tries)))
+				<-ctx.Done()
+				return nil, status.Error(codes.DeadlineExceeded, "")
+			})
+			call := func(op string) time.Duration {
+				ctx, cancel := context.WithTimeout(transport.NewClientContext(context.Background(),
+					&fakeTransport{kind: transport.KindGRPC, op: op}), time.Second)
+				defer cancel()
+				tries = 0
+				start := time.Now()
+				h(ctx, nil)
+				return time.Since(start)
+			}
+			if took := call("/pkg.Any/Thing"); tries != 1 || took != time.Second {
+				t.Errorf("a method not known idempotent: %d attempts over %v, want 1 with the call's whole deadline (1s)", tries, took)
+			}
+			if took := call(kratosplugin.HealthCheck); tries != 3 || took != time.Second {
+				t.Errorf("health check: %d attempts over %v, want 3, the last with the rest of the call's deadline", tries, took)
+			}
 		})
-		h(ctx, nil)
-		if tries != 1 {
-			t.Errorf("a method not known idempotent was tried %d times after an attempt timeout, want 1", tries)
-		}
-		ctx = transport.NewClientContext(context.Background(), &fakeTransport{kind: transport.KindGRPC, op: kratosplugin.HealthCheck})
-		tries = 0
-		h(ctx, nil)
-		if tries != 3 {
-			t.Errorf("health check tried %d times after attempt timeouts, want 3", tries)
-		}
 	})
+	t.Run("adaptive attempt timeout", func(t *testing.T) {
+		synctest.Test(t, func(t *testing.T) {
+			mw := kratosplugin.Retry(kratosplugin.RetryConfig{})
+			tries, stall := 0, false
+			h := mw(func(ctx context.Context, _ any) (any, error) {
+				tries++
+				nearest.TriedFrom(ctx).Add(tr.Endpoint(fmt.Sprint("y", tries)))
+				if stall && tries == 1 {
+					<-ctx.Done() // cut off silently
+					return nil, status.Error(codes.DeadlineExceeded, "")
+				}
+				time.Sleep(30 * time.Millisecond)
+				return nil, nil
+			})
+			call := func() (time.Duration, error) {
+				ctx, cancel := context.WithTimeout(transport.NewClientContext(context.Background(),
+					&fakeTransport{kind: transport.KindGRPC, op: kratosplugin.HealthCheck}), 2*time.Second)
+				defer cancel()
+				tries = 0
+				start := time.Now()
+				_, err := h(ctx, nil)
+				return time.Since(start), err
+			}
+			stall = true
+			if took, err := call(); err == nil || took != 2*time.Second {
+				t.Errorf("stalled before any success: %v after %v, want the call's deadline (no attempt timeout yet)", err, took)
+			}
+			stall = false
+			for range nearest.DefaultAttemptSamples {
+				call()
+			}
+			stall = true
+			// The first attempt is given up after 4 x 30ms.
+			if took, err := call(); err != nil || tries != 2 || took != 150*time.Millisecond {
+				t.Errorf("stalled after 20 successes: %v after %v and %d attempts, want success after 120ms + 30ms", err, took, tries)
+			}
+		})
+	})
+
 }

@@ -136,8 +136,11 @@ func (w *watcher) Next() ([]*kratosregistry.ServiceInstance, error) {
 	for {
 		u, err := uw.Next()
 		if err != nil {
-			if errors.Is(err, registry.ErrStopped) || errors.Is(err, registry.ErrClosed) ||
-				errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
+			// Terminal errors match ErrStopped (registry.Watcher's
+			// contract); any other is transient, even one that wraps a
+			// context error (the chain's, when every tier's call timed
+			// out): ending here would end Kratos' resolver loop for good.
+			if errors.Is(err, registry.ErrStopped) || errors.Is(err, registry.ErrClosed) {
 				return nil, w.ended(err)
 			}
 			w.log.Warnf("watch %s: %v (keeping the last known instances)", registry.Quote(w.name), err)

@@ -41,8 +41,10 @@ func Of(in *registry.Instance) Locality {
 	return Locality{Zone: in.Metadata[KeyZone], Region: in.Metadata[KeyRegion]}
 }
 
-// orEnv fills the empty fields of l from the environment.
-func (l Locality) orEnv() Locality {
+// OrEnv returns l with its empty fields read from REGCHAIN_ZONE and
+// REGCHAIN_REGION: the place every door and the wrapper assume when the
+// configuration leaves a field empty.
+func (l Locality) OrEnv() Locality {
 	env := FromEnv()
 	if l.Zone == "" {
 		l.Zone = env.Zone

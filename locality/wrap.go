@@ -39,7 +39,7 @@ type Registry interface {
 // the package doc. The result is safe for concurrent use; closing it closes
 // reg only with Config.Own.
 func Wrap(reg registry.Registry, cfg Config) Registry {
-	self := cfg.Self.orEnv()
+	self := cfg.Self.OrEnv()
 	w := &wrapped{inner: reg, self: self, own: cfg.Own, sel: NewSelector(self, cfg.Thresholds),
 		watchers: make(map[*watcher]struct{})}
 	p, isPinger := reg.(registry.Pinger)

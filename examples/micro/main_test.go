@@ -2,10 +2,8 @@ package main
 
 import (
 	"context"
-	"fmt"
 	"os"
 	"path/filepath"
-	"runtime"
 	"slices"
 	"strings"
 	"sync"
@@ -15,28 +13,14 @@ import (
 	"go-micro.dev/v4/broker"
 	mreg "go-micro.dev/v4/registry"
 	"go-micro.dev/v4/selector"
-	"go.uber.org/goleak"
 
 	"github.com/regchain/regchain/embedetcd"
+	"github.com/regchain/regchain/internal/testutil"
 )
 
 // go-micro's client and server packages start goroutines when imported:
 // those are ignored, anything started by the tests is not.
-func TestMain(m *testing.M) {
-	ignore := goleak.IgnoreCurrent()
-	code := m.Run()
-	if code == 0 {
-		// Each go-micro client's response cache runs a janitor goroutine
-		// that stops only once the cache is garbage collected (go-cache
-		// stops it from a finalizer): collect before looking for leaks.
-		runtime.GC()
-		if err := goleak.Find(ignore); err != nil {
-			fmt.Fprintf(os.Stderr, "goleak: errors on successful test run: %v\n", err)
-			code = 1
-		}
-	}
-	os.Exit(code)
-}
+func TestMain(m *testing.M) { os.Exit(testutil.MainIgnoringImports(m, nil)) }
 
 const waitFor = 20 * time.Second
 

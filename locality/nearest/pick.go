@@ -1,25 +1,23 @@
 package nearest
 
 import (
+	"cmp"
 	"context"
+	"slices"
 	"sync"
 	"time"
 
 	"github.com/regchain/regchain/locality"
-	"github.com/regchain/regchain/registry"
 )
 
 // LevelOf returns the level of an instance with metadata md relative to a
 // client at self (rule 1): the nearest of locality.LevelZone,
-// locality.LevelRegion and locality.LevelAny the instance belongs to.
+// locality.LevelRegion and locality.LevelAny the instance belongs to. It
+// is self.Nearest of the place md names (locality.KeyZone,
+// locality.KeyRegion); a door that has the place rather than the metadata
+// (grpcbalancer) calls Nearest itself.
 func LevelOf(self locality.Locality, md map[string]string) locality.Level {
-	in := registry.Instance{Metadata: md}
-	for lvl := locality.LevelZone; lvl < locality.LevelAny; lvl++ {
-		if self.Matches(lvl, &in) {
-			return lvl
-		}
-	}
-	return locality.LevelAny
+	return self.Nearest(locality.Locality{Zone: md[locality.KeyZone], Region: md[locality.KeyRegion]})
 }
 
 // Pick returns the candidates a call may go to now (rule 3), in their
@@ -31,9 +29,9 @@ func LevelOf(self locality.Locality, md map[string]string) locality.Level {
 // every candidate is ejected, the candidates of the nearest level. It
 // returns nil only for no candidates. The result is a new slice.
 //
-// An endpoint on probation that Pick returns as available is held for
-// this call (rule 5): other calls do not get it until this one's outcome
-// is reported, or BaseTime has passed.
+// An endpoint on probation that Pick offers is held for this call (rule
+// 5), and Pick returns it alone: the call is its probe. Other calls do not
+// get it until this one's outcome is reported, or BaseTime has passed.
 func Pick[N any](nodes []N, at func(N) (locality.Level, *Endpoint), tried *Tried) (locality.Level, []N) {
 	for {
 		lvl, out, raced := pick(nodes, at, tried, time.Now())
@@ -56,12 +54,14 @@ func pick[N any](nodes []N, at func(N) (locality.Level, *Endpoint), tried *Tried
 	if len(nodes) == 0 {
 		return locality.LevelAny, nil, false
 	}
+	capped := overCap(nodes, at, now)
 	class := func(n N) (locality.Level, int, *Endpoint) {
 		lvl, ep := at(n)
 		switch {
-		case ep != nil && !ep.usable(now):
+		case ep != nil && !ep.usable(now) && !capped[ep]:
 			return lvl, classAny, ep
-		case tried.Has(ep):
+		case tried.Has(ep), ep != nil && !capped[ep] && ep.probation.Load() && tried.Probed():
+			// Tried already, or a probe for a call that made one.
 			return lvl, classNotEjected, ep
 		default:
 			return lvl, classAvailable, ep
@@ -90,21 +90,80 @@ func pick[N any](nodes []N, at func(N) (locality.Level, *Endpoint), tried *Tried
 		if l != lvl || c < want {
 			continue
 		}
-		if want > classAny && ep != nil && !ep.claim(now) {
-			claimed = true
-			continue
+		if want > classAny && ep != nil && !capped[ep] && ep.probation.Load() {
+			if !ep.claim(now) {
+				claimed = true
+				continue
+			}
+			// This call is the probe: it goes there, whatever the door's
+			// balancer would have chosen among the others.
+			tried.probe()
+			return lvl, []N{n}, false
 		}
 		out = append(out, n)
 	}
 	return lvl, out, len(out) == 0 && claimed
 }
 
+// overCap returns the ejected candidates Pick treats as not ejected
+// because more of the candidates are ejected than MaxEjectionPercent
+// allows (rule 4): the most recently ejected ones, as gRFC A50 refuses the
+// ejections past its cap. It returns nil when none is, which is always the
+// case without a cap.
+func overCap[N any](nodes []N, at func(N) (locality.Level, *Endpoint), now time.Time) map[*Endpoint]bool {
+	var ejected []*Endpoint
+	for _, n := range nodes {
+		if _, ep := at(n); ep != nil && ep.t.cfg.MaxEjectionPercent < 100 && !ep.Available(now) {
+			ejected = append(ejected, ep)
+		}
+	}
+	if len(ejected) == 0 {
+		return nil
+	}
+	// A50 ejects while fewer than the percentage are: at most
+	// ceil(pct*n/100) of n.
+	pct := ejected[0].t.cfg.MaxEjectionPercent
+	allowed := (pct*len(nodes) + 99) / 100
+	if len(ejected) <= allowed {
+		return nil
+	}
+	slices.SortStableFunc(ejected, func(a, b *Endpoint) int { return cmp.Compare(a.since.Load(), b.since.Load()) })
+	out := make(map[*Endpoint]bool, len(ejected)-allowed)
+	for _, ep := range ejected[allowed:] {
+		out[ep] = true
+	}
+	return out
+}
+
 // Tried records the endpoints the attempts of one call went to (rule 6).
 // A nil *Tried records nothing and has tried nothing. It is safe for
 // concurrent use.
 type Tried struct {
-	mu  sync.Mutex // guards eps
-	eps []*Endpoint
+	mu     sync.Mutex // guards the fields below
+	eps    []*Endpoint
+	probed bool // an attempt was the probe of an endpoint on probation
+}
+
+// probe records that Pick gave the call a probe.
+func (t *Tried) probe() {
+	if t == nil {
+		return
+	}
+	t.mu.Lock()
+	t.probed = true
+	t.mu.Unlock()
+}
+
+// Probed reports whether an attempt of the call was the probe of an
+// endpoint on probation (rule 5): its later attempts are not given
+// another while other candidates are available.
+func (t *Tried) Probed() bool {
+	if t == nil {
+		return false
+	}
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.probed
 }
 
 // Add records that an attempt went to e.

@@ -218,3 +218,78 @@ func TestPickProbation(t *testing.T) {
 		}
 	})
 }
+
+// TestPickMaxEjectionPercent: with a cap of 50 %, at most half of the
+// candidates (rounded up) count as ejected; those ejected last are offered
+// as if they were not, and without taking a probe.
+func TestPickMaxEjectionPercent(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		tr := nearest.NewTracker(nearest.Ejection{ConsecutiveFailures: 1, BaseTime: time.Hour, MaxEjectionPercent: 50})
+		mk := func(id string, lvl locality.Level) node { return node{id, lvl, tr.Endpoint(id)} }
+		a1, a2, b1, b2 := mk("a1", locality.LevelZone), mk("a2", locality.LevelZone), mk("b1", locality.LevelRegion), mk("b2", locality.LevelRegion)
+		pick := func(nodes ...node) []string { _, got := nearest.Pick(nodes, at, nil); return names(got) }
+		a1.ep.Report(true)
+		time.Sleep(time.Millisecond)
+		a2.ep.Report(true)
+		if got := pick(a1, a2); !slices.Equal(got, []string{"a2"}) {
+			t.Errorf("two candidates, both ejected: %v, want [a2] (ejected last, beyond the cap)", got)
+		}
+		if got := pick(a1, a2); !slices.Equal(got, []string{"a2"}) {
+			t.Errorf("again: %v, want [a2] (no probe held)", got)
+		}
+		if got := pick(a1, a2, b1, b2); !slices.Equal(got, []string{"b1", "b2"}) {
+			t.Errorf("four candidates, two ejected: %v, want the region's", got)
+		}
+		time.Sleep(time.Millisecond)
+		b1.ep.Report(true)
+		if got := pick(a1, a2, b1, b2); !slices.Equal(got, []string{"b1", "b2"}) {
+			t.Errorf("four candidates, three ejected: %v, want [b1 b2] (b1 beyond the cap)", got)
+		}
+	})
+}
+
+// TestPickProbeAlone: a call that takes an endpoint's probe gets it alone,
+// so that the door's balancer cannot send the probe elsewhere; the next
+// call gets the others.
+func TestPickProbeAlone(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		tr := nearest.NewTracker(nearest.Ejection{ConsecutiveFailures: 1, BaseTime: time.Second})
+		a := node{"a", locality.LevelZone, tr.Endpoint("a")}
+		b := node{"b", locality.LevelZone, tr.Endpoint("b")}
+		all := []node{a, b}
+		a.ep.Report(true)
+		time.Sleep(time.Second)
+		if _, got := nearest.Pick(all, at, nil); !slices.Equal(names(got), []string{"a"}) {
+			t.Fatalf("probe: %v, want [a] alone", names(got))
+		}
+		if _, got := nearest.Pick(all, at, nil); !slices.Equal(names(got), []string{"b"}) {
+			t.Fatalf("probe held: %v, want [b]", names(got))
+		}
+	})
+}
+
+// TestPickOneProbePerCall: a call whose attempt was a probe is not given
+// another probe while other candidates are available: dead endpoints on
+// probation cost a call one attempt at most.
+func TestPickOneProbePerCall(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		tr := nearest.NewTracker(nearest.Ejection{ConsecutiveFailures: 1, BaseTime: time.Second})
+		a1 := node{"a1", locality.LevelZone, tr.Endpoint("a1")}
+		a2 := node{"a2", locality.LevelZone, tr.Endpoint("a2")}
+		b1 := node{"b1", locality.LevelRegion, tr.Endpoint("b1")}
+		all := []node{a1, a2, b1}
+		a1.ep.Report(true)
+		a2.ep.Report(true)
+		time.Sleep(time.Second) // both on probation
+		_, tried := nearest.WithTried(context.Background())
+		_, got := nearest.Pick(all, at, tried)
+		if len(got) != 1 || got[0].lvl != locality.LevelZone || !tried.Probed() {
+			t.Fatalf("first attempt: %v (probed %v), want one zone probe", names(got), tried.Probed())
+		}
+		tried.Add(got[0].ep)
+		got[0].ep.Report(true) // the probe failed
+		if _, got := nearest.Pick(all, at, tried); !slices.Equal(names(got), []string{"b1"}) {
+			t.Fatalf("second attempt: %v, want [b1], not the other probe", names(got))
+		}
+	})
+}

@@ -1,6 +1,7 @@
 package nearest
 
 import (
+	"log/slog"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -19,6 +20,16 @@ const (
 	// DefaultMaxEjectionTime caps an ejection: an endpoint that answers
 	// again gets calls back within this long, however long it was gone.
 	DefaultMaxEjectionTime = time.Minute
+	// DefaultFailurePercentage: an endpoint that fails half of its calls
+	// or more within an Interval is ejected (gRFC A50's failure
+	// percentage ejection), which catches the flaky endpoint that never
+	// fails three times in a row.
+	DefaultFailurePercentage = 50
+	// DefaultRequestVolume: the failure percentage is judged over at
+	// least this many calls of one Interval.
+	DefaultRequestVolume = 10
+	// DefaultInterval is the failure percentage's window.
+	DefaultInterval = time.Second
 	// forgetAfter is how long, beyond MaxTime, an endpoint that reports
 	// nothing and is not ejected stays in its Tracker.
 	forgetAfter = 10 * time.Minute
@@ -36,6 +47,28 @@ type Ejection struct {
 	// MaxTime caps an ejection's length. If zero, DefaultMaxEjectionTime;
 	// if below BaseTime, BaseTime.
 	MaxTime time.Duration
+	// FailurePercentage ejects an endpoint at least this share (1 to 100)
+	// of whose calls failed within one Interval, once it had
+	// RequestVolume calls in it. If zero, DefaultFailurePercentage; if
+	// negative, never.
+	FailurePercentage int
+	// RequestVolume is the least number of calls in an Interval for the
+	// failure percentage to count. If zero or negative,
+	// DefaultRequestVolume.
+	RequestVolume int
+	// Interval is the failure percentage's window. If zero or negative,
+	// DefaultInterval.
+	Interval time.Duration
+	// MaxEjectionPercent caps the share (1 to 100) of a call's candidates
+	// that Pick treats as ejected (rule 4). If zero or above 100, 100: no
+	// cap. A door with connection states may want one (grpcbalancer's
+	// default is 50, as gRFC A50's outlier detection caps ejections); a
+	// door without them should not: its dead instances are candidates
+	// too, and a cap would keep sending calls to some of them.
+	MaxEjectionPercent int
+	// Logger, when set, receives a Warn for each ejection, with the
+	// endpoint's key, the reason and the ejection's length.
+	Logger *slog.Logger
 }
 
 func (e Ejection) withDefaults() Ejection {
@@ -51,6 +84,19 @@ func (e Ejection) withDefaults() Ejection {
 	if e.MaxTime < e.BaseTime {
 		e.MaxTime = e.BaseTime
 	}
+	if e.FailurePercentage == 0 {
+		e.FailurePercentage = DefaultFailurePercentage
+	}
+	e.FailurePercentage = min(e.FailurePercentage, 100)
+	if e.RequestVolume <= 0 {
+		e.RequestVolume = DefaultRequestVolume
+	}
+	if e.Interval <= 0 {
+		e.Interval = DefaultInterval
+	}
+	if e.MaxEjectionPercent <= 0 || e.MaxEjectionPercent > 100 {
+		e.MaxEjectionPercent = 100
+	}
 	return e
 }
 
@@ -59,7 +105,8 @@ func (e Ejection) withDefaults() Ejection {
 // selector), so that an endpoint's history survives the door's rebuilds of
 // its node lists. It is safe for concurrent use.
 type Tracker struct {
-	cfg Ejection
+	cfg      Ejection
+	troubled atomic.Int64 // endpoints ejected or on probation (probation set)
 
 	mu     sync.Mutex // guards the fields below
 	eps    map[string]*Endpoint
@@ -96,7 +143,7 @@ func (t *Tracker) sweep(now time.Time) {
 	idle := (t.cfg.MaxTime + forgetAfter).Nanoseconds()
 	for k, e := range t.eps {
 		if now.UnixNano()-e.lastReport.Load() > idle && e.Available(now) {
-			delete(t.eps, k)
+			t.drop(k, e)
 		}
 	}
 }
@@ -107,12 +154,29 @@ func (t *Tracker) sweep(now time.Time) {
 func (t *Tracker) Forget(prefix string) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	for k := range t.eps {
+	for k, e := range t.eps {
 		if strings.HasPrefix(k, prefix) {
-			delete(t.eps, k)
+			t.drop(k, e)
 		}
 	}
 }
+
+// drop forgets one endpoint. t.mu is held.
+func (t *Tracker) drop(k string, e *Endpoint) {
+	delete(t.eps, k)
+	e.mu.Lock()
+	if e.probation.Load() {
+		e.probation.Store(false) // a door still holding it sees it as new
+		t.troubled.Add(-1)
+	}
+	e.mu.Unlock()
+}
+
+// Steady reports whether none of t's endpoints is ejected or on probation.
+// While it is, Pick(nodes, at, nil) returns exactly the candidates of the
+// nearest level that has any, and claims nothing: a door may skip Pick's
+// pass over the candidates then (grpcbalancer does, per call).
+func (t *Tracker) Steady() bool { return t.troubled.Load() == 0 }
 
 // Ejected returns the keys of the endpoints ejected at now, for status
 // pages and tests.
@@ -135,6 +199,7 @@ type Endpoint struct {
 	key string
 
 	until      atomic.Int64 // ejected until this time (UnixNano); 0: never ejected
+	since      atomic.Int64 // when the current or last ejection began (UnixNano)
 	probation  atomic.Bool  // ejected since its last success
 	probeUntil atomic.Int64 // on probation, a call holds the probe until then (UnixNano)
 	lastReport atomic.Int64 // UnixNano of the last Report, for the sweep
@@ -142,6 +207,9 @@ type Endpoint struct {
 	mu        sync.Mutex // guards the fields below
 	failures  int        // consecutive failures since the last success or ejection
 	ejections int        // ejections since the last success (k of rule 4)
+	window    time.Time  // start of the failure percentage's current window; zero: none yet
+	calls     int        // outcomes in the window
+	failed    int        // failures in the window
 }
 
 // Key returns the key the Endpoint was made with.
@@ -182,12 +250,18 @@ func (e *Endpoint) Report(failed bool) {
 	if !e.Available(now) {
 		return // a call in flight when it was ejected: no news
 	}
-	if !failed {
-		e.failures, e.ejections = 0, 0
-		e.probation.Store(false)
+	cfg := e.t.cfg
+	if e.windowEnds(now, cfg) {
 		return
 	}
-	cfg := e.t.cfg
+	if !failed {
+		e.failures, e.ejections = 0, 0
+		if e.probation.Swap(false) {
+			e.t.troubled.Add(-1)
+		}
+		return
+	}
+	e.failed++
 	if cfg.ConsecutiveFailures < 0 {
 		return
 	}
@@ -195,17 +269,72 @@ func (e *Endpoint) Report(failed bool) {
 	if e.ejections == 0 && e.failures < cfg.ConsecutiveFailures {
 		return
 	}
-	// Ejected: the threshold is reached, or it failed on probation.
+	// The threshold is reached, or it failed on probation.
+	why := "consecutive failures"
+	if e.ejections > 0 {
+		why = "failed on probation"
+	}
+	e.eject(now, why)
+}
+
+// windowEnds counts one outcome in the failure percentage's window; when
+// the window has run out, it first judges it (rule 4) and reports whether
+// that ejected the endpoint (then the outcome counts for nothing: it came
+// after the window). A window that ended more than an Interval ago
+// (the endpoint had no calls since) is not judged: its failures are old
+// news. e.mu is held.
+func (e *Endpoint) windowEnds(now time.Time, cfg Ejection) bool {
+	if cfg.FailurePercentage < 0 {
+		return false
+	}
+	if age := now.Sub(e.window); e.window.IsZero() || age >= cfg.Interval {
+		judge := !e.window.IsZero() && age < 2*cfg.Interval &&
+			e.calls >= cfg.RequestVolume && e.failed*100 >= cfg.FailurePercentage*e.calls
+		e.window, e.calls, e.failed = now, 0, 0
+		if judge {
+			e.eject(now, "failure percentage")
+			return true
+		}
+	}
+	e.calls++
+	return false
+}
+
+// eject ejects the endpoint at now (rule 4). e.mu is held.
+func (e *Endpoint) eject(now time.Time, why string) {
+	cfg := e.t.cfg
 	e.failures = 0
+	e.window, e.calls, e.failed = time.Time{}, 0, 0 // re-admitted with clean counters
 	e.ejections++
 	d := cfg.BaseTime
 	for i := 1; i < e.ejections && d < cfg.MaxTime; i++ {
 		d *= 2
 	}
 	d = min(d, cfg.MaxTime)
+	e.since.Store(now.UnixNano())
 	e.until.Store(now.Add(d).UnixNano())
 	e.probeUntil.Store(0)
-	e.probation.Store(true)
+	if !e.probation.Swap(true) {
+		e.t.troubled.Add(1)
+	}
+	if cfg.Logger != nil {
+		cfg.Logger.Warn("nearest: endpoint ejected", "endpoint", e.key, "reason", why, "for", d, "ejections", e.ejections)
+	}
+}
+
+// Readmit ends the endpoint's ejection now, if it is ejected: it is on
+// probation at once (rule 5), as when its ejection time has passed. A door
+// calls it when it learns that the endpoint is back, such as a gRPC door
+// whose connection to it became READY again after being down: the
+// failures that ejected it were the old connection's.
+func (e *Endpoint) Readmit() {
+	now := time.Now()
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if !e.Available(now) {
+		e.until.Store(now.UnixNano())
+		e.probeUntil.Store(0)
+	}
 }
 
 // State is an Endpoint's ejection state, for status pages and tests.

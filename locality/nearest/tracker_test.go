@@ -123,3 +123,111 @@ func TestTrackerForget(t *testing.T) {
 		t.Fatalf("Ejected after Forget = %v", got)
 	}
 }
+
+// TestFailurePercentage: an endpoint failing every other call never
+// reaches three in a row, but is ejected once a window with enough calls
+// ends at the failure percentage; a window with too few calls, below the
+// percentage, or judged too late ejects nothing.
+func TestFailurePercentage(t *testing.T) {
+	cfg := nearest.Ejection{FailurePercentage: 40, RequestVolume: 4, Interval: time.Second, BaseTime: time.Minute}
+	report := func(e *nearest.Endpoint, outcomes string) {
+		for _, c := range outcomes {
+			e.Report(c == 'x')
+			time.Sleep(time.Millisecond)
+		}
+	}
+	tests := []struct {
+		name    string
+		window  string        // outcomes within the first window: x failed, . answered
+		wait    time.Duration // after them, before the next outcome
+		ejected bool
+	}{
+		{"half failed", "x.x.x.", time.Second, true},
+		{"at the percentage", "xx...", time.Second, true},
+		{"below it", "x....", time.Second, false},
+		{"too few calls", "x.x", time.Second, false},
+		{"judged more than an interval late", "x.x.x.", 2 * time.Second, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) {
+				e := nearest.NewTracker(cfg).Endpoint("svc|a")
+				report(e, tt.window)
+				if !e.Available(time.Now()) {
+					t.Fatal("ejected within the window")
+				}
+				time.Sleep(tt.wait - time.Duration(len(tt.window))*time.Millisecond)
+				e.Report(false) // the first outcome after the window judges it
+				if got := !e.Available(time.Now()); got != tt.ejected {
+					t.Fatalf("ejected = %v, want %v (state %+v)", got, tt.ejected, e.State(time.Now()))
+				}
+			})
+		})
+	}
+	t.Run("off", func(t *testing.T) {
+		synctest.Test(t, func(t *testing.T) {
+			off := cfg
+			off.FailurePercentage = -1
+			e := nearest.NewTracker(off).Endpoint("svc|a")
+			report(e, "x.x.x.x.x.")
+			time.Sleep(time.Second)
+			e.Report(false)
+			if !e.Available(time.Now()) {
+				t.Fatal("ejected with the failure percentage off")
+			}
+		})
+	})
+}
+
+// TestSteady: a Tracker is steady while none of its endpoints is ejected
+// or on probation, again once the probe answered or the endpoint is
+// forgotten.
+func TestSteady(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		tr := nearest.NewTracker(nearest.Ejection{ConsecutiveFailures: 1, BaseTime: time.Second})
+		a, b := tr.Endpoint("svc|a"), tr.Endpoint("svc|b")
+		if !tr.Steady() {
+			t.Fatal("new tracker not steady")
+		}
+		a.Report(true)
+		b.Report(true)
+		if tr.Steady() {
+			t.Fatal("steady with two endpoints ejected")
+		}
+		time.Sleep(time.Second)
+		a.Report(false) // a's probe answered
+		if tr.Steady() {
+			t.Fatal("steady with b on probation")
+		}
+		tr.Forget("svc|b")
+		if !tr.Steady() {
+			t.Fatal("not steady once b is forgotten")
+		}
+	})
+}
+
+// TestReadmit: Readmit ends an ejection at once, on probation: the next
+// failure ejects for twice as long; a success ends the probation.
+func TestReadmit(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		e := nearest.NewTracker(nearest.Ejection{ConsecutiveFailures: 1, BaseTime: time.Minute, MaxTime: time.Hour}).Endpoint("svc|a")
+		e.Readmit() // not ejected: nothing to do
+		if st := e.State(time.Now()); st.Ejected || st.OnProbation {
+			t.Fatalf("Readmit of a healthy endpoint: %+v", st)
+		}
+		e.Report(true)
+		e.Readmit()
+		if st := e.State(time.Now()); st.Ejected || !st.OnProbation || st.Ejections != 1 {
+			t.Fatalf("after Readmit: %+v, want on probation", st)
+		}
+		e.Report(true)
+		if st := e.State(time.Now()); !st.Ejected || !st.Until.Equal(time.Now().Add(2*time.Minute)) {
+			t.Fatalf("failed on probation: %+v, want ejected for 2m", st)
+		}
+		e.Readmit()
+		e.Report(false)
+		if st := e.State(time.Now()); st.Ejected || st.OnProbation || st.Ejections != 0 {
+			t.Fatalf("answered on probation: %+v", st)
+		}
+	})
+}

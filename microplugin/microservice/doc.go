@@ -14,7 +14,7 @@
 //
 // A client without a service uses the pieces: NewSelector is a go-micro
 // selector.Selector, Retry a client.RetryFunc, Backoff a
-// client.BackoffFunc.
+// client.BackoffFunc, AttemptTimeouts a client.Wrapper (client.Wrap).
 //
 // This package imports go-micro's root, client and server packages,
 // which start goroutines when imported; package microplugin itself
@@ -40,9 +40,10 @@
 //     (Mark). CallFailed tells a failure (the node did not answer: no
 //     connection, a connection broken in flight, a timeout, or
 //     502/503/504) from an answer (any other error is the application's).
-//     Failures in a row eject the node, which is re-admitted after a
-//     while, on probation (WithEjection; by default 3 failures, 5s
-//     doubling up to 60s).
+//     Failures in a row, or a high failure rate, eject the node, which
+//     is re-admitted after a while, on probation (WithEjection; by
+//     default 3 failures in a row or half of 10 or more calls within 1s,
+//     for 5s doubling up to 60s).
 //   - A selector.WithStrategy given to Select is ignored: the strategy is
 //     the rule above. Reset forgets the service's history.
 //
@@ -68,6 +69,16 @@
 // Backoff waits nothing before a retry: it goes to another node, which
 // the first one's failure does not make busier (go-micro's default waits
 // 100ms, then 660ms, ...).
+//
+// AttemptTimeouts gives each attempt but the last of a call of an
+// Idempotent endpoint a timeout of its own, so that a node cut off
+// silently (packets dropped, no reset: only a deadline reveals it) costs
+// one attempt rather than go-micro's 5s ConnectionTimeout or the call. By
+// default it adapts to the endpoint: 4 times the slowest of its recent
+// successful attempts, at least 100ms, none before 20 of them (package
+// locality/nearest, rule 8); the last attempt keeps go-micro's own, so a
+// call that really takes long still gets its time.
+// RetryConfig.AttemptTimeout sets a fixed one, or none.
 //
 // # Closing the registry
 //

@@ -32,8 +32,8 @@ func withValue(key, value any) selector.Option {
 func WithLocality(l locality.Locality) selector.Option { return withValue(localityKey{}, l) }
 
 // WithEjection sets NewSelector's outlier ejection; see package
-// locality/nearest. Without it: 3 failures in a row, 5s doubling up to
-// 60s.
+// locality/nearest. Without it: 3 failures in a row or half of 10 or
+// more calls within 1s, for 5s doubling up to 60s.
 func WithEjection(e nearest.Ejection) selector.Option { return withValue(ejectionKey{}, e) }
 
 // Selector is the go-micro selector NewSelector returns. It is safe for
@@ -77,14 +77,7 @@ func (s *Selector) apply(opts []selector.Option, all bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if hasSelf || all {
-		env := locality.FromEnv()
-		if self.Zone == "" {
-			self.Zone = env.Zone
-		}
-		if self.Region == "" {
-			self.Region = env.Region
-		}
-		s.self = self
+		s.self = self.OrEnv()
 	}
 	if hasEj || all {
 		s.tracker = nearest.NewTracker(ej)

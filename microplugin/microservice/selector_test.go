@@ -13,6 +13,7 @@ import (
 	mreg "go-micro.dev/v4/registry"
 	"go-micro.dev/v4/selector"
 
+	"github.com/regchain/regchain/internal/testutil"
 	"github.com/regchain/regchain/locality"
 	"github.com/regchain/regchain/locality/nearest"
 	"github.com/regchain/regchain/microplugin"
@@ -75,6 +76,36 @@ func TestCutOff(t *testing.T) {
 	moves(t, "a1 cut off", hello, a1.cut, "a2")
 	moves(t, "a2 cut off too", hello, a2.cut, "b1")
 	moves(t, "a2 heals", hello, a2.heal, "a2")
+}
+
+// TestAttemptTimeouts: with go-micro's own per-attempt timeout (5s), a
+// node cut off silently would hold each call that goes there for longer
+// than its 3s deadline; AttemptTimeouts gives the first attempts of an
+// idempotent endpoint a timeout learnt from its successful calls, so the
+// calls move on without a failed call, and each attempt decodes into a
+// response of its own (run with -race: go-micro's abandoned attempts
+// decode late answers).
+func TestAttemptTimeouts(t *testing.T) {
+	reg, nodes := fleet(t)
+	a1 := nodes[0]
+	c, _ := newClient(t, reg, cutEjection, client.DefaultConnectionTimeout,
+		client.Wrap(microservice.AttemptTimeouts(microservice.RetryConfig{Idempotent: []string{"Greeter.Hello"}})))
+	hello := call(c, "Greeter.Hello")
+	reach(t, hello, "a1", "a2")
+	for range 2 * nearest.DefaultAttemptSamples { // enough successes to learn from
+		if _, err := hello(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	l := testutil.StartLoad(hello, 3*time.Second)
+	a1.cut()
+	d := testutil.WaitFor(t, timeout, "calls move to a2", l.Only(20, "a2"))
+	n, errs := l.Stop()
+	t.Logf("a1 cut off: %d calls, %d failed, all on a2 within %v", n, len(errs), d)
+	if len(errs) > 0 {
+		t.Fatalf("failed calls: %v", errs)
+	}
+	a1.heal()
 }
 
 // TestSelectorRule runs the selector over a registry without servers:

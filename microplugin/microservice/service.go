@@ -20,18 +20,20 @@ type Config struct {
 	Self locality.Locality
 	// Ejection: see WithEjection.
 	Ejection nearest.Ejection
-	// Retry: see Retry.
+	// Retry: see Retry and AttemptTimeouts.
 	Retry RetryConfig
 }
 
 // Nearest is a go-micro service option: the service's client gets a
-// NewSelector over the service's registry, Retry and Backoff; the
-// selector is closed when the service stops. go-micro's other retry
-// settings (client.Retries, client.ConnectionTimeout, ...) stay as set.
+// NewSelector over the service's registry, Retry, Backoff and
+// AttemptTimeouts; the selector is closed when the service stops.
+// go-micro's other retry settings (client.Retries,
+// client.ConnectionTimeout, ...) stay as set.
 func Nearest(cfg Config) micro.Option {
 	return func(o *micro.Options) {
 		sel := NewSelector(selector.Registry(o.Registry), WithLocality(cfg.Self), WithEjection(cfg.Ejection))
 		o.Client.Init(client.Selector(sel), client.Retry(Retry(cfg.Retry)), client.Backoff(Backoff))
+		o.Client = AttemptTimeouts(cfg.Retry)(o.Client)
 		o.AfterStop = append(o.AfterStop, sel.Close)
 	}
 }
