@@ -51,8 +51,9 @@
 //     calls keep waiting, as with any grpc-go policy).
 //   - When the only READY endpoints are ejected ones, calls go to them,
 //     nearest level first: an ejection never leaves a channel with nothing.
-//   - A call carrying a nearest.Tried record (nearest.WithTried, set by an
-//     interceptor of yours) is not sent again to an endpoint it tried.
+//   - A call carrying a nearest.Tried record (nearest.WithTried, set by
+//     Retry's interceptor or one of yours) is not sent again to an
+//     endpoint it tried.
 //     grpc-go's own retries carry none; a retry after a connection died
 //     finds that connection out of the READY set.
 //
@@ -117,8 +118,20 @@
 // deregister the failing ones. A connection that is cut off silently (no
 // reset, traffic dropped) stays READY until keepalives or call deadlines
 // reveal it, and a policy can neither set keepalives nor end the calls in
-// flight: those fail at their deadline (grpc-go has no per-attempt
-// timeout; a keepalive, grpc.WithKeepaliveParams, pings no more often
-// than every 10s). Consecutive DEADLINE_EXCEEDED results eject the
-// endpoint, and the registry withdrawing it moves the rest.
+// flight: without Retry those fail at their deadline (grpc-go has no
+// per-attempt timeout; a keepalive, grpc.WithKeepaliveParams, pings no
+// more often than every 10s). Retry gives the attempts of idempotent
+// methods a timeout of their own and sends them on to endpoints they have
+// not tried; consecutive DEADLINE_EXCEEDED results eject the endpoint, and
+// the registry withdrawing it moves the rest.
+//
+// # Retry
+//
+// Retry (a dial option; RetryInterceptor for a chain of your own) is the
+// gRPC door's equivalent of kratosplugin.Retry: for the methods listed
+// idempotent (the health check always), each attempt but the last gets a
+// timeout of its own (adaptive by default: package locality/nearest, rule
+// 8) and an attempt that timed out or ended UNAVAILABLE is sent again to
+// an endpoint the call has not tried, at most Attempts (3) in all. Other
+// methods are sent once, as without it.
 package grpcbalancer

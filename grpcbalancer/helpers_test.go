@@ -137,15 +137,21 @@ func endpoint(addr string, l locality.Locality) resolver.Endpoint {
 // is found within the test's patience.
 func dial(t *testing.T, sc string, eps ...resolver.Endpoint) (*grpc.ClientConn, *manual.Resolver) {
 	t.Helper()
+	return dialWith(t, sc, nil, eps...)
+}
+
+// dialWith is dial with dial options of the test's own.
+func dialWith(t *testing.T, sc string, opts []grpc.DialOption, eps ...resolver.Endpoint) (*grpc.ClientConn, *manual.Resolver) {
+	t.Helper()
 	r := manual.NewBuilderWithScheme("lbtest")
 	r.InitialState(resolver.State{Endpoints: eps})
-	conn, err := grpc.NewClient(r.Scheme()+":///orders",
+	conn, err := grpc.NewClient(r.Scheme()+":///orders", append([]grpc.DialOption{
 		grpc.WithResolvers(r),
 		grpc.WithDefaultServiceConfig(sc),
 		grpc.WithTransportCredentials(insecure.NewCredentials()),
 		grpc.WithConnectParams(grpc.ConnectParams{Backoff: backoff.Config{
 			BaseDelay: 20 * time.Millisecond, Multiplier: 1.6, MaxDelay: 200 * time.Millisecond,
-		}, MinConnectTimeout: 20 * time.Second}))
+		}, MinConnectTimeout: 20 * time.Second})}, opts...)...)
 	if err != nil {
 		t.Fatal(err)
 	}

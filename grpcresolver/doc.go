@@ -93,14 +93,14 @@
 //     retried transparently only on a call's first attempt). Measured in
 //     grpcbalancer's TestLevelFailoverAndBack: 7 committed failures in
 //     11,724 calls over 45 runs of three kills each, none of the others.
-//   - Nor does any config save a call in flight on a connection that is
-//     cut off silently (traffic dropped, no reset): no response and no
-//     connection error come, the call ends DEADLINE_EXCEEDED at its
+//   - Nor does any service config save a call in flight on a connection
+//     that is cut off silently (traffic dropped, no reset): no response
+//     and no connection error come, the call ends DEADLINE_EXCEEDED at its
 //     deadline and is not retried (grpc-go has no per-attempt timeout).
-//     The balancer ejects the endpoint after such failures; a keepalive
-//     (grpc.WithKeepaliveParams, a dial option: no resolver can set one)
-//     turns the dead connection into UNAVAILABLE, retried, but grpc-go
-//     pings no more often than every 10s.
+//     grpcbalancer.Retry, a dial option (no resolver can install an
+//     interceptor), gives the attempts of idempotent methods a timeout of
+//     their own and sends them on to another endpoint; the balancer ejects
+//     the endpoint after such failures.
 //   - Throttling (maxTokens 100, tokenRatio 0.1): the channel holds 100
 //     tokens, loses one per attempt that ends UNAVAILABLE and gains 0.1 per
 //     successful call (at most 100); no retry is made while 50 or fewer

@@ -127,7 +127,11 @@ func callAttempt(ctx context.Context, d time.Duration, next middleware.Handler, 
 	actx, cancel := context.WithTimeout(ctx, d)
 	defer cancel()
 	reply, err = next(actx, req)
-	return reply, err != nil && actx.Err() != nil && ctx.Err() == nil, err
+	// A gRPC server enforces the attempt's deadline too (it travels in the
+	// call's timeout header) and may answer DEADLINE_EXCEEDED a moment
+	// before the client's own timer fires.
+	timedOut = err != nil && ctx.Err() == nil && (actx.Err() != nil || status.Code(err) == codes.DeadlineExceeded)
+	return reply, timedOut, err
 }
 
 // retrySafe reports whether a call that failed with err may be sent

@@ -20,6 +20,7 @@ import (
 
 	"github.com/regchain/regchain/adapters/etcd"
 	"github.com/regchain/regchain/chain"
+	"github.com/regchain/regchain/grpcbalancer"
 	"github.com/regchain/regchain/grpcresolver"
 	"github.com/regchain/regchain/kratosplugin"
 	"github.com/regchain/regchain/locality"
@@ -84,9 +85,12 @@ func newReader(home, other *dc, who map[string]string) (*reader, error) {
 	r.loc = locality.Wrap(c, locality.Config{Self: self})
 
 	// gRPC: the resolver reads every level through the wrapper and takes
-	// its place; nothing else is set.
+	// its place; Retry (its defaults: the health check is idempotent, the
+	// attempt timeout adapts) sends a call on an endpoint that went silent
+	// to another one.
 	r.grpc, err = grpc.NewClient("regchain:///"+service,
 		grpc.WithResolvers(grpcresolver.NewBuilder(r.loc, grpcresolver.WithLogger(quiet))),
+		grpcbalancer.Retry(grpcbalancer.RetryConfig{}),
 		grpc.WithTransportCredentials(insecure.NewCredentials()))
 	if err != nil {
 		return nil, err
