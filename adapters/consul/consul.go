@@ -10,6 +10,7 @@ import (
 
 	consulapi "github.com/hashicorp/consul/api"
 
+	"github.com/regchain/regchain/internal/keylock"
 	"github.com/regchain/regchain/internal/redact"
 	"github.com/regchain/regchain/registry"
 )
@@ -28,7 +29,7 @@ type Registry struct {
 	ctx    context.Context // the registry's own: keepalives and the watch hub
 	cancel context.CancelFunc
 	wg     sync.WaitGroup // keepalive goroutines and the hub's scheduler
-	locks  keyLocks       // serialises Register/Deregister per instance ID
+	locks  keylock.Locks  // serialises Register/Deregister per instance ID
 	beats  chan struct{}  // a slot per heartbeat in flight: at most maxBeats at once
 
 	mu     sync.Mutex // guards the fields below

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"net/http"
 	"slices"
-	"sync"
 	"time"
 
 	consulapi "github.com/hashicorp/consul/api"
@@ -78,7 +77,7 @@ func (r *Registry) register(ctx context.Context, in *registry.Instance, ttl time
 	if _, err := encode(in, in.ID); err != nil {
 		return fmt.Errorf("consul: register: %w", err)
 	}
-	unlock, err := r.locks.lock(ctx, in.ID)
+	unlock, err := r.locks.Lock(ctx, nil, in.ID)
 	if err != nil {
 		return fmt.Errorf("consul: register %s: %w", in, classify(err))
 	}
@@ -200,7 +199,7 @@ func (r *Registry) Deregister(ctx context.Context, in *registry.Instance) error 
 		return fmt.Errorf("consul: deregister: %w", err)
 	}
 	key := in.Key()
-	unlock, err := r.locks.lock(ctx, in.ID)
+	unlock, err := r.locks.Lock(ctx, nil, in.ID)
 	if err != nil {
 		return fmt.Errorf("consul: deregister %s: %w", key, classify(err))
 	}
@@ -395,44 +394,4 @@ func (r *Registry) Registrations() []registry.RegistrationState {
 		return cmp.Or(cmp.Compare(a.Instance.Name, b.Instance.Name), cmp.Compare(a.Instance.ID, b.Instance.ID))
 	})
 	return out
-}
-
-// keyLocks is a set of mutexes by key whose Lock honours a ctx.
-type keyLocks struct {
-	mu sync.Mutex // guards m
-	m  map[string]*keyLock
-}
-
-type keyLock struct {
-	ch   chan struct{} // holds a token while locked
-	refs int           // holders and waiters; guarded by keyLocks.mu
-}
-
-// lock locks key, or returns ctx's error. The returned func unlocks it.
-func (k *keyLocks) lock(ctx context.Context, key string) (func(), error) {
-	k.mu.Lock()
-	if k.m == nil {
-		k.m = make(map[string]*keyLock)
-	}
-	l := k.m[key]
-	if l == nil {
-		l = &keyLock{ch: make(chan struct{}, 1)}
-		k.m[key] = l
-	}
-	l.refs++
-	k.mu.Unlock()
-	release := func() {
-		k.mu.Lock()
-		if l.refs--; l.refs == 0 {
-			delete(k.m, key)
-		}
-		k.mu.Unlock()
-	}
-	select {
-	case l.ch <- struct{}{}:
-		return func() { <-l.ch; release() }, nil
-	case <-ctx.Done():
-		release()
-		return nil, ctx.Err()
-	}
 }

@@ -21,6 +21,7 @@ import (
 	"google.golang.org/grpc/connectivity"
 	"google.golang.org/grpc/status"
 
+	"github.com/regchain/regchain/internal/keylock"
 	"github.com/regchain/regchain/registry"
 )
 
@@ -45,7 +46,7 @@ type Registry struct {
 	ctx    context.Context // the registry's own; keepalives and watchers run on it
 	cancel context.CancelFunc
 	wg     sync.WaitGroup // every goroutine the registry started
-	locks  keyLocks       // serializes Register/Deregister per key
+	locks  keylock.Locks  // serializes Register/Deregister per key
 	hub    hub            // the shared prefix watch behind every watcher
 
 	passive    time.Duration // Config.PassivePing
@@ -311,7 +312,7 @@ func (r *Registry) register(ctx context.Context, in *registry.Instance, ttl int6
 	}
 	op := "register " + in.String()
 	key := r.key(in.Name, in.ID)
-	unlock, err := r.locks.lock(ctx, r.ctx, key)
+	unlock, err := r.locks.Lock(ctx, r.ctx.Done(), key)
 	if err != nil {
 		return r.wrapErr(ctx, op, err)
 	}
@@ -391,7 +392,7 @@ func (r *Registry) Deregister(ctx context.Context, in *registry.Instance) error 
 		return r.errClosed(op)
 	}
 	key := r.key(in.Name, in.ID)
-	unlock, err := r.locks.lock(ctx, r.ctx, key)
+	unlock, err := r.locks.Lock(ctx, r.ctx.Done(), key)
 	if err != nil {
 		return r.wrapErr(ctx, op, err)
 	}
@@ -611,53 +612,4 @@ func (r *Registry) logBad(key string, rev int64, err error) {
 	r.bad[key] = rev
 	r.badMu.Unlock()
 	r.log.Warn("etcd: skipping malformed record", "key", registry.Clip(key), "revision", rev, "error", err)
-}
-
-// keyLocks serializes Register and Deregister per key without holding a
-// lock across network calls of other keys.
-type keyLocks struct {
-	mu sync.Mutex // guards m
-	m  map[string]*keyLock
-}
-
-type keyLock struct {
-	ch   chan struct{} // capacity 1: full while held
-	refs int           // holders and waiters
-}
-
-// lock acquires key's lock, giving up when ctx or stop is done.
-func (l *keyLocks) lock(ctx, stop context.Context, key string) (unlock func(), err error) {
-	l.mu.Lock()
-	if l.m == nil {
-		l.m = make(map[string]*keyLock)
-	}
-	kl := l.m[key]
-	if kl == nil {
-		kl = &keyLock{ch: make(chan struct{}, 1)}
-		l.m[key] = kl
-	}
-	kl.refs++
-	l.mu.Unlock()
-	select {
-	case kl.ch <- struct{}{}:
-		return func() {
-			<-kl.ch
-			l.release(key, kl)
-		}, nil
-	case <-ctx.Done():
-		l.release(key, kl)
-		return nil, ctx.Err()
-	case <-stop.Done():
-		l.release(key, kl)
-		return nil, registry.ErrClosed
-	}
-}
-
-func (l *keyLocks) release(key string, kl *keyLock) {
-	l.mu.Lock()
-	kl.refs--
-	if kl.refs == 0 {
-		delete(l.m, key)
-	}
-	l.mu.Unlock()
 }
