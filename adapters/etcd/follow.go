@@ -58,7 +58,7 @@ func (h *hub) follow(rev int64) (progressed bool, err error) {
 		why.CompareAndSwap(nil, &err)
 		cancel()
 	}
-	hist := h.r.historyChanged.wait()
+	hist := h.r.historyChanged.Wait()
 	followDone, helperDone := make(chan struct{}), make(chan struct{})
 	lostc := make(chan struct{}, 1) // the helper saw a loss: wait for the reconnection
 	linger := h.r.hubLinger
@@ -163,7 +163,7 @@ func (h *hub) follow(rev int64) (progressed bool, err error) {
 			}
 			continue
 		case <-lostc:
-			back, retryC, giveUp = h.r.reconnected.wait(), nil, nil
+			back, retryC, giveUp = h.r.reconnected.Wait(), nil, nil
 			if h.r.connReady.Load() {
 				back = closedChan // ready again already
 			}
@@ -361,7 +361,7 @@ func (h *hub) fetchPending(ctx context.Context) error {
 			select {
 			case <-ctx.Done():
 				return
-			case <-h.r.reconnected.wait():
+			case <-h.r.reconnected.Wait():
 			case <-time.After(time.Second):
 			}
 			select {

@@ -14,33 +14,6 @@ import (
 // came back with another history.
 var errHistoryChanged = errors.New("etcd came back with another history (wiped or restored from a snapshot); checking the record")
 
-// signal is a broadcast that can fire any number of times: waiters take the
-// current channel and are woken when it is closed; fire installs a fresh
-// one. The zero signal is ready.
-type signal struct {
-	mu sync.Mutex    // guards ch
-	ch chan struct{} // closed by the next fire
-}
-
-// wait returns a channel closed by the next fire.
-func (s *signal) wait() <-chan struct{} {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.ch == nil {
-		s.ch = make(chan struct{})
-	}
-	return s.ch
-}
-
-func (s *signal) fire() {
-	s.mu.Lock()
-	if s.ch != nil {
-		close(s.ch)
-	}
-	s.ch = make(chan struct{})
-	s.mu.Unlock()
-}
-
 // history follows the identity of the history etcd serves, from the headers
 // of linearizable responses (reads, writes, lease grants). Within one
 // history the cluster ID never changes, and a linearizable read started
@@ -157,7 +130,7 @@ func (r *Registry) confirm(seen int64) {
 func (r *Registry) changedHistory(seen int64, hdr *pb.ResponseHeader) {
 	r.log.Warn("etcd: etcd came back with another history (wiped, rebuilt or restored from a snapshot); checking every registration and listing every watch again",
 		"seenRevision", seen, "revision", hdr.Revision, "cluster", hdr.ClusterId)
-	r.historyChanged.fire()
+	r.historyChanged.Fire()
 }
 
 // probe is Ping's request: a linearizable read of one fixed key that never

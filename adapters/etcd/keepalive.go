@@ -200,7 +200,7 @@ func (g *registration) run(lease clientv3.LeaseID, rev int64) {
 
 	timer := time.NewTimer(time.Hour)
 	defer timer.Stop()
-	hist, back := k.r.historyChanged.wait(), k.r.reconnected.wait()
+	hist, back := k.r.historyChanged.Wait(), k.r.reconnected.Wait()
 	for {
 		if g.ctx.Err() != nil {
 			return
@@ -231,10 +231,10 @@ func (g *registration) run(lease clientv3.LeaseID, rev int64) {
 			return
 		case <-retry:
 		case <-hist:
-			hist = k.r.historyChanged.wait()
+			hist = k.r.historyChanged.Wait()
 			k.historyChanged()
 		case <-back:
-			back = k.r.reconnected.wait()
+			back = k.r.reconnected.Wait()
 			if pending {
 				// etcd answers again: retry now, not when the backoff
 				// timer says.

@@ -22,6 +22,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/regchain/regchain/internal/keylock"
+	"github.com/regchain/regchain/internal/signal"
 	"github.com/regchain/regchain/registry"
 )
 
@@ -53,9 +54,9 @@ type Registry struct {
 	lastAnswer atomic.Int64  // unix nanos of the last response header observed
 	connReady  atomic.Bool   // the client's connection is ready (monitorConn)
 
-	hist           history // the identity of the history etcd serves
-	historyChanged signal  // fired when etcd came back with another history
-	reconnected    signal  // fired when the client's connection is ready again
+	hist           history       // the identity of the history etcd serves
+	historyChanged signal.Signal // fired when etcd came back with another history
+	reconnected    signal.Signal // fired when the client's connection is ready again
 
 	mu     sync.Mutex // guards the fields below
 	closed bool
@@ -159,7 +160,7 @@ func (r *Registry) monitorConn(conn *grpc.ClientConn) {
 				// revision now (hub.caughtUp), which checks the history
 				// too: one read per reconnection, not two.
 				probe := !r.hub.awaitsConfirmation()
-				r.reconnected.fire()
+				r.reconnected.Fire()
 				if !probe {
 					continue
 				}

@@ -391,7 +391,7 @@ func (h *hub) sleep(d time.Duration) {
 	defer t.Stop()
 	select {
 	case <-t.C:
-	case <-h.r.reconnected.wait():
+	case <-h.r.reconnected.Wait():
 	case <-h.wake:
 	case <-h.r.ctx.Done():
 	}
