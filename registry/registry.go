@@ -56,7 +56,9 @@ type Watcher interface {
 	// returns the current state at once: for a named service even when it has
 	// no instances; for a watch-all one Update per service that has
 	// instances. Later calls return only states that differ from the previous
-	// one of the same service. Each Update is the caller's to keep.
+	// one of the same service; a watch-all hears of a service once it has
+	// instances, and then of every state down to the empty one. Each Update
+	// is the caller's to keep.
 	//
 	// Every terminal error matches ErrStopped, so one errors.Is check ends a
 	// watch loop: after Stop, Next returns ErrStopped; after the Watch ctx is

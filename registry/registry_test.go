@@ -272,37 +272,6 @@ func TestFeedCopiesAndEnd(t *testing.T) {
 	f.Publish(upd("a", "2")) // after the end: ignored, no panic
 }
 
-func TestHubFanOut(t *testing.T) {
-	var h registry.Hub
-	one := registry.NewFeed(context.Background(), nil)
-	all := registry.NewFeed(context.Background(), nil)
-	other := registry.NewFeed(context.Background(), nil)
-	h.Add(one, "a")
-	h.Add(all, "")
-	h.Add(other, "b")
-	h.Publish(upd("a", "1"))
-	h.Publish(upd("b", "1"))
-	if got, _ := one.Next(); ids(got) != "a:1" {
-		t.Errorf("one: %s", ids(got))
-	}
-	if got, _ := other.Next(); ids(got) != "b:1" {
-		t.Errorf("other: %s", ids(got))
-	}
-	a, _ := all.Next()
-	b, _ := all.Next()
-	if ids(a) != "a:1" || ids(b) != "b:1" {
-		t.Errorf("all: %s %s", ids(a), ids(b))
-	}
-	h.Remove(one)
-	h.EndAll(registry.ErrClosed)
-	for _, f := range []*registry.Feed{all, other} {
-		if _, err := f.Next(); !errors.Is(err, registry.ErrClosed) {
-			t.Errorf("after EndAll: %v", err)
-		}
-	}
-	one.Stop()
-}
-
 func TestSnapshotEntryAge(t *testing.T) {
 	now := time.Now()
 	e := registry.SnapshotEntry{Update: &registry.Update{Time: now.Add(-time.Minute)}, Saved: now.Add(-time.Second)}

@@ -235,14 +235,15 @@ func (r *Registry) Watch(ctx context.Context, name string) (registry.Watcher, er
 		return nil, r.errClosed("watch")
 	}
 	f := registry.NewFeed(ctx, nil)
-	r.hub.Add(f, name)
 	if name != "" {
-		f.Publish(r.updateLocked(name))
+		r.hub.Add(f, name, r.updateLocked(name))
 		return f, nil
 	}
+	var first []*registry.Update
 	for _, n := range slices.Sorted(maps.Keys(r.services)) {
-		f.Publish(r.updateLocked(n))
+		first = append(first, r.updateLocked(n))
 	}
+	r.hub.Add(f, "", first...)
 	return f, nil
 }
 

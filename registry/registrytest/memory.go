@@ -170,13 +170,13 @@ func (m *Memory) Watch(ctx context.Context, name string) (registry.Watcher, erro
 		return nil, fmt.Errorf("%s: %w", m.source, registry.ErrClosed)
 	}
 	f := registry.NewFeed(ctx, nil) // the hub forgets it when it ends
-	m.hub.Add(f, name)
 	if !m.available {
+		m.hub.Add(f, name)
 		f.Fail(fmt.Errorf("%s: %w: simulated outage", m.source, registry.ErrUnavailable))
 		return f, nil
 	}
 	if name != "" {
-		f.Publish(m.updateLocked(name))
+		m.hub.Add(f, name, m.updateLocked(name))
 		return f, nil
 	}
 	names := make([]string, 0, len(m.services))
@@ -184,9 +184,11 @@ func (m *Memory) Watch(ctx context.Context, name string) (registry.Watcher, erro
 		names = append(names, n)
 	}
 	slices.Sort(names)
+	first := make([]*registry.Update, 0, len(names))
 	for _, n := range names {
-		f.Publish(m.updateLocked(n))
+		first = append(first, m.updateLocked(n))
 	}
+	m.hub.Add(f, "", first...)
 	return f, nil
 }
 
