@@ -65,14 +65,18 @@ type Reader struct {
 	C      <-chan WatchResult
 	source string
 
-	mu     sync.Mutex                  // guards latest
+	mu     sync.Mutex                  // guards the fields below
 	latest map[string]*registry.Update // last Update per service read from the watcher, read by Until
+	read   uint64                      // results read from the watcher
+	sent   uint64                      // results taken from C
 }
 
 // WatchResult is one Next result.
 type WatchResult struct {
 	U   *registry.Update
 	Err error
+
+	seq uint64 // its place among the results read
 }
 
 // WatchReader watches name on r until the test ends. Until then checks
@@ -90,18 +94,23 @@ func WatchReader(tb testing.TB, r registry.Registry, name, source string) *Reade
 		defer close(done)
 		for {
 			u, err := w.Next()
+			// Recorded before it is handed over, so that a test that
+			// reads C itself leaves Until knowing the state.
+			rd.mu.Lock()
 			if err == nil {
-				// Recorded before it is handed over, so that a test that
-				// reads C itself leaves Until knowing the state.
-				rd.mu.Lock()
 				rd.latest[u.Service] = u
-				rd.mu.Unlock()
 			}
+			rd.read++
+			seq := rd.read
+			rd.mu.Unlock()
 			select {
-			case ch <- WatchResult{u, err}:
+			case ch <- WatchResult{u, err, seq}:
 			case <-stop:
 				return
 			}
+			rd.mu.Lock()
+			rd.sent = seq
+			rd.mu.Unlock()
 			if errors.Is(err, registry.ErrStopped) || errors.Is(err, registry.ErrClosed) {
 				return
 			}
@@ -124,16 +133,25 @@ func (rd *Reader) Until(tb testing.TB, timeout time.Duration, svc string, want .
 	start := time.Now()
 	timer := time.NewTimer(timeout)
 	defer timer.Stop()
-	rd.mu.Lock()
-	last := rd.latest[svc]
-	rd.mu.Unlock()
-	if last != nil && registry.EqualInstances(last.Instances, want) {
-		return 0, 0
-	}
 	errs := 0
+	var last *registry.Update
+	var took uint64 // the last result Until took from C itself
 	for {
+		// The latest state read answers only once every result read has
+		// been taken from C: else it would still be there for the test's
+		// next read of C, which would take it for a newer one.
+		rd.mu.Lock()
+		latest, handing := rd.latest[svc], rd.read > max(rd.sent, took)
+		rd.mu.Unlock()
+		if latest != nil {
+			last = latest
+		}
+		if !handing && latest != nil && registry.EqualInstances(latest.Instances, want) {
+			return time.Since(start), errs
+		}
 		select {
 		case res := <-rd.C:
+			took = res.seq
 			if res.Err != nil {
 				if errors.Is(res.Err, registry.ErrStopped) || errors.Is(res.Err, registry.ErrClosed) {
 					tb.Fatalf("watch %s: ended: %v", svc, res.Err)
