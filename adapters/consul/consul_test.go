@@ -203,7 +203,7 @@ func TestStopAndCloseUnblock(t *testing.T) {
 	watchers := func(want int) func() string {
 		return func() string {
 			r.mu.Lock()
-			n := len(r.feeds)
+			n := r.feeds.Len()
 			r.mu.Unlock()
 			if n != want {
 				return fmt.Sprintf("%d watchers, want %d", n, want)

@@ -34,75 +34,39 @@ func (r *Registry) Watch(ctx context.Context, name string) (registry.Watcher, er
 			return nil, fmt.Errorf("consul: watch: %w", err)
 		}
 	}
-	s := &subscription{name: name}
-	feed := registry.NewFeed(ctx, func() { r.unsubscribe(s) })
-	for {
-		r.mu.Lock()
-		if r.closed {
-			r.mu.Unlock()
-			feed.End(errClosed("watch"))
-			return nil, errClosed("watch")
-		}
-		if s.ended { // ctx was done already: Next says so
-			r.mu.Unlock()
-			return feed, nil
-		}
-		s.feed = feed
-		r.feeds[feed] = struct{}{}
-		h := r.hub
-		if h == nil {
-			h = newHub(r)
-			if added, _ := h.add(feed, name); !added { // ended meanwhile
-				r.mu.Unlock()
-				return feed, nil
-			}
-			s.hub, r.hub = h, h
-			r.wg.Add(1)
-			go h.run()
-			r.mu.Unlock()
-			return feed, nil
-		}
-		s.hub = h
+	f := registry.NewFeed(ctx, r.unwatched)
+	r.mu.Lock()
+	if r.closed {
 		r.mu.Unlock()
-		if _, stopped := h.add(feed, name); !stopped {
-			return feed, nil
-		}
-		// Its last watcher left meanwhile: start another.
-		r.mu.Lock()
-		if r.hub == h {
-			r.hub = nil
-		}
-		r.mu.Unlock()
+		f.End(errClosed("watch")) // its onStop takes r.mu
+		return nil, errClosed("watch")
 	}
+	defer r.mu.Unlock()
+	select {
+	case <-f.Done():
+		return f, nil // ctx was done already: Next says so
+	default:
+	}
+	if r.hub == nil {
+		r.hub = newHub(r)
+		r.wg.Add(1)
+		go r.hub.run()
+	}
+	// A feed ending from now on waits for r.mu in its onStop, which then
+	// finds it gone from r.feeds (or never added) and stops the hub if it
+	// was the last.
+	r.hub.add(f, name)
+	return f, nil
 }
 
-// subscription is one watcher's link to the hub. Its fields are guarded by
-// Registry.mu.
-type subscription struct {
-	name  string
-	feed  *registry.Feed // nil until Watch registers it
-	hub   *hub
-	ended bool // the feed's onStop ran
-}
-
-// unsubscribe is the onStop of a watcher's feed: it forgets the feed and
-// stops the hub when it was the last watcher. It does not block.
-func (r *Registry) unsubscribe(s *subscription) {
+// unwatched is the onStop of every watcher's feed (which the registry's
+// feeds have forgotten by then): the hub stops with its last watcher.
+func (r *Registry) unwatched() {
 	r.mu.Lock()
-	s.ended = true
-	f, h := s.feed, s.hub
-	if f != nil {
-		delete(r.feeds, f)
-	}
-	r.mu.Unlock()
-	if h == nil || !h.remove(f, s.name) {
-		return
-	}
-	r.mu.Lock()
-	if r.hub == h {
+	defer r.mu.Unlock()
+	if r.hub != nil && r.hub.removed() {
 		r.hub = nil
 	}
-	r.mu.Unlock()
 }
 
 // blocking tracks the index of a blocking-query loop and applies Consul's
