@@ -100,6 +100,20 @@ func (h *Hub) Add(f *Feed, service string, first ...*Update) {
 	}
 }
 
+// States returns the first states of a watcher of service, for Add: the
+// state of service, or for a watch-all ("") the states of names, in order.
+// state makes one service's Update.
+func States(service string, names []string, state func(service string) *Update) []*Update {
+	if service != "" {
+		return []*Update{state(service)}
+	}
+	out := make([]*Update, 0, len(names))
+	for _, n := range names {
+		out = append(out, state(n))
+	}
+	return out
+}
+
 // Remove unsubscribes f.
 func (h *Hub) Remove(f *Feed) {
 	h.mu.Lock()

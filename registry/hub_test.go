@@ -194,3 +194,16 @@ func TestHubForgetsEndedFeeds(t *testing.T) {
 		t.Errorf("after EndAll: Len %d", n)
 	}
 }
+
+// TestHubStates: a named watcher's first state is its service's; a
+// watch-all's those of the names given, in order.
+func TestHubStates(t *testing.T) {
+	state := func(svc string) *registry.Update { return upd(svc, "1") }
+	if got := registry.States("a", []string{"x", "y"}, state); len(got) != 1 || ids(got[0]) != "a:1" {
+		t.Errorf("States(a) = %v, want a's state alone", got)
+	}
+	got := registry.States("", []string{"x", "y"}, state)
+	if len(got) != 2 || ids(got[0]) != "x:1" || ids(got[1]) != "y:1" {
+		t.Errorf("States(\"\", x y) = %v, want x's then y's", got)
+	}
+}

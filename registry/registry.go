@@ -4,6 +4,8 @@ import (
 	"context"
 	"fmt"
 	"reflect"
+	"slices"
+	"strings"
 	"time"
 )
 
@@ -139,6 +141,17 @@ type RegistrationReporter interface {
 	// Registrations returns the state of every live-or-pending registration,
 	// sorted by (Name, ID).
 	Registrations() []RegistrationState
+}
+
+// SortRegistrations sorts s in place by (Name, ID), the order
+// RegistrationReporter promises.
+func SortRegistrations(s []RegistrationState) {
+	slices.SortFunc(s, func(a, b RegistrationState) int {
+		if c := strings.Compare(a.Instance.Name, b.Instance.Name); c != 0 {
+			return c
+		}
+		return strings.Compare(a.Instance.ID, b.Instance.ID)
+	})
 }
 
 // SnapshotStore persists the last accepted Update per service, the last

@@ -132,6 +132,12 @@ func TestValidateMessages(t *testing.T) {
 			t.Errorf("ValidateName(%q) = %v", name, err)
 		}
 	}
+	if err := registry.ValidateWatch(""); err != nil {
+		t.Errorf("ValidateWatch(\"\") = %v, want nil (every service)", err)
+	}
+	if err := registry.ValidateWatch(".bad"); !errors.Is(err, registry.ErrInvalid) {
+		t.Errorf("ValidateWatch(.bad) = %v, want ErrInvalid", err)
+	}
 }
 
 func TestEqualAndClone(t *testing.T) {
@@ -431,4 +437,19 @@ func FuzzQuote(f *testing.F) {
 		in := &registry.Instance{Name: s, ID: s, Version: s}
 		testutil.SafeMessage(t, "Instance.String", in.String())
 	})
+}
+
+func TestSortRegistrations(t *testing.T) {
+	st := func(name, id string) registry.RegistrationState {
+		return registry.RegistrationState{Instance: &registry.Instance{Name: name, ID: id}}
+	}
+	s := []registry.RegistrationState{st("b", "1"), st("a", "2"), st("a", "1")}
+	registry.SortRegistrations(s)
+	var got []string
+	for _, r := range s {
+		got = append(got, r.Instance.Key())
+	}
+	if want := "a/1 a/2 b/1"; strings.Join(got, " ") != want {
+		t.Errorf("SortRegistrations = %v, want %s", got, want)
+	}
 }

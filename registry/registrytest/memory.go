@@ -3,6 +3,7 @@ package registrytest
 import (
 	"context"
 	"fmt"
+	"maps"
 	"slices"
 	"sync"
 	"time"
@@ -159,10 +160,8 @@ func (m *Memory) ListServices(ctx context.Context) ([]string, error) {
 
 // Watch implements registry.Registry.
 func (m *Memory) Watch(ctx context.Context, name string) (registry.Watcher, error) {
-	if name != "" {
-		if err := registry.ValidateName(name); err != nil {
-			return nil, err
-		}
+	if err := registry.ValidateWatch(name); err != nil {
+		return nil, err
 	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
@@ -175,20 +174,7 @@ func (m *Memory) Watch(ctx context.Context, name string) (registry.Watcher, erro
 		f.Fail(fmt.Errorf("%s: %w: simulated outage", m.source, registry.ErrUnavailable))
 		return f, nil
 	}
-	if name != "" {
-		m.hub.Add(f, name, m.updateLocked(name))
-		return f, nil
-	}
-	names := make([]string, 0, len(m.services))
-	for n := range m.services {
-		names = append(names, n)
-	}
-	slices.Sort(names)
-	first := make([]*registry.Update, 0, len(names))
-	for _, n := range names {
-		first = append(first, m.updateLocked(n))
-	}
-	m.hub.Add(f, "", first...)
+	m.hub.Add(f, name, registry.States(name, slices.Sorted(maps.Keys(m.services)), m.updateLocked)...)
 	return f, nil
 }
 
