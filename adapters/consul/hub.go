@@ -353,7 +353,7 @@ func (h *hub) startLocked(st *watched) {
 func (h *hub) read(st *watched, mark, fp uint64) {
 	defer h.reads.Done()
 	defer h.poke()
-	ctx, cancel := context.WithTimeout(h.ctx, h.r.cfg.RequestTimeout)
+	ctx, cancel := context.WithTimeout(h.ctx, h.r.cfg.Timeout)
 	entries, meta, err := h.r.client.Health().Service(st.name, "", true, h.r.query(ctx))
 	cancel()
 	var u *registry.Update

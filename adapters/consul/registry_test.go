@@ -165,7 +165,7 @@ func TestStopAndCloseUnblock(t *testing.T) {
 	t.Cleanup(func() { p.Close() })
 	cfg := testConfig(t, p.Addr())
 	cfg.WaitTime = 5 * time.Minute
-	cfg.RequestTimeout = time.Minute
+	cfg.Timeout = time.Minute
 	r := newRegistry(t, cfg)
 	other := newRegistry(t, cfg)
 	svc := "unblock"
