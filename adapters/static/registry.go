@@ -2,21 +2,15 @@ package static
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
 	"maps"
-	"os"
 	"slices"
 	"sync"
 	"time"
 
 	"github.com/regchain/regchain/registry"
 )
-
-// ErrReadOnly is returned by Register and Deregister, together with
-// registry.ErrInvalid: the static tier is never written.
-var ErrReadOnly = errors.New("static: read-only registry")
 
 // Registry is the static registry. It is safe for concurrent use.
 type Registry struct {
@@ -68,86 +62,6 @@ func New(cfg Config) (*Registry, error) {
 	return r, nil
 }
 
-// reloadLoop checks the file every PollInterval until Close.
-func (r *Registry) reloadLoop() {
-	defer close(r.done)
-	t := time.NewTicker(r.cfg.PollInterval)
-	defer t.Stop()
-	for {
-		select {
-		case <-r.ctx.Done():
-			return
-		case <-t.C:
-			r.reload()
-		}
-	}
-}
-
-// reload reads the file again if it changed and publishes what changed.
-func (r *Registry) reload() {
-	info, err := os.Stat(r.cfg.File)
-	r.mu.RLock()
-	same := err == nil && r.file.same(info)
-	r.mu.RUnlock()
-	if same {
-		return
-	}
-	ins, info, err := readFile(r.cfg.File)
-	if err != nil {
-		r.mu.Lock()
-		warn := r.file.info != nil // warn once per bad version
-		r.file = fileState{}
-		r.mu.Unlock()
-		if warn {
-			r.log.Warn("static: cannot reload the file; keeping the last list", "file", r.cfg.File, "error", err)
-		}
-		return
-	}
-	next := index(r.cfg.Instances, ins)
-	r.mu.Lock()
-	if r.closed {
-		r.mu.Unlock()
-		return
-	}
-	r.file = fileState{info}
-	prev := r.services
-	changed := false
-	var updates []*registry.Update
-	now := time.Now()
-	for _, name := range slices.Sorted(maps.Keys(unionKeys(prev, next))) {
-		if !registry.EqualInstances(prev[name], next[name]) {
-			changed = true
-		}
-	}
-	if changed {
-		r.services, r.loaded = next, now
-		r.rev++
-		for _, name := range slices.Sorted(maps.Keys(unionKeys(prev, next))) {
-			if !registry.EqualInstances(prev[name], next[name]) {
-				updates = append(updates, r.updateLocked(name))
-			}
-		}
-	}
-	r.mu.Unlock()
-	if changed {
-		r.log.Debug("static: file reloaded", "file", r.cfg.File, "services", len(next))
-	}
-	for _, u := range updates {
-		r.hub.Publish(u)
-	}
-}
-
-func unionKeys(a, b map[string][]*registry.Instance) map[string]bool {
-	out := make(map[string]bool, len(a)+len(b))
-	for k := range a {
-		out[k] = true
-	}
-	for k := range b {
-		out[k] = true
-	}
-	return out
-}
-
 func (r *Registry) updateLocked(name string) *registry.Update {
 	return &registry.Update{
 		Service:   name,
@@ -160,33 +74,6 @@ func (r *Registry) updateLocked(name string) *registry.Update {
 
 func (r *Registry) errClosed(op string) error {
 	return fmt.Errorf("static: %s: %w", op, registry.ErrClosed)
-}
-
-// Register implements registry.Registry: it returns ErrReadOnly.
-func (r *Registry) Register(_ context.Context, in *registry.Instance) error {
-	return r.write("register", in)
-}
-
-// Deregister implements registry.Registry: it returns ErrReadOnly.
-func (r *Registry) Deregister(_ context.Context, in *registry.Instance) error {
-	return r.write("deregister", in)
-}
-
-func (r *Registry) write(op string, in *registry.Instance) error {
-	r.mu.RLock()
-	closed := r.closed
-	r.mu.RUnlock()
-	if closed {
-		return r.errClosed(op)
-	}
-	if op == "register" {
-		if err := registry.Validate(in); err != nil {
-			return fmt.Errorf("static: %s: %w", op, err)
-		}
-	} else if err := registry.ValidateKey(in); err != nil {
-		return fmt.Errorf("static: %s: %w", op, err)
-	}
-	return fmt.Errorf("static: %s %s: %w: %w", op, in.Key(), registry.ErrInvalid, ErrReadOnly)
 }
 
 // GetService implements registry.Registry.
@@ -220,31 +107,6 @@ func (r *Registry) ListServices(context.Context) ([]string, error) {
 		return nil, r.errClosed("list")
 	}
 	return slices.Sorted(maps.Keys(r.services)), nil
-}
-
-// Watch implements registry.Registry.
-func (r *Registry) Watch(ctx context.Context, name string) (registry.Watcher, error) {
-	if name != "" {
-		if err := registry.ValidateName(name); err != nil {
-			return nil, fmt.Errorf("static: watch: %w", err)
-		}
-	}
-	r.mu.RLock()
-	defer r.mu.RUnlock()
-	if r.closed {
-		return nil, r.errClosed("watch")
-	}
-	f := registry.NewFeed(ctx, nil)
-	if name != "" {
-		r.hub.Add(f, name, r.updateLocked(name))
-		return f, nil
-	}
-	var first []*registry.Update
-	for _, n := range slices.Sorted(maps.Keys(r.services)) {
-		first = append(first, r.updateLocked(n))
-	}
-	r.hub.Add(f, "", first...)
-	return f, nil
 }
 
 // Ping implements registry.Pinger: the static list always answers.
