@@ -4,8 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"slices"
-	"strings"
 	"time"
 
 	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
@@ -152,11 +150,6 @@ func (r *Registry) Registrations() []registry.RegistrationState {
 	for _, g := range regs {
 		out = append(out, g.state())
 	}
-	slices.SortFunc(out, func(a, b registry.RegistrationState) int {
-		if c := strings.Compare(a.Instance.Name, b.Instance.Name); c != 0 {
-			return c
-		}
-		return strings.Compare(a.Instance.ID, b.Instance.ID)
-	})
+	registry.SortRegistrations(out)
 	return out
 }

@@ -25,10 +25,8 @@ import (
 // first state listed or confirmed after such an error is delivered even if
 // unchanged. Update.Revision is the etcd revision of the state.
 func (r *Registry) Watch(ctx context.Context, name string) (registry.Watcher, error) {
-	if name != "" {
-		if err := registry.ValidateName(name); err != nil {
-			return nil, fmt.Errorf("etcd: watch: %w", err)
-		}
+	if err := registry.ValidateWatch(name); err != nil {
+		return nil, fmt.Errorf("etcd: watch: %w", err)
 	}
 	if r.isClosed() {
 		return nil, r.c.errClosed("watch")

@@ -5,8 +5,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"slices"
-	"strings"
 	"sync"
 	"time"
 
@@ -180,12 +178,7 @@ func (r *Registry) Registrations() []registry.RegistrationState {
 		}
 		g.mu.Unlock()
 	}
-	slices.SortFunc(out, func(a, b registry.RegistrationState) int {
-		if c := strings.Compare(a.Instance.Name, b.Instance.Name); c != 0 {
-			return c
-		}
-		return strings.Compare(a.Instance.ID, b.Instance.ID)
-	})
+	registry.SortRegistrations(out)
 	return out
 }
 

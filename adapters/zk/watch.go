@@ -21,10 +21,8 @@ import (
 // again and delivered even if unchanged. Failed reads are retried with
 // capped backoff.
 func (r *Registry) Watch(ctx context.Context, name string) (registry.Watcher, error) {
-	if name != "" {
-		if err := registry.ValidateName(name); err != nil {
-			return nil, fmt.Errorf("zookeeper: watch: %w", err)
-		}
+	if err := registry.ValidateWatch(name); err != nil {
+		return nil, fmt.Errorf("zookeeper: watch: %w", err)
 	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
