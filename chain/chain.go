@@ -49,12 +49,15 @@ type Chain struct {
 	tiers  []*tier
 	ctx    context.Context // the chain's own: cancelled by Close
 	cancel context.CancelFunc
-	kick   chan struct{} // capacity 1: wakes the control loop
-	frozen atomic.Bool
-	m      metrics
-	snap   *snapshot
-	pumps  []*pump  // per tier: reads the tier's Notifier watchers (tierwatch.go)
-	ext    extState // degradation level, switch file (level.go, switchfile.go)
+	kick   chan struct{} // capacity 1: wakes the loop (loop.go)
+	ls     loopState     // the loop's own
+	// controlDue asks the loop to reconcile every service (wakeControl).
+	controlDue atomic.Bool
+	frozen     atomic.Bool
+	m          metrics
+	snap       *snapshot
+	pump       *pump    // reads the tiers' Notifier watchers, on the loop (tierwatch.go)
+	ext        extState // degradation level, switch file (level.go, switchfile.go)
 
 	goMu     sync.Mutex // guards goClosed and wg.Add
 	goClosed bool
@@ -135,19 +138,14 @@ func New(tiers []Tier, opts ...Option) (*Chain, error) {
 	c.m.init(c)
 	c.snap = newSnapshot(c)
 	c.snap.load()
-	c.spawn(c.control)
-	c.spawn(c.snap.flusher)
-	c.spawn(c.janitor)
-	for _, t := range c.tiers {
-		p := newPump()
-		c.pumps = append(c.pumps, p)
-		c.spawn(func() { p.run(c.ctx) })
-		c.spawn(t.probeLoop)
-		if !t.readOnly {
-			c.spawn(t.replayLoop)
-		}
+	c.pump = newPump(c)
+	if c.opts.ext.switchFile != "" {
+		// A switch file present at start freezes the chain before New
+		// returns.
+		c.pollSwitchFile()
 	}
-	c.startExt()
+	c.spawn(c.loop)
+	c.kickLoop()
 	return c, nil
 }
 
@@ -167,40 +165,10 @@ func (c *Chain) spawn(f func()) bool {
 	return true
 }
 
-// wakeControl asks the control loop to reconcile every service.
+// wakeControl asks the loop to reconcile every service.
 func (c *Chain) wakeControl() {
-	select {
-	case c.kick <- struct{}{}:
-	default:
-	}
-}
-
-// control reconciles every service after health changes and freezes, and
-// when a recovered tier becomes stable enough for failback.
-func (c *Chain) control() {
-	timer := time.NewTimer(time.Hour)
-	timer.Stop()
-	defer timer.Stop()
-	for {
-		select {
-		case <-c.ctx.Done():
-			return
-		case <-c.kick:
-		case <-timer.C:
-		}
-		c.reconcileAll()
-		now := time.Now()
-		var next time.Time
-		for _, t := range c.tiers {
-			if at, ok := t.stableAt(); ok && at.After(now) && (next.IsZero() || at.Before(next)) {
-				next = at
-			}
-		}
-		timer.Stop()
-		if !next.IsZero() {
-			timer.Reset(next.Sub(now))
-		}
-	}
+	c.controlDue.Store(true)
+	c.kickLoop()
 }
 
 func (c *Chain) serviceList() []*service {
@@ -214,17 +182,18 @@ func (c *Chain) serviceList() []*service {
 }
 
 func (c *Chain) reconcileAll() {
-	now := time.Now()
-	for _, s := range c.serviceList() {
-		s.mu.Lock()
-		s.recomputeLocked(now, false, false)
-		s.mu.Unlock()
-	}
+	// Discovery first: the services then follow its current watchers.
 	c.allMu.Lock()
 	d := c.disc
 	c.allMu.Unlock()
 	if d != nil {
 		d.reconcile()
+	}
+	now := time.Now()
+	for _, s := range c.serviceList() {
+		s.mu.Lock()
+		s.recomputeLocked(now, false, false)
+		s.mu.Unlock()
 	}
 }
 
@@ -235,7 +204,12 @@ func (c *Chain) errClosed(op string) error {
 // service returns the service's state, creating it (and starting its tier
 // watchers) on first use. Over the cap (WithMaxServices) it first evicts
 // the least recently read service nobody watches.
-func (c *Chain) service(name string) (*service, error) {
+func (c *Chain) service(name string) (*service, error) { return c.serviceFrom(name, nil) }
+
+// serviceFrom is service; a service it creates is first covered by the
+// discovery watcher w (nil: none), whose state for it comes next, so that
+// it does not start a watch of its own in w's tier.
+func (c *Chain) serviceFrom(name string, w *tierWatcher) (*service, error) {
 	c.mu.RLock()
 	s, closed := c.services[name], c.closed
 	c.mu.RUnlock()
@@ -270,6 +244,9 @@ func (c *Chain) service(name string) (*service, error) {
 		c.evict(victim, "over the cap")
 	}
 	s.mu.Lock()
+	if w != nil {
+		s.cover[w.t.idx] = w
+	}
 	s.startLocked(now)
 	s.mu.Unlock()
 	return s, nil

@@ -254,19 +254,33 @@
 // (bounded by its ctx): the shutdown path, before a process stops taking
 // traffic.
 //
+// # Watching everything
+//
+// With a watch-all (Watch("")) running, a service's states in a tier come
+// from the tier's watch-all once it has reported the service: one watch
+// per tier whatever the number of services, and a failover finds the next
+// tier's states already in. A service a tier's watch-all has not reported
+// (the tier does not hold it, or the report is still on its way) is
+// watched in that tier on its own, as without a watch-all, until the
+// watch-all reports it. The chain keeps the tiers' Instances as they
+// deliver them (registry.SharedNotifier): what a watch-all holds is one copy
+// of the tier's states, not two.
+//
 // # Concurrency
 //
-// A Chain is safe for concurrent use. Its goroutines (probes, replays,
-// watchers, snapshot flusher) run on the chain's own context. A tier's
-// watches of services are read by one goroutine per tier when the tier's
-// watchers are registry.Notifiers (every backend of this module's is), so
-// watching N services costs O(tiers) goroutines; a watch being (re)started,
-// and a watcher that is not a Notifier, has a goroutine of its own. The
-// tier's deliveries are then serialized: a slow slog handler slows every
-// service of the tier. Close stops
-// them all, ends the chain's watchers with registry.ErrClosed and saves
-// the pending snapshot changes. Close does not close the tiers unless
-// WithOwnTiers is set, and deregisters nothing.
+// A Chain is safe for concurrent use. It runs one goroutine of its own
+// while idle, the loop (loop.go), whatever its number of tiers and
+// services: the loop reads every tier watcher that is a registry.Notifier
+// (every backend of this module's is), reconciles the services after
+// health changes, sweeps the services nobody needs and computes the
+// degradation level; a tier's probe, a tier's replay and a snapshot save
+// run on a goroutine of their own while they call the tier or the store,
+// and so does a watch being (re)started and a watcher that is not a
+// Notifier. Every state is delivered on the loop, one at a time: a slow
+// slog handler slows every service. Close stops them all, ends the
+// chain's watchers with registry.ErrClosed and saves the pending snapshot
+// changes. Close does not close the tiers unless WithOwnTiers is set, and
+// deregisters nothing.
 //
 // # Lock order
 //
@@ -285,15 +299,16 @@
 // others, and the files that read the Chain's fields use each other both
 // ways (scripts/shape.sh -pairs lists such pairs).
 //
-//   - chain.go: New, the Chain type, Close, Ping, the control loop, the
-//     reactions to a tier's health.
+//   - chain.go: New, the Chain type, Close, Ping, the reactions to a tier's
+//     health.
+//   - loop.go: the chain's one resident goroutine and what it runs.
 //   - options.go: the options.
 //   - state.go: a served state, its Derive memo, the tier masks.
 //   - decide.go: the rules (pure).
 //   - service.go: one service: its inputs, decisions carried out, its tier
 //     watches, its held drop's confirming re-reads.
 //   - tierwatch.go: watching a tier (per service, discovery, and the pump
-//     that reads a tier's watchers from one goroutine).
+//     that reads the tiers' watchers on the loop).
 //   - read.go, derive.go: reads (GetService, Lookup, View, Answer, Derive).
 //   - list.go: ListServices.
 //   - watch.go: Watch and the watch-all feeds.

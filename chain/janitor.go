@@ -4,23 +4,10 @@ import (
 	"time"
 )
 
-// janitor forgets the services nobody needs (see "Memory" in the package
-// documentation): idle ones after WithIdleTimeout, absent ones (an empty
-// view) after WithNegativeTTL. Forgotten services stay in the snapshot.
-func (c *Chain) janitor() {
-	every := min(c.opts.negTTL, c.opts.idle) / 2
-	tick := time.NewTicker(max(every, 10*time.Millisecond))
-	defer tick.Stop()
-	for {
-		select {
-		case <-c.ctx.Done():
-			return
-		case <-tick.C:
-		}
-		c.sweep(time.Now())
-		c.Registrations() // notices Live changes, for Since
-	}
-}
+// The loop sweeps the services (see "Memory" in the package
+// documentation): idle ones go after WithIdleTimeout, absent ones (an
+// empty view) after WithNegativeTTL. Forgotten services stay in the
+// snapshot.
 
 // sweep evicts the services that are idle or absent at now.
 func (c *Chain) sweep(now time.Time) {

@@ -12,31 +12,28 @@ import (
 // circuit, and the check of the chain's own registrations that follows a
 // successful one on tiers that cannot report them.
 
-// probeLoop probes the tier at once and then every probe interval.
-func (t *tier) probeLoop() {
-	tick := time.NewTicker(t.c.opts.probeInterval)
-	defer tick.Stop()
-	for {
-		ctx, cancel := context.WithTimeout(t.c.ctx, t.c.opts.probeTimeout)
-		start := time.Now()
-		err := t.ping(ctx)
-		t.c.m.lat.observe(t.c.m.lat.probe, t.name, start, err)
-		cancel()
-		if t.c.ctx.Err() != nil {
-			return
-		}
-		if err != nil && ctx.Err() != nil && !countsAsFailure(err) {
-			err = errors.Join(registry.ErrUnavailable, err)
-		}
-		t.report(err, true)
-		if err == nil && t.verify {
-			t.verifyOwn()
-		}
-		select {
-		case <-t.c.ctx.Done():
-			return
-		case <-tick.C:
-		}
+// probeOnce probes the tier once (the loop starts it at once and then
+// every probe interval, counted from the start of the last probe).
+func (t *tier) probeOnce() {
+	defer func() {
+		t.probeBusy.Store(false)
+		t.c.kickLoop()
+	}()
+	start := time.Now()
+	t.probeAt.Store(start.Add(t.c.opts.probeInterval).UnixNano())
+	ctx, cancel := context.WithTimeout(t.c.ctx, t.c.opts.probeTimeout)
+	err := t.ping(ctx)
+	t.c.m.lat.observe(t.c.m.lat.probe, t.name, start, err)
+	cancel()
+	if t.c.ctx.Err() != nil {
+		return
+	}
+	if err != nil && ctx.Err() != nil && !countsAsFailure(err) {
+		err = errors.Join(registry.ErrUnavailable, err)
+	}
+	t.report(err, true)
+	if err == nil && t.verify {
+		t.verifyOwn()
 	}
 }
 

@@ -30,7 +30,8 @@ type service struct {
 	used atomic.Bool           // set by reads; the janitor clears it and stamps lastUsed
 
 	mu       sync.Mutex         // guards the fields below
-	watchers []*tierWatcher     // per tier; nil: not watched
+	watchers []*tierWatcher     // per tier; nil: not watched; a discovery watcher when covered
+	cover    []*tierWatcher     // per tier: the discovery watcher that delivered the service's state last
 	data     []*registry.Update // per tier: latest state (immutable), nil: none; kept when unwatched
 	fresh    uint64             // tiers whose data comes from their current watcher
 	failed   uint64             // tiers whose current watcher failed before its first state
@@ -56,6 +57,7 @@ func newService(c *Chain, name string, now time.Time) *service {
 		c:        c,
 		name:     name,
 		watchers: make([]*tierWatcher, len(c.tiers)),
+		cover:    make([]*tierWatcher, len(c.tiers)),
 		data:     make([]*registry.Update, len(c.tiers)),
 		feeds:    make(map[*registry.Feed]struct{}),
 		ready:    make(chan struct{}),
@@ -287,12 +289,34 @@ func (s *service) markReadyLocked() {
 }
 
 // watchLocked starts and stops tier watches to match want (restarting
-// those of an older health epoch). It reports whether it started one.
+// those of an older health epoch). A tier whose running watch-all
+// (discovery) delivered the service's state is covered by it: the service
+// follows it there, wanted or not, and runs no watch of its own. It
+// reports whether it started one.
 func (s *service) watchLocked(want uint64) (started bool) {
-	for i, t := range s.c.tiers {
+	c := s.c
+	c.allMu.Lock()
+	d := c.disc
+	c.allMu.Unlock()
+	for i, t := range c.tiers {
 		w := s.watchers[i]
-		if w != nil && (want&bit(i) == 0 || w.epoch != t.epoch.Load()) {
-			w.stop()
+		var dw *tierWatcher
+		if d != nil {
+			dw = d.watcher(i)
+		}
+		if dw != nil && s.cover[i] == dw && dw.epoch == t.epoch.Load() {
+			if w != dw {
+				if w != nil && !w.shared {
+					w.stop()
+				}
+				s.watchers[i] = dw
+			}
+			continue
+		}
+		if w != nil && (w.shared || want&bit(i) == 0 || w.epoch != t.epoch.Load()) {
+			if !w.shared {
+				w.stop()
+			}
 			s.watchers[i], w = nil, nil
 			s.fresh &^= bit(i)
 			s.failed &^= bit(i)
@@ -375,10 +399,22 @@ func (s *service) onTierUpdate(w *tierWatcher, u *registry.Update) {
 	s.c.healOwn(w.t, s.name, u.Instances)
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.closed || s.watchers[w.t.idx] != w {
+	i := w.t.idx
+	if w.shared && !s.closed && s.watchers[i] != w {
+		// The tier's watch-all now covers the service: its own watch of
+		// the tier, if any, is superseded.
+		if old := s.watchers[i]; old != nil && !old.shared {
+			old.stop()
+		}
+		s.watchers[i] = w
+		s.failed &^= bit(i)
+	}
+	if w.shared {
+		s.cover[i] = w
+	}
+	if s.closed || s.watchers[i] != w {
 		return
 	}
-	i := w.t.idx
 	if s.fresh&bit(i) == 0 {
 		// The watch's first state: the tier's read of the service.
 		s.c.m.lat.observe(s.c.m.lat.read, w.t.name, w.since, nil)
@@ -420,10 +456,10 @@ func (s *service) close(err error) {
 func (s *service) closeLocked() map[*registry.Feed]struct{} {
 	s.closed = true
 	for i, w := range s.watchers {
-		if w != nil {
+		if w != nil && !w.shared {
 			w.stop()
-			s.watchers[i] = nil
 		}
+		s.watchers[i] = nil
 	}
 	for _, t := range []**time.Timer{&s.holdT, &s.recheck} {
 		if *t != nil {

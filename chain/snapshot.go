@@ -7,6 +7,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/regchain/regchain/internal/backoff"
@@ -19,7 +20,11 @@ import (
 type snapshot struct {
 	c     *Chain
 	store registry.SnapshotStore
-	wake  chan struct{} // capacity 1: wakes the flusher
+	// The loop starts save1 when a state is dirty and flushAt (Unix ns) is
+	// due, one at a time.
+	saving  atomic.Bool
+	flushAt atomic.Int64
+	retry   backoff.Backoff // owned by the save running
 
 	mu         sync.Mutex                  // guards the fields below
 	entries    map[string]*registry.Update // Source: the tier; Time: last confirmed
@@ -36,7 +41,7 @@ func newSnapshot(c *Chain) *snapshot {
 	return &snapshot{
 		c:        c,
 		store:    c.opts.store,
-		wake:     make(chan struct{}, 1),
+		retry:    backoff.Backoff{Base: c.opts.flushInterval, Max: flushRetryMax},
 		entries:  make(map[string]*registry.Update),
 		lastGood: make(map[string]*registry.Update),
 		dirty:    make(map[string]struct{}),
@@ -149,10 +154,7 @@ func (s *snapshot) markLocked(name string) {
 		return
 	}
 	s.dirty[name] = struct{}{}
-	select {
-	case s.wake <- struct{}{}:
-	default:
-	}
+	s.c.kickLoop()
 }
 
 // swap replaces the entry old by the equal state u, without saving it.
@@ -274,54 +276,34 @@ func (s *snapshot) names(now time.Time) []string {
 // flushRetryMax caps the delay between retries of a failed snapshot save.
 const flushRetryMax = 2 * time.Second
 
-// flusher saves the changed states at most once per flush interval and
-// refreshes the confirmation times periodically.
-func (s *snapshot) flusher() {
-	if s.store == nil {
+// dirtyAny reports whether a state waits to be saved.
+func (s *snapshot) dirtyAny() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return len(s.dirty) > 0
+}
+
+// save1 saves the changed states once (the loop starts it, at most once
+// per flush interval, and again soon after a failure: a save is one local
+// transaction, and a disk that was full or a file that was locked should
+// be written again within seconds of it freeing up, not after a long
+// backoff).
+func (s *snapshot) save1() {
+	c := s.c
+	defer func() {
+		s.saving.Store(false)
+		c.kickLoop()
+	}()
+	err := s.flush(false)
+	now := time.Now()
+	if err != nil {
+		if c.ctx.Err() == nil {
+			s.flushAt.Store(now.Add(s.retry.Next()).UnixNano())
+		}
 		return
 	}
-	c := s.c
-	refresh := time.NewTicker(c.opts.refresh)
-	defer refresh.Stop()
-	timer := time.NewTimer(time.Hour)
-	timer.Stop()
-	defer timer.Stop()
-	// A failed save is retried soon: a save is one local transaction, and
-	// a disk that was full or a file that was locked should be written
-	// again within seconds of it freeing up, not after a long backoff.
-	b := backoff.Backoff{Base: c.opts.flushInterval, Max: flushRetryMax}
-	for {
-		select {
-		case <-c.ctx.Done():
-			return
-		case <-s.wake:
-		case <-refresh.C:
-			s.c.confirmServed(time.Now())
-		case <-timer.C:
-		}
-		// Debounce: at most one commit per flush interval.
-		s.mu.Lock()
-		wait := time.Until(s.lastCommit.Add(c.opts.flushInterval))
-		s.mu.Unlock()
-		if wait > 0 {
-			timer.Stop()
-			timer.Reset(wait)
-			select {
-			case <-c.ctx.Done():
-				return
-			case <-timer.C:
-			}
-		}
-		if err := s.flush(false); err != nil {
-			if c.ctx.Err() != nil {
-				return
-			}
-			timer.Stop()
-			timer.Reset(b.Next())
-			continue
-		}
-		b.Reset()
-	}
+	s.retry.Reset()
+	s.flushAt.Store(now.Add(c.opts.flushInterval).UnixNano())
 }
 
 // flush saves the dirty states in one SaveSnapshot. At Close (final) it

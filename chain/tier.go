@@ -7,6 +7,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/regchain/regchain/internal/backoff"
 	"github.com/regchain/regchain/registry"
 )
 
@@ -23,14 +24,20 @@ type tier struct {
 	reg      registry.Registry
 	readOnly bool
 	ping     func(ctx context.Context) error
-	verify   bool          // writable and without a RegistrationReporter: the probe checks the chain's own registrations
-	wake     chan struct{} // capacity 1: wakes the replay loop
+	verify   bool // writable and without a RegistrationReporter: the probe checks the chain's own registrations
 
-	up       atomic.Bool // breaker closed; read without the lock on hot paths
-	failures atomic.Int64
-	replays  atomic.Int64
-	downs    atomic.Int64
-	epoch    atomic.Int64 // counts recoveries: watchers of an older epoch are restarted
+	up atomic.Bool // breaker closed; read without the lock on hot paths
+	// The loop starts a probe when probeAt (Unix ns) is due, and a replay
+	// when replayWake is set or replayAt (Unix ns, 0: none) is due; each
+	// runs on a goroutine of its own while busy.
+	probeAt, replayAt     atomic.Int64
+	probeBusy, replayBusy atomic.Bool
+	replayWake            atomic.Bool
+	replayBackoff         backoff.Backoff // owned by the replay running
+	failures              atomic.Int64
+	replays               atomic.Int64
+	downs                 atomic.Int64
+	epoch                 atomic.Int64 // counts recoveries: watchers of an older epoch are restarted
 
 	mu          sync.Mutex // guards the fields below
 	since       time.Time  // last health change; zero: none since start
@@ -41,7 +48,8 @@ type tier struct {
 }
 
 func newTier(c *Chain, idx int, t Tier) *tier {
-	tr := &tier{c: c, idx: idx, name: t.Name, reg: t.Registry, readOnly: t.ReadOnly, wake: make(chan struct{}, 1)}
+	tr := &tier{c: c, idx: idx, name: t.Name, reg: t.Registry, readOnly: t.ReadOnly}
+	tr.replayBackoff = backoff.Backoff{Base: 100 * time.Millisecond, Max: 5 * time.Second}
 	if p, ok := t.Registry.(registry.Pinger); ok {
 		tr.ping = p.Ping
 	} else {
@@ -149,9 +157,8 @@ func (t *tier) report(err error, probe bool) {
 	}
 }
 
+// wakeReplay has the loop start a replay of the tier's pending writes.
 func (t *tier) wakeReplay() {
-	select {
-	case t.wake <- struct{}{}:
-	default:
-	}
+	t.replayWake.Store(true)
+	t.c.kickLoop()
 }

@@ -24,11 +24,12 @@ type tierWatcher struct {
 	since   time.Time // when it started
 	deliver func(w *tierWatcher, u *registry.Update)
 	fail    func(w *tierWatcher, err error) // nil: errors go to the tier's health only
+	shared  bool                            // a watch-all (discovery's): every service's state in the tier
 }
 
 func spawnWatcher(c *Chain, t *tier, name string, deliver func(*tierWatcher, *registry.Update), fail func(*tierWatcher, error)) *tierWatcher {
 	ctx, cancel := context.WithCancel(c.ctx)
-	w := &tierWatcher{t: t, name: name, epoch: t.epoch.Load(), ctx: ctx, cancel: cancel, since: time.Now(), deliver: deliver, fail: fail}
+	w := &tierWatcher{t: t, name: name, epoch: t.epoch.Load(), ctx: ctx, cancel: cancel, since: time.Now(), deliver: deliver, fail: fail, shared: name == ""}
 	if !c.spawn(w.run) {
 		cancel()
 		return nil
@@ -88,7 +89,7 @@ func (w *tierWatcher) watch(b *backoff.Backoff) {
 			continue
 		}
 		if n, ok := rw.(registry.Notifier); ok {
-			w.t.c.pumps[w.t.idx].attach(w, rw, n, b)
+			w.t.c.pump.attach(w, rw, n, b)
 			handed = true
 			return
 		}
@@ -165,13 +166,30 @@ func (d *discovery) reconcile() {
 	}
 }
 
-func (d *discovery) deliver(_ *tierWatcher, u *registry.Update) {
+// watcher returns the discovery's current watcher of tier i, nil if none.
+// Called with c.allMu not held.
+func (d *discovery) watcher(i int) *tierWatcher {
+	d.c.allMu.Lock()
+	defer d.c.allMu.Unlock()
+	if d.stopped {
+		return nil
+	}
+	return d.watchers[i]
+}
+
+// deliver hands a service's state in the tier to the service: with a
+// watch-all running, services take their states in a tier from the
+// tier's watch-all, not from a watch of their own (one watch per tier,
+// whatever the number of services).
+func (d *discovery) deliver(w *tierWatcher, u *registry.Update) {
 	if registry.ValidateName(u.Service) != nil {
 		return
 	}
-	if _, err := d.c.service(u.Service); err != nil {
+	s, err := d.c.serviceFrom(u.Service, w)
+	if err != nil {
 		return
 	}
+	s.onTierUpdate(w, u)
 }
 
 func (d *discovery) stop() {
@@ -186,14 +204,14 @@ func (d *discovery) stop() {
 	}
 }
 
-// pump reads, from one goroutine per tier, the tier watchers whose
-// registry.Watcher is a registry.Notifier (every backend of this module's:
-// they are registry.Feeds): watching N services then costs O(tiers)
-// goroutines, not one per service and tier. A tier watcher runs a
-// goroutine of its own only while it calls (or waits to call again) the
-// tier's Watch, and for the whole watch when the watcher is not a Notifier.
+// pump reads the tier watchers whose registry.Watcher is a
+// registry.Notifier (every backend of this module's: they are
+// registry.Feeds) on the chain's loop: watching N services in T tiers then
+// costs no goroutine of its own. A tier watcher runs a goroutine of its own
+// only while it calls (or waits to call again) the tier's Watch, and for
+// the whole watch when the watcher is not a Notifier.
 type pump struct {
-	wake chan struct{} // capacity 1
+	c *Chain
 
 	mu    sync.Mutex // guards ready
 	ready []*pumped
@@ -207,10 +225,10 @@ type pumped struct {
 	n         registry.Notifier
 	b         *backoff.Backoff
 	stopAfter func() bool // unregisters the Stop on w's ctx
-	errs      int         // consecutive errors (owned by the pump goroutine)
-	ended     bool        // the pump is done with it (owned by the pump goroutine)
+	errs      int         // consecutive errors (owned by the loop)
+	ended     bool        // the pump is done with it (owned by the loop)
 	paused    atomic.Bool // backing off after repeated errors: not read until resumed
-	resume    *time.Timer // ends the pause (owned by the pump goroutine)
+	resume    *time.Timer // ends the pause (owned by the loop)
 	p         *pump
 	queued    atomic.Bool // in the pump's ready list
 }
@@ -219,10 +237,10 @@ type pumped struct {
 // serves the others that are ready.
 const maxTurn = 64
 
-func newPump() *pump { return &pump{wake: make(chan struct{}, 1)} }
+func newPump(c *Chain) *pump { return &pump{c: c} }
 
 // attach hands rw over to the pump: from now on its states reach w's
-// deliver from the pump's goroutine.
+// deliver from the loop's goroutine.
 func (p *pump) attach(w *tierWatcher, rw registry.Watcher, n registry.Notifier, b *backoff.Backoff) {
 	pw := &pumped{w: w, rw: rw, n: n, b: b, p: p}
 	pw.stopAfter = context.AfterFunc(w.ctx, func() { rw.Stop() })
@@ -238,31 +256,22 @@ func (p *pump) enqueue(pw *pumped) {
 	p.mu.Lock()
 	p.ready = append(p.ready, pw)
 	p.mu.Unlock()
-	select {
-	case p.wake <- struct{}{}:
-	default:
-	}
+	p.c.kickLoop()
 }
 
-// run reads ready watchers until ctx is done.
-func (p *pump) run(ctx context.Context) {
-	for {
-		select {
-		case <-ctx.Done():
+// drain reads the watchers that are ready, each at most maxTurn states at
+// a time (a watcher with more is queued again for the next turn).
+func (p *pump) drain(c *Chain) {
+	p.mu.Lock()
+	batch := p.ready
+	p.ready = nil
+	p.mu.Unlock()
+	for _, pw := range batch {
+		if c.ctx.Err() != nil {
 			return
-		case <-p.wake:
 		}
-		p.mu.Lock()
-		batch := p.ready
-		p.ready = nil
-		p.mu.Unlock()
-		for _, pw := range batch {
-			if ctx.Err() != nil {
-				return
-			}
-			pw.queued.Store(false) // a notify from here on queues it again
-			pw.drain()
-		}
+		pw.queued.Store(false) // a notify from here on queues it again
+		pw.drain()
 	}
 }
 
@@ -284,7 +293,7 @@ func (pw *pumped) drain() {
 		if pw.paused.Load() {
 			return
 		}
-		u, ok, err := pw.n.TryNext()
+		u, ok, err := pw.next()
 		if !ok {
 			return
 		}
@@ -313,6 +322,16 @@ func (pw *pumped) drain() {
 		w.t.report(nil, false)
 		w.deliver(w, u)
 	}
+}
+
+// next takes pw's next state, without a deep copy from a
+// registry.SharedNotifier (the chain never modifies Instances: it keeps the
+// producer's), else with TryNext's.
+func (pw *pumped) next() (*registry.Update, bool, error) {
+	if sn, ok := pw.n.(registry.SharedNotifier); ok {
+		return sn.TryNextShared()
+	}
+	return pw.n.TryNext()
 }
 
 // pause stops reading pw for d; then the pump reads it again. A stop of

@@ -8,7 +8,6 @@ import (
 	"sync"
 	"time"
 
-	"github.com/regchain/regchain/internal/backoff"
 	"github.com/regchain/regchain/registry"
 )
 
@@ -348,49 +347,38 @@ func (c *Chain) pendingFor(t *tier) []*reg {
 	return out
 }
 
-// replayLoop writes the pending entries of the desired set into the tier
-// whenever it is up, retrying failures with backoff.
-func (t *tier) replayLoop() {
+// replayOnce writes the pending entries of the desired set into the tier
+// (the loop starts it when woken while the tier is up, and at the retry
+// time after a failure, with backoff).
+func (t *tier) replayOnce() {
 	c := t.c
-	b := backoff.Backoff{Base: 100 * time.Millisecond, Max: 5 * time.Second}
-	timer := time.NewTimer(time.Hour)
-	timer.Stop()
-	defer timer.Stop()
-	for {
-		select {
-		case <-c.ctx.Done():
+	defer func() {
+		t.replayBusy.Store(false)
+		c.kickLoop()
+	}()
+	failed, n := false, 0
+	for _, r := range c.pendingFor(t) {
+		wrote, err := c.write(c.ctx, r, t)
+		if c.ctx.Err() != nil {
 			return
-		case <-t.wake:
-		case <-timer.C:
 		}
-		if !t.isUp() {
-			continue // the recovery wakes us
+		if wrote {
+			n++
+			t.replays.Add(1)
 		}
-		failed, n := false, 0
-		for _, r := range c.pendingFor(t) {
-			wrote, err := c.write(c.ctx, r, t)
-			if c.ctx.Err() != nil {
-				return
-			}
-			if wrote {
-				n++
-				t.replays.Add(1)
-			}
-			if err != nil && !errors.Is(err, registry.ErrInvalid) {
-				failed = true
-				c.log.Debug("chain: replay failed", "tier", t.name, "instance", r.key, "error", err)
-				break
-			}
+		if err != nil && !errors.Is(err, registry.ErrInvalid) {
+			failed = true
+			c.log.Debug("chain: replay failed", "tier", t.name, "instance", r.key, "error", err)
+			break
 		}
-		if n > 0 {
-			c.log.Info("chain: replayed registrations", "tier", t.name, "count", n)
-		}
-		timer.Stop()
-		if failed {
-			timer.Reset(b.Next())
-		} else {
-			b.Reset()
-		}
+	}
+	if n > 0 {
+		c.log.Info("chain: replayed registrations", "tier", t.name, "count", n)
+	}
+	if failed {
+		t.replayAt.Store(time.Now().Add(t.replayBackoff.Next()).UnixNano())
+	} else {
+		t.replayBackoff.Reset()
 	}
 }
 

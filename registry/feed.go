@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"sync"
 	"sync/atomic"
 )
@@ -128,6 +129,30 @@ func (f *Feed) Next() (*Update, error) {
 // TryNext implements Notifier: Next without the wait. ok is false when
 // Next would block.
 func (f *Feed) TryNext() (u *Update, ok bool, err error) {
+	u, ok, err = f.take()
+	if u != nil {
+		u = u.Clone()
+	}
+	return u, ok, err
+}
+
+// TryNextShared implements SharedNotifier: TryNext without the deep copy.
+// The returned Update and its slice are the caller's; its Instances are
+// the producer's and must not be modified.
+func (f *Feed) TryNextShared() (u *Update, ok bool, err error) {
+	u, ok, err = f.take()
+	if u != nil {
+		cp := *u
+		cp.Instances = slices.Clone(u.Instances)
+		u = &cp
+	}
+	return u, ok, err
+}
+
+// take hands over what Next would return: the pending state (kept as the
+// last delivered one, so not to be modified), the transient error or the
+// end; ok false when there is nothing.
+func (f *Feed) take() (u *Update, ok bool, err error) {
 	f.mu.Lock()
 	switch {
 	case f.final != nil:
@@ -145,9 +170,6 @@ func (f *Feed) TryNext() (u *Update, ok bool, err error) {
 		return nil, false, nil
 	}
 	f.mu.Unlock()
-	if u != nil {
-		u = u.Clone()
-	}
 	return u, true, err
 }
 

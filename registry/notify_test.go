@@ -70,3 +70,41 @@ func TestFeedNotify(t *testing.T) {
 		t.Fatalf("Next after the end = %v", err)
 	}
 }
+
+// TryNextShared hands over the producer's Instances (no copy) in an Update
+// and a slice of the caller's own; TryNext hands over copies. Both keep the
+// feed's memory of the last state intact when the caller changes what it
+// owns.
+func TestFeedTryNextShared(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	f := registry.NewFeed(ctx, nil)
+	var sn registry.SharedNotifier = f
+	u := upd("a", "1", "2")
+	ins := append([]*registry.Instance(nil), u.Instances...)
+	f.Publish(u)
+	got, ok, err := sn.TryNextShared()
+	if !ok || err != nil || ids(got) != "a:1,2" {
+		t.Fatalf("TryNextShared = %s, %v, %v; want a:1,2", ids(got), ok, err)
+	}
+	if got == u || &got.Instances[0] == &u.Instances[0] {
+		t.Error("TryNextShared handed out the feed's Update or slice, not the caller's own")
+	}
+	for i := range ins {
+		if got.Instances[i] != ins[i] {
+			t.Errorf("instance %d is a copy, want the producer's", i)
+		}
+	}
+	// The caller owns the Update and the slice: changing them changes
+	// nothing the feed compares the next state with.
+	got.Source, got.Instances = "mine", got.Instances[:1]
+	f.Publish(upd("a", "1", "2"))
+	if _, ok, _ := sn.TryNextShared(); ok {
+		t.Error("a state equal to the delivered one was delivered again after the caller changed its copy")
+	}
+	f.Publish(upd("a", "3"))
+	cp, ok, err := f.TryNext()
+	if !ok || err != nil || ids(cp) != "a:3" {
+		t.Fatalf("TryNext = %s, %v, %v; want a:3", ids(cp), ok, err)
+	}
+}

@@ -224,6 +224,18 @@ type Notifier interface {
 	TryNext() (u *Update, ok bool, err error)
 }
 
+// SharedNotifier is a Notifier whose states can be taken without the deep
+// copy Next makes (registry.Feed is one): TryNextShared is TryNext, but the
+// Instances of the Update it returns are shared with the producer and with
+// every other reader of the state, and must not be modified; the Update
+// itself and its Instances slice are the caller's. A consumer that keeps
+// many states (the chain) holds the producer's Instances instead of a copy
+// of each.
+type SharedNotifier interface {
+	Notifier
+	TryNextShared() (u *Update, ok bool, err error)
+}
+
 // Deriver is implemented by registries whose states are immutable values in
 // memory (the chain). Derive returns what derive makes of name's current
 // Instances, calling derive once per state and key: every other call for
