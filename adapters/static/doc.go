@@ -38,11 +38,10 @@
 // # Files
 //
 //   - registry.go: the Registry type, New, Close, Ping, GetService,
-//     ListServices.
+//     ListServices, and the file's reloads.
 //   - config.go: Config and its defaults.
 //   - register.go: Register and Deregister, which refuse.
 //   - watch.go: Watch.
-//   - reload.go: the file's reloads, and the states they deliver.
 //   - errors.go: ErrReadOnly.
 //   - codec.go: the file's format: reading, decoding and checking it.
 //
