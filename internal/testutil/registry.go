@@ -69,14 +69,13 @@ type Reader struct {
 	latest map[string]*registry.Update // last Update per service read from the watcher, read by Until
 	read   uint64                      // results read from the watcher
 	sent   uint64                      // results taken from C
+	moved  chan struct{}               // closed and replaced when sent moves
 }
 
 // WatchResult is one Next result.
 type WatchResult struct {
 	U   *registry.Update
 	Err error
-
-	seq uint64 // its place among the results read
 }
 
 // WatchReader watches name on r until the test ends. Until then checks
@@ -88,7 +87,7 @@ func WatchReader(tb testing.TB, r registry.Registry, name, source string) *Reade
 		tb.Fatalf("Watch(%q): %v", name, err)
 	}
 	ch := make(chan WatchResult)
-	rd := &Reader{C: ch, source: source, latest: make(map[string]*registry.Update)}
+	rd := &Reader{C: ch, source: source, latest: make(map[string]*registry.Update), moved: make(chan struct{})}
 	stop, done := make(chan struct{}), make(chan struct{})
 	go func() {
 		defer close(done)
@@ -104,12 +103,14 @@ func WatchReader(tb testing.TB, r registry.Registry, name, source string) *Reade
 			seq := rd.read
 			rd.mu.Unlock()
 			select {
-			case ch <- WatchResult{u, err, seq}:
+			case ch <- WatchResult{u, err}:
 			case <-stop:
 				return
 			}
 			rd.mu.Lock()
 			rd.sent = seq
+			close(rd.moved)
+			rd.moved = make(chan struct{})
 			rd.mu.Unlock()
 			if errors.Is(err, registry.ErrStopped) || errors.Is(err, registry.ErrClosed) {
 				return
@@ -135,13 +136,13 @@ func (rd *Reader) Until(tb testing.TB, timeout time.Duration, svc string, want .
 	defer timer.Stop()
 	errs := 0
 	var last *registry.Update
-	var took uint64 // the last result Until took from C itself
 	for {
 		// The latest state read answers only once every result read has
 		// been taken from C: else it would still be there for the test's
-		// next read of C, which would take it for a newer one.
+		// next read of C, which would take it for a newer one. (One just
+		// taken is counted once the reader's goroutine says so: moved.)
 		rd.mu.Lock()
-		latest, handing := rd.latest[svc], rd.read > max(rd.sent, took)
+		latest, handing, moved := rd.latest[svc], rd.read > rd.sent, rd.moved
 		rd.mu.Unlock()
 		if latest != nil {
 			last = latest
@@ -150,8 +151,9 @@ func (rd *Reader) Until(tb testing.TB, timeout time.Duration, svc string, want .
 			return time.Since(start), errs
 		}
 		select {
+		case <-moved:
+			continue
 		case res := <-rd.C:
-			took = res.seq
 			if res.Err != nil {
 				if errors.Is(res.Err, registry.ErrStopped) || errors.Is(res.Err, registry.ErrClosed) {
 					tb.Fatalf("watch %s: ended: %v", svc, res.Err)
