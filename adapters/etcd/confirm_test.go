@@ -17,8 +17,8 @@ import (
 )
 
 // The confirmation of the watchers' states after a lost connection (see
-// hub.follow and hub.recover). These tests began as a review's proofs of
-// three bugs in its first version.
+// follower.follow and lister.recover). These tests began as a review's
+// proofs of three bugs in its first version.
 
 // nextResult returns rd's next result, or false after d.
 func nextResult(rd *testutil.Reader, d time.Duration) (testutil.WatchResult, bool) {

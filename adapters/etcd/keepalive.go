@@ -285,12 +285,12 @@ func (k *keeper) startKeepAlive() {
 // blocks while its stream is (re)connecting, so it is called on a helper
 // goroutine and the loop picks the channel up from wReady.
 //
-// The watch is made WithRequireLeader, as the hub's (see hub.follow):
-// clientv3 puts watches whose contexts carry the same metadata on one gRPC
-// stream, so a process's own-key watches and its namespace watch share one
-// stream to etcd instead of costing one each on both sides. A watch ended
-// by a lost leader is handled like any other end: check the key, watch
-// again.
+// The watch is made WithRequireLeader, as the namespace watch (see
+// follower.follow): clientv3 puts watches whose contexts carry the same
+// metadata on one gRPC stream, so a process's own-key watches and its
+// namespace watch share one stream to etcd instead of costing one each on
+// both sides. A watch ended by a lost leader is handled like any other end:
+// check the key, watch again.
 func (k *keeper) startWatch(from int64) {
 	k.stopWatch()
 	ctx, cancel := context.WithCancel(clientv3.WithRequireLeader(k.g.ctx))
