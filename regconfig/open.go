@@ -192,12 +192,12 @@ func openBackend(b Backend, path string, o openOptions) (registry.Registry, erro
 		})
 	case TypeConsul:
 		cfg := consul.Config{
-			Token:          token,
-			TLS:            tlsCfg,
-			Datacenter:     b.Datacenter,
-			TTL:            b.TTL.D(),
-			RequestTimeout: b.Timeout.D(),
-			Logger:         o.logger,
+			Token:      token,
+			TLS:        tlsCfg,
+			Datacenter: b.Datacenter,
+			TTL:        b.TTL.D(),
+			Timeout:    b.Timeout.D(),
+			Logger:     o.logger,
 		}
 		if len(b.Endpoints) == 1 {
 			cfg.Address = b.Endpoints[0]
@@ -209,12 +209,12 @@ func openBackend(b Backend, path string, o openOptions) (registry.Registry, erro
 	case TypeZK:
 		r, err = zk.New(zk.Config{
 			Servers:        b.Endpoints,
-			Root:           b.Namespace,
-			User:           b.Username,
+			Namespace:      b.Namespace,
+			Username:       b.Username,
 			Password:       password,
 			TLS:            tlsCfg,
 			SessionTimeout: b.TTL.D(),
-			RequestTimeout: b.Timeout.D(),
+			Timeout:        b.Timeout.D(),
 			Logger:         o.logger,
 		})
 	case TypeFile:

@@ -15,7 +15,10 @@
 // first Next returns the current state at once, also when it is empty. A
 // backend error does not freeze a watcher: the backend retries with capped
 // backoff and Next reports the failure as a transient error, after which the
-// watcher goes on. Feed implements these rules for backends.
+// watcher goes on. A watch-all hears of a service once it has instances, and
+// from then on of every state, down to the empty one when its last instance
+// leaves. Feed implements these rules for one watcher, and Hub fans states
+// out to a backend's feeds under them.
 //
 // # Ownership
 //

@@ -23,6 +23,7 @@ type Feed struct {
 
 	onStop   func()
 	stopOnce sync.Once
+	hooks    []func()               // guarded by mu: run once the feed has ended (a Hub forgetting it)
 	notify   atomic.Pointer[func()] // Notify's fn
 
 	mu        sync.Mutex         // guards the fields below
@@ -206,12 +207,16 @@ func (f *Feed) End(err error) {
 		f.final = err
 		f.pending = nil
 		f.order = nil
-		stop := f.stopAfter
+		stop, hooks := f.stopAfter, f.hooks
+		f.hooks = nil
 		f.mu.Unlock()
 		if stop != nil {
 			stop()
 		}
 		close(f.done)
+		for _, hook := range hooks {
+			hook()
+		}
 		if f.onStop != nil {
 			f.onStop()
 		}
@@ -221,6 +226,18 @@ func (f *Feed) End(err error) {
 
 // Done is closed when the feed has ended; producers select on it.
 func (f *Feed) Done() <-chan struct{} { return f.done }
+
+// onEnd adds a hook run once the feed has ended, after Done is closed. It
+// reports false, and keeps nothing, when the feed has ended already.
+func (f *Feed) onEnd(hook func()) bool {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.final != nil {
+		return false
+	}
+	f.hooks = append(f.hooks, hook)
+	return true
+}
 
 func (f *Feed) signal() {
 	select {
@@ -243,87 +260,4 @@ func (f *Feed) removeOrder(svc string) {
 			return
 		}
 	}
-}
-
-// Hub fans states out to in-process feeds: the watchers of one service and
-// the watch-alls. Backends that see every change themselves (the file and
-// memory registries) use it. The zero Hub is ready; it is safe for concurrent
-// use.
-type Hub struct {
-	mu    sync.Mutex       // guards feeds
-	feeds map[*Feed]string // feed -> watched service ("" = all)
-}
-
-// Add subscribes f to service ("" for every service). The hub forgets f
-// once it has ended.
-func (h *Hub) Add(f *Feed, service string) {
-	h.mu.Lock()
-	h.pruneLocked()
-	if h.feeds == nil {
-		h.feeds = make(map[*Feed]string)
-	}
-	h.feeds[f] = service
-	h.mu.Unlock()
-}
-
-// Remove unsubscribes f.
-func (h *Hub) Remove(f *Feed) {
-	h.mu.Lock()
-	delete(h.feeds, f)
-	h.mu.Unlock()
-}
-
-// Publish gives each subscribed feed its own copy of u.
-func (h *Hub) Publish(u *Update) {
-	h.mu.Lock()
-	h.pruneLocked()
-	targets := make([]*Feed, 0, len(h.feeds))
-	for f, svc := range h.feeds {
-		if svc == "" || svc == u.Service {
-			targets = append(targets, f)
-		}
-	}
-	h.mu.Unlock()
-	for _, f := range targets {
-		f.Publish(u.Clone())
-	}
-}
-
-// EndAll ends every subscribed feed with err and forgets them.
-func (h *Hub) EndAll(err error) {
-	h.mu.Lock()
-	feeds := h.feeds
-	h.feeds = nil
-	h.mu.Unlock()
-	for f := range feeds {
-		f.End(err)
-	}
-}
-
-// Fail reports a transient error to every subscribed feed.
-func (h *Hub) Fail(err error) {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	for f := range h.feeds {
-		f.Fail(err)
-	}
-}
-
-// pruneLocked forgets the feeds that have ended.
-func (h *Hub) pruneLocked() {
-	for f := range h.feeds {
-		select {
-		case <-f.done:
-			delete(h.feeds, f)
-		default:
-		}
-	}
-}
-
-// Len returns how many live feeds are subscribed.
-func (h *Hub) Len() int {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	h.pruneLocked()
-	return len(h.feeds)
 }

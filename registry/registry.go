@@ -4,6 +4,8 @@ import (
 	"context"
 	"fmt"
 	"reflect"
+	"slices"
+	"strings"
 	"time"
 )
 
@@ -56,7 +58,9 @@ type Watcher interface {
 	// returns the current state at once: for a named service even when it has
 	// no instances; for a watch-all one Update per service that has
 	// instances. Later calls return only states that differ from the previous
-	// one of the same service. Each Update is the caller's to keep.
+	// one of the same service; a watch-all hears of a service once it has
+	// instances, and then of every state down to the empty one. Each Update
+	// is the caller's to keep.
 	//
 	// Every terminal error matches ErrStopped, so one errors.Is check ends a
 	// watch loop: after Stop, Next returns ErrStopped; after the Watch ctx is
@@ -137,6 +141,17 @@ type RegistrationReporter interface {
 	// Registrations returns the state of every live-or-pending registration,
 	// sorted by (Name, ID).
 	Registrations() []RegistrationState
+}
+
+// SortRegistrations sorts s in place by (Name, ID), the order
+// RegistrationReporter promises.
+func SortRegistrations(s []RegistrationState) {
+	slices.SortFunc(s, func(a, b RegistrationState) int {
+		if c := strings.Compare(a.Instance.Name, b.Instance.Name); c != 0 {
+			return c
+		}
+		return strings.Compare(a.Instance.ID, b.Instance.ID)
+	})
 }
 
 // SnapshotStore persists the last accepted Update per service, the last

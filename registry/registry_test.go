@@ -132,6 +132,12 @@ func TestValidateMessages(t *testing.T) {
 			t.Errorf("ValidateName(%q) = %v", name, err)
 		}
 	}
+	if err := registry.ValidateWatch(""); err != nil {
+		t.Errorf("ValidateWatch(\"\") = %v, want nil (every service)", err)
+	}
+	if err := registry.ValidateWatch(".bad"); !errors.Is(err, registry.ErrInvalid) {
+		t.Errorf("ValidateWatch(.bad) = %v, want ErrInvalid", err)
+	}
 }
 
 func TestEqualAndClone(t *testing.T) {
@@ -270,37 +276,6 @@ func TestFeedCopiesAndEnd(t *testing.T) {
 		t.Fatal("Done not closed")
 	}
 	f.Publish(upd("a", "2")) // after the end: ignored, no panic
-}
-
-func TestHubFanOut(t *testing.T) {
-	var h registry.Hub
-	one := registry.NewFeed(context.Background(), nil)
-	all := registry.NewFeed(context.Background(), nil)
-	other := registry.NewFeed(context.Background(), nil)
-	h.Add(one, "a")
-	h.Add(all, "")
-	h.Add(other, "b")
-	h.Publish(upd("a", "1"))
-	h.Publish(upd("b", "1"))
-	if got, _ := one.Next(); ids(got) != "a:1" {
-		t.Errorf("one: %s", ids(got))
-	}
-	if got, _ := other.Next(); ids(got) != "b:1" {
-		t.Errorf("other: %s", ids(got))
-	}
-	a, _ := all.Next()
-	b, _ := all.Next()
-	if ids(a) != "a:1" || ids(b) != "b:1" {
-		t.Errorf("all: %s %s", ids(a), ids(b))
-	}
-	h.Remove(one)
-	h.EndAll(registry.ErrClosed)
-	for _, f := range []*registry.Feed{all, other} {
-		if _, err := f.Next(); !errors.Is(err, registry.ErrClosed) {
-			t.Errorf("after EndAll: %v", err)
-		}
-	}
-	one.Stop()
 }
 
 func TestSnapshotEntryAge(t *testing.T) {
@@ -462,4 +437,19 @@ func FuzzQuote(f *testing.F) {
 		in := &registry.Instance{Name: s, ID: s, Version: s}
 		testutil.SafeMessage(t, "Instance.String", in.String())
 	})
+}
+
+func TestSortRegistrations(t *testing.T) {
+	st := func(name, id string) registry.RegistrationState {
+		return registry.RegistrationState{Instance: &registry.Instance{Name: name, ID: id}}
+	}
+	s := []registry.RegistrationState{st("b", "1"), st("a", "2"), st("a", "1")}
+	registry.SortRegistrations(s)
+	var got []string
+	for _, r := range s {
+		got = append(got, r.Instance.Key())
+	}
+	if want := "a/1 a/2 b/1"; strings.Join(got, " ") != want {
+		t.Errorf("SortRegistrations = %v, want %s", got, want)
+	}
 }

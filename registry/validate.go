@@ -42,6 +42,15 @@ func ValidateName(name string) error {
 	return nil
 }
 
+// ValidateWatch returns nil if Watch may be given name: "" (every service)
+// or a valid service name (ValidateName).
+func ValidateWatch(name string) error {
+	if name == "" {
+		return nil
+	}
+	return ValidateName(name)
+}
+
 // ValidateID returns nil if id is a valid instance ID (same rules as names,
 // up to MaxIDLen bytes).
 func ValidateID(id string) error {

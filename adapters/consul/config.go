@@ -9,6 +9,7 @@ import (
 
 	consulapi "github.com/hashicorp/consul/api"
 
+	"github.com/regchain/regchain/internal/deprecated"
 	"github.com/regchain/regchain/internal/redact"
 	"github.com/regchain/regchain/registry"
 )
@@ -30,10 +31,15 @@ const (
 	// 1/16 + 5s, so it is kept well under Consul's 5 minute default.
 	DefaultWaitTime = time.Minute
 
-	// DefaultRequestTimeout bounds the registry's own non-blocking requests
+	// DefaultTimeout bounds the registry's own non-blocking requests
 	// (heartbeats, watch reads); callers' requests are bounded by their
 	// ctx instead.
-	DefaultRequestTimeout = 10 * time.Second
+	DefaultTimeout = 10 * time.Second
+
+	// DefaultRequestTimeout is DefaultTimeout.
+	//
+	// Deprecated: use DefaultTimeout.
+	DefaultRequestTimeout = DefaultTimeout
 
 	// MinTTL is the shortest TTL New accepts.
 	MinTTL = time.Second
@@ -83,8 +89,13 @@ type Config struct {
 	// WaitTime is the wait of each blocking query. If zero,
 	// DefaultWaitTime. At most MaxWaitTime.
 	WaitTime time.Duration
-	// RequestTimeout bounds the registry's own non-blocking requests. If
-	// zero, DefaultRequestTimeout. Heartbeats are also bounded by TTL/2.
+	// Timeout bounds the registry's own non-blocking requests. If zero,
+	// DefaultTimeout. Heartbeats are also bounded by TTL/2.
+	Timeout time.Duration
+	// RequestTimeout is Timeout's former name, honoured when Timeout is
+	// zero; both set to different values is an error.
+	//
+	// Deprecated: use Timeout.
 	RequestTimeout time.Duration
 
 	// Logger receives keepalive and watch events. If nil, slog.Default().
@@ -111,6 +122,11 @@ func (cfg Config) masked() any {
 // withDefaults returns cfg with zero fields set to their defaults, or an
 // error wrapping registry.ErrInvalid for values out of range.
 func (cfg Config) withDefaults() (Config, error) {
+	timeout, err := deprecated.Alias("consul", "Timeout", cfg.Timeout, "RequestTimeout", cfg.RequestTimeout)
+	if err != nil {
+		return cfg, err
+	}
+	cfg.Timeout, cfg.RequestTimeout = timeout, 0
 	if cfg.TTL == 0 {
 		cfg.TTL = DefaultTTL
 	}
@@ -120,8 +136,8 @@ func (cfg Config) withDefaults() (Config, error) {
 	if cfg.WaitTime == 0 {
 		cfg.WaitTime = DefaultWaitTime
 	}
-	if cfg.RequestTimeout == 0 {
-		cfg.RequestTimeout = DefaultRequestTimeout
+	if cfg.Timeout == 0 {
+		cfg.Timeout = DefaultTimeout
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
@@ -137,8 +153,8 @@ func (cfg Config) withDefaults() (Config, error) {
 		return cfg, fmt.Errorf("consul: %w: negative DeregisterCriticalServiceAfter %v", registry.ErrInvalid, cfg.DeregisterCriticalServiceAfter)
 	case cfg.WaitTime < 0 || cfg.WaitTime > MaxWaitTime:
 		return cfg, fmt.Errorf("consul: %w: WaitTime %v is not in (0, %v]", registry.ErrInvalid, cfg.WaitTime, MaxWaitTime)
-	case cfg.RequestTimeout < 0:
-		return cfg, fmt.Errorf("consul: %w: negative RequestTimeout %v", registry.ErrInvalid, cfg.RequestTimeout)
+	case cfg.Timeout < 0:
+		return cfg, fmt.Errorf("consul: %w: negative Timeout %v", registry.ErrInvalid, cfg.Timeout)
 	}
 	return cfg, nil
 }

@@ -120,6 +120,27 @@
 // registry.ErrInvalid and ErrPermissionDenied: it is a configuration
 // problem, and failing over to another tier would hide it.
 //
+// # Files
+//
+// Each file owns one part; only registry.go, which builds and closes the
+// others, and the files that read the Registry's fields use each other
+// both ways (scripts/shape.sh -pairs lists such pairs).
+//
+//   - registry.go: the Registry type, New, Close, Ping, GetService,
+//     ListServices, the decoding of health entries.
+//   - config.go: Config, its defaults and checks.
+//   - register.go: Register, RegisterTTL, Deregister, Registrations,
+//     ValidateInstance, and each registration's heartbeat, with the probe
+//     that wakes heartbeats when the agent answers again.
+//   - watch.go: Watch.
+//   - hub.go: the watch machinery every watcher shares: the two blocking
+//     loops, the fingerprints, the reads, delivered through a
+//     registry.Hub.
+//   - blocking.go: Consul's rules for a blocking-query loop.
+//   - errors.go: the classification of Consul's answers into registry
+//     sentinels, ErrPermissionDenied.
+//   - codec.go: an Instance to and from an agent service registration.
+//
 // # Caveats
 //
 //   - GetService and watchers return passing instances only; ListServices

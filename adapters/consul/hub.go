@@ -61,9 +61,11 @@ const (
 //     re-read, rate-limited.
 //
 // A read is GET /v1/health/service/<name>?passing, non-blocking; its result
-// goes to the service's watchers and the watch-alls, whose Feeds drop what
-// they already delivered. The hub starts with its first watcher and stops
-// with its last one (or Close). It is safe for concurrent use.
+// goes, through the registry's feeds (a registry.Hub), to the service's
+// watchers and the watch-alls that subscribed before it started, whose
+// Feeds drop what they already delivered. The hub starts with its first
+// watcher and stops with its last one (or Close). It is safe for
+// concurrent use.
 type hub struct {
 	r      *Registry
 	ctx    context.Context // ends when the hub stops
@@ -75,17 +77,14 @@ type hub struct {
 
 	mu          sync.Mutex // guards the fields below
 	stopped     bool
-	subs        int                        // subscribed feeds
-	svcs        map[string]*watched        // services watched, by name
-	all         map[*registry.Feed]*allSub // watch-all subscribers
-	seq         uint64                     // incremented when a read starts
-	inflight    int                        // reads running
-	healthOK    bool                       // the check loop answered or failed once
-	catalogOK   bool                       // the catalog loop answered or failed once
-	fps         map[string]uint64          // service -> fingerprint of its checks, last check answer
-	nodeFPs     map[string]uint64          // node -> fingerprint of its node checks, last check answer
-	catalog     map[string]bool            // valid service names, last catalog answer
-	fullWanted  bool                       // a full re-read is due
+	svcs        map[string]*watched // services watched, by name
+	inflight    int                 // reads running
+	healthOK    bool                // the check loop answered or failed once
+	catalogOK   bool                // the catalog loop answered or failed once
+	fps         map[string]uint64   // service -> fingerprint of its checks, last check answer
+	nodeFPs     map[string]uint64   // node -> fingerprint of its node checks, last check answer
+	catalog     map[string]bool     // valid service names, last catalog answer
+	fullWanted  bool                // a full re-read is due
 	fullRunning bool
 	fullStart   time.Time
 	fullReads   int       // services in the running full re-read
@@ -95,8 +94,7 @@ type hub struct {
 // watched is the hub's state of one service. Guarded by hub.mu, except
 // warned (used by the read in progress only).
 type watched struct {
-	name  string
-	feeds map[*registry.Feed]uint64 // named watchers -> hub.seq when they subscribed
+	name string
 
 	initial   bool // a new watcher waits for its first state
 	forced    bool // read again whatever the fingerprint says
@@ -111,12 +109,6 @@ type watched struct {
 	warned map[string]bool // undecodable entries and ACL filtering already logged
 }
 
-// allSub is a watch-all subscriber.
-type allSub struct {
-	since uint64          // hub.seq when it subscribed: older reads are not for it
-	seen  map[string]bool // services delivered to it with instances
-}
-
 func newHub(r *Registry) *hub {
 	ctx, cancel := context.WithCancel(r.ctx)
 	return &hub{
@@ -127,14 +119,12 @@ func newHub(r *Registry) *hub {
 		done:   make(chan struct{}),
 		seed:   maphash.MakeSeed(),
 		svcs:   make(map[string]*watched),
-		all:    make(map[*registry.Feed]*allSub),
 	}
 }
 
 func (h *hub) newWatched(name string) *watched {
 	return &watched{
 		name:   name,
-		feeds:  make(map[*registry.Feed]uint64),
 		b:      backoff.Backoff{Base: 100 * time.Millisecond, Max: watchRetryMax},
 		warned: make(map[string]bool),
 	}
@@ -148,24 +138,13 @@ func (h *hub) poke() {
 	}
 }
 
-// add subscribes f to service name ("" for every service) and reports
-// whether it did: not when f has already ended, nor when the hub has
-// stopped (stopped; the caller then needs a new hub).
-func (h *hub) add(f *registry.Feed, name string) (added, stopped bool) {
+// add subscribes f to service name ("" for every service): the services
+// it needs are read at once, for it. A feed that has ended is not added (its
+// onStop, Registry.unwatched, stops the hub if it was the last).
+func (h *hub) add(f *registry.Feed, name string) {
 	h.mu.Lock()
-	if h.stopped {
-		h.mu.Unlock()
-		return false, true
-	}
-	select {
-	case <-f.Done(): // its onStop runs: remove would come too early
-		h.mu.Unlock()
-		return false, false
-	default:
-	}
-	h.subs++
+	h.r.feeds.Add(f, name)
 	if name == "" {
-		h.all[f] = &allSub{since: h.seq, seen: make(map[string]bool)}
 		for _, st := range h.svcs {
 			st.initial = true // a state read before f subscribed is not for f
 		}
@@ -175,35 +154,22 @@ func (h *hub) add(f *registry.Feed, name string) (added, stopped bool) {
 			st = h.newWatched(name)
 			h.svcs[name] = st
 		}
-		st.feeds[f] = h.seq
 		st.initial = true
 	}
 	h.reconcileLocked()
 	h.mu.Unlock()
 	h.poke()
-	return true, false
 }
 
-// remove unsubscribes f from service name. It reports whether that stopped
-// the hub (f was its last subscriber).
-func (h *hub) remove(f *registry.Feed, name string) bool {
+// removed is told that a watcher left. It reports whether that stopped the
+// hub (no watcher is left).
+func (h *hub) removed() bool {
 	h.mu.Lock()
-	found := false
-	if name == "" {
-		if _, found = h.all[f]; found {
-			delete(h.all, f)
-		}
-	} else if st := h.svcs[name]; st != nil {
-		if _, found = st.feeds[f]; found {
-			delete(st.feeds, f)
-		}
-	}
-	if !found || h.stopped {
+	if h.stopped {
 		h.mu.Unlock()
 		return false
 	}
-	h.subs--
-	if h.subs == 0 {
+	if h.r.feeds.Len() == 0 {
 		h.stopped = true
 		h.mu.Unlock()
 		h.cancel()
@@ -218,24 +184,14 @@ func (h *hub) remove(f *registry.Feed, name string) bool {
 // wantLocked reports whether service name has watchers: named ones, or
 // watch-alls while the catalog or the checks list it.
 func (h *hub) wantLocked(name string) bool {
-	if st := h.svcs[name]; st != nil && len(st.feeds) > 0 {
+	if h.r.feeds.Watching(name) > 0 {
 		return true
 	}
-	if len(h.all) == 0 || registry.ValidateName(name) != nil {
+	if h.r.feeds.Watching("") == 0 || registry.ValidateName(name) != nil {
 		return false
 	}
 	_, checked := h.fps[name]
 	return h.catalog[name] || checked
-}
-
-// seenLocked reports whether a watch-all was given instances of name.
-func (h *hub) seenLocked(name string) bool {
-	for _, a := range h.all {
-		if a.seen[name] {
-			return true
-		}
-	}
-	return false
 }
 
 // reconcileLocked brings the set of watched services in line with the
@@ -244,7 +200,7 @@ func (h *hub) seenLocked(name string) bool {
 // read if a watch-all was shown instances of it (so that it sees the
 // service go empty).
 func (h *hub) reconcileLocked() {
-	if len(h.all) > 0 {
+	if h.r.feeds.Watching("") > 0 {
 		add := func(name string) {
 			if h.svcs[name] == nil && registry.ValidateName(name) == nil {
 				st := h.newWatched(name)
@@ -263,23 +219,12 @@ func (h *hub) reconcileLocked() {
 		switch {
 		case h.wantLocked(name):
 			st.departing = false
-		case h.seenLocked(name):
+		case h.r.feeds.Shown(name):
 			st.departing = true
 		default:
 			delete(h.svcs, name)
 		}
 	}
-}
-
-// feedsLocked returns every subscribed feed.
-func (h *hub) feedsLocked() []*registry.Feed {
-	feeds := slices.Collect(maps.Keys(h.all))
-	for _, st := range h.svcs {
-		for f := range st.feeds {
-			feeds = append(feeds, f)
-		}
-	}
-	return feeds
 }
 
 // run is the hub's scheduler: it starts the two blocking loops, then the
@@ -394,21 +339,21 @@ func (h *hub) priorityLocked(st *watched, now time.Time) (int, time.Duration) {
 
 // startLocked starts a read of st.
 func (h *hub) startLocked(st *watched) {
-	h.seq++
 	h.inflight++
 	st.reading = true
 	st.initial, st.forced = false, false
 	h.reads.Add(1)
-	go h.read(st, h.seq, h.fps[st.name])
+	go h.read(st, h.r.feeds.Mark(), h.fps[st.name])
 }
 
 // read reads the passing instances of st's service and hands them to its
-// watchers and the watch-alls. seq numbers the read; fp is the fingerprint
-// of the service's checks when it started.
-func (h *hub) read(st *watched, seq, fp uint64) {
+// watchers and the watch-alls that subscribed before mark (see
+// registry.Hub.Mark); fp is the fingerprint of the service's checks when
+// it started.
+func (h *hub) read(st *watched, mark, fp uint64) {
 	defer h.reads.Done()
 	defer h.poke()
-	ctx, cancel := context.WithTimeout(h.ctx, h.r.cfg.RequestTimeout)
+	ctx, cancel := context.WithTimeout(h.ctx, h.r.cfg.Timeout)
 	entries, meta, err := h.r.client.Health().Service(st.name, "", true, h.r.query(ctx))
 	cancel()
 	var u *registry.Update
@@ -428,55 +373,29 @@ func (h *hub) read(st *watched, seq, fp uint64) {
 		h.mu.Unlock() // no one to tell: the hub stopped or dropped the service
 		return
 	}
-	var named, all []*registry.Feed
 	if err != nil {
 		st.failing, st.retryAt = true, time.Now().Add(st.b.Next())
-		for f := range st.feeds {
-			named = append(named, f)
-		}
-		all = slices.Collect(maps.Keys(h.all))
 	} else {
 		st.failing, st.fp = false, fp
 		st.b.Reset()
-		for f, since := range st.feeds {
-			if since < seq {
-				named = append(named, f)
-			}
-		}
-		nonEmpty := len(u.Instances) > 0
-		for f, a := range h.all {
-			// A watch-all hears of a service once it has instances; from
-			// then on of every state, so that it sees the service go empty.
-			if a.since >= seq || !nonEmpty && !a.seen[st.name] {
-				continue
-			}
-			if nonEmpty {
-				a.seen[st.name] = true
-			}
-			all = append(all, f)
-		}
+		// A departing service is dropped after a last read that finds it
+		// empty (which tells the watch-alls that saw it), unless watched.
 		if st.departing {
 			st.departing = false // marked again by the next answer if still gone
-			if !nonEmpty && !h.wantLocked(st.name) {
+			if len(u.Instances) == 0 && !h.wantLocked(st.name) {
 				delete(h.svcs, st.name)
-				for _, a := range h.all {
-					delete(a.seen, st.name)
-				}
 			}
 		}
 	}
 	h.mu.Unlock()
 
 	if err != nil {
-		err = fmt.Errorf("consul: watch %s: %w", registry.Quote(st.name), classify(err))
-		for _, f := range slices.Concat(named, all) {
-			f.Fail(err)
-		}
+		h.r.feeds.FailService(st.name, registry.Named|registry.All, fmt.Errorf("consul: watch %s: %w", registry.Quote(st.name), classify(err)))
 		return
 	}
-	for _, f := range slices.Concat(named, all) {
-		f.Publish(u.Clone())
-	}
+	// A watch-all hears of a service once it has instances, and then of
+	// every state, down to the empty one (registry.Hub).
+	h.r.feeds.Deliver(u, registry.Delivery{Before: mark})
 }
 
 // loopFailed records a failed query of a blocking loop (ok is its
@@ -484,11 +403,8 @@ func (h *hub) read(st *watched, seq, fp uint64) {
 func (h *hub) loopFailed(ok *bool, err error) {
 	h.mu.Lock()
 	*ok = true
-	feeds := h.feedsLocked()
 	h.mu.Unlock()
-	for _, f := range feeds {
-		f.Fail(err)
-	}
+	h.r.feeds.Fail(err)
 	h.poke()
 }
 
@@ -533,15 +449,10 @@ func (h *hub) watchChecks() {
 func (h *hub) checkFilter() string {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	if len(h.all) > 0 {
+	if h.r.feeds.Watching("") > 0 {
 		return ""
 	}
-	var names []string
-	for name, st := range h.svcs {
-		if len(st.feeds) > 0 {
-			names = append(names, name)
-		}
-	}
+	names := h.r.feeds.Services()
 	if len(names) > maxFilterNames {
 		return ""
 	}

@@ -71,7 +71,7 @@ func largeService(b *testing.B, n int) {
 	}
 	step("create", time.Since(start))
 
-	cfg := Config{Address: a.Addr, TTL: testTTL, WaitTime: testWaitTime, RequestTimeout: 10 * time.Second, Logger: quietLogger()}
+	cfg := Config{Address: a.Addr, TTL: testTTL, WaitTime: testWaitTime, Timeout: 10 * time.Second, Logger: quietLogger()}
 	r, err := New(cfg)
 	if err != nil {
 		b.Fatal(err)

@@ -27,11 +27,11 @@ const (
 
 func testConfig(t *testing.T, addr string) Config {
 	return Config{
-		Address:        addr,
-		TTL:            testTTL,
-		WaitTime:       testWaitTime,
-		RequestTimeout: 2 * time.Second,
-		Logger:         slog.New(slog.NewTextHandler(t.Output(), &slog.HandlerOptions{Level: slog.LevelInfo})),
+		Address:  addr,
+		TTL:      testTTL,
+		WaitTime: testWaitTime,
+		Timeout:  2 * time.Second,
+		Logger:   slog.New(slog.NewTextHandler(t.Output(), &slog.HandlerOptions{Level: slog.LevelInfo})),
 	}
 }
 

@@ -41,7 +41,7 @@ func benchOutage(b *testing.B, kind string, outage time.Duration) {
 		b.Fatal(err)
 	}
 	b.Cleanup(func() { p.Close() })
-	cfg := Config{Address: p.Addr(), TTL: testTTL, WaitTime: testWaitTime, RequestTimeout: 2 * time.Second, Logger: quietLogger()}
+	cfg := Config{Address: p.Addr(), TTL: testTTL, WaitTime: testWaitTime, Timeout: 2 * time.Second, Logger: quietLogger()}
 	r, err := New(cfg)
 	if err != nil {
 		b.Fatal(err)

@@ -1,12 +1,10 @@
 package consul
 
 import (
-	"cmp"
 	"context"
+	"errors"
 	"fmt"
 	"net/http"
-	"slices"
-	"sync"
 	"time"
 
 	consulapi "github.com/hashicorp/consul/api"
@@ -78,7 +76,7 @@ func (r *Registry) register(ctx context.Context, in *registry.Instance, ttl time
 	if _, err := encode(in, in.ID); err != nil {
 		return fmt.Errorf("consul: register: %w", err)
 	}
-	unlock, err := r.locks.lock(ctx, in.ID)
+	unlock, err := r.locks.Lock(ctx, nil, in.ID)
 	if err != nil {
 		return fmt.Errorf("consul: register %s: %w", in, classify(err))
 	}
@@ -200,7 +198,7 @@ func (r *Registry) Deregister(ctx context.Context, in *registry.Instance) error 
 		return fmt.Errorf("consul: deregister: %w", err)
 	}
 	key := in.Key()
-	unlock, err := r.locks.lock(ctx, in.ID)
+	unlock, err := r.locks.Lock(ctx, nil, in.ID)
 	if err != nil {
 		return fmt.Errorf("consul: deregister %s: %w", key, classify(err))
 	}
@@ -281,7 +279,7 @@ func (r *Registry) keepalive(ctx context.Context, reg *registration, done chan s
 	interval := reg.ttl / 3
 	// A slow answer is not a lost registration: give each attempt up to
 	// half the TTL (the check passes for a whole TTL after the last beat).
-	timeout := min(reg.ttl/2, r.cfg.RequestTimeout)
+	timeout := min(reg.ttl/2, r.cfg.Timeout)
 	b := backoff.Backoff{Base: min(100*time.Millisecond, interval), Max: interval}
 	timer := time.NewTimer(interval)
 	defer timer.Stop()
@@ -391,48 +389,101 @@ func (r *Registry) Registrations() []registry.RegistrationState {
 		})
 	}
 	r.mu.Unlock()
-	slices.SortFunc(out, func(a, b registry.RegistrationState) int {
-		return cmp.Or(cmp.Compare(a.Instance.Name, b.Instance.Name), cmp.Compare(a.Instance.ID, b.Instance.ID))
-	})
+	registry.SortRegistrations(out)
 	return out
 }
 
-// keyLocks is a set of mutexes by key whose Lock honours a ctx.
-type keyLocks struct {
-	mu sync.Mutex // guards m
-	m  map[string]*keyLock
+var _ registry.Validator = (*Registry)(nil)
+
+// ValidateInstance implements registry.Validator: it returns an error
+// wrapping registry.ErrInvalid when Register would refuse in (registry
+// validation, or metadata that does not fit Consul's Meta limits even
+// spilled), without I/O. The encoding reserves the instance-ID slot, so
+// the answer does not depend on the Consul service ID Register picks.
+func (r *Registry) ValidateInstance(in *registry.Instance) error {
+	if err := registry.Validate(in); err != nil {
+		return err
+	}
+	_, err := encode(in, in.ID)
+	return err
 }
 
-type keyLock struct {
-	ch   chan struct{} // holds a token while locked
-	refs int           // holders and waiters; guarded by keyLocks.mu
+// agentProbeEvery is how often an agent that stopped answering is asked
+// again (GET /v1/status/leader: constant cost, no ACL needed). Heartbeats
+// that failed wait for its answer rather than for their backoff, so a
+// registration is back within about this much of the agent (and its
+// cluster's leader) answering again, whatever the outage's length.
+const agentProbeEvery = 100 * time.Millisecond
+
+// reachability follows whether the agent answers. Guarded by Registry.mu.
+type reachability struct {
+	down    bool          // a heartbeat found the agent unreachable
+	probing bool          // the probe goroutine runs
+	back    chan struct{} // closed when the agent answers again
 }
 
-// lock locks key, or returns ctx's error. The returned func unlocks it.
-func (k *keyLocks) lock(ctx context.Context, key string) (func(), error) {
-	k.mu.Lock()
-	if k.m == nil {
-		k.m = make(map[string]*keyLock)
+// agentBack returns a channel closed when the agent is seen answering
+// again after failing, and starts the probe that watches for it.
+func (r *Registry) agentBack() <-chan struct{} {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.reach.back == nil {
+		r.reach.back = make(chan struct{})
 	}
-	l := k.m[key]
-	if l == nil {
-		l = &keyLock{ch: make(chan struct{}, 1)}
-		k.m[key] = l
+	r.reach.down = true
+	if !r.reach.probing && !r.closed {
+		r.reach.probing = true
+		r.wg.Add(1)
+		go r.probeAgent()
 	}
-	l.refs++
-	k.mu.Unlock()
-	release := func() {
-		k.mu.Lock()
-		if l.refs--; l.refs == 0 {
-			delete(k.m, key)
+	return r.reach.back
+}
+
+// answered records that the agent answered (a probe, or a Ping): every
+// heartbeat waiting for it retries at once.
+func (r *Registry) answered() {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if !r.reach.down {
+		return
+	}
+	r.reach.down = false
+	close(r.reach.back)
+	r.reach.back = nil
+}
+
+// probeAgent asks the agent for the leader every agentProbeEvery until it
+// answers with one, or the Registry closes.
+func (r *Registry) probeAgent() {
+	defer r.wg.Done()
+	defer func() {
+		r.mu.Lock()
+		r.reach.probing = false
+		r.mu.Unlock()
+	}()
+	t := time.NewTicker(agentProbeEvery)
+	defer t.Stop()
+	for {
+		select {
+		case <-r.ctx.Done():
+			return
+		case <-t.C:
 		}
-		k.mu.Unlock()
+		ctx, cancel := context.WithTimeout(r.ctx, max(agentProbeEvery, time.Second))
+		err := r.ping(ctx)
+		cancel()
+		if err == nil {
+			r.answered()
+			return
+		}
 	}
-	select {
-	case l.ch <- struct{}{}:
-		return func() { <-l.ch; release() }, nil
-	case <-ctx.Done():
-		release()
-		return nil, ctx.Err()
-	}
+}
+
+// unreachable reports whether err says the agent could not be reached (no
+// answer at all). An agent that answered, even 429 or 5xx, is not waited
+// for: its heartbeats keep their own jittered backoff, so that a busy agent
+// is not hit by every heartbeat at once.
+func unreachable(err error) bool {
+	var se consulapi.StatusError
+	return errors.Is(err, registry.ErrUnavailable) && !errors.As(err, &se)
 }

@@ -87,7 +87,7 @@ func BenchmarkWatchPropagation(b *testing.B) {
 	}
 	rawPrefix := cfg.Namespace + "/bench-raw/"
 	raw := watchCli.Watch(ctx, rawPrefix, clientv3.WithPrefix())
-	ourKey, rawKey := r.key(svc, "a"), rawPrefix+"a"
+	ourKey, rawKey := r.rec.key(svc, "a"), rawPrefix+"a"
 
 	values := func(i int) (string, string) {
 		in := instance(svc, "a", 9000)

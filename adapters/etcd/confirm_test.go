@@ -17,8 +17,8 @@ import (
 )
 
 // The confirmation of the watchers' states after a lost connection (see
-// hub.follow and hub.recover). These tests began as a review's proofs of
-// three bugs in its first version.
+// follower.follow and lister.recover). These tests began as a review's
+// proofs of three bugs in its first version.
 
 // nextResult returns rd's next result, or false after d.
 func nextResult(rd *testutil.Reader, d time.Duration) (testutil.WatchResult, bool) {
@@ -54,7 +54,7 @@ func TestWatcherStartedDuringOutage(t *testing.T) {
 	_, px, r, cli := proxied(t, nil)
 	ctx := ctxT(t, time.Minute)
 	a := instance("during", "a", 9000)
-	if _, err := cli.Put(ctx, r.key(a.Name, a.ID), mustMarshal(t, a)); err != nil {
+	if _, err := cli.Put(ctx, r.rec.key(a.Name, a.ID), mustMarshal(t, a)); err != nil {
 		t.Fatal(err)
 	}
 	old := watchReader(t, r, a.Name)
@@ -81,7 +81,7 @@ func TestWipeDuringOutage(t *testing.T) {
 	srv, px, r, cli := proxied(t, nil)
 	ctx := ctxT(t, 2*time.Minute)
 	a, b := instance("wipe", "a", 9000), instance("wipe", "b", 9001)
-	resp, err := cli.Put(ctx, r.key(a.Name, a.ID), mustMarshal(t, a))
+	resp, err := cli.Put(ctx, r.rec.key(a.Name, a.ID), mustMarshal(t, a))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -105,7 +105,7 @@ func TestWipeDuringOutage(t *testing.T) {
 		}
 		rev = resp.Header.Revision
 	}
-	if _, err := cli2.Put(ctx, r.key(b.Name, b.ID), mustMarshal(t, b)); err != nil {
+	if _, err := cli2.Put(ctx, r.rec.key(b.Name, b.ID), mustMarshal(t, b)); err != nil {
 		t.Fatal(err)
 	}
 	t.Logf("old history at %d, new history at %d", oldRev, rev+1)
@@ -124,7 +124,7 @@ func TestProgressAfterLossConfirmsNothing(t *testing.T) {
 	cli := newClient(t, srv.Endpoint())
 	ctx := ctxT(t, time.Minute)
 	a := instance("inflight", "a", 9000)
-	if _, err := cli.Put(ctx, r.key(a.Name, a.ID), mustMarshal(t, a)); err != nil {
+	if _, err := cli.Put(ctx, r.rec.key(a.Name, a.ID), mustMarshal(t, a)); err != nil {
 		t.Fatal(err)
 	}
 	rd := watchReader(t, r, a.Name)
@@ -133,20 +133,20 @@ func TestProgressAfterLossConfirmsNothing(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	r.connReady.Store(false)
+	r.c.ready.Store(false)
 	r.hub.connLost(0)
 	if res, ok := nextResult(rd, 10*time.Second); !ok || !errors.Is(res.Err, registry.ErrUnavailable) {
 		t.Fatalf("after the loss: %+v, %v (ok %v)", res.U, res.Err, ok)
 	}
 	// The answer to a request sent before the connection died.
 	testutil.WaitFor(t, 10*time.Second, "a progress notification handled", func() string {
-		if err := r.client.RequestProgress(clientv3.WithRequireLeader(context.Background())); err != nil {
+		if err := r.c.client.RequestProgress(clientv3.WithRequireLeader(context.Background())); err != nil {
 			return err.Error()
 		}
 		r.hub.mu.Lock()
 		defer r.hub.mu.Unlock()
-		if r.hub.rev < resp.Header.Revision {
-			return fmt.Sprintf("hub at revision %d, want %d", r.hub.rev, resp.Header.Revision)
+		if r.hub.st.rev < resp.Header.Revision {
+			return fmt.Sprintf("hub at revision %d, want %d", r.hub.st.rev, resp.Header.Revision)
 		}
 		return ""
 	})

@@ -137,6 +137,40 @@
 // records, so a fleet probing once a second adds constant leader work per
 // process.
 //
+// # Files
+//
+// Each file owns one part. Only registry.go, which builds and closes the
+// others, and microcodec.go (the go-micro layout, which reads the
+// Registry's codec) use each other's declarations both ways
+// (scripts/shape.sh -pairs lists such pairs).
+//
+//   - registry.go: the Registry type, New, Close, Ping, GetService,
+//     ListServices, and the monitor of the client's connection.
+//   - config.go: Config, its defaults and checks.
+//   - register.go: Register, RegisterTTL, Deregister, Registrations.
+//   - keepalive.go: a registration and its keeper: the lease keepalive,
+//     the watch of its own key, the restores.
+//   - watch.go: Watch.
+//   - hub.go: what every watcher shares: the store, the watchers' feeds (a
+//     registry.Hub), what was reported to them.
+//   - store.go: the watched services' records and revision (no I/O, no
+//     lock of its own).
+//   - follow.go: the follower: the goroutine that lists, follows the etcd
+//     watch and confirms the states after a lost connection.
+//   - list.go: reads of the namespace for the watch: lists, a service read
+//     alone, the confirmation after a reconnection.
+//   - conn.go: what reads, keepers and the watch share: the client, the
+//     bounds of its requests, the history followed through etcd's
+//     answers, Ping's probe, the registry's goroutines.
+//   - history.go: the judgement of one answer's header (no I/O).
+//   - errors.go: the classification of etcd's errors into registry
+//     sentinels, and the errors the registry reports.
+//   - leader.go: requests that need a leader.
+//   - codec.go: keys and records: the key layout, decoding, skipped
+//     records.
+//   - layout.go: the warnings about the other record layout.
+//   - microcodec.go: CodecMicro, the go-micro etcd plugin's layout.
+//
 // # Caveats
 //
 //   - Register's ctx bounds only the first write. When that write fails

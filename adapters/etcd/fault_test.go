@@ -95,7 +95,7 @@ func TestEtcdRestart(t *testing.T) {
 		t.Fatal(err)
 	}
 	restarted := time.Now()
-	key, val := r.key(a.Name, a.ID), mustMarshal(t, a)
+	key, val := r.rec.key(a.Name, a.ID), mustMarshal(t, a)
 	regBack := testutil.WaitFor(t, 20*time.Second, "registration back after restart", func() string {
 		if s := regState(r, a.Name, a.ID); s == nil || !s.Live {
 			return fmt.Sprintf("state %+v", s)
@@ -103,7 +103,7 @@ func TestEtcdRestart(t *testing.T) {
 		return heldBy(ctx, cli, key, val)
 	})
 	b := instance(a.Name, "b", 9001)
-	if _, err := cli.Put(ctx, r.key(b.Name, b.ID), mustMarshal(t, b)); err != nil {
+	if _, err := cli.Put(ctx, r.rec.key(b.Name, b.ID), mustMarshal(t, b)); err != nil {
 		t.Fatal(err)
 	}
 	rd.Until(t, 20*time.Second, a.Name, a, b)
@@ -132,7 +132,7 @@ func TestPartitionLongerThanTTL(t *testing.T) {
 	if err := r.Register(ctx, a); err != nil {
 		t.Fatal(err)
 	}
-	key, val := r.key(a.Name, a.ID), mustMarshal(t, a)
+	key, val := r.rec.key(a.Name, a.ID), mustMarshal(t, a)
 	resp, err := cli.Get(ctx, key)
 	if err != nil || len(resp.Kvs) != 1 {
 		t.Fatalf("Get %s = %v, %v", key, resp, err)
@@ -206,7 +206,7 @@ func testCompactionDuringWatch(t *testing.T, monitor bool) {
 	svc := "compact"
 	put := func(in *registry.Instance) {
 		t.Helper()
-		if _, err := cli.Put(ctx, r.key(in.Name, in.ID), mustMarshal(t, in)); err != nil {
+		if _, err := cli.Put(ctx, r.rec.key(in.Name, in.ID), mustMarshal(t, in)); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -219,7 +219,7 @@ func testCompactionDuringWatch(t *testing.T, monitor bool) {
 
 	px.Partition()
 	put(b)
-	if _, err := cli.Delete(ctx, r.key(a.Name, a.ID)); err != nil {
+	if _, err := cli.Delete(ctx, r.rec.key(a.Name, a.ID)); err != nil {
 		t.Fatal(err)
 	}
 	put(c)
@@ -296,7 +296,7 @@ func TestTamper(t *testing.T) {
 			}
 			rd := watchReader(t, r, a.Name)
 			rd.Until(t, 10*time.Second, a.Name, a)
-			key, val := r.key(a.Name, a.ID), mustMarshal(t, a)
+			key, val := r.rec.key(a.Name, a.ID), mustMarshal(t, a)
 			resp, err := cli.Get(ctx, key)
 			if err != nil || len(resp.Kvs) != 1 {
 				t.Fatalf("Get = %v, %v", resp, err)
@@ -433,7 +433,7 @@ func TestUpdateWhileDown(t *testing.T) {
 		if s := regState(r, a.Name, a.ID); s == nil || !s.Live {
 			return fmt.Sprintf("state %+v", s)
 		}
-		return heldBy(ctx, cli, r.key(a.Name, a.ID), mustMarshal(t, a2))
+		return heldBy(ctx, cli, r.rec.key(a.Name, a.ID), mustMarshal(t, a2))
 	})
 	t.Logf("RECOVERY update while down: written %v after etcd became reachable", took)
 }
@@ -495,7 +495,7 @@ func testSameInstanceTwoRegistries(t *testing.T, olderLeaves bool) {
 		t.Fatal(err)
 	}
 	took := testutil.WaitFor(t, 20*time.Second, "the other record back after one deregistered", func() string {
-		return heldBy(ctx, cli, staying.key(kept.Name, kept.ID), mustMarshal(t, kept))
+		return heldBy(ctx, cli, staying.rec.key(kept.Name, kept.ID), mustMarshal(t, kept))
 	})
 	t.Logf("MEASURE record back %v after the %s registry deregistered", took, map[bool]string{true: "older", false: "younger"}[olderLeaves])
 	// The fight's delays reach seconds (MaxBackoff 5s); a delete must not
@@ -515,7 +515,7 @@ func TestWatchReportsOutage(t *testing.T) {
 	r := newRegistry(t, testConfig(t, srv.Endpoint()))
 	ctx := ctxT(t, time.Minute)
 	a := instance("outage", "a", 9000)
-	if _, err := cli.Put(ctx, r.key(a.Name, a.ID), mustMarshal(t, a)); err != nil {
+	if _, err := cli.Put(ctx, r.rec.key(a.Name, a.ID), mustMarshal(t, a)); err != nil {
 		t.Fatal(err)
 	}
 	one := watchReader(t, r, a.Name)
@@ -541,7 +541,7 @@ func TestWatchReportsOutage(t *testing.T) {
 	}
 	b := instance(a.Name, "b", 9001)
 	testutil.WaitFor(t, 20*time.Second, "put after restart", func() string {
-		if _, err := cli.Put(ctx, r.key(b.Name, b.ID), mustMarshal(t, b)); err != nil {
+		if _, err := cli.Put(ctx, r.rec.key(b.Name, b.ID), mustMarshal(t, b)); err != nil {
 			return err.Error()
 		}
 		return ""
@@ -560,7 +560,7 @@ func TestWatchResumesAfterConnectionLoss(t *testing.T) {
 	_, px, r, cli := proxied(t, nil)
 	ctx := ctxT(t, time.Minute)
 	a, b := instance("resume", "a", 9000), instance("resume", "b", 9001)
-	if _, err := cli.Put(ctx, r.key(a.Name, a.ID), mustMarshal(t, a)); err != nil {
+	if _, err := cli.Put(ctx, r.rec.key(a.Name, a.ID), mustMarshal(t, a)); err != nil {
 		t.Fatal(err)
 	}
 	// Two watchers of one service (a watch-all would make the hub hold
@@ -599,10 +599,10 @@ func TestWatchResumesAfterConnectionLoss(t *testing.T) {
 
 	// Changes during the outage arrive through the resumed watch.
 	outage(func() {
-		if _, err := cli.Put(ctx, r.key(b.Name, b.ID), mustMarshal(t, b)); err != nil {
+		if _, err := cli.Put(ctx, r.rec.key(b.Name, b.ID), mustMarshal(t, b)); err != nil {
 			t.Fatal(err)
 		}
-		if _, err := cli.Delete(ctx, r.key(a.Name, a.ID)); err != nil {
+		if _, err := cli.Delete(ctx, r.rec.key(a.Name, a.ID)); err != nil {
 			t.Fatal(err)
 		}
 	})
@@ -647,7 +647,7 @@ func TestWatchHubOutlivesWatchers(t *testing.T) {
 	_, px, r, cli := proxied(t, func(c *Config) { c.hubLinger = 2 * time.Second })
 	ctx := ctxT(t, time.Minute)
 	a, b := instance("linger", "a", 9000), instance("linger", "b", 9001)
-	if _, err := cli.Put(ctx, r.key(a.Name, a.ID), mustMarshal(t, a)); err != nil {
+	if _, err := cli.Put(ctx, r.rec.key(a.Name, a.ID), mustMarshal(t, a)); err != nil {
 		t.Fatal(err)
 	}
 	w, err := r.Watch(ctx, a.Name)
@@ -660,7 +660,7 @@ func TestWatchHubOutlivesWatchers(t *testing.T) {
 	lists := r.hub.listCount()
 
 	px.Partition()
-	if _, err := cli.Put(ctx, r.key(b.Name, b.ID), mustMarshal(t, b)); err != nil {
+	if _, err := cli.Put(ctx, r.rec.key(b.Name, b.ID), mustMarshal(t, b)); err != nil {
 		t.Fatal(err)
 	}
 	px.Sever()

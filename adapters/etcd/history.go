@@ -1,45 +1,10 @@
 package etcd
 
 import (
-	"context"
-	"errors"
 	"sync"
-	"time"
 
 	pb "go.etcd.io/etcd/api/v3/etcdserverpb"
-	clientv3 "go.etcd.io/etcd/client/v3"
 )
-
-// errHistoryChanged is the state of registrations being checked after etcd
-// came back with another history.
-var errHistoryChanged = errors.New("etcd came back with another history (wiped or restored from a snapshot); checking the record")
-
-// signal is a broadcast that can fire any number of times: waiters take the
-// current channel and are woken when it is closed; fire installs a fresh
-// one. The zero signal is ready.
-type signal struct {
-	mu sync.Mutex    // guards ch
-	ch chan struct{} // closed by the next fire
-}
-
-// wait returns a channel closed by the next fire.
-func (s *signal) wait() <-chan struct{} {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.ch == nil {
-		s.ch = make(chan struct{})
-	}
-	return s.ch
-}
-
-func (s *signal) fire() {
-	s.mu.Lock()
-	if s.ch != nil {
-		close(s.ch)
-	}
-	s.ch = make(chan struct{})
-	s.mu.Unlock()
-}
 
 // history follows the identity of the history etcd serves, from the headers
 // of linearizable responses (reads, writes, lease grants). Within one
@@ -109,67 +74,4 @@ func (h *history) confirmed(hdr *pb.ResponseHeader, seen int64) bool {
 	h.rev = max(h.rev, hdr.Revision)
 	h.term = max(h.term, hdr.RaftTerm)
 	return false
-}
-
-// answered notes that etcd just answered one of the registry's requests
-// (see Config.PassivePing).
-func (r *Registry) answered() { r.lastAnswer.Store(time.Now().UnixNano()) }
-
-// observe feeds a linearizable response's header to the history; on a
-// change it tells every keeper and the watch hub. It returns its verdict.
-func (r *Registry) observe(hdr *pb.ResponseHeader) verdict {
-	if hdr != nil {
-		r.answered()
-	}
-	v, seen := r.hist.observe(hdr)
-	switch v {
-	case changed:
-		r.changedHistory(seen, hdr)
-	case suspect:
-		r.mu.Lock()
-		if r.closed {
-			r.mu.Unlock()
-			r.hist.confirmed(nil, 0)
-			return v
-		}
-		r.wg.Add(1)
-		r.mu.Unlock()
-		go r.confirm(seen)
-	}
-	return v
-}
-
-// confirm runs the confirmation read of a suspected history change.
-func (r *Registry) confirm(seen int64) {
-	defer r.wg.Done()
-	ctx, cancel := r.opCtx(r.ctx)
-	defer cancel()
-	resp, err := r.client.Get(ctx, r.ns, clientv3.WithCountOnly())
-	if err != nil {
-		r.hist.confirmed(nil, 0)
-		return
-	}
-	if r.hist.confirmed(resp.Header, seen) {
-		r.changedHistory(seen, resp.Header)
-	}
-}
-
-func (r *Registry) changedHistory(seen int64, hdr *pb.ResponseHeader) {
-	r.log.Warn("etcd: etcd came back with another history (wiped, rebuilt or restored from a snapshot); checking every registration and listing every watch again",
-		"seenRevision", seen, "revision", hdr.Revision, "cluster", hdr.ClusterId)
-	r.historyChanged.fire()
-}
-
-// probe is Ping's request: a linearizable read of one fixed key that never
-// holds an instance (the namespace itself). etcd serves it with a ReadIndex
-// round (the leader confirms its leadership with a quorum of heartbeats)
-// and a point lookup in its key index, so its cost does not grow with the
-// number of keys; it succeeds only while there is a leader and a quorum.
-func (r *Registry) probe(ctx context.Context) error {
-	resp, err := r.client.Get(ctx, r.ns, clientv3.WithCountOnly())
-	if err != nil {
-		return err
-	}
-	r.observe(resp.Header)
-	return nil
 }

@@ -15,15 +15,10 @@ import (
 	"github.com/regchain/regchain/registry"
 )
 
-var (
-	errLeaseLost   = errors.New("lease keepalive ended (lease expired, revoked or unreachable)")
-	errKeyTampered = errors.New("key deleted or overwritten by another client")
-)
-
 // registration is one instance kept alive by its own goroutine (run), the
 // only writer of its key once Register has returned.
 type registration struct {
-	r      *Registry
+	c      *conn
 	key    string
 	ctx    context.Context // ends the keeper; child of the registry's context
 	cancel context.CancelFunc
@@ -50,10 +45,10 @@ type updateReq struct {
 	done chan error // capacity 1
 }
 
-func newRegistration(r *Registry, key string, inst *registry.Instance, val string, lease clientv3.LeaseID, ttl int64) *registration {
-	ctx, cancel := context.WithCancel(r.ctx)
+func newRegistration(c *conn, key string, inst *registry.Instance, val string, lease clientv3.LeaseID, ttl int64) *registration {
+	ctx, cancel := context.WithCancel(c.ctx)
 	return &registration{
-		r:      r,
+		c:      c,
 		key:    key,
 		ctx:    ctx,
 		cancel: cancel,
@@ -74,15 +69,15 @@ func (g *registration) update(ctx context.Context, op string, inst *registry.Ins
 	select {
 	case g.reqs <- req:
 	case <-ctx.Done():
-		return g.r.wrapErr(ctx, op, ctx.Err())
+		return g.c.wrapErr(ctx, op, ctx.Err())
 	case <-g.done:
-		return g.r.errClosed(op)
+		return g.c.errClosed(op)
 	}
 	select {
 	case err := <-req.done:
 		return err
 	case <-g.done:
-		return g.r.errClosed(op)
+		return g.c.errClosed(op)
 	}
 }
 
@@ -124,6 +119,12 @@ func (g *registration) setLease(id clientv3.LeaseID) {
 	g.mu.Unlock()
 }
 
+func (g *registration) isLive() bool {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return g.live
+}
+
 // markLive records a successful write.
 func (g *registration) markLive() {
 	g.mu.Lock()
@@ -154,7 +155,7 @@ func (g *registration) markDown(err error, failed bool) {
 // keeper is the state of run, owned by its goroutine.
 type keeper struct {
 	g *registration
-	r *Registry
+	c *conn
 
 	lease     clientv3.LeaseID // 0 when none is held
 	granted   time.Time        // when lease was granted
@@ -182,17 +183,16 @@ type keeper struct {
 // lease is gone or the key was deleted or overwritten, retrying with
 // capped backoff for as long as the registration lives.
 func (g *registration) run(lease clientv3.LeaseID, rev int64) {
-	defer g.r.wg.Done()
 	defer close(g.done)
 	k := &keeper{
 		g:         g,
-		r:         g.r,
+		c:         g.c,
 		lease:     lease,
 		granted:   time.Now(),
 		written:   g.value(),
 		lastWrite: rev,
-		bo:        backoff.Backoff{Base: 100 * time.Millisecond, Max: g.r.maxBackoff},
-		fixBo:     backoff.Backoff{Base: 100 * time.Millisecond, Max: g.r.maxBackoff},
+		bo:        backoff.Backoff{Base: 100 * time.Millisecond, Max: g.c.maxBackoff},
+		fixBo:     backoff.Backoff{Base: 100 * time.Millisecond, Max: g.c.maxBackoff},
 	}
 	defer k.release()
 	k.startKeepAlive()
@@ -200,7 +200,7 @@ func (g *registration) run(lease clientv3.LeaseID, rev int64) {
 
 	timer := time.NewTimer(time.Hour)
 	defer timer.Stop()
-	hist, back := k.r.historyChanged.wait(), k.r.reconnected.wait()
+	hist, back := k.c.historyChanged.Wait(), k.c.reconnected.Wait()
 	for {
 		if g.ctx.Err() != nil {
 			return
@@ -231,10 +231,10 @@ func (g *registration) run(lease clientv3.LeaseID, rev int64) {
 			return
 		case <-retry:
 		case <-hist:
-			hist = k.r.historyChanged.wait()
+			hist = k.c.historyChanged.Wait()
 			k.historyChanged()
 		case <-back:
-			back = k.r.reconnected.wait()
+			back = k.c.reconnected.Wait()
 			if pending {
 				// etcd answers again: retry now, not when the backoff
 				// timer says.
@@ -245,7 +245,7 @@ func (g *registration) run(lease clientv3.LeaseID, rev int64) {
 			if !ok {
 				k.leaseLost()
 			} else if ka != nil {
-				k.r.answered() // a renewal's answer proves etcd healthy for Ping
+				k.c.answered() // a renewal's answer proves etcd healthy for Ping
 			}
 		case ch := <-k.wReady:
 			k.wch, k.wReady = ch, nil
@@ -277,7 +277,7 @@ func (k *keeper) startKeepAlive() {
 	// from the majority), clientv3 closes ch at once instead of when the
 	// TTL has run out on its side, and the loop takes the lease back
 	// through a member that has a leader before it expires.
-	ch, _ := k.r.client.KeepAlive(clientv3.WithRequireLeader(ctx), k.lease)
+	ch, _ := k.c.client.KeepAlive(clientv3.WithRequireLeader(ctx), k.lease)
 	k.ka, k.kaCancel = ch, cancel
 }
 
@@ -285,21 +285,19 @@ func (k *keeper) startKeepAlive() {
 // blocks while its stream is (re)connecting, so it is called on a helper
 // goroutine and the loop picks the channel up from wReady.
 //
-// The watch is made WithRequireLeader, as the hub's (see hub.follow):
-// clientv3 puts watches whose contexts carry the same metadata on one gRPC
-// stream, so a process's own-key watches and its namespace watch share one
-// stream to etcd instead of costing one each on both sides. A watch ended
-// by a lost leader is handled like any other end: check the key, watch
-// again.
+// The watch is made WithRequireLeader, as the namespace watch (see
+// follower.follow): clientv3 puts watches whose contexts carry the same
+// metadata on one gRPC stream, so a process's own-key watches and its
+// namespace watch share one stream to etcd instead of costing one each on
+// both sides. A watch ended by a lost leader is handled like any other end:
+// check the key, watch again.
 func (k *keeper) startWatch(from int64) {
 	k.stopWatch()
 	ctx, cancel := context.WithCancel(clientv3.WithRequireLeader(k.g.ctx))
 	ready := make(chan clientv3.WatchChan, 1)
-	k.r.wg.Add(1)
-	go func() {
-		defer k.r.wg.Done()
-		ready <- k.r.client.Watch(ctx, k.g.key, clientv3.WithRev(from))
-	}()
+	k.c.spawn(func() {
+		ready <- k.c.client.Watch(ctx, k.g.key, clientv3.WithRev(from))
+	})
 	k.wReady, k.wCancel = ready, cancel
 }
 
@@ -332,7 +330,7 @@ func (k *keeper) leaseLost() {
 	if k.g.ctx.Err() != nil {
 		return
 	}
-	k.r.log.Warn("etcd: lease lost; registering again", "key", k.g.key, "lease", int64(k.lease))
+	k.c.log.Warn("etcd: lease lost; registering again", "key", k.g.key, "lease", int64(k.lease))
 	young := time.Since(k.granted) < time.Second
 	k.dropLease(true)
 	k.retryAt = time.Time{}
@@ -350,7 +348,7 @@ func (k *keeper) onWatch(wr clientv3.WatchResponse, ok bool) {
 		if k.g.ctx.Err() != nil {
 			return
 		}
-		k.r.log.Debug("etcd: own-key watch ended; checking the key", "key", k.g.key, "error", wr.Err())
+		k.c.log.Debug("etcd: own-key watch ended; checking the key", "key", k.g.key, "error", wr.Err())
 		k.stopWatch()
 		k.verify = true
 		return
@@ -393,7 +391,7 @@ func (k *keeper) historyChanged() {
 // restored at once the first time; repeated overwrites back off, so two
 // processes registering the same instance do not fight at network speed.
 func (k *keeper) tampered(deleted bool) {
-	k.r.log.Warn("etcd: registered key deleted or overwritten by another client; restoring it", "key", k.g.key, "deleted", deleted)
+	k.c.log.Warn("etcd: registered key deleted or overwritten by another client; restoring it", "key", k.g.key, "deleted", deleted)
 	k.dirty = true
 	k.g.markDown(errKeyTampered, false)
 	if deleted {
@@ -402,7 +400,7 @@ func (k *keeper) tampered(deleted bool) {
 	}
 	now := time.Now()
 	var delay time.Duration
-	if !k.lastFix.IsZero() && now.Sub(k.lastFix) < 2*k.r.maxBackoff {
+	if !k.lastFix.IsZero() && now.Sub(k.lastFix) < 2*k.c.maxBackoff {
 		delay = k.fixBo.Next()
 	} else {
 		k.fixBo.Reset()
@@ -432,11 +430,11 @@ func (k *keeper) handle(req *updateReq) {
 	cancel()
 	if err != nil {
 		if k.g.ctx.Err() != nil {
-			req.done <- k.r.errClosed(req.op)
+			req.done <- k.c.errClosed(req.op)
 			return
 		}
 		k.failed(err)
-		req.done <- k.r.wrapErr(req.ctx, req.op, err)
+		req.done <- k.c.wrapErr(req.ctx, req.op, err)
 		return
 	}
 	req.done <- nil
@@ -446,14 +444,14 @@ func (k *keeper) handle(req *updateReq) {
 func (k *keeper) failed(err error) {
 	k.g.markDown(err, true)
 	k.retryAt = time.Now().Add(k.bo.Next())
-	k.r.log.Debug("etcd: restoring registration failed; will retry", "key", k.g.key, "attempts", k.bo.Attempts(), "error", err)
+	k.c.log.Debug("etcd: restoring registration failed; will retry", "key", k.g.key, "attempts", k.bo.Attempts(), "error", err)
 }
 
 // write makes the key hold the desired record under a live lease: a put on
 // the current lease, or a new lease and a put when there is none or etcd
 // no longer knows it.
 func (k *keeper) write(parent context.Context) error {
-	ctx, cancel := k.r.opCtx(parent)
+	ctx, cancel := k.c.opCtx(parent)
 	defer cancel()
 	val := k.g.value()
 	recovered := k.lease == 0 || k.dirty && !k.g.isLive()
@@ -464,11 +462,11 @@ func (k *keeper) write(parent context.Context) error {
 		// back keeps the record present throughout.
 		var ka *clientv3.LeaseKeepAliveResponse
 		err := withLeader(ctx, func(ctx context.Context) (err error) {
-			ka, err = k.r.client.KeepAliveOnce(ctx, k.stale)
+			ka, err = k.c.client.KeepAliveOnce(ctx, k.stale)
 			return err
 		})
 		if err == nil && ka.TTL > 0 {
-			k.r.observe(ka.ResponseHeader)
+			k.c.observe(ka.ResponseHeader)
 			k.lease, k.granted, k.stale = k.stale, time.Now(), 0
 			k.g.setLease(k.lease)
 			k.startKeepAlive()
@@ -487,7 +485,7 @@ func (k *keeper) write(parent context.Context) error {
 		}
 		k.dropLease(false)
 	}
-	lease, rev, err := k.r.grantPut(ctx, k.g.key, val, k.g.ttl)
+	lease, rev, err := grantPut(ctx, k.c, k.g.key, val, k.g.ttl)
 	if err != nil {
 		return err
 	}
@@ -499,7 +497,7 @@ func (k *keeper) write(parent context.Context) error {
 		// The key is on the new lease now: revoking the old one (if etcd
 		// still has it) deletes nothing of ours.
 		withLeader(ctx, func(ctx context.Context) error { //nolint:errcheck // best effort; it expires anyway
-			_, err := k.r.client.Revoke(ctx, k.stale)
+			_, err := k.c.client.Revoke(ctx, k.stale)
 			return err
 		})
 		k.stale = 0
@@ -514,7 +512,7 @@ func (k *keeper) write(parent context.Context) error {
 func (k *keeper) putIfChanged(ctx context.Context, val string) (int64, error) {
 	var resp *clientv3.TxnResponse
 	err := withLeader(ctx, func(ctx context.Context) (err error) {
-		resp, err = k.r.client.Txn(ctx).
+		resp, err = k.c.client.Txn(ctx).
 			If(clientv3.Compare(clientv3.Value(k.g.key), "=", val),
 				clientv3.Compare(clientv3.LeaseValue(k.g.key), "=", k.lease)).
 			Then(clientv3.OpGet(k.g.key)).
@@ -525,7 +523,7 @@ func (k *keeper) putIfChanged(ctx context.Context, val string) (int64, error) {
 	if err != nil {
 		return 0, fmt.Errorf("put: %w", err)
 	}
-	k.r.observe(resp.Header)
+	k.c.observe(resp.Header)
 	if resp.Succeeded {
 		if kvs := resp.Responses[0].GetResponseRange().GetKvs(); len(kvs) == 1 {
 			return kvs[0].ModRevision, nil
@@ -544,7 +542,7 @@ func (k *keeper) wrote(rev int64, val string, recovered bool) {
 		k.startWatch(rev + 1)
 	}
 	if recovered {
-		k.r.log.Info("etcd: registration restored", "key", k.g.key, "lease", int64(k.lease))
+		k.c.log.Info("etcd: registration restored", "key", k.g.key, "lease", int64(k.lease))
 	}
 	k.g.markLive()
 }
@@ -552,17 +550,17 @@ func (k *keeper) wrote(rev int64, val string, recovered bool) {
 // check reads the key after the own-key watch was lost (compaction, a
 // closed stream), restores it if needed and watches again.
 func (k *keeper) check(parent context.Context) error {
-	ctx, cancel := k.r.opCtx(parent)
+	ctx, cancel := k.c.opCtx(parent)
 	defer cancel()
 	var resp *clientv3.GetResponse
 	err := withLeader(ctx, func(ctx context.Context) (err error) {
-		resp, err = k.r.client.Get(ctx, k.g.key)
+		resp, err = k.c.client.Get(ctx, k.g.key)
 		return err
 	})
 	if err != nil {
 		return fmt.Errorf("check key: %w", err)
 	}
-	k.r.observe(resp.Header)
+	k.c.observe(resp.Header)
 	ok := len(resp.Kvs) == 1 &&
 		clientv3.LeaseID(resp.Kvs[0].Lease) == k.lease &&
 		string(resp.Kvs[0].Value) == k.written
@@ -580,8 +578,30 @@ func (k *keeper) check(parent context.Context) error {
 	return nil
 }
 
-func (g *registration) isLive() bool {
-	g.mu.Lock()
-	defer g.mu.Unlock()
-	return g.live
+// grantPut grants a lease of ttl seconds and puts key=val under it. It
+// returns the lease and the put's revision.
+//
+// Both requests need a leader (see withLeader): a member cut off from the
+// majority refuses them at once and they go to another member.
+func grantPut(ctx context.Context, c *conn, key, val string, ttl int64) (clientv3.LeaseID, int64, error) {
+	var grant *clientv3.LeaseGrantResponse
+	err := withLeader(ctx, func(ctx context.Context) (err error) {
+		grant, err = c.client.Grant(ctx, ttl)
+		return err
+	})
+	if err != nil {
+		return 0, 0, fmt.Errorf("grant lease: %w", err)
+	}
+	c.observe(grant.ResponseHeader)
+	var resp *clientv3.PutResponse
+	err = withLeader(ctx, func(ctx context.Context) (err error) {
+		resp, err = c.client.Put(ctx, key, val, clientv3.WithLease(grant.ID))
+		return err
+	})
+	if err != nil {
+		// The unused lease runs out by itself.
+		return 0, 0, fmt.Errorf("put: %w", err)
+	}
+	c.observe(resp.Header)
+	return grant.ID, resp.Header.Revision, nil
 }

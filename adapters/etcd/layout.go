@@ -1,7 +1,9 @@
 package etcd
 
 import (
+	"context"
 	"encoding/json"
+	"log/slog"
 	"sync/atomic"
 	"time"
 
@@ -30,74 +32,60 @@ func isMicroRecord(data []byte) bool {
 	return json.Unmarshal(data, &probe) == nil && probe.Nodes != nil
 }
 
-// microHere handles a go-micro record found by a CodecRegchain registry:
-// one warning per registry, DEBUG after.
-func (r *Registry) microHere(key string) {
-	if r.hints.warnedHere.CompareAndSwap(false, true) {
-		r.log.Warn("etcd: the namespace holds records in the go-micro etcd plugin's layout, which this registry skips: set Config.Codec to etcd.CodecMicro to read them (it reads both layouts)",
-			"namespace", r.ns, "key", key)
+// microHere handles a go-micro record found under namespace ns by a
+// CodecRegchain registry: one warning per registry, DEBUG after.
+func (h *layoutHints) microHere(log *slog.Logger, ns, key string) {
+	if h.warnedHere.CompareAndSwap(false, true) {
+		log.Warn("etcd: the namespace holds records in the go-micro etcd plugin's layout, which this registry skips: set Config.Codec to etcd.CodecMicro to read them (it reads both layouts)",
+			"namespace", ns, "key", key)
 		return
 	}
-	r.log.Debug("etcd: skipping a go-micro record (Codec is CodecRegchain)", "key", key)
+	log.Debug("etcd: skipping a go-micro record (Codec is CodecRegchain)", "key", key)
 }
 
-// otherNamespace returns the default namespace of the other layout, or ""
-// when it is this registry's own.
-func (r *Registry) otherNamespace() string {
+// otherNamespace returns the default namespace of the other layout than
+// codec's, or "" when it is ns itself.
+func otherNamespace(codec Codec, ns string) string {
 	other := MicroNamespace
-	if r.codec == CodecMicro {
+	if codec == CodecMicro {
 		other = DefaultNamespace
 	}
-	if other == r.ns {
+	if other == ns {
 		return ""
 	}
 	return other
 }
 
-// absent is called when a read found a service absent: at most once per
-// lookEvery, and until a look has found something, it looks in the
-// background whether the other layout's namespace holds records.
-func (r *Registry) absent() {
-	other := r.otherNamespace()
-	if other == "" || r.hints.warnedOther.Load() {
-		return
+// due reports whether a read that found a service absent should look under
+// the other namespace now: not once a look found something, and at most
+// once per lookEvery.
+func (h *layoutHints) due() bool {
+	if h.warnedOther.Load() {
+		return false
 	}
 	now := time.Now().UnixNano()
-	last := r.hints.lastLook.Load()
+	last := h.lastLook.Load()
 	if last != 0 && now-last < lookEvery.Nanoseconds() {
-		return
+		return false
 	}
-	if !r.hints.lastLook.CompareAndSwap(last, now) {
-		return
-	}
-	r.mu.Lock()
-	if r.closed {
-		r.mu.Unlock()
-		return
-	}
-	r.wg.Add(1)
-	r.mu.Unlock()
-	go func() {
-		defer r.wg.Done()
-		r.lookOther(other)
-	}()
+	return h.lastLook.CompareAndSwap(last, now)
 }
 
-func (r *Registry) lookOther(other string) {
-	ctx, cancel := r.opCtx(r.ctx)
-	defer cancel()
-	resp, err := r.client.Get(ctx, other+"/", clientv3.WithPrefix(), clientv3.WithKeysOnly(), clientv3.WithLimit(1))
+// look reads at most one key under other (the other layout's namespace)
+// and warns, once, when it holds records.
+func (h *layoutHints) look(ctx context.Context, client *clientv3.Client, log *slog.Logger, codec Codec, ns, other string) {
+	resp, err := client.Get(ctx, other+"/", clientv3.WithPrefix(), clientv3.WithKeysOnly(), clientv3.WithLimit(1))
 	if err != nil || len(resp.Kvs) == 0 {
 		return // nothing there (or etcd is away): look again later
 	}
-	if !r.hints.warnedOther.CompareAndSwap(false, true) {
+	if !h.warnedOther.CompareAndSwap(false, true) {
 		return
 	}
-	if r.codec == CodecMicro {
-		r.log.Warn("etcd: nothing found under this namespace, but "+other+" holds records, Kratos' and regchain's namespace: to read them, use the default Codec (CodecRegchain), or CodecMicro with Namespace "+other,
-			"namespace", r.ns, "other", other, "key", string(resp.Kvs[0].Key))
+	if codec == CodecMicro {
+		log.Warn("etcd: nothing found under this namespace, but "+other+" holds records, Kratos' and regchain's namespace: to read them, use the default Codec (CodecRegchain), or CodecMicro with Namespace "+other,
+			"namespace", ns, "other", other, "key", string(resp.Kvs[0].Key))
 		return
 	}
-	r.log.Warn("etcd: nothing found under this namespace, but "+other+" holds records, the go-micro etcd plugin's namespace: to read a go-micro fleet, set Config.Codec to etcd.CodecMicro (or use microplugin.NewRegistry)",
-		"namespace", r.ns, "other", other, "key", string(resp.Kvs[0].Key))
+	log.Warn("etcd: nothing found under this namespace, but "+other+" holds records, the go-micro etcd plugin's namespace: to read a go-micro fleet, set Config.Codec to etcd.CodecMicro (or use microplugin.NewRegistry)",
+		"namespace", ns, "other", other, "key", string(resp.Kvs[0].Key))
 }

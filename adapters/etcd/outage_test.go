@@ -95,7 +95,7 @@ func leaseOf(r *Registry, key string) clientv3.LeaseID {
 func outageRun(tb testing.TB, srv *embedetcd.Server, r *Registry, name, id string, outage time.Duration) (back, absent time.Duration, gaps int) {
 	tb.Helper()
 	ctx := ctxT(tb, outage+time.Minute)
-	key := r.key(name, id)
+	key := r.rec.key(name, id)
 	srv.Stop()
 	if outage > 0 {
 		time.Sleep(outage) // the outage itself, not a wait for a condition

@@ -157,7 +157,7 @@ func TestWatchManyServices(t *testing.T) {
 			}
 			// A change reaches its watcher only.
 			in := instance(name(n/2), "new", 1)
-			if _, err := cli.Put(ctxT(t, time.Minute), r.key(in.Name, in.ID), mustMarshal(t, in)); err != nil {
+			if _, err := cli.Put(ctxT(t, time.Minute), r.rec.key(in.Name, in.ID), mustMarshal(t, in)); err != nil {
 				t.Fatal(err)
 			}
 			u, err := ws[n/2].Next()
@@ -189,7 +189,7 @@ func TestWatchChurn(t *testing.T) {
 	r := newRegistry(t, cfg)
 	ctx := ctxT(t, time.Minute)
 	stable := instance("churn-stable", "s", 1)
-	if _, err := cli.Put(ctx, r.key(stable.Name, stable.ID), mustMarshal(t, stable)); err != nil {
+	if _, err := cli.Put(ctx, r.rec.key(stable.Name, stable.ID), mustMarshal(t, stable)); err != nil {
 		t.Fatal(err)
 	}
 	done := make(chan struct{})
@@ -203,7 +203,7 @@ func TestWatchChurn(t *testing.T) {
 			default:
 			}
 			in := instance("churn-busy", fmt.Sprint(i%5), i)
-			cli.Put(ctx, r.key(in.Name, in.ID), mustMarshal(t, in)) //nolint:errcheck // load only
+			cli.Put(ctx, r.rec.key(in.Name, in.ID), mustMarshal(t, in)) //nolint:errcheck // load only
 		}
 	}()
 	defer func() { close(done); <-writerDone }()
@@ -261,7 +261,7 @@ func TestWatchHoldsWatchedServicesOnly(t *testing.T) {
 	ctx := ctxT(t, time.Minute)
 	put := func(in *registry.Instance) {
 		t.Helper()
-		if _, err := cli.Put(ctx, r.key(in.Name, in.ID), mustMarshal(t, in)); err != nil {
+		if _, err := cli.Put(ctx, r.rec.key(in.Name, in.ID), mustMarshal(t, in)); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -279,8 +279,8 @@ func TestWatchHoldsWatchedServicesOnly(t *testing.T) {
 	holds := func(name string) bool {
 		r.hub.mu.Lock()
 		defer r.hub.mu.Unlock()
-		_, st := r.hub.state[name]
-		return r.hub.holdsLocked(name) || st
+		_, st := r.hub.st.state[name]
+		return r.hub.st.holds(name) || st
 	}
 	if holds(b.Name) {
 		t.Fatalf("the hub holds %s, which nobody watches", b.Name)
@@ -299,9 +299,9 @@ func TestWatchHoldsWatchedServicesOnly(t *testing.T) {
 			}
 			in := instance(b.Name, fmt.Sprint(i%7), 3000+i)
 			if i%3 == 2 {
-				cli.Delete(ctx, r.key(in.Name, in.ID)) //nolint:errcheck // load only
+				cli.Delete(ctx, r.rec.key(in.Name, in.ID)) //nolint:errcheck // load only
 			} else {
-				cli.Put(ctx, r.key(in.Name, in.ID), mustMarshal(t, in)) //nolint:errcheck // load only
+				cli.Put(ctx, r.rec.key(in.Name, in.ID), mustMarshal(t, in)) //nolint:errcheck // load only
 			}
 		}
 	}()
@@ -316,13 +316,13 @@ func TestWatchHoldsWatchedServicesOnly(t *testing.T) {
 	}
 	close(stop)
 	<-done
-	resp, err := cli.Get(ctx, r.servicePrefix(b.Name), clientv3.WithPrefix())
+	resp, err := cli.Get(ctx, r.rec.servicePrefix(b.Name), clientv3.WithPrefix())
 	if err != nil {
 		t.Fatal(err)
 	}
 	var want []*registry.Instance
 	for _, kv := range resp.Kvs {
-		_, in, ok := r.decode(kv)
+		_, in, ok := r.rec.decode(kv)
 		if !ok {
 			t.Fatalf("bad record %s", kv.Key)
 		}
@@ -355,32 +355,33 @@ func TestWatchAllListClearsPending(t *testing.T) {
 	cfg := testConfig(t, srv.Endpoint())
 	cfg.Logger = quietLogger()
 	r := newRegistry(t, cfg)
-	h := &r.hub
+	h := r.hub
+	l := &lister{c: r.c, rec: r.rec, h: h}
 	x := instance("pending-x", "k", 1)
-	if _, err := cli.Put(ctxT(t, time.Minute), r.key(x.Name, x.ID), mustMarshal(t, x)); err != nil {
+	if _, err := cli.Put(ctxT(t, time.Minute), r.rec.key(x.Name, x.ID), mustMarshal(t, x)); err != nil {
 		t.Fatal(err)
 	}
 	h.mu.Lock()
-	h.wantAll = true
-	h.pending[x.Name] = struct{}{} // watched during the list
+	h.st.wantAll = true
+	h.st.pending[x.Name] = struct{}{} // watched during the list
 	h.mu.Unlock()
-	if _, err := h.relist(); err != nil {
+	if _, err := l.relist(); err != nil {
 		t.Fatal(err)
 	}
 	h.mu.Lock()
-	n, held := len(h.pending), h.holdsLocked(x.Name)
+	n, held := len(h.st.pending), h.st.holds(x.Name)
 	h.mu.Unlock()
 	if n != 0 || !held {
 		t.Fatalf("after a watch-all's list: %d pending, %s held %v; want none pending, held", n, x.Name, held)
 	}
 	h.mu.Lock()
-	h.pending[x.Name] = struct{}{} // as if signalled before the list took it
+	h.st.pending[x.Name] = struct{}{} // as if signalled before the list took it
 	h.mu.Unlock()
-	if err := h.fetchPending(context.Background()); err != nil {
+	if err := l.fetchPending(context.Background()); err != nil {
 		t.Fatal(err)
 	}
 	h.mu.Lock()
-	_, reread := h.since[x.Name]
+	_, reread := h.st.since[x.Name]
 	h.mu.Unlock()
 	if reread {
 		t.Fatalf("%s was read again on its own although the list holds it", x.Name)

@@ -23,7 +23,7 @@ func TestRegisterTTLLease(t *testing.T) {
 	cli := newClient(t, srv.Endpoint())
 	granted := func(name, id string) int64 {
 		t.Helper()
-		resp, err := cli.Get(ctxT(t, 5*time.Second), r.key(name, id))
+		resp, err := cli.Get(ctxT(t, 5*time.Second), r.rec.key(name, id))
 		if err != nil || len(resp.Kvs) != 1 {
 			t.Fatalf("get %s/%s: %v, %v", name, id, resp, err)
 		}
@@ -51,7 +51,7 @@ func TestRegisterTTLLease(t *testing.T) {
 	}
 	// The lease revoked by someone else: the keeper grants a new one, of
 	// the registration's TTL.
-	resp, err := cli.Get(ctxT(t, 5*time.Second), r.key("svc", "long"))
+	resp, err := cli.Get(ctxT(t, 5*time.Second), r.rec.key("svc", "long"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -60,7 +60,7 @@ func TestRegisterTTLLease(t *testing.T) {
 		t.Fatal(err)
 	}
 	testutil.WaitFor(t, 30*time.Second, "the record back on a new lease", func() string {
-		resp, err := cli.Get(ctxT(t, 5*time.Second), r.key("svc", "long"))
+		resp, err := cli.Get(ctxT(t, 5*time.Second), r.rec.key("svc", "long"))
 		if err != nil || len(resp.Kvs) != 1 || resp.Kvs[0].Lease == old {
 			return "not yet"
 		}

@@ -66,6 +66,21 @@
 // back, the Registry's memory and watchers are updated only after a
 // commit, and a Store keeps its previous snapshot.
 //
+// # Files
+//
+//   - registry.go: the Registry type, Open, Close, Ping, GetService,
+//     ListServices.
+//   - config.go: Config and its defaults.
+//   - register.go: Register and Deregister, one transaction each.
+//   - watch.go: Watch.
+//   - store.go: the snapshot Store.
+//   - db.go: opening the file safely and checking its kind and schema;
+//     verify.go: the bounded walk of its pages before bbolt reads them;
+//     lock_flock.go, lock_other.go: the lock's wait.
+//   - errors.go: the errors of this package.
+//   - codec.go: registry records and snapshot entries, encoded and
+//     checked.
+//
 // # Caveats
 //
 // One process at a time: bbolt takes an exclusive flock on the file. A

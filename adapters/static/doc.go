@@ -35,5 +35,15 @@
 //   - Update.Time is when the list was last loaded; Update.Revision counts
 //     the loads that changed something.
 //
+// # Files
+//
+//   - registry.go: the Registry type, New, Close, Ping, GetService,
+//     ListServices, and the file's reloads.
+//   - config.go: Config and its defaults.
+//   - register.go: Register and Deregister, which refuse.
+//   - watch.go: Watch.
+//   - errors.go: ErrReadOnly.
+//   - codec.go: the file's format: reading, decoding and checking it.
+//
 // A Registry is safe for concurrent use.
 package static

@@ -2,21 +2,17 @@ package static
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
 	"maps"
-	"os"
 	"slices"
 	"sync"
 	"time"
 
 	"github.com/regchain/regchain/registry"
-)
 
-// ErrReadOnly is returned by Register and Deregister, together with
-// registry.ErrInvalid: the static tier is never written.
-var ErrReadOnly = errors.New("static: read-only registry")
+	"os"
+)
 
 // Registry is the static registry. It is safe for concurrent use.
 type Registry struct {
@@ -162,33 +158,6 @@ func (r *Registry) errClosed(op string) error {
 	return fmt.Errorf("static: %s: %w", op, registry.ErrClosed)
 }
 
-// Register implements registry.Registry: it returns ErrReadOnly.
-func (r *Registry) Register(_ context.Context, in *registry.Instance) error {
-	return r.write("register", in)
-}
-
-// Deregister implements registry.Registry: it returns ErrReadOnly.
-func (r *Registry) Deregister(_ context.Context, in *registry.Instance) error {
-	return r.write("deregister", in)
-}
-
-func (r *Registry) write(op string, in *registry.Instance) error {
-	r.mu.RLock()
-	closed := r.closed
-	r.mu.RUnlock()
-	if closed {
-		return r.errClosed(op)
-	}
-	if op == "register" {
-		if err := registry.Validate(in); err != nil {
-			return fmt.Errorf("static: %s: %w", op, err)
-		}
-	} else if err := registry.ValidateKey(in); err != nil {
-		return fmt.Errorf("static: %s: %w", op, err)
-	}
-	return fmt.Errorf("static: %s %s: %w: %w", op, in.Key(), registry.ErrInvalid, ErrReadOnly)
-}
-
 // GetService implements registry.Registry.
 func (r *Registry) GetService(ctx context.Context, name string) ([]*registry.Instance, error) {
 	ins, err := r.GetServiceShared(ctx, name)
@@ -220,30 +189,6 @@ func (r *Registry) ListServices(context.Context) ([]string, error) {
 		return nil, r.errClosed("list")
 	}
 	return slices.Sorted(maps.Keys(r.services)), nil
-}
-
-// Watch implements registry.Registry.
-func (r *Registry) Watch(ctx context.Context, name string) (registry.Watcher, error) {
-	if name != "" {
-		if err := registry.ValidateName(name); err != nil {
-			return nil, fmt.Errorf("static: watch: %w", err)
-		}
-	}
-	r.mu.RLock()
-	defer r.mu.RUnlock()
-	if r.closed {
-		return nil, r.errClosed("watch")
-	}
-	f := registry.NewFeed(ctx, nil)
-	r.hub.Add(f, name)
-	if name != "" {
-		f.Publish(r.updateLocked(name))
-		return f, nil
-	}
-	for _, n := range slices.Sorted(maps.Keys(r.services)) {
-		f.Publish(r.updateLocked(n))
-	}
-	return f, nil
 }
 
 // Ping implements registry.Pinger: the static list always answers.

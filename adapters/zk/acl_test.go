@@ -19,7 +19,7 @@ import (
 func TestDigestACL(t *testing.T) {
 	srv := server(t)
 	root := uniqueRoot(t)
-	r := newRegistry(t, nil, zk.Config{Root: root, User: "svc", Password: "s3cret"})
+	r := newRegistry(t, nil, zk.Config{Namespace: root, Username: "svc", Password: "s3cret"})
 	in := instance("guarded", "g1", 7600)
 	register(t, r, in)
 	p := nodePath(root, in)
@@ -65,7 +65,7 @@ func TestDigestACL(t *testing.T) {
 	}
 
 	// A Registry without credentials discovers the instance...
-	reader := newRegistry(t, nil, zk.Config{Root: root})
+	reader := newRegistry(t, nil, zk.Config{Namespace: root})
 	got, err := reader.GetService(ctxT(t, 10*time.Second), in.Name)
 	if err != nil || !registry.EqualInstances(got, []*registry.Instance{in}) {
 		t.Fatalf("GetService without credentials = %v, %v; want [%v]", got, err, in)
@@ -102,7 +102,7 @@ func TestDigestACL(t *testing.T) {
 func TestWatchAllWithUnreadableService(t *testing.T) {
 	srv := server(t)
 	root := uniqueRoot(t)
-	anon := newRegistry(t, nil, zk.Config{Root: root})
+	anon := newRegistry(t, nil, zk.Config{Namespace: root})
 	open := instance("open", "o1", 8200)
 	register(t, anon, open)
 	kconn := srv.Connect(t, 2*time.Second)

@@ -1,11 +1,7 @@
 package zk
 
 import (
-	"context"
-	"fmt"
 	"time"
-
-	gozk "github.com/go-zookeeper/zk"
 
 	"github.com/regchain/regchain/registry"
 )
@@ -129,36 +125,4 @@ func (h *watchHub) lookup(svc string) (ins []*registry.Instance, ok bool, change
 		ins[i] = in.Clone()
 	}
 	return ins, true, nil, nil
-}
-
-// read answers GetService from the hub: at once if it holds the state of
-// name, else once it has read it, within ctx.
-func (r *Registry) read(ctx context.Context, name string) ([]*registry.Instance, error) {
-	for {
-		if r.ctx.Err() != nil {
-			return nil, r.fail(fmt.Sprintf("get %s", registry.Quote(name)), registry.ErrClosed)
-		}
-		session := r.sessionChanged()
-		ins, ok, changed, err := r.hub.lookup(name)
-		if r.zconn().State() != gozk.StateHasSession {
-			ok = false // nothing is current without a session
-		}
-		switch {
-		case ok && err != nil:
-			return nil, r.fail(fmt.Sprintf("get %s", registry.Quote(name)), err)
-		case ok && len(ins) == 0:
-			return nil, fmt.Errorf("zookeeper: get %s: %w", registry.Quote(name), registry.ErrNotFound)
-		case ok:
-			return ins, nil
-		}
-		select {
-		case <-changed:
-		case <-session:
-		case <-ctx.Done():
-			state := r.zconn().State()
-			return nil, r.fail(fmt.Sprintf("get %s", registry.Quote(name)), fmt.Errorf("read not complete (%v; it goes on for the next call): %w", state, context.Cause(ctx)))
-		case <-r.ctx.Done():
-			return nil, r.fail(fmt.Sprintf("get %s", registry.Quote(name)), registry.ErrClosed)
-		}
-	}
 }

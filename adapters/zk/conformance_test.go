@@ -19,14 +19,14 @@ func TestConformance(t *testing.T) {
 // holds all the same.
 func TestConformanceDigest(t *testing.T) {
 	registrytest.Run(t, func(t *testing.T) registry.Registry {
-		return newRegistry(t, nil, zk.Config{User: "regchain", Password: "s3cret"})
+		return newRegistry(t, nil, zk.Config{Username: "regchain", Password: "s3cret"})
 	})
 }
 
 // A connection passed in: the Registry polls its state and leaves it open.
 func TestConformanceSharedConn(t *testing.T) {
 	registrytest.Run(t, func(t *testing.T) registry.Registry {
-		return newRegistry(t, nil, zk.Config{Conn: server(t).Connect(t, 2*time.Second)})
+		return newRegistry(t, nil, zk.Config{Client: server(t).Connect(t, 2*time.Second)})
 	})
 }
 
@@ -35,9 +35,9 @@ func TestConformanceSharedConn(t *testing.T) {
 // retried.
 func TestConformanceReadOnly(t *testing.T) {
 	root := uniqueRoot(t)
-	owner := newRegistry(t, nil, zk.Config{Root: root, User: "svc", Password: "s3cret"})
+	owner := newRegistry(t, nil, zk.Config{Namespace: root, Username: "svc", Password: "s3cret"})
 	register(t, owner, instance("owned", "o1", 7700)) // creates the guarded root
 	registrytest.RunReadOnly(t, func(t *testing.T) registry.Registry {
-		return newRegistry(t, nil, zk.Config{Root: root})
+		return newRegistry(t, nil, zk.Config{Namespace: root})
 	})
 }

@@ -34,8 +34,8 @@ func TestSameInstanceTwoRegistries(t *testing.T) {
 	root := uniqueRoot(t)
 	h1, h2 := &recorder{}, &recorder{}
 	takeoversSoFar := func() int { return h1.count("replacing node") + h2.count("replacing node") }
-	r1 := newRegistry(t, nil, zk.Config{Root: root, Logger: slogNew(h1)})
-	r2 := newRegistry(t, nil, zk.Config{Root: root, Logger: slogNew(h2)})
+	r1 := newRegistry(t, nil, zk.Config{Namespace: root, Logger: slogNew(h1)})
+	r2 := newRegistry(t, nil, zk.Config{Namespace: root, Logger: slogNew(h2)})
 	a1, a2 := instance("twice", "a", 9000), instance("twice", "a", 9010)
 	register(t, r1, a1)
 	start := time.Now()
@@ -50,7 +50,7 @@ func TestSameInstanceTwoRegistries(t *testing.T) {
 	})
 	// Undamped, the two trade the node every few round trips: 8 takeovers in
 	// a few milliseconds. Damped (first at once, then from 100ms doubling up
-	// to MaxRetryDelay), 8 need well over 200ms; a slow machine only makes
+	// to MaxBackoff), 8 need well over 200ms; a slow machine only makes
 	// it longer.
 	if d := time.Since(start); d < 200*time.Millisecond {
 		t.Errorf("%d takeovers took only %v: the registries fight without backing off", takeovers, d)

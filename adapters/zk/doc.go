@@ -3,11 +3,12 @@
 //
 // # Layout
 //
-// Each instance is an ephemeral znode <root>/<name>/<id> (root defaults to
-// /microservices) whose data is the instance's JSON (registry.Marshal). Its
-// parents are persistent empty nodes created as needed. This is the layout of
-// Kratos' contrib ZooKeeper registry, so a mixed fleet of Kratos services and
-// regchain users sees one set of instances.
+// Each instance is an ephemeral znode <root>/<name>/<id> (the root is
+// Config.Namespace, /microservices by default) whose data is the
+// instance's JSON (registry.Marshal). Its parents are persistent empty
+// nodes created as needed. This is the layout of Kratos' contrib ZooKeeper
+// registry, so a mixed fleet of Kratos services and regchain users sees one
+// set of instances.
 //
 // # Sessions
 //
@@ -44,7 +45,7 @@
 // and defended on the new session, every watch is re-read from the new
 // history. A service node whose Pzxid went backwards (a restored history
 // under a session that survived) has all its instances read again. This
-// needs a connection the Registry dials itself (not Config.Conn).
+// needs a connection the Registry dials itself (not Config.Client).
 //
 // # Watches
 //
@@ -78,30 +79,54 @@
 //
 // # Access control
 //
-// With Config.User and Config.Password the Registry authenticates with the
+// With Config.Username and Config.Password the Registry authenticates with the
 // digest scheme and creates its nodes with the ACL digest (all permissions)
 // plus world READ: any client can discover the services, none without the
 // credentials can change or delete the nodes (ZooKeeper answers ErrNoAuth).
+//
+// # Files
+//
+// Each file owns one part; only registry.go, which builds and closes the
+// others, and the files that read the Registry's fields use each other
+// both ways (scripts/shape.sh -pairs lists such pairs).
+//
+//   - registry.go: the Registry type, New, Close, Ping, GetService (read
+//     through the watch hub), ListServices, and the way every call waits
+//     for a session.
+//   - config.go: Config, its defaults, checks and former field names.
+//   - register.go: Register, Deregister, Registrations, and each
+//     registration's keeper.
+//   - watch.go: Watch.
+//   - hub.go: the watch hub every watcher shares: its queue of watch
+//     events and subscriptions, its goroutine, the services' states,
+//     delivered through a registry.Hub.
+//   - hubread.go: the hub's reads of what its watches said changed.
+//   - cache.go: the states GetService answers from.
+//   - conn.go: the connection, its session and its replacement after a
+//     history change; dialer.go: how the Registry dials; tls.go: TLS.
+//   - errors.go: the classification of ZooKeeper's errors into registry
+//     sentinels.
+//   - codec.go: the node layout and the decoding of a node's data.
 //
 // # Caveats
 //
 //   - go-zookeeper calls take no context and queue while the connection is
 //     down, so the Registry issues none without a session: a call waits for
-//     one within its ctx and Config.RequestTimeout and then fails with
+//     one within its ctx and Config.Timeout and then fails with
 //     registry.ErrUnavailable. A call whose connection drops under it is left
 //     behind until go-zookeeper answers or fails it. With a connection passed
-//     in Config.Conn, such calls may outlive Close until that connection is
+//     in Config.Client, such calls may outlive Close until that connection is
 //     closed.
 //   - Two live Registries holding the same (name, ID) -- a replacement
 //     process started while the old one still runs -- each replace the
 //     other's node; repeated takeovers back off (from 100 ms up to
-//     Config.MaxRetryDelay), so the node changes hands a few times a second
+//     Config.MaxBackoff), so the node changes hands a few times a second
 //     at most until one of them deregisters or exits.
 //   - go-zookeeper fires each watch once and ZooKeeper has no way to
 //     remove one: a service nobody watches or reads any more keeps its
 //     watches on the connection (a small buffered channel each, no
 //     goroutine) until its nodes change.
-//   - With a connection passed in Config.Conn the Registry sees no events
+//   - With a connection passed in Config.Client the Registry sees no events
 //     (go-zookeeper's event callback is set at dial time): it polls the
 //     session state every 250 ms, each armed watch costs a small goroutine
 //     that ends when the watch fires or the Registry closes, and a history

@@ -16,7 +16,7 @@ func Example() {
 	r, err := zk.New(zk.Config{
 		Servers:        []string{"127.0.0.1:2181"},
 		SessionTimeout: 5 * time.Second, // how long the node outlives a crash
-		// User/Password: "svc"/"secret" would make the nodes read-only to others.
+		// Username/Password: "svc"/"secret" would make the nodes read-only to others.
 	})
 	if err != nil {
 		log.Fatal(err)

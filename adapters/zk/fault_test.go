@@ -57,7 +57,7 @@ func describeRegs(regs []registry.RegistrationState) string {
 func TestNodeDeletedIsRestored(t *testing.T) {
 	srv := server(t)
 	root := uniqueRoot(t)
-	r := newRegistry(t, nil, zk.Config{Root: root})
+	r := newRegistry(t, nil, zk.Config{Namespace: root})
 	in := instance("deleted", "d1", 7000)
 	register(t, r, in)
 	o := srv.Connect(t, 2*time.Second)
@@ -85,7 +85,7 @@ func TestNodeDeletedIsRestored(t *testing.T) {
 func TestDataOverwrittenIsRestored(t *testing.T) {
 	srv := server(t)
 	root := uniqueRoot(t)
-	r := newRegistry(t, nil, zk.Config{Root: root})
+	r := newRegistry(t, nil, zk.Config{Namespace: root})
 	in := instance("overwritten", "o1", 7100)
 	register(t, r, in)
 	o := srv.Connect(t, 2*time.Second)
@@ -117,7 +117,7 @@ func TestSessionExpiry(t *testing.T) {
 	}
 	t.Cleanup(func() { px.Close() })
 	root := uniqueRoot(t)
-	r := newRegistry(t, nil, zk.Config{Root: root, Servers: []string{px.Addr()}, SessionTimeout: time.Second, RequestTimeout: 2 * time.Second})
+	r := newRegistry(t, nil, zk.Config{Namespace: root, Servers: []string{px.Addr()}, SessionTimeout: time.Second, Timeout: 2 * time.Second})
 	in := instance("expiry", "e1", 7200)
 	register(t, r, in)
 	w, err := r.Watch(ctxT(t, time.Minute), in.Name)
@@ -162,7 +162,7 @@ func TestSessionExpiry(t *testing.T) {
 	testutil.WaitFor(t, recoveryTimeout, "registration live", live(r, 1))
 
 	// The watcher resumed: it sees an instance registered by someone else.
-	other := newRegistry(t, nil, zk.Config{Root: root})
+	other := newRegistry(t, nil, zk.Config{Namespace: root})
 	in2 := instance("expiry", "e2", 7210)
 	register(t, other, in2)
 	n.until(recoveryTimeout, in.Name, in, in2)
@@ -173,7 +173,7 @@ func TestSessionExpiry(t *testing.T) {
 func TestServerRestart(t *testing.T) {
 	srv := zktest.Start(t)
 	root := uniqueRoot(t)
-	r := newRegistry(t, srv, zk.Config{Root: root, SessionTimeout: 2 * time.Second})
+	r := newRegistry(t, srv, zk.Config{Namespace: root, SessionTimeout: 2 * time.Second})
 	in := instance("restart", "r1", 7300)
 	register(t, r, in)
 	w, err := r.Watch(ctxT(t, time.Minute), in.Name)
@@ -231,7 +231,7 @@ func TestStartWhileDown(t *testing.T) {
 	}
 	t.Cleanup(func() { px.Close() })
 	px.Refuse(true)
-	r := newRegistry(t, nil, zk.Config{Servers: []string{px.Addr()}, RequestTimeout: time.Second})
+	r := newRegistry(t, nil, zk.Config{Servers: []string{px.Addr()}, Timeout: time.Second})
 	in := instance("down", "x1", 7400)
 
 	start := time.Now()
@@ -277,13 +277,13 @@ func TestStartWhileDown(t *testing.T) {
 	t.Logf("RECOVERY server reachable again: registration live in %v, watcher current in %v", d, time.Since(up))
 }
 
-// A connection passed in Config.Conn stays open after Close, and so do its
+// A connection passed in Config.Client stays open after Close, and so do its
 // nodes.
 func TestProvidedConnLeftOpen(t *testing.T) {
 	srv := server(t)
 	conn := srv.Connect(t, 2*time.Second)
 	root := uniqueRoot(t)
-	r, err := zk.New(zk.Config{Conn: conn, Root: root, Logger: testLogger(t)})
+	r, err := zk.New(zk.Config{Client: conn, Namespace: root, Logger: testLogger(t)})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -313,7 +313,7 @@ func TestCloseWhileHandshakeHangs(t *testing.T) {
 	}
 	t.Cleanup(func() { px.Close() })
 	px.Partition()
-	r, err := zk.New(zk.Config{Servers: []string{px.Addr()}, SessionTimeout: 4 * time.Second, Root: uniqueRoot(t), Logger: testLogger(t)})
+	r, err := zk.New(zk.Config{Servers: []string{px.Addr()}, SessionTimeout: 4 * time.Second, Namespace: uniqueRoot(t), Logger: testLogger(t)})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -22,7 +22,7 @@ func historyHarness(t *testing.T, root string) (*zktest.Server, registrytest.His
 	srv := zktest.Start(t)
 	return srv, registrytest.HistoryHarness{
 		New: func(t *testing.T) registry.Registry {
-			return newRegistry(t, srv, zk.Config{Root: root, SessionTimeout: 4 * time.Second})
+			return newRegistry(t, srv, zk.Config{Namespace: root, SessionTimeout: 4 * time.Second})
 		},
 		Wipe: func(t *testing.T) {
 			if err := srv.Wipe(); err != nil {
@@ -74,7 +74,7 @@ func TestHistoryChain(t *testing.T) {
 		if calls%3 != 1 { // RunHistory asks for the registry under test first, then two more
 			return plain(t)
 		}
-		c, err := chain.New([]chain.Tier{{Name: "zk", Registry: newRegistry(t, srv, zk.Config{Root: root, SessionTimeout: 4 * time.Second})}},
+		c, err := chain.New([]chain.Tier{{Name: "zk", Registry: newRegistry(t, srv, zk.Config{Namespace: root, SessionTimeout: 4 * time.Second})}},
 			chain.WithLogger(slog.New(slog.DiscardHandler)),
 			chain.WithProbeInterval(200*time.Millisecond), chain.WithFailbackAfter(time.Second),
 			chain.WithGuard(chain.Guard{Window: time.Second}))

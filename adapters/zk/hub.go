@@ -3,7 +3,7 @@ package zk
 import (
 	"errors"
 	"fmt"
-	"slices"
+	"sync"
 	"time"
 
 	gozk "github.com/go-zookeeper/zk"
@@ -11,6 +11,122 @@ import (
 	"github.com/regchain/regchain/internal/backoff"
 	"github.com/regchain/regchain/registry"
 )
+
+// subscription is one Watch: a feed and the service it watches ("" for all).
+type subscription struct {
+	name  string
+	feed  *registry.Feed // set by subscribe; guarded by watchHub.mu until then
+	ended bool           // guarded by watchHub.mu
+}
+
+// queued is a watch event of connection cs; gen is its service's event
+// count (see watchHub.gens).
+type queued struct {
+	cs  *connState
+	ev  gozk.Event
+	gen uint64
+}
+
+// watchHub is the one goroutine that serves every watcher of a Registry. It
+// keeps a cache of the watched services (their children, and each child's
+// decoded data) and the ZooKeeper watches that keep it current: go-zookeeper's
+// event callback queues each fired watch's event (by path), and the hub reads
+// only what the events name -- a changed child's data, a service's children
+// list -- so its work is linear in the changes, not in the instances. New
+// children are read with up to parallelism requests in flight on the one
+// connection. After a batch of events, each changed service's complete state
+// is published once to its watchers.
+//
+// On a connection passed in Config.Client there is no event callback: each
+// armed watch's channel is forwarded by a small goroutine instead, which ends
+// when the watch fires or the Registry closes.
+type watchHub struct {
+	r    *Registry
+	wake chan struct{} // capacity 1
+
+	mu      sync.Mutex // guards the fields below
+	events  []queued
+	added   []*subscription
+	removed []*subscription
+	cache
+}
+
+func newWatchHub(r *Registry) *watchHub {
+	return &watchHub{r: r, wake: make(chan struct{}, 1), cache: newCache()}
+}
+
+// kick wakes the hub's goroutine.
+func (h *watchHub) kick() {
+	select {
+	case h.wake <- struct{}{}:
+	default:
+	}
+}
+
+// push queues a watch event of connection cs. It never blocks.
+func (h *watchHub) push(cs *connState, ev gozk.Event) {
+	svc, _, _ := h.r.root.split(ev.Path)
+	h.mu.Lock()
+	var gen uint64
+	if svc != "" {
+		h.gens[svc]++
+		gen = h.gens[svc]
+		delete(h.current, svc)
+	}
+	h.events = append(h.events, queued{cs, ev, gen})
+	h.mu.Unlock()
+	h.kick()
+}
+
+func (h *watchHub) subscribe(sub *subscription, f *registry.Feed) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if sub.ended {
+		return
+	}
+	sub.feed = f
+	h.added = append(h.added, sub)
+	h.kick()
+}
+
+func (h *watchHub) unsubscribe(sub *subscription) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	sub.ended = true
+	if sub.feed != nil {
+		h.removed = append(h.removed, sub)
+		h.kick()
+	}
+}
+
+// take returns and clears what was queued.
+func (h *watchHub) take() (evs []queued, added, removed []*subscription) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	evs, added, removed = h.events, h.added, h.removed
+	h.events, h.added, h.removed = nil, nil, nil
+	return evs, added, removed
+}
+
+// forward turns a watch channel of a connection without event callback into
+// a queued event.
+func (h *watchHub) forward(cs *connState, ch <-chan gozk.Event) {
+	if cs.owned || ch == nil {
+		return
+	}
+	r := h.r
+	r.wg.Add(1) // called by the hub's goroutine, which is in wg
+	go func() {
+		defer r.wg.Done()
+		select {
+		case ev, ok := <-ch:
+			if ok {
+				h.push(cs, ev)
+			}
+		case <-r.ctx.Done():
+		}
+	}()
+}
 
 // hubState is what the hub's goroutine knows; only it touches it.
 type hubState struct {
@@ -21,8 +137,8 @@ type hubState struct {
 	everHad bool       // a session was seen: a loss is reported at once
 	down    time.Time  // since when there is no session (zero with one)
 
-	all       map[*subscription]struct{} // watch-all subscriptions
-	rootArmed bool                       // a children (or exists) watch on the root is set
+	alls      int  // watch-all subscriptions
+	rootArmed bool // a children (or exists) watch on the root is set
 
 	svcs     map[string]*svcState
 	needList map[string]struct{}            // services whose children must be read
@@ -34,13 +150,12 @@ type hubState struct {
 // svcState is what the hub knows of one service.
 type svcState struct {
 	name     string
-	subs     map[*subscription]struct{} // watchers of this service
-	inRoot   bool                       // listed under the root (watch-all)
-	listed   bool                       // children (or exists) watch armed, kids current
-	known    bool                       // read completely once: may be published
-	failed   bool                       // the last read failed
-	stale    bool                       // an error was reported: deliver the state again
-	shownAll bool                       // watch-alls were last shown instances
+	watchers int  // subscriptions to this service
+	inRoot   bool // listed under the root (watch-all)
+	listed   bool // children (or exists) watch armed, kids current
+	known    bool // read completely once: may be published
+	failed   bool // the last read failed
+	stale    bool // an error was reported: deliver the state again
 	rev      int64
 	pzxid    int64                         // the service node's Pzxid when last listed
 	gen      uint64                        // the last of its events applied (watchHub.gens)
@@ -50,7 +165,7 @@ type svcState struct {
 
 // interesting reports whether the hub must keep s current.
 func (s *svcState) interesting(hs *hubState) bool {
-	return len(s.subs) > 0 || len(hs.all) > 0 && s.inRoot || time.Now().Before(s.readFor)
+	return s.watchers > 0 || hs.alls > 0 && s.inRoot || time.Now().Before(s.readFor)
 }
 
 // sweepEvery is how often the hub forgets the services GetService no
@@ -61,18 +176,17 @@ func (h *watchHub) run() {
 	r := h.r
 	defer r.wg.Done()
 	hs := &hubState{
-		all:      make(map[*subscription]struct{}),
 		svcs:     make(map[string]*svcState),
 		needList: make(map[string]struct{}),
 		needRead: make(map[string]map[string]struct{}),
 		dirty:    make(map[string]struct{}),
 	}
-	b := backoff.Backoff{Max: r.cfg.MaxRetryDelay}
+	b := backoff.Backoff{Max: r.cfg.MaxBackoff}
 	var retry *time.Timer
 	sweep := time.NewTicker(sweepEvery)
 	defer sweep.Stop()
 	for {
-		changed := r.sessionChanged()
+		changed := r.session.Wait()
 		evs, added, removed := h.take()
 		wants := h.takeWants()
 		if r.ctx.Err() != nil {
@@ -117,8 +231,8 @@ func (h *watchHub) run() {
 		switch {
 		case !has:
 			// A Registry that never had a session reports it after
-			// Config.RequestTimeout, as a read would fail.
-			if wait = time.Until(hs.down.Add(r.cfg.RequestTimeout)); !hs.lost && (hs.everHad || wait <= 0) {
+			// Config.Timeout, as a read would fail.
+			if wait = time.Until(hs.down.Add(r.cfg.Timeout)); !hs.lost && (hs.everHad || wait <= 0) {
 				hs.lost, wait = true, 0
 				h.failAll(hs, func(name string) error { return lostErr(name, state) })
 			}
@@ -167,11 +281,6 @@ func (h *watchHub) run() {
 	}
 }
 
-// lostErr is what the watchers of name are told while there is no session.
-func lostErr(name string, state gozk.State) error {
-	return fmt.Errorf("zookeeper: watch %s: %w: connection lost (%v)", registry.Quote(name), registry.ErrUnavailable, state)
-}
-
 // reset forgets every armed watch: the hub now works on connection cs, whose
 // session holds none of them. Everything is read again and confirmed.
 func (h *watchHub) reset(hs *hubState, cs *connState) {
@@ -194,7 +303,7 @@ func (h *watchHub) service(hs *hubState, n string) *svcState {
 	s := hs.svcs[n]
 	if s == nil {
 		// Events before now are in what the listing below reads.
-		s = &svcState{name: n, subs: make(map[*subscription]struct{}), kids: make(map[string]*registry.Instance), gen: h.genOf(n)}
+		s = &svcState{name: n, kids: make(map[string]*registry.Instance), gen: h.genOf(n)}
 		hs.svcs[n] = s
 		hs.needList[n] = struct{}{}
 	}
@@ -216,7 +325,7 @@ func (h *watchHub) drop(hs *hubState, s *svcState) {
 
 func (h *watchHub) add(hs *hubState, sub *subscription) {
 	if sub.name == "" {
-		hs.all[sub] = struct{}{}
+		hs.alls++
 		for _, s := range hs.svcs { // syncRoot marks those it finds
 			if s.inRoot {
 				hs.dirty[s.name] = struct{}{}
@@ -225,7 +334,7 @@ func (h *watchHub) add(hs *hubState, sub *subscription) {
 		return
 	}
 	s := h.service(hs, sub.name)
-	s.subs[sub] = struct{}{}
+	s.watchers++
 	if s.known && !s.failed && s.listed && len(hs.needRead[s.name]) == 0 {
 		sub.feed.Publish(h.update(s))
 		return
@@ -235,18 +344,18 @@ func (h *watchHub) add(hs *hubState, sub *subscription) {
 
 func (h *watchHub) remove(hs *hubState, sub *subscription) {
 	if sub.name == "" {
-		delete(hs.all, sub)
-		if len(hs.all) == 0 {
+		hs.alls--
+		if hs.alls == 0 {
 			hs.rootArmed = false // listed again for the next watch-all
 			for _, s := range hs.svcs {
-				s.inRoot, s.shownAll = false, false
+				s.inRoot = false
 				h.drop(hs, s)
 			}
 		}
 		return
 	}
 	if s := hs.svcs[sub.name]; s != nil {
-		delete(s.subs, sub)
+		s.watchers--
 		h.drop(hs, s)
 	}
 }
@@ -254,7 +363,7 @@ func (h *watchHub) remove(hs *hubState, sub *subscription) {
 // apply notes what a fired watch says must be read again.
 func (h *watchHub) apply(hs *hubState, q queued) {
 	ev := q.ev
-	svc, id, ok := h.r.classify(ev.Path)
+	svc, id, ok := h.r.root.split(ev.Path)
 	if !ok {
 		return
 	}
@@ -301,26 +410,18 @@ func (h *watchHub) failAll(hs *hubState, err func(name string) error) {
 	h.forgetCurrent()
 	for _, s := range hs.svcs {
 		s.stale = true
-		for sub := range s.subs {
-			sub.feed.Fail(err(s.name))
-		}
+		h.r.feeds.FailService(s.name, registry.Named, err(s.name))
 	}
-	for sub := range hs.all {
-		sub.feed.Fail(err(""))
-	}
+	h.r.feeds.FailService("", registry.All, err(""))
 }
 
 // fail reports err to the watchers of s (and the watch-alls).
 func (h *watchHub) fail(hs *hubState, s *svcState, err error) {
 	s.failed, s.stale = true, true
 	h.setErr(s.name, err)
-	for sub := range s.subs {
-		sub.feed.Fail(h.r.fail(fmt.Sprintf("watch %s", registry.Quote(s.name)), err))
-	}
+	h.r.feeds.FailService(s.name, registry.Named, h.r.fail(fmt.Sprintf("watch %s", registry.Quote(s.name)), err))
 	if s.inRoot {
-		for sub := range hs.all {
-			sub.feed.Fail(h.r.fail(`watch ""`, fmt.Errorf("service %s: %w", registry.Quote(s.name), err)))
-		}
+		h.r.feeds.FailService(s.name, registry.All, h.r.fail(`watch ""`, fmt.Errorf("service %s: %w", registry.Quote(s.name), err)))
 	}
 }
 
@@ -339,14 +440,12 @@ func (h *watchHub) update(s *svcState) *registry.Update {
 }
 
 // publish hands each changed, completely read service's state to its
-// watchers. A watch-all does not report services it never saw with
-// instances.
+// watchers through the registry's feeds. A watch-all does not hear of
+// services it never saw with instances (registry.Hub).
 func (h *watchHub) publish(hs *hubState) {
 	now := time.Now()
 	for _, n := range hs.gone {
-		for sub := range hs.all {
-			sub.feed.Publish(&registry.Update{Service: n, Instances: []*registry.Instance{}, Source: Source, Time: now})
-		}
+		h.r.feeds.Deliver(&registry.Update{Service: n, Instances: []*registry.Instance{}, Source: Source, Time: now}, registry.Delivery{To: registry.All})
 	}
 	hs.gone = nil
 	for _, s := range hs.svcs {
@@ -359,24 +458,10 @@ func (h *watchHub) publish(hs *hubState) {
 		s.stale, s.known = false, true
 		u := h.update(s)
 		h.setCurrent(s.name, u, s.gen)
-		send := func(sub *subscription) {
-			if stale {
-				sub.feed.Forget(s.name)
-			}
-			c := *u
-			c.Instances = slices.Clone(u.Instances)
-			sub.feed.Publish(&c)
+		h.r.feeds.Deliver(u, registry.Delivery{To: registry.Named, Again: stale})
+		if hs.alls > 0 && s.inRoot {
+			h.r.feeds.Deliver(u, registry.Delivery{To: registry.All, Again: stale})
 		}
-		for sub := range s.subs {
-			send(sub)
-		}
-		if len(hs.all) == 0 || !s.inRoot || len(u.Instances) == 0 && !s.shownAll {
-			continue
-		}
-		for sub := range hs.all {
-			send(sub)
-		}
-		s.shownAll = len(u.Instances) > 0
 	}
 }
 
@@ -385,7 +470,7 @@ func (h *watchHub) publish(hs *hubState) {
 // changed instances. It returns the errors met; what was read is kept.
 func (h *watchHub) sync(hs *hubState) error {
 	var errs []error
-	if len(hs.all) > 0 && !hs.rootArmed {
+	if hs.alls > 0 && !hs.rootArmed {
 		if err := h.syncRoot(hs); err != nil {
 			h.failAll(hs, func(name string) error { return h.r.fail(fmt.Sprintf("watch %s", registry.Quote(name)), err) })
 			return err
@@ -410,7 +495,7 @@ func (h *watchHub) syncRoot(hs *hubState) error {
 		var ch <-chan gozk.Event
 		err := h.call(func() error {
 			var err error
-			names, _, ch, err = cs.conn.ChildrenW(r.root)
+			names, _, ch, err = cs.conn.ChildrenW(string(r.root))
 			return err
 		})
 		if err == nil {
@@ -423,7 +508,7 @@ func (h *watchHub) syncRoot(hs *hubState) error {
 		var ok bool
 		err = h.call(func() error {
 			var err error
-			ok, _, ch, err = cs.conn.ExistsW(r.root)
+			ok, _, ch, err = cs.conn.ExistsW(string(r.root))
 			return err
 		})
 		if err != nil {
@@ -453,17 +538,14 @@ func (h *watchHub) syncRoot(hs *hubState) error {
 	for n, s := range hs.svcs {
 		if s.inRoot && !seen[n] {
 			s.inRoot = false
-			if s.shownAll {
-				hs.gone = append(hs.gone, n)
-				s.shownAll = false
-			}
+			hs.gone = append(hs.gone, n) // for the watch-alls that saw it
 			h.drop(hs, s)
 		}
 	}
 	return nil
 }
 
-// call runs f through Registry.do, bounded by Config.RequestTimeout: a read
+// call runs f through Registry.do, bounded by Config.Timeout: a read
 // queued on a connection that is being re-established must not hold the
 // hub longer than that.
 func (h *watchHub) call(f func() error) error {

@@ -43,7 +43,7 @@ func (h *watchHub) listServices(hs *hubState) []error {
 	err := h.call(func() error {
 		parallel(len(lists), func(i int) {
 			l := &lists[i]
-			path := r.servicePath(l.s.name)
+			path := r.root.servicePath(l.s.name)
 			l.ids, l.st, l.ch, l.err = cs.conn.ChildrenW(path)
 			if errors.Is(l.err, gozk.ErrNoNode) {
 				l.exists, _, l.ch, l.err = cs.conn.ExistsW(path)
@@ -146,7 +146,7 @@ func (h *watchHub) readKids(hs *hubState) []error {
 	err := h.call(func() error {
 		parallel(len(reads), func(i int) {
 			rd := &reads[i]
-			rd.data, rd.st, rd.ch, rd.err = cs.conn.GetW(r.instancePath(rd.s.name, rd.id))
+			rd.data, rd.st, rd.ch, rd.err = cs.conn.GetW(r.root.instancePath(rd.s.name, rd.id))
 		})
 		return nil
 	})

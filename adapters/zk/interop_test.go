@@ -89,7 +89,7 @@ func TestInteropKratosWritesRegchainReads(t *testing.T) {
 	k2 := &kratos.ServiceInstance{ID: "k2", Name: "helloworld", Version: "v2", Endpoints: []string{"grpc://10.0.0.2:9000"}}
 	kratosRegister(t, kconn, root, k1)
 
-	r := newRegistry(t, nil, zk.Config{Root: root})
+	r := newRegistry(t, nil, zk.Config{Namespace: root})
 	got, err := r.GetService(ctxT(t, 10*time.Second), "helloworld")
 	if err != nil || !registry.EqualInstances(got, []*registry.Instance{fromKratos(k1)}) {
 		t.Fatalf("GetService = %v, %v; want [%v]", got, err, fromKratos(k1))
@@ -118,7 +118,7 @@ func TestInteropKratosWritesRegchainReads(t *testing.T) {
 func TestInteropRegchainWritesKratosReads(t *testing.T) {
 	srv := server(t)
 	root := uniqueRoot(t)
-	r := newRegistry(t, nil, zk.Config{Root: root})
+	r := newRegistry(t, nil, zk.Config{Namespace: root})
 	in := &registry.Instance{ID: "r1", Name: "greeter", Version: "v3", Metadata: map[string]string{"zone": "a", "json": `{"x":1}`}, Endpoints: []string{"grpc://10.1.0.1:9000?isSecure=false"}}
 	register(t, r, in)
 	kconn := srv.Connect(t, 2*time.Second)
@@ -161,11 +161,11 @@ func TestInteropKratosDigestACL(t *testing.T) {
 	k1 := &kratos.ServiceInstance{ID: "k1", Name: "secured", Version: "v1", Endpoints: []string{"grpc://10.0.0.1:9000"}}
 	kratosRegisterACL(t, kconn, root, k1, gozk.DigestACL(gozk.PermAll, "app", "pw"))
 
-	anon := newRegistry(t, nil, zk.Config{Root: root})
+	anon := newRegistry(t, nil, zk.Config{Namespace: root})
 	if _, err := anon.GetService(ctxT(t, 10*time.Second), "secured"); !errors.Is(err, gozk.ErrNoAuth) {
 		t.Errorf("GetService without credentials = %v, want ErrNoAuth", err)
 	}
-	r := newRegistry(t, nil, zk.Config{Root: root, User: "app", Password: "pw"})
+	r := newRegistry(t, nil, zk.Config{Namespace: root, Username: "app", Password: "pw"})
 	got, err := r.GetService(ctxT(t, 10*time.Second), "secured")
 	if err != nil || !registry.EqualInstances(got, []*registry.Instance{fromKratos(k1)}) {
 		t.Fatalf("GetService with credentials = %v, %v; want [%v]", got, err, fromKratos(k1))

@@ -152,7 +152,7 @@ func largeService(tb testing.TB, n int) map[string]time.Duration {
 	start := time.Now()
 	f := newFleet(tb, srv, root, svc, n)
 	times := map[string]time.Duration{"create": time.Since(start)}
-	r := newRegistry(tb, srv, zk.Config{Root: root})
+	r := newRegistry(tb, srv, zk.Config{Namespace: root})
 	start = time.Now()
 	got, err := r.GetService(ctxT(tb, 60*time.Second), svc)
 	if err != nil || len(got) != n {
@@ -166,7 +166,7 @@ func largeService(tb testing.TB, n int) map[string]time.Duration {
 	times["adapter read again"] = time.Since(start)
 
 	// The chain gets a Registry of its own: its first read is a cold one.
-	c, err := chain.New([]chain.Tier{{Name: "zk", Registry: newRegistry(tb, srv, zk.Config{Root: root})}},
+	c, err := chain.New([]chain.Tier{{Name: "zk", Registry: newRegistry(tb, srv, zk.Config{Namespace: root})}},
 		chain.WithLogger(slog.New(slog.DiscardHandler)), chain.WithGuard(chain.Guard{Window: time.Second}))
 	if err != nil {
 		tb.Fatal(err)

@@ -82,17 +82,17 @@ func newRegistry(t testing.TB, srv *zktest.Server, cfg zk.Config) *zk.Registry {
 	if srv == nil {
 		srv = server(t)
 	}
-	if cfg.Conn == nil && cfg.Servers == nil {
+	if cfg.Client == nil && cfg.Servers == nil {
 		cfg.Servers = []string{srv.Addr}
 	}
 	if cfg.SessionTimeout == 0 {
 		cfg.SessionTimeout = 4 * time.Second
 	}
-	if cfg.Root == "" {
-		cfg.Root = uniqueRoot(t)
+	if cfg.Namespace == "" {
+		cfg.Namespace = uniqueRoot(t)
 	}
-	if cfg.MaxRetryDelay == 0 {
-		cfg.MaxRetryDelay = time.Second
+	if cfg.MaxBackoff == 0 {
+		cfg.MaxBackoff = time.Second
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = testLogger(t)

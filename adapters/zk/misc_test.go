@@ -20,7 +20,7 @@ func TestMalformedNodesSkipped(t *testing.T) {
 	srv := server(t)
 	root := uniqueRoot(t)
 	rec := &recorder{}
-	r := newRegistry(t, nil, zk.Config{Root: root, Logger: slogNew(rec)})
+	r := newRegistry(t, nil, zk.Config{Namespace: root, Logger: slogNew(rec)})
 	good := instance("mixed", "good", 7700)
 	register(t, r, good)
 	o := srv.Connect(t, 2*time.Second)
@@ -90,7 +90,7 @@ func TestNodeOfOtherSessionReplaced(t *testing.T) {
 	if _, err := old.Create(p, data, gozk.FlagEphemeral, gozk.WorldACL(gozk.PermAll)); err != nil {
 		t.Fatal(err)
 	}
-	r := newRegistry(t, nil, zk.Config{Root: root})
+	r := newRegistry(t, nil, zk.Config{Namespace: root})
 	register(t, r, in)
 	want, _ := registry.Marshal(in)
 	if why := nodeState(old, p, want, func(o int64) bool { return o != old.SessionID() }); why != "" {
@@ -131,8 +131,8 @@ func TestWatchRevision(t *testing.T) {
 // Deregister of an instance this Registry did not register deletes its node.
 func TestDeregisterUnknownDeletesNode(t *testing.T) {
 	root := uniqueRoot(t)
-	a := newRegistry(t, nil, zk.Config{Root: root})
-	b := newRegistry(t, nil, zk.Config{Root: root})
+	a := newRegistry(t, nil, zk.Config{Namespace: root})
+	b := newRegistry(t, nil, zk.Config{Namespace: root})
 	in := instance("foreign", "f1", 8000)
 	register(t, a, in)
 	if err := b.Deregister(ctxT(t, 10*time.Second), &registry.Instance{Name: in.Name, ID: in.ID}); err != nil {
@@ -161,16 +161,24 @@ func TestDeregisterUnknownDeletesNode(t *testing.T) {
 
 func TestConfigValidation(t *testing.T) {
 	for _, cfg := range []zk.Config{
-		{Root: "microservices"},
-		{Root: "/"},
-		{Root: "/a/"},
-		{Root: "/a//b"},
-		{Root: "/a/../b"},
-		{Root: "/zookeeper"},
-		{Root: "/zookeeper/x"},
-		{Root: "/a\x00b"},
+		{Namespace: "microservices"},
+		{Namespace: "/"},
+		{Namespace: "/a/"},
+		{Namespace: "/a//b"},
+		{Namespace: "/a/../b"},
+		{Namespace: "/zookeeper"},
+		{Namespace: "/zookeeper/x"},
+		{Namespace: "/a\x00b"},
 		{Password: "no-user"},
+		{Username: "a:b", Password: "x"},
+		// The deprecated names are checked as the new ones, and may not
+		// contradict them.
+		{Root: "/"},
 		{User: "a:b", Password: "x"},
+		{Root: "/a", Namespace: "/b"},
+		{User: "a", Username: "b"},
+		{RequestTimeout: time.Second, Timeout: 2 * time.Second},
+		{MaxRetryDelay: time.Second, MaxBackoff: 2 * time.Second},
 	} {
 		r, err := zk.New(cfg)
 		if !errors.Is(err, registry.ErrInvalid) {

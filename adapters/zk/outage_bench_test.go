@@ -31,7 +31,7 @@ func benchOutage(b *testing.B, outage time.Duration) {
 	srv := zktest.Start(b)
 	root := uniqueRoot(b)
 	// The default 10 s session: shorter than the 20 s outage, longer than 6 s.
-	r := newRegistry(b, srv, zk.Config{Root: root, SessionTimeout: zk.DefaultSessionTimeout})
+	r := newRegistry(b, srv, zk.Config{Namespace: root, SessionTimeout: zk.DefaultSessionTimeout})
 	in := instance("outage", "o1", 7700)
 	register(b, r, in)
 	want, _ := registry.Marshal(in)

@@ -35,7 +35,7 @@ func TestOutageLeavesNoCallsBehind(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { px.Close() })
-	r := newRegistry(t, nil, zk.Config{Servers: []string{px.Addr()}, RequestTimeout: 50 * time.Millisecond, MaxRetryDelay: 50 * time.Millisecond})
+	r := newRegistry(t, nil, zk.Config{Servers: []string{px.Addr()}, Timeout: 50 * time.Millisecond, MaxBackoff: 50 * time.Millisecond})
 	if err := r.Ping(ctxT(t, 10*time.Second)); err != nil {
 		t.Fatal(err)
 	}
@@ -93,7 +93,7 @@ func TestDeregisteredWhileDownNeverAppears(t *testing.T) {
 	}
 	t.Cleanup(func() { px.Close() })
 	root := uniqueRoot(t)
-	r := newRegistry(t, nil, zk.Config{Root: root, Servers: []string{px.Addr()}})
+	r := newRegistry(t, nil, zk.Config{Namespace: root, Servers: []string{px.Addr()}})
 	in := instance("ghost", "g1", 7600)
 	if err := r.Ping(ctxT(t, 10*time.Second)); err != nil {
 		t.Fatal(err)

@@ -5,8 +5,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"slices"
-	"strings"
 	"sync"
 	"time"
 
@@ -52,7 +50,7 @@ func (g *registration) poke() {
 // backoff, until Deregister or Close.
 //
 // Register returns once the first write has succeeded or failed, within ctx
-// and Config.RequestTimeout. When it fails (an error wrapping
+// and Config.Timeout. When it fails (an error wrapping
 // registry.ErrUnavailable if ZooKeeper could not be reached), the
 // registration is kept and retried in the background; Registrations shows
 // it, and Deregister abandons it. Invalid input returns ErrInvalid and keeps
@@ -75,7 +73,7 @@ func (r *Registry) Register(ctx context.Context, in *registry.Instance) error {
 	if fresh {
 		g = &registration{
 			key:     key,
-			path:    r.instancePath(in.Name, in.ID),
+			path:    r.root.instancePath(in.Name, in.ID),
 			kick:    make(chan struct{}, 1),
 			changed: make(chan struct{}),
 			since:   time.Now(),
@@ -115,7 +113,7 @@ func (r *Registry) Deregister(ctx context.Context, in *registry.Instance) error 
 		r.mu.Unlock()
 		ctx, cancel := r.bound(ctx)
 		defer cancel()
-		if err := r.do(ctx, func() error { return r.remove(r.instancePath(in.Name, in.ID)) }); err != nil {
+		if err := r.do(ctx, func() error { return r.remove(r.root.instancePath(in.Name, in.ID)) }); err != nil {
 			return r.fail(op, err)
 		}
 		return nil
@@ -180,12 +178,7 @@ func (r *Registry) Registrations() []registry.RegistrationState {
 		}
 		g.mu.Unlock()
 	}
-	slices.SortFunc(out, func(a, b registry.RegistrationState) int {
-		if c := strings.Compare(a.Instance.Name, b.Instance.Name); c != 0 {
-			return c
-		}
-		return strings.Compare(a.Instance.ID, b.Instance.ID)
-	})
+	registry.SortRegistrations(out)
 	return out
 }
 
@@ -201,8 +194,8 @@ func (r *Registry) Registrations() []registry.RegistrationState {
 // at once.
 func (r *Registry) keep(g *registration) {
 	defer r.wg.Done()
-	b := backoff.Backoff{Max: r.cfg.MaxRetryDelay}
-	fixBo := backoff.Backoff{Max: r.cfg.MaxRetryDelay}
+	b := backoff.Backoff{Max: r.cfg.MaxBackoff}
+	fixBo := backoff.Backoff{Max: r.cfg.MaxBackoff}
 	var (
 		watch     <-chan gozk.Event // data watch on g.path, nil when none is set
 		byWatch   bool              // this attempt answers the watch
@@ -275,7 +268,7 @@ func (r *Registry) keep(g *registration) {
 		case ev := <-watch:
 			watch, byWatch = nil, true
 			r.log.Debug("zookeeper: own node event", "path", g.path, "type", ev.Type, "state", ev.State, "err", ev.Err)
-			if !lastFix.IsZero() && time.Since(lastFix) < 2*r.cfg.MaxRetryDelay {
+			if !lastFix.IsZero() && time.Since(lastFix) < 2*r.cfg.MaxBackoff {
 				notBefore = time.Now().Add(fixBo.Next())
 			} else {
 				fixBo.Reset()
@@ -291,12 +284,12 @@ func (r *Registry) keep(g *registration) {
 }
 
 // keeperCall runs a keeper's attempt f. Without a session it waits for one
-// at most Config.RequestTimeout and then fails the attempt (counted, shown by
+// at most Config.Timeout and then fails the attempt (counted, shown by
 // Registrations, retried with backoff or as soon as the session is back);
 // once f has started it waits for f, which go-zookeeper ends when it answers
 // or the connection drops: a keeper never runs two attempts at once.
 func (r *Registry) keeperCall(f func() error) error {
-	ctx, cancel := context.WithTimeout(r.ctx, r.cfg.RequestTimeout)
+	ctx, cancel := context.WithTimeout(r.ctx, r.cfg.Timeout)
 	err := r.awaitSession(ctx)
 	cancel()
 	if err != nil {
@@ -529,7 +522,7 @@ func (r *Registry) remove(path string) error {
 // so that New never waits for a server; reads need it too, for nodes that
 // Kratos' contrib registry made readable only with the credentials.
 func (r *Registry) auth(cs *connState) error {
-	if r.cfg.User == "" {
+	if r.cfg.Username == "" {
 		return nil
 	}
 	cs.authMu.Lock()
@@ -537,7 +530,7 @@ func (r *Registry) auth(cs *connState) error {
 	if cs.authed {
 		return nil
 	}
-	if err := cs.conn.AddAuth("digest", []byte(r.cfg.User+":"+r.cfg.Password)); err != nil {
+	if err := cs.conn.AddAuth("digest", []byte(r.cfg.Username+":"+r.cfg.Password)); err != nil {
 		return fmt.Errorf("add digest auth: %w", err)
 	}
 	cs.authed = true

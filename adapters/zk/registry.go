@@ -14,6 +14,7 @@ import (
 	gozk "github.com/go-zookeeper/zk"
 
 	"github.com/regchain/regchain/internal/redact"
+	"github.com/regchain/regchain/internal/signal"
 	"github.com/regchain/regchain/registry"
 )
 
@@ -34,7 +35,7 @@ const closeWait = 10 * time.Second
 type Registry struct {
 	cur  atomic.Pointer[connState] // the connection; replaced only by the monitor
 	hub  *watchHub
-	root string
+	root layout // Config.Namespace
 	acl  []gozk.ACL
 	cfg  Config
 	log  *slog.Logger
@@ -44,17 +45,18 @@ type Registry struct {
 	wg     sync.WaitGroup // keepers, watchers and the session monitor
 	calls  sync.WaitGroup // go-zookeeper calls in flight (see do)
 	wake   chan struct{}  // capacity 1: a session event for the monitor
-	feeds  registry.Hub   // every live watcher, ended by Close
+	feeds  registry.Hub   // every watcher
+	// session fires when the connection's session state changes.
+	session signal.Signal
 
-	mu      sync.Mutex // guards the fields below
-	closed  bool
-	regs    map[string]*registration // by Instance.Key
-	session chan struct{}            // closed and replaced when the session state changes
+	mu     sync.Mutex // guards the fields below
+	closed bool
+	regs   map[string]*registration // by Instance.Key
 }
 
 // String returns "zk.Registry(SERVERS ROOT)", for messages.
 func (r *Registry) String() string {
-	return "zk.Registry(" + strings.Join(r.cfg.Servers, ",") + " " + r.cfg.Root + ")"
+	return "zk.Registry(" + strings.Join(r.cfg.Servers, ",") + " " + r.cfg.Namespace + ")"
 }
 
 // Format implements fmt.Formatter: every verb prints String, never the
@@ -76,22 +78,21 @@ func New(cfg Config) (*Registry, error) {
 		return nil, err
 	}
 	r := &Registry{
-		root:    c.Root,
-		cfg:     c,
-		log:     c.Logger,
-		wake:    make(chan struct{}, 1),
-		regs:    make(map[string]*registration),
-		session: make(chan struct{}),
+		root: layout(c.Namespace),
+		cfg:  c,
+		log:  c.Logger,
+		wake: make(chan struct{}, 1),
+		regs: make(map[string]*registration),
 	}
-	if c.User != "" {
-		r.acl = append(gozk.DigestACL(gozk.PermAll, c.User, c.Password), gozk.WorldACL(gozk.PermRead)...)
+	if c.Username != "" {
+		r.acl = append(gozk.DigestACL(gozk.PermAll, c.Username, c.Password), gozk.WorldACL(gozk.PermRead)...)
 	} else {
 		r.acl = gozk.WorldACL(gozk.PermAll)
 	}
 	r.ctx, r.cancel = context.WithCancel(context.Background())
 	r.hub = newWatchHub(r)
-	if c.Conn != nil {
-		r.cur.Store(&connState{conn: c.Conn})
+	if c.Client != nil {
+		r.cur.Store(&connState{conn: c.Client})
 	} else {
 		cs, err := r.dial()
 		if err != nil {
@@ -115,7 +116,7 @@ var (
 // Close stops every keeper and watcher (their Next returns ErrClosed) and
 // waits for them. If New dialled the connection, Close closes it: the session
 // ends and ZooKeeper deletes the Registry's ephemeral nodes at once. A
-// connection passed in Config.Conn is left open, and its nodes stay until
+// connection passed in Config.Client is left open, and its nodes stay until
 // its session ends. Close is idempotent.
 func (r *Registry) Close() error {
 	r.mu.Lock()
@@ -149,6 +150,38 @@ func (r *Registry) GetService(ctx context.Context, name string) ([]*registry.Ins
 	return r.read(ctx, name)
 }
 
+// read answers GetService from the hub: at once if it holds the state of
+// name, else once it has read it, within ctx.
+func (r *Registry) read(ctx context.Context, name string) ([]*registry.Instance, error) {
+	for {
+		if r.ctx.Err() != nil {
+			return nil, r.fail(fmt.Sprintf("get %s", registry.Quote(name)), registry.ErrClosed)
+		}
+		session := r.session.Wait()
+		ins, ok, changed, err := r.hub.lookup(name)
+		if r.zconn().State() != gozk.StateHasSession {
+			ok = false // nothing is current without a session
+		}
+		switch {
+		case ok && err != nil:
+			return nil, r.fail(fmt.Sprintf("get %s", registry.Quote(name)), err)
+		case ok && len(ins) == 0:
+			return nil, fmt.Errorf("zookeeper: get %s: %w", registry.Quote(name), registry.ErrNotFound)
+		case ok:
+			return ins, nil
+		}
+		select {
+		case <-changed:
+		case <-session:
+		case <-ctx.Done():
+			state := r.zconn().State()
+			return nil, r.fail(fmt.Sprintf("get %s", registry.Quote(name)), fmt.Errorf("read not complete (%v; it goes on for the next call): %w", state, context.Cause(ctx)))
+		case <-r.ctx.Done():
+			return nil, r.fail(fmt.Sprintf("get %s", registry.Quote(name)), registry.ErrClosed)
+		}
+	}
+}
+
 // ListServices returns the sorted names of the services that have at least
 // one instance node.
 func (r *Registry) ListServices(ctx context.Context) ([]string, error) {
@@ -157,7 +190,7 @@ func (r *Registry) ListServices(ctx context.Context) ([]string, error) {
 	var out []string
 	err := r.do(ctx, func() error {
 		conn := r.zconn()
-		names, _, err := conn.Children(r.root)
+		names, _, err := conn.Children(string(r.root))
 		if errors.Is(err, gozk.ErrNoNode) {
 			return nil
 		}
@@ -167,7 +200,7 @@ func (r *Registry) ListServices(ctx context.Context) ([]string, error) {
 		keep := make([]bool, len(names))
 		errs := make([]error, len(names))
 		parallel(len(names), func(i int) {
-			ok, st, err := conn.Exists(r.servicePath(names[i]))
+			ok, st, err := conn.Exists(r.root.servicePath(names[i]))
 			errs[i] = err
 			keep[i] = err == nil && ok && st.NumChildren > 0
 		})
@@ -191,12 +224,12 @@ func (r *Registry) ListServices(ctx context.Context) ([]string, error) {
 }
 
 // Ping implements registry.Pinger: one round trip (Exists on the root),
-// bounded by ctx and Config.RequestTimeout.
+// bounded by ctx and Config.Timeout.
 func (r *Registry) Ping(ctx context.Context) error {
 	ctx, cancel := r.bound(ctx)
 	defer cancel()
 	err := r.do(ctx, func() error {
-		_, _, err := r.zconn().Exists(r.root)
+		_, _, err := r.zconn().Exists(string(r.root))
 		return err
 	})
 	if err != nil {
@@ -205,20 +238,23 @@ func (r *Registry) Ping(ctx context.Context) error {
 	return nil
 }
 
+// fail wraps err from operation op with the sentinel it stands for.
+func (r *Registry) fail(op string, err error) error { return classify(r.ctx.Err() != nil, op, err) }
+
 // decode decodes an instance node's data, logging and returning nil for a
 // malformed record.
 func (r *Registry) decode(service, id string, data []byte) *registry.Instance {
 	in, err := decodeNode(service, id, data)
 	if err != nil {
-		r.log.Warn("zookeeper: skipping malformed instance node", "path", registry.Clip(r.instancePath(service, id)), "err", err)
+		r.log.Warn("zookeeper: skipping malformed instance node", "path", registry.Clip(r.root.instancePath(service, id)), "err", err)
 		return nil
 	}
 	return in
 }
 
-// bound limits ctx by Config.RequestTimeout.
+// bound limits ctx by Config.Timeout.
 func (r *Registry) bound(ctx context.Context) (context.Context, context.CancelFunc) {
-	return context.WithTimeout(ctx, r.cfg.RequestTimeout)
+	return context.WithTimeout(ctx, r.cfg.Timeout)
 }
 
 // do runs f, which makes go-zookeeper calls, in a goroutine of its own and
@@ -270,7 +306,7 @@ const sessionPoll = 50 * time.Millisecond
 func (r *Registry) awaitSession(ctx context.Context) error {
 	var poll <-chan time.Time
 	for {
-		changed := r.sessionChanged()
+		changed := r.session.Wait()
 		state := r.zconn().State()
 		if state == gozk.StateHasSession {
 			return nil
@@ -289,47 +325,6 @@ func (r *Registry) awaitSession(ctx context.Context) error {
 			return registry.ErrClosed
 		}
 	}
-}
-
-// fail wraps err from operation op with the sentinel it stands for.
-func (r *Registry) fail(op string, err error) error {
-	switch {
-	case r.ctx.Err() != nil || errors.Is(err, registry.ErrClosed):
-		return fmt.Errorf("zookeeper: %s: %w", op, registry.ErrClosed)
-	case unavailable(err):
-		return fmt.Errorf("zookeeper: %s: %w: %w", op, registry.ErrUnavailable, err)
-	case refused(err):
-		return fmt.Errorf("zookeeper: %s: %w: %w", op, registry.ErrInvalid, err)
-	default:
-		return fmt.Errorf("zookeeper: %s: %w", op, err)
-	}
-}
-
-// answers are the errors that are ZooKeeper's answer to a request (or the
-// caller's own cancellation) rather than a sign that it cannot be reached.
-var answers = []error{
-	gozk.ErrNoNode, gozk.ErrNoAuth, gozk.ErrBadVersion, gozk.ErrNoChildrenForEphemerals,
-	gozk.ErrNodeExists, gozk.ErrNotEmpty, gozk.ErrInvalidACL, gozk.ErrInvalidFlags,
-	gozk.ErrAuthFailed, gozk.ErrInvalidPath, gozk.ErrBadArguments, gozk.ErrAPIError,
-	registry.ErrInvalid, registry.ErrClosed, context.Canceled,
-}
-
-// refused reports whether err is ZooKeeper refusing the request for its
-// credentials or ACLs: a configuration problem no retry changes.
-func refused(err error) bool {
-	return errors.Is(err, gozk.ErrNoAuth) || errors.Is(err, gozk.ErrAuthFailed) || errors.Is(err, gozk.ErrInvalidACL)
-}
-
-// unavailable reports whether err means ZooKeeper could not be reached or did
-// not answer in time: no server, connection closed, session expired or moved,
-// a timeout, a network error, a server-side system error.
-func unavailable(err error) bool {
-	for _, a := range answers {
-		if errors.Is(err, a) {
-			return false
-		}
-	}
-	return err != nil
 }
 
 // parallelism bounds the requests a read keeps in flight on the connection

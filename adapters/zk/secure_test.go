@@ -31,7 +31,7 @@ func TestServerURL(t *testing.T) {
 // TestPasswordHidden: no fmt verb and no slog handler prints the digest
 // password of a Config or of an open Registry.
 func TestPasswordHidden(t *testing.T) {
-	cfg := zk.Config{Servers: []string{"127.0.0.1:1"}, User: "app", Password: "s3cret-pw"}
+	cfg := zk.Config{Servers: []string{"127.0.0.1:1"}, Username: "app", Password: "s3cret-pw"}
 	testutil.NoSecret(t, "s3cret-pw", "zk.Config", cfg)
 	testutil.NoSecret(t, "s3cret-pw", "*zk.Config", &cfg)
 	r, err := zk.New(cfg)

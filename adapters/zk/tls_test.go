@@ -20,8 +20,8 @@ import (
 func tlsRoundTrip(t *testing.T, addr string, tlsCfg *tls.Config, works bool) error {
 	t.Helper()
 	r, err := zk.New(zk.Config{
-		Servers: []string{addr}, TLS: tlsCfg, Root: "/tls-test",
-		SessionTimeout: 4 * time.Second, RequestTimeout: 3 * time.Second,
+		Servers: []string{addr}, TLS: tlsCfg, Namespace: "/tls-test",
+		SessionTimeout: 4 * time.Second, Timeout: 3 * time.Second,
 		Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
 	})
 	if err != nil {

@@ -35,7 +35,7 @@ func watchedServices(b *testing.B, n int) {
 	srv := zktest.Start(b) // its own server: the watch count is ours alone
 	root := uniqueRoot(b)
 	populate(b, srv, root, n)
-	r := newRegistry(b, srv, zk.Config{Root: root})
+	r := newRegistry(b, srv, zk.Config{Namespace: root})
 	if err := r.Ping(ctxT(b, 30*time.Second)); err != nil {
 		b.Fatal(err)
 	}

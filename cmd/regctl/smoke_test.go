@@ -36,7 +36,7 @@ func getJSON(t *testing.T, args ...string) []*registry.Instance {
 func TestZooKeeper(t *testing.T) {
 	t.Parallel()
 	srv := zktest.Start(t)
-	reg, err := zk.New(zk.Config{Servers: []string{srv.Addr}, Root: "/regctl", Logger: quiet()})
+	reg, err := zk.New(zk.Config{Servers: []string{srv.Addr}, Namespace: "/regctl", Logger: quiet()})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -25,7 +25,7 @@ import (
 func TestZooKeeperEnsembleServerKills(t *testing.T) {
 	e := startEnsemble(t, 3)
 	newZK := func() *zk.Registry {
-		r, err := zk.New(zk.Config{Servers: e.addrs, SessionTimeout: 6 * time.Second, Root: "/ens",
+		r, err := zk.New(zk.Config{Servers: e.addrs, SessionTimeout: 6 * time.Second, Namespace: "/ens",
 			Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
 		if err != nil {
 			t.Fatal(err)

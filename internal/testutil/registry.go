@@ -65,8 +65,11 @@ type Reader struct {
 	C      <-chan WatchResult
 	source string
 
-	mu     sync.Mutex                  // guards latest
+	mu     sync.Mutex                  // guards the fields below
 	latest map[string]*registry.Update // last Update per service read from the watcher, read by Until
+	read   uint64                      // results read from the watcher
+	sent   uint64                      // results taken from C
+	moved  chan struct{}               // closed and replaced when sent moves
 }
 
 // WatchResult is one Next result.
@@ -84,24 +87,31 @@ func WatchReader(tb testing.TB, r registry.Registry, name, source string) *Reade
 		tb.Fatalf("Watch(%q): %v", name, err)
 	}
 	ch := make(chan WatchResult)
-	rd := &Reader{C: ch, source: source, latest: make(map[string]*registry.Update)}
+	rd := &Reader{C: ch, source: source, latest: make(map[string]*registry.Update), moved: make(chan struct{})}
 	stop, done := make(chan struct{}), make(chan struct{})
 	go func() {
 		defer close(done)
 		for {
 			u, err := w.Next()
+			// Recorded before it is handed over, so that a test that
+			// reads C itself leaves Until knowing the state.
+			rd.mu.Lock()
 			if err == nil {
-				// Recorded before it is handed over, so that a test that
-				// reads C itself leaves Until knowing the state.
-				rd.mu.Lock()
 				rd.latest[u.Service] = u
-				rd.mu.Unlock()
 			}
+			rd.read++
+			seq := rd.read
+			rd.mu.Unlock()
 			select {
 			case ch <- WatchResult{u, err}:
 			case <-stop:
 				return
 			}
+			rd.mu.Lock()
+			rd.sent = seq
+			close(rd.moved)
+			rd.moved = make(chan struct{})
+			rd.mu.Unlock()
 			if errors.Is(err, registry.ErrStopped) || errors.Is(err, registry.ErrClosed) {
 				return
 			}
@@ -124,15 +134,25 @@ func (rd *Reader) Until(tb testing.TB, timeout time.Duration, svc string, want .
 	start := time.Now()
 	timer := time.NewTimer(timeout)
 	defer timer.Stop()
-	rd.mu.Lock()
-	last := rd.latest[svc]
-	rd.mu.Unlock()
-	if last != nil && registry.EqualInstances(last.Instances, want) {
-		return 0, 0
-	}
 	errs := 0
+	var last *registry.Update
 	for {
+		// The latest state read answers only once every result read has
+		// been taken from C: else it would still be there for the test's
+		// next read of C, which would take it for a newer one. (One just
+		// taken is counted once the reader's goroutine says so: moved.)
+		rd.mu.Lock()
+		latest, handing, moved := rd.latest[svc], rd.read > rd.sent, rd.moved
+		rd.mu.Unlock()
+		if latest != nil {
+			last = latest
+		}
+		if !handing && latest != nil && registry.EqualInstances(latest.Instances, want) {
+			return time.Since(start), errs
+		}
 		select {
+		case <-moved:
+			continue
 		case res := <-rd.C:
 			if res.Err != nil {
 				if errors.Is(res.Err, registry.ErrStopped) || errors.Is(res.Err, registry.ErrClosed) {

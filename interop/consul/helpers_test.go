@@ -19,11 +19,11 @@ const recoverWithin = 30 * time.Second
 // blocking queries of 2s) and logs to the test's output.
 func testConfig(t *testing.T, addr string) consul.Config {
 	return consul.Config{
-		Address:        addr,
-		TTL:            2 * time.Second,
-		WaitTime:       2 * time.Second,
-		RequestTimeout: 2 * time.Second,
-		Logger:         slog.New(slog.NewTextHandler(t.Output(), &slog.HandlerOptions{Level: slog.LevelInfo})),
+		Address:  addr,
+		TTL:      2 * time.Second,
+		WaitTime: 2 * time.Second,
+		Timeout:  2 * time.Second,
+		Logger:   slog.New(slog.NewTextHandler(t.Output(), &slog.HandlerOptions{Level: slog.LevelInfo})),
 	}
 }
 

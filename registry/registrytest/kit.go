@@ -169,6 +169,7 @@ func describe(s []*registry.Instance) string {
 type nexter struct {
 	t    *testing.T
 	w    registry.Watcher
+	all  bool // a watch-all
 	prev map[string]*registry.Update
 }
 
@@ -225,6 +226,9 @@ func (n *nexter) check(u *registry.Update) {
 	}
 	if !slices.IsSortedFunc(u.Instances, func(a, b *registry.Instance) int { return strings.Compare(a.ID, b.ID) }) {
 		n.t.Errorf("Update for %q not sorted by ID: %s", u.Service, describe(u.Instances))
+	}
+	if n.all && n.prev[u.Service] == nil && len(u.Instances) == 0 {
+		n.t.Errorf("watch-all announced %q empty before it had instances", u.Service)
 	}
 	if p := n.prev[u.Service]; p != nil && p.SameState(u) {
 		n.t.Errorf("Update for %q repeats the previous state %s", u.Service, describe(u.Instances))
@@ -417,7 +421,9 @@ func (k *kit) watch(t *testing.T, svc string) *nexter {
 	if d := time.Since(start); d > 5*time.Second {
 		t.Errorf("Watch(%q) took %v; it must return at once", svc, d)
 	}
-	return newNexter(t, w)
+	n := newNexter(t, w)
+	n.all = svc == ""
+	return n
 }
 
 // first returns the first Update of a single-service watcher, skipping

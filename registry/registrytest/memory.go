@@ -3,6 +3,7 @@ package registrytest
 import (
 	"context"
 	"fmt"
+	"maps"
 	"slices"
 	"sync"
 	"time"
@@ -159,10 +160,8 @@ func (m *Memory) ListServices(ctx context.Context) ([]string, error) {
 
 // Watch implements registry.Registry.
 func (m *Memory) Watch(ctx context.Context, name string) (registry.Watcher, error) {
-	if name != "" {
-		if err := registry.ValidateName(name); err != nil {
-			return nil, err
-		}
+	if err := registry.ValidateWatch(name); err != nil {
+		return nil, err
 	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
@@ -170,23 +169,12 @@ func (m *Memory) Watch(ctx context.Context, name string) (registry.Watcher, erro
 		return nil, fmt.Errorf("%s: %w", m.source, registry.ErrClosed)
 	}
 	f := registry.NewFeed(ctx, nil) // the hub forgets it when it ends
-	m.hub.Add(f, name)
 	if !m.available {
+		m.hub.Add(f, name)
 		f.Fail(fmt.Errorf("%s: %w: simulated outage", m.source, registry.ErrUnavailable))
 		return f, nil
 	}
-	if name != "" {
-		f.Publish(m.updateLocked(name))
-		return f, nil
-	}
-	names := make([]string, 0, len(m.services))
-	for n := range m.services {
-		names = append(names, n)
-	}
-	slices.Sort(names)
-	for _, n := range names {
-		f.Publish(m.updateLocked(n))
-	}
+	m.hub.Add(f, name, registry.States(name, slices.Sorted(maps.Keys(m.services)), m.updateLocked)...)
 	return f, nil
 }
 

@@ -165,7 +165,7 @@ func TestStopAndCloseUnblock(t *testing.T) {
 	t.Cleanup(func() { p.Close() })
 	cfg := testConfig(t, p.Addr())
 	cfg.WaitTime = 5 * time.Minute
-	cfg.RequestTimeout = time.Minute
+	cfg.Timeout = time.Minute
 	r := newRegistry(t, cfg)
 	other := newRegistry(t, cfg)
 	svc := "unblock"
@@ -203,7 +203,7 @@ func TestStopAndCloseUnblock(t *testing.T) {
 	watchers := func(want int) func() string {
 		return func() string {
 			r.mu.Lock()
-			n := len(r.feeds)
+			n := r.feeds.Len()
 			r.mu.Unlock()
 			if n != want {
 				return fmt.Sprintf("%d watchers, want %d", n, want)

@@ -2,34 +2,22 @@ package zk
 
 import (
 	"fmt"
-	"path"
 	"strings"
 
 	"github.com/regchain/regchain/registry"
 )
 
-// checkRoot returns nil if root can be the registry's root node: an absolute
-// path in canonical form, not "/" (whose children include ZooKeeper's own
-// /zookeeper) and not under /zookeeper, without control characters.
-func checkRoot(root string) error {
-	bad := root == "/" || !strings.HasPrefix(root, "/") || path.Clean(root) != root ||
-		root == "/zookeeper" || strings.HasPrefix(root, "/zookeeper/")
-	for i := 0; i < len(root) && !bad; i++ {
-		bad = root[i] < 0x20 || root[i] == 0x7f
-	}
-	if bad {
-		return fmt.Errorf("zookeeper: %w: root %s is not an absolute path like /microservices", registry.ErrInvalid, registry.Quote(root))
-	}
-	return nil
-}
+// layout is the node layout under the registry's root (the Namespace):
+// <root>/<name>/<id>. The root is the string itself.
+type layout string
 
 // servicePath is the persistent node whose children are the service's
 // instances: <root>/<name>.
-func (r *Registry) servicePath(name string) string { return r.root + "/" + name }
+func (l layout) servicePath(name string) string { return string(l) + "/" + name }
 
 // instancePath is the ephemeral node of one instance: <root>/<name>/<id>, the
 // layout of Kratos' contrib ZooKeeper registry.
-func (r *Registry) instancePath(name, id string) string { return r.root + "/" + name + "/" + id }
+func (l layout) instancePath(name, id string) string { return string(l) + "/" + name + "/" + id }
 
 // decodeNode decodes the data of node <root>/<service>/<id>. Records that do
 // not decode, do not validate or name another service or ID than their path
@@ -43,4 +31,21 @@ func decodeNode(service, id string, data []byte) (*registry.Instance, error) {
 		return nil, fmt.Errorf("%w: record for %s names %s", registry.ErrInvalid, registry.Quote(service+"/"+id), in.Key())
 	}
 	return in, nil
+}
+
+// split splits a path under the root into service and instance ID
+// ("", "" for the root itself); ok is false for any other path.
+func (l layout) split(path string) (svc, id string, ok bool) {
+	if path == string(l) {
+		return "", "", true
+	}
+	rest, found := strings.CutPrefix(path, string(l)+"/")
+	if !found || rest == "" {
+		return "", "", false
+	}
+	svc, id, _ = strings.Cut(rest, "/")
+	if strings.Contains(id, "/") {
+		return "", "", false
+	}
+	return svc, id, true
 }

@@ -10,6 +10,7 @@ import (
 
 	consulapi "github.com/hashicorp/consul/api"
 
+	"github.com/regchain/regchain/internal/keylock"
 	"github.com/regchain/regchain/internal/redact"
 	"github.com/regchain/regchain/registry"
 )
@@ -28,15 +29,15 @@ type Registry struct {
 	ctx    context.Context // the registry's own: keepalives and the watch hub
 	cancel context.CancelFunc
 	wg     sync.WaitGroup // keepalive goroutines and the hub's scheduler
-	locks  keyLocks       // serialises Register/Deregister per instance ID
+	locks  keylock.Locks  // serialises Register/Deregister per instance ID
 	beats  chan struct{}  // a slot per heartbeat in flight: at most maxBeats at once
+	feeds  registry.Hub   // every watcher's feed
 
 	mu     sync.Mutex // guards the fields below
 	closed bool
 	regs   map[string]*registration // by Instance.Key()
 	bySID  map[string]*registration // by Consul service ID
-	feeds  map[*registry.Feed]struct{}
-	hub    *hub // serves every watcher; nil while there is none
+	hub    *hub                     // serves every watcher; nil while there is none
 	reach  reachability
 }
 
@@ -71,7 +72,6 @@ func New(cfg Config) (*Registry, error) {
 		log:    cfg.Logger.With("registry", Source),
 		regs:   make(map[string]*registration),
 		bySID:  make(map[string]*registration),
-		feeds:  make(map[*registry.Feed]struct{}),
 		beats:  make(chan struct{}, maxBeats),
 	}
 	if r.client == nil {
@@ -210,14 +210,8 @@ func (r *Registry) Close() error {
 		return nil
 	}
 	r.closed = true
-	feeds := make([]*registry.Feed, 0, len(r.feeds))
-	for f := range r.feeds {
-		feeds = append(feeds, f)
-	}
 	r.mu.Unlock()
-	for _, f := range feeds {
-		f.End(errClosed("watch"))
-	}
+	r.feeds.EndAll(errClosed("watch"))
 	r.cancel()
 	r.wg.Wait()
 	if r.tr != nil {

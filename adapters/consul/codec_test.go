@@ -1,12 +1,10 @@
 package consul
 
 import (
-	"context"
 	"errors"
 	"fmt"
 	"maps"
 	"net"
-	"net/url"
 	"regexp"
 	"strings"
 	"testing"
@@ -221,56 +219,6 @@ func TestDecodeForeign(t *testing.T) {
 				t.Errorf("decode = %+v, want %+v", got, c.want)
 			}
 		})
-	}
-}
-
-func TestClassify(t *testing.T) {
-	cases := []struct {
-		err                          error
-		unavailable, invalid, denied bool
-	}{
-		{consulapi.StatusError{Code: 403, Body: "ACL not found"}, false, true, true},
-		{consulapi.StatusError{Code: 500, Body: "No cluster leader"}, true, false, false},
-		{consulapi.StatusError{Code: 429, Body: "rate limited"}, true, false, false},
-		{consulapi.StatusError{Code: 400, Body: "bad"}, false, true, false},
-		{fmt.Errorf("wrapped: %w", &net.OpError{Op: "dial", Err: errors.New("connection refused")}), true, false, false},
-		{&url.Error{Op: "Get", URL: "http://127.0.0.1:8500/v1/health/service/x", Err: context.DeadlineExceeded}, true, false, false},
-		// The caller gave up: not an outage the chain should fail over on.
-		{&url.Error{Op: "Get", URL: "http://127.0.0.1:8500/v1/health/service/x", Err: context.Canceled}, false, false, false},
-	}
-	for _, c := range cases {
-		got := classify(c.err)
-		if errors.Is(got, registry.ErrUnavailable) != c.unavailable || errors.Is(got, registry.ErrInvalid) != c.invalid || errors.Is(got, ErrPermissionDenied) != c.denied {
-			t.Errorf("classify(%v) = %v; want unavailable %v, invalid %v, denied %v", c.err, got, c.unavailable, c.invalid, c.denied)
-		}
-		if !errors.Is(got, c.err) {
-			t.Errorf("classify(%v) lost the cause", c.err)
-		}
-	}
-	if classify(nil) != nil {
-		t.Error("classify(nil) != nil")
-	}
-}
-
-func TestConfigDefaults(t *testing.T) {
-	cfg, err := Config{}.withDefaults()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if cfg.TTL != DefaultTTL || cfg.DeregisterCriticalServiceAfter != DefaultDeregisterCriticalServiceAfter ||
-		cfg.WaitTime != DefaultWaitTime || cfg.RequestTimeout != DefaultRequestTimeout || cfg.Logger == nil {
-		t.Errorf("defaults = %+v", cfg)
-	}
-	for _, bad := range []Config{
-		{TTL: MinTTL / 2},
-		{WaitTime: MaxWaitTime + 1},
-		{WaitTime: -1},
-		{DeregisterCriticalServiceAfter: -1},
-		{RequestTimeout: -1},
-	} {
-		if _, err := New(bad); !errors.Is(err, registry.ErrInvalid) {
-			t.Errorf("New(%+v) = %v, want ErrInvalid", bad, err)
-		}
 	}
 }
 
