@@ -14,7 +14,7 @@ import (
 	"go-micro.dev/v4/registry/cache"
 
 	"github.com/regchain/regchain/chain"
-	"github.com/regchain/regchain/internal/testutil"
+	"github.com/regchain/regchain/internal/testsupport/testutil"
 	"github.com/regchain/regchain/kratosplugin"
 	"github.com/regchain/regchain/microplugin"
 	"github.com/regchain/regchain/registry"

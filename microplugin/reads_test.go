@@ -15,7 +15,7 @@ import (
 	"go-micro.dev/v4/registry/cache"
 
 	"github.com/regchain/regchain/chain"
-	"github.com/regchain/regchain/internal/testutil"
+	"github.com/regchain/regchain/internal/testsupport/testutil"
 	"github.com/regchain/regchain/registry"
 	"github.com/regchain/regchain/registry/registrytest"
 )

@@ -20,6 +20,14 @@ trap 'chmod -R u+w "$scratch" 2>/dev/null; rm -rf "$scratch"' EXIT
 grep -v -e '/internal/' -e '/internal$' "$scratch/all" > "$scratch/public" || true
 if [ ! -s "$scratch/public" ]; then echo "consumer-check: no public packages found"; exit 1; fi
 
+# Test support (internal/testsupport, internal/suite) is for tests only: no
+# public package links it.
+(cd "$repo" && go list -deps $(cat "$scratch/public")) > "$scratch/deps"
+grep -e '/internal/testsupport/' -e '/internal/suite/' "$scratch/deps" > "$scratch/testdeps" || true
+if [ -s "$scratch/testdeps" ]; then
+  echo "consumer-check: public packages link test support:"; cat "$scratch/testdeps"; exit 1
+fi
+
 mkdir "$scratch/consumer"
 cd "$scratch/consumer"
 {

@@ -16,7 +16,7 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
-	"github.com/regchain/regchain/internal/testutil"
+	"github.com/regchain/regchain/internal/testsupport/testutil"
 	"github.com/regchain/regchain/registry"
 )
 

@@ -13,7 +13,7 @@ import (
 	mreg "go-micro.dev/v4/registry"
 
 	"github.com/regchain/regchain/adapters/etcd"
-	"github.com/regchain/regchain/internal/testutil"
+	"github.com/regchain/regchain/internal/testsupport/testutil"
 	"github.com/regchain/regchain/microplugin"
 )
 

@@ -17,7 +17,7 @@ import (
 	"go.uber.org/goleak"
 	"go.uber.org/zap"
 
-	"github.com/regchain/regchain/internal/testutil"
+	"github.com/regchain/regchain/internal/testsupport/testutil"
 	"github.com/regchain/regchain/microplugin"
 	"github.com/regchain/regchain/microplugin/microservice"
 )

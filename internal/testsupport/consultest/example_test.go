@@ -3,7 +3,7 @@ package consultest_test
 import (
 	"testing"
 
-	"github.com/regchain/regchain/internal/consultest"
+	"github.com/regchain/regchain/internal/testsupport/consultest"
 )
 
 // A test starts an agent, talks to it, and kills and restarts it to inject a

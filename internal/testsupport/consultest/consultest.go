@@ -20,7 +20,7 @@ import (
 	consulapi "github.com/hashicorp/consul/api"
 	"github.com/hashicorp/go-cleanhttp"
 
-	"github.com/regchain/regchain/internal/freeport"
+	"github.com/regchain/regchain/internal/harness/freeport"
 )
 
 // StartTimeout bounds how long Start and Restart wait for an agent to elect

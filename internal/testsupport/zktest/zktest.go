@@ -26,7 +26,7 @@ import (
 
 	gozk "github.com/go-zookeeper/zk"
 
-	"github.com/regchain/regchain/internal/freeport"
+	"github.com/regchain/regchain/internal/harness/freeport"
 )
 
 // Jar is the ZooKeeper server jar Debian's zookeeper package installs. Its

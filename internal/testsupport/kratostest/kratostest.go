@@ -23,9 +23,9 @@ import (
 	"google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/grpc/peer"
 
-	"github.com/regchain/regchain/internal/faultproxy"
-	"github.com/regchain/regchain/internal/freeport"
-	"github.com/regchain/regchain/internal/testutil"
+	"github.com/regchain/regchain/internal/harness/faultproxy"
+	"github.com/regchain/regchain/internal/harness/freeport"
+	"github.com/regchain/regchain/internal/testsupport/testutil"
 )
 
 // Timeout bounds every wait of the package.

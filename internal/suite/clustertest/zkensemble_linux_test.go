@@ -16,9 +16,9 @@ import (
 
 	gozk "github.com/go-zookeeper/zk"
 
-	"github.com/regchain/regchain/internal/freeport"
-	"github.com/regchain/regchain/internal/testutil"
-	"github.com/regchain/regchain/internal/zktest"
+	"github.com/regchain/regchain/internal/harness/freeport"
+	"github.com/regchain/regchain/internal/testsupport/testutil"
+	"github.com/regchain/regchain/internal/testsupport/zktest"
 )
 
 // ensemble is a 3-server ZooKeeper ensemble on loopback (Debian's
