@@ -32,6 +32,7 @@ const Name = "regchain"
 // the backend is the caller's job, and ends the watchers.
 type Registry struct {
 	backend registry.Registry
+	owned   Backend                        // NewOwning's backend, nil for New's
 	deriver registry.Deriver               // backend's, nil if it has none
 	derive  func([]*registry.Instance) any // convert, reporting what it left out
 	shared  registry.SharedReader          // backend's, nil if it has none
@@ -52,11 +53,16 @@ func New(r registry.Registry, opts ...mreg.Option) *Registry {
 	if r == nil {
 		panic("microplugin: New called with a nil registry")
 	}
+	p := newRegistry(r)
+	_ = p.Init(opts...)
+	return p
+}
+
+func newRegistry(r registry.Registry) *Registry {
 	p := &Registry{backend: r, opts: *mreg.NewOptions()}
 	p.deriver, _ = r.(registry.Deriver)
 	p.shared, _ = r.(registry.SharedReader)
 	p.derive = func(ins []*registry.Instance) any { return p.convert(ins) }
-	_ = p.Init(opts...)
 	return p
 }
 
@@ -86,8 +92,8 @@ func (p *Registry) Init(opts ...mreg.Option) error {
 	p.timeout.Store(int64(p.opts.Timeout))
 	l := p.logger(p.opts)
 	p.mu.Unlock()
-	if o, ok := p.backend.(*owned); ok { // NewRegistry: options build the backend
-		return o.configure(p.Options())
+	if p.owned != nil { // the options build the backend
+		return p.owned.Configure(p.Options())
 	}
 	var ignored []string
 	if len(set.Addrs) > 0 {

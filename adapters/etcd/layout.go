@@ -30,22 +30,22 @@ func isMicroRecord(data []byte) bool {
 	return json.Unmarshal(data, &probe) == nil && probe.Nodes != nil
 }
 
-// microHere handles a go-micro record found by a CodecRegchain registry:
+// microHere handles a go-micro record found by a KratosCodec registry:
 // one warning per registry, DEBUG after.
 func (r *Registry) microHere(key string) {
 	if r.hints.warnedHere.CompareAndSwap(false, true) {
-		r.log.Warn("etcd: the namespace holds records in the go-micro etcd plugin's layout, which this registry skips: set Config.Codec to etcd.CodecMicro to read them (it reads both layouts)",
+		r.log.Warn("etcd: the namespace holds records in the go-micro etcd plugin's layout, which this registry skips: set Config.Codec to microplugin.EtcdCodec{} to read them (it reads both layouts)",
 			"namespace", r.ns, "key", key)
 		return
 	}
-	r.log.Debug("etcd: skipping a go-micro record (Codec is CodecRegchain)", "key", key)
+	r.log.Debug("etcd: skipping a go-micro record (Codec is KratosCodec)", "key", key)
 }
 
 // otherNamespace returns the default namespace of the other layout, or ""
 // when it is this registry's own.
 func (r *Registry) otherNamespace() string {
 	other := MicroNamespace
-	if r.codec == CodecMicro {
+	if r.readsMicro() {
 		other = DefaultNamespace
 	}
 	if other == r.ns {
@@ -93,11 +93,11 @@ func (r *Registry) lookOther(other string) {
 	if !r.hints.warnedOther.CompareAndSwap(false, true) {
 		return
 	}
-	if r.codec == CodecMicro {
-		r.log.Warn("etcd: nothing found under this namespace, but "+other+" holds records, Kratos' and regchain's namespace: to read them, use the default Codec (CodecRegchain), or CodecMicro with Namespace "+other,
+	if r.readsMicro() {
+		r.log.Warn("etcd: nothing found under this namespace, but "+other+" holds records, Kratos' and regchain's namespace: to read them, use the default Codec (KratosCodec), or this Codec with Namespace "+other,
 			"namespace", r.ns, "other", other, "key", string(resp.Kvs[0].Key))
 		return
 	}
-	r.log.Warn("etcd: nothing found under this namespace, but "+other+" holds records, the go-micro etcd plugin's namespace: to read a go-micro fleet, set Config.Codec to etcd.CodecMicro (or use microplugin.NewRegistry)",
+	r.log.Warn("etcd: nothing found under this namespace, but "+other+" holds records, the go-micro etcd plugin's namespace: to read a go-micro fleet, set Config.Codec to microplugin.EtcdCodec{} (or use microplugin/etcdchain.NewRegistry)",
 		"namespace", r.ns, "other", other, "key", string(resp.Kvs[0].Key))
 }

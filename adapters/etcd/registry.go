@@ -583,7 +583,7 @@ func (r *Registry) decode(kv *mvccpb.KeyValue) (string, *registry.Instance, bool
 	}
 	in, err := r.unmarshal(kv.Value)
 	if err != nil {
-		if r.codec == CodecRegchain && isMicroRecord(kv.Value) {
+		if !r.readsMicro() && isMicroRecord(kv.Value) {
 			r.microHere(key)
 		} else {
 			r.logBad(key, kv.ModRevision, err)

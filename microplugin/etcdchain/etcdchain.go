@@ -1,4 +1,4 @@
-package microplugin
+package etcdchain
 
 import (
 	"context"
@@ -10,6 +10,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"reflect"
 	"regexp"
 	"slices"
 	"sync"
@@ -21,16 +22,17 @@ import (
 	"github.com/regchain/regchain/adapters/file"
 	"github.com/regchain/regchain/chain"
 	"github.com/regchain/regchain/internal/safefile"
+	"github.com/regchain/regchain/microplugin"
 	"github.com/regchain/regchain/registry"
 )
 
-// NewRegistry returns a go-micro registry backed by a chain over etcd with
-// a snapshot file, built from go-micro's registry options the way the
-// go-micro etcd plugin builds its client:
+// NewRegistry returns a go-micro registry (a *microplugin.Registry) backed
+// by a chain over etcd with a snapshot file, built from go-micro's registry
+// options the way the go-micro etcd plugin builds its client:
 //
-//	reg := microplugin.NewRegistry(registry.Addrs("10.0.0.1:2379"), registry.Timeout(3*time.Second))
+//	reg := etcdchain.NewRegistry(registry.Addrs("10.0.0.1:2379"), registry.Timeout(3*time.Second))
 //	svc := micro.NewService(micro.Registry(reg))
-//	cmd.DefaultRegistries["regchain"] = microplugin.NewRegistry // --registry=regchain
+//	cmd.DefaultRegistries["regchain"] = etcdchain.NewRegistry // --registry=regchain
 //
 // Options:
 //   - Addrs are the etcd endpoints ("host:port", port 2379 if missing);
@@ -46,9 +48,9 @@ import (
 //     RegisterTTL is not used: one lease TTL serves every registration,
 //     kept alive by the backend until Deregister, so go-micro's periodic
 //     re-registration is merely harmless.
-//   - Records use the go-micro etcd plugin's layout (etcd.CodecMicro under
-//     /micro/registry), so a fleet on the plugin moves node by node; Layout
-//     changes it.
+//   - Records use the go-micro etcd plugin's layout (microplugin.EtcdCodec,
+//     under /micro/registry), so a fleet on the plugin moves node by node;
+//     Layout changes it.
 //   - SnapshotPath sets the snapshot file; DefaultSnapshotPath is used when
 //     unset. A snapshot file held by another process (bbolt locks it) or
 //     damaged is skipped with a warning: the chain then runs without one.
@@ -56,7 +58,7 @@ import (
 //     safe default (see DefaultSnapshotPath), are errors of every call:
 //     set SnapshotPath.
 //   - Logger (go-micro's) receives the backend's and the chain's logs
-//     through SlogHandler.
+//     through microplugin.SlogHandler.
 //
 // The chain is built on first use, so that Init calls go-micro makes
 // after NewRegistry (command-line flags) are taken into account; an Init
@@ -67,12 +69,11 @@ import (
 // Close ends it all: the chain, its etcd client, the snapshot. go-micro's
 // registry interface has no Close, so a program does it with the
 // service option microservice.CloseOnStop (closed when the service
-// stops), or with Close(reg) at shutdown; without either, the etcd client
-// and the chain's goroutines live until the process ends, and the
-// snapshot's last changes may not be saved.
+// stops), or with microplugin.Close(reg) at shutdown; without either, the
+// etcd client and the chain's goroutines live until the process ends, and
+// the snapshot's last changes may not be saved.
 func NewRegistry(opts ...mreg.Option) mreg.Registry {
-	o := &owned{}
-	return New(o, opts...)
+	return microplugin.NewOwning(&owned{}, opts...)
 }
 
 // DefaultSnapshotPath returns the snapshot file NewRegistry uses when
@@ -86,10 +87,10 @@ func NewRegistry(opts ...mreg.Option) mreg.Registry {
 func DefaultSnapshotPath() (string, error) {
 	dir, err := os.UserCacheDir()
 	if err != nil {
-		return "", fmt.Errorf("microplugin: %w: no default snapshot file: %w; set one with microplugin.SnapshotPath (SnapshotPath(\"\") runs without one)", registry.ErrInvalid, err)
+		return "", fmt.Errorf("etcdchain: %w: no default snapshot file: %w; set one with etcdchain.SnapshotPath (SnapshotPath(\"\") runs without one)", registry.ErrInvalid, err)
 	}
 	if err := safefile.CheckDir(dir); err != nil && !errors.Is(err, fs.ErrNotExist) {
-		return "", fmt.Errorf("microplugin: %w: no default snapshot file: the user cache directory %w; set one with microplugin.SnapshotPath (SnapshotPath(\"\") runs without one)", registry.ErrInvalid, err)
+		return "", fmt.Errorf("etcdchain: %w: no default snapshot file: the user cache directory %w; set one with etcdchain.SnapshotPath (SnapshotPath(\"\") runs without one)", registry.ErrInvalid, err)
 	}
 	prog := "micro"
 	if len(os.Args) > 0 && os.Args[0] != "" {
@@ -127,8 +128,9 @@ func TTL(d time.Duration) mreg.Option { return withValue(ttlKey{}, d) }
 // SnapshotPath sets NewRegistry's snapshot file; "" runs without one.
 func SnapshotPath(path string) mreg.Option { return withValue(snapshotKey{}, path) }
 
-// Layout sets NewRegistry's record layout. If unset, etcd.CodecMicro
-// (the go-micro etcd plugin's).
+// Layout sets NewRegistry's record layout. If unset,
+// microplugin.EtcdCodec (the go-micro etcd plugin's); etcd.KratosCodec
+// shares Kratos apps' records instead.
 func Layout(c etcd.Codec) mreg.Option { return withValue(layoutKey{}, c) }
 
 // settings are what NewRegistry's chain is built from.
@@ -146,12 +148,24 @@ type settings struct {
 
 func (s settings) equal(o settings) bool {
 	return slices.Equal(s.endpoints, o.endpoints) && s.timeout == o.timeout && s.tls == o.tls &&
-		s.user == o.user && s.password == o.password && s.ttl == o.ttl && s.snapshot == o.snapshot && s.codec == o.codec &&
+		s.user == o.user && s.password == o.password && s.ttl == o.ttl && s.snapshot == o.snapshot && sameCodec(s.codec, o.codec) &&
 		(s.noDefault == nil) == (o.noDefault == nil)
 }
 
+// sameCodec compares two codecs without panicking on a type that is not
+// comparable (such a codec counts as changed: Init rebuilds the chain).
+func sameCodec(a, b etcd.Codec) bool {
+	if reflect.TypeOf(a) != reflect.TypeOf(b) {
+		return false
+	}
+	if a != nil && !reflect.TypeOf(a).Comparable() {
+		return false
+	}
+	return a == b
+}
+
 func settingsOf(o mreg.Options) settings {
-	s := settings{timeout: o.Timeout, codec: etcd.CodecMicro}
+	s := settings{timeout: o.Timeout, codec: microplugin.EtcdCodec{}}
 	s.snapshot, s.noDefault = DefaultSnapshotPath()
 	for _, a := range o.Addrs {
 		if a == "" {
@@ -219,11 +233,14 @@ func (b *built) close() error {
 	return err
 }
 
-func (o *owned) log(opts mreg.Options) *slog.Logger { return slog.New(SlogHandler(opts.Logger)) }
+func (o *owned) log(opts mreg.Options) *slog.Logger {
+	return slog.New(microplugin.SlogHandler(opts.Logger))
+}
 
-// configure takes the plugin's current options (Init). A change of the
-// connection settings after the chain was built rebuilds it.
-func (o *owned) configure(opts mreg.Options) error {
+// Configure implements microplugin.Backend: it takes the plugin's current
+// options (Init). A change of the connection settings after the chain was
+// built rebuilds it.
+func (o *owned) Configure(opts mreg.Options) error {
 	s := settingsOf(opts)
 	o.mu.Lock()
 	o.opts = opts
@@ -254,7 +271,7 @@ func (o *owned) get(op string) (registry.Registry, error) {
 	o.mu.Lock()
 	defer o.mu.Unlock()
 	if o.closed {
-		return nil, fmt.Errorf("microplugin: %s: %w", op, registry.ErrClosed)
+		return nil, fmt.Errorf("etcdchain: %s: %w", op, registry.ErrClosed)
 	}
 	if o.cur == nil {
 		b, err := build(o.set, o.opts, o.log(o.opts))
@@ -282,7 +299,7 @@ func build(s settings, opts mreg.Options, log *slog.Logger) (*built, error) {
 		Logger:      log,
 	})
 	if err != nil {
-		return nil, fmt.Errorf("microplugin: %w", err)
+		return nil, fmt.Errorf("etcdchain: %w", err)
 	}
 	b := &built{}
 	copts := []chain.Option{chain.WithName("micro"), chain.WithLogger(log), chain.WithOwnTiers(true)}
@@ -291,7 +308,7 @@ func build(s settings, opts mreg.Options, log *slog.Logger) (*built, error) {
 			log.Warn("regchain: no snapshot: cannot create its directory", "path", s.snapshot, "error", err)
 		} else if st, err := file.OpenStore(s.snapshot, file.Config{Logger: log}); errors.Is(err, file.ErrUnsafe) {
 			r.Close()
-			return nil, fmt.Errorf("microplugin: snapshot: %w; fix the file's place or choose another with microplugin.SnapshotPath", err)
+			return nil, fmt.Errorf("etcdchain: snapshot: %w; fix the file's place or choose another with etcdchain.SnapshotPath", err)
 		} else if err != nil {
 			log.Warn("regchain: no snapshot: cannot open it", "path", s.snapshot, "error", err)
 		} else {
@@ -305,7 +322,7 @@ func build(s settings, opts mreg.Options, log *slog.Logger) (*built, error) {
 		if b.store != nil {
 			b.store.Close()
 		}
-		return nil, fmt.Errorf("microplugin: %w", err)
+		return nil, fmt.Errorf("etcdchain: %w", err)
 	}
 	b.chain = c
 	return b, nil
@@ -379,11 +396,15 @@ func (o *owned) Close() error {
 	return cur.close()
 }
 
-// Chain returns the chain NewRegistry built (building it if needed), for
-// Status and the operator switch; nil for a Registry made by New, or after
-// Close.
-func (p *Registry) Chain() *chain.Chain {
-	o, ok := p.backend.(*owned)
+// Chain returns the chain NewRegistry built reg on (building it if
+// needed), for Status and the operator switch; nil for any other registry,
+// or after Close.
+func Chain(reg mreg.Registry) *chain.Chain {
+	p, ok := reg.(*microplugin.Registry)
+	if !ok {
+		return nil
+	}
+	o, ok := p.Unwrap().(*owned)
 	if !ok {
 		return nil
 	}
@@ -392,31 +413,4 @@ func (p *Registry) Chain() *chain.Chain {
 		return nil
 	}
 	return r.(*chain.Chain)
-}
-
-// Close closes what NewRegistry built: the chain, its etcd client and its
-// snapshot (flushed). A Registry made by New owns nothing: Close does
-// nothing and the backend stays the caller's. go-micro's registry
-// interface has no Close; call it at shutdown, after the service stopped,
-// or let the service do it (microservice.CloseOnStop).
-func (p *Registry) Close() error {
-	if o, ok := p.backend.(*owned); ok {
-		return o.Close()
-	}
-	return nil
-}
-
-// Close closes r if it is a Registry (see Registry.Close) and does
-// nothing otherwise: the close hook for a go-micro registry held as
-// go-micro's interface, which has no Close. With a go-micro service,
-// microservice.CloseOnStop calls it when the service stops; without one,
-// at shutdown:
-//
-//	reg := microplugin.NewRegistry(registry.Addrs("10.0.0.1:2379"))
-//	defer microplugin.Close(reg)
-func Close(r mreg.Registry) error {
-	if p, ok := r.(*Registry); ok {
-		return p.Close()
-	}
-	return nil
 }

@@ -1,11 +1,10 @@
-package microplugin
+package etcdchain
 
 import (
 	"context"
 	"crypto/tls"
 	"errors"
 	"fmt"
-	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
@@ -16,14 +15,19 @@ import (
 	"go-micro.dev/v4/logger"
 	mreg "go-micro.dev/v4/registry"
 	clientv3 "go.etcd.io/etcd/client/v3"
+	"go.uber.org/goleak"
 	"go.uber.org/zap"
 
 	"github.com/regchain/regchain/adapters/etcd"
 	"github.com/regchain/regchain/adapters/file"
 	"github.com/regchain/regchain/embedetcd/etcdtest"
 	"github.com/regchain/regchain/internal/testsupport/testutil"
+	"github.com/regchain/regchain/microplugin"
 	"github.com/regchain/regchain/registry"
+	"github.com/regchain/regchain/registry/registrytest"
 )
+
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 
 func etcdClient(t *testing.T, endpoint string) *clientv3.Client {
 	t.Helper()
@@ -38,61 +42,38 @@ func etcdClient(t *testing.T, endpoint string) *clientv3.Client {
 // NewRegistry has the shape of go-micro's command-line registry table.
 var _ func(...mreg.Option) mreg.Registry = NewRegistry
 
-// fieldRecorder is a go-micro logger that keeps messages with their fields.
-type fieldRecorder struct {
-	level  logger.Level
-	fields map[string]any
-	mu     *sync.Mutex
-	lines  *[]string
+// recorder is a go-micro logger that keeps the messages at its level and
+// above.
+type recorder struct {
+	level logger.Level
+	mu    *sync.Mutex
+	lines *[]string
 }
 
-func newFieldRecorder(level logger.Level) *fieldRecorder {
-	return &fieldRecorder{level: level, mu: new(sync.Mutex), lines: new([]string)}
+func newRecorder(level logger.Level) *recorder {
+	return &recorder{level: level, mu: new(sync.Mutex), lines: new([]string)}
 }
 
-func (l *fieldRecorder) Init(...logger.Option) error { return nil }
-func (l *fieldRecorder) Options() logger.Options     { return logger.Options{Level: l.level} }
-func (l *fieldRecorder) String() string              { return "fields" }
-func (l *fieldRecorder) Fields(f map[string]any) logger.Logger {
-	c := *l
-	c.fields = f
-	return &c
-}
-func (l *fieldRecorder) Log(level logger.Level, v ...any) { l.add(level, fmt.Sprint(v...)) }
-func (l *fieldRecorder) Logf(level logger.Level, f string, v ...any) {
-	l.add(level, fmt.Sprintf(f, v...))
-}
+func (l *recorder) Init(...logger.Option) error                 { return nil }
+func (l *recorder) Options() logger.Options                     { return logger.Options{Level: l.level} }
+func (l *recorder) String() string                              { return "recorder" }
+func (l *recorder) Fields(map[string]any) logger.Logger         { return l }
+func (l *recorder) Log(level logger.Level, v ...any)            { l.add(level, fmt.Sprint(v...)) }
+func (l *recorder) Logf(level logger.Level, f string, v ...any) { l.add(level, fmt.Sprintf(f, v...)) }
 
-func (l *fieldRecorder) add(level logger.Level, msg string) {
-	line := level.String() + " " + msg
-	for k, v := range l.fields {
-		line += fmt.Sprintf(" %s=%v", k, v)
+func (l *recorder) add(level logger.Level, msg string) {
+	if !l.level.Enabled(level) {
+		return
 	}
 	l.mu.Lock()
-	*l.lines = append(*l.lines, line)
+	*l.lines = append(*l.lines, level.String()+" "+msg)
 	l.mu.Unlock()
 }
 
-func (l *fieldRecorder) all() []string {
+func (l *recorder) all() []string {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	return append([]string(nil), *l.lines...)
-}
-
-func TestSlogHandler(t *testing.T) {
-	rec := newFieldRecorder(logger.InfoLevel)
-	log := slog.New(SlogHandler(rec)).With("registry", "etcd").WithGroup("g")
-	log.Debug("hidden")
-	log.Warn("lease lost", "key", "/a/b", "error", fmt.Errorf("boom"))
-	lines := rec.all()
-	if len(lines) != 1 {
-		t.Fatalf("lines %q, want only the warning", lines)
-	}
-	for _, want := range []string{"warn lease lost", "registry=etcd", "g.key=/a/b", "g.error=boom"} {
-		if !strings.Contains(lines[0], want) {
-			t.Errorf("line %q lacks %q", lines[0], want)
-		}
-	}
 }
 
 func TestSettingsFromOptions(t *testing.T) {
@@ -106,7 +87,7 @@ func TestSettingsFromOptions(t *testing.T) {
 		check func(s settings) string
 	}{
 		{"defaults", nil, func(s settings) string {
-			if len(s.endpoints) != 0 || s.tls != nil || s.codec != etcd.CodecMicro || s.snapshot != defaultPath(t) || s.user != "envuser" {
+			if len(s.endpoints) != 0 || s.tls != nil || s.codec != (microplugin.EtcdCodec{}) || s.snapshot != defaultPath(t) || s.user != "envuser" {
 				return fmt.Sprintf("%+v", s)
 			}
 			return ""
@@ -129,8 +110,8 @@ func TestSettingsFromOptions(t *testing.T) {
 			}
 			return ""
 		}},
-		{"plugin options", []mreg.Option{Auth("u", "p"), TTL(7 * time.Second), SnapshotPath(""), Layout(etcd.CodecRegchain), mreg.Timeout(time.Second)}, func(s settings) string {
-			if s.user != "u" || s.password != "p" || s.ttl != 7*time.Second || s.snapshot != "" || s.codec != etcd.CodecRegchain || s.timeout != time.Second {
+		{"plugin options", []mreg.Option{Auth("u", "p"), TTL(7 * time.Second), SnapshotPath(""), Layout(etcd.KratosCodec{}), mreg.Timeout(time.Second)}, func(s settings) string {
+			if s.user != "u" || s.password != "p" || s.ttl != 7*time.Second || s.snapshot != "" || s.codec != (etcd.KratosCodec{}) || s.timeout != time.Second {
 				return fmt.Sprintf("%+v", s)
 			}
 			return ""
@@ -175,11 +156,10 @@ func TestNewRegistry(t *testing.T) {
 	srv1, srv2 := etcdtest.Start(t), etcdtest.Start(t)
 	dir := t.TempDir()
 	snap := filepath.Join(dir, "snap", "micro.snapshot")
-	rec := newFieldRecorder(logger.InfoLevel)
+	rec := newRecorder(logger.InfoLevel)
 	reg := NewRegistry(mreg.Addrs(srv1.Endpoint()), mreg.Timeout(2*time.Second), mreg.Logger(rec),
 		SnapshotPath(snap), TTL(3*time.Second))
-	p := reg.(*Registry)
-	defer p.Close()
+	defer microplugin.Close(reg)
 
 	if err := reg.Register(microService("greeter", "greeter-1", "10.0.0.1:9000")); err != nil {
 		t.Fatal(err)
@@ -192,7 +172,7 @@ func TestNewRegistry(t *testing.T) {
 		t.Fatalf("etcd record: %v, %v", resp, err)
 	}
 	testutil.WaitFor(t, 10*time.Second, "snapshot saved", testutil.Until(func() bool {
-		return p.Chain().Status().Snapshot.Services > 0
+		return Chain(reg).Status().Snapshot.Services > 0
 	}))
 	// Nothing at INFO or above from a healthy start-up, and everything went
 	// through the go-micro logger.
@@ -211,19 +191,22 @@ func TestNewRegistry(t *testing.T) {
 	// Close through go-micro's interface (the hook for a program that
 	// holds a registry.Registry), twice: the second does nothing.
 	for range 2 {
-		if err := Close(reg); err != nil {
+		if err := microplugin.Close(reg); err != nil {
 			t.Fatal(err)
 		}
 	}
 	if _, err := reg.GetService("greeter"); err == nil {
 		t.Error("GetService after Close succeeded")
 	}
-	if p.Chain() != nil {
+	if Chain(reg) != nil {
 		t.Error("Chain after Close is not nil")
 	}
 	// Other registries are not touched.
-	if err := Close(struct{ mreg.Registry }{}); err != nil {
+	if err := microplugin.Close(struct{ mreg.Registry }{}); err != nil {
 		t.Errorf("Close of another registry: %v", err)
+	}
+	if Chain(struct{ mreg.Registry }{}) != nil || Chain(microplugin.New(registrytest.NewMemory())) != nil {
+		t.Error("Chain of another registry is not nil")
 	}
 }
 
@@ -232,14 +215,14 @@ func TestNewRegistry(t *testing.T) {
 func TestNewRegistrySnapshotLocked(t *testing.T) {
 	srv := etcdtest.Start(t)
 	snap := filepath.Join(t.TempDir(), "shared.snapshot")
-	first := NewRegistry(mreg.Addrs(srv.Endpoint()), SnapshotPath(snap), mreg.Logger(newFieldRecorder(logger.InfoLevel))).(*Registry)
-	defer first.Close()
-	if first.Chain() == nil {
+	first := NewRegistry(mreg.Addrs(srv.Endpoint()), SnapshotPath(snap), mreg.Logger(newRecorder(logger.InfoLevel)))
+	defer microplugin.Close(first)
+	if Chain(first) == nil {
 		t.Fatal("no chain")
 	}
-	rec := newFieldRecorder(logger.InfoLevel)
-	second := NewRegistry(mreg.Addrs(srv.Endpoint()), SnapshotPath(snap), mreg.Logger(rec)).(*Registry)
-	defer second.Close()
+	rec := newRecorder(logger.InfoLevel)
+	second := NewRegistry(mreg.Addrs(srv.Endpoint()), SnapshotPath(snap), mreg.Logger(rec))
+	defer microplugin.Close(second)
 	if err := second.Register(microService("billing", "billing-1", "10.0.0.2:1")); err != nil {
 		t.Fatal(err)
 	}
@@ -285,18 +268,18 @@ func TestDefaultSnapshotPathNeverShared(t *testing.T) {
 			t.Setenv("HOME", c.home)
 			t.Setenv("XDG_CACHE_HOME", c.xdg)
 			p, err := DefaultSnapshotPath()
-			if err == nil || !strings.Contains(err.Error(), "microplugin.SnapshotPath") || !errors.Is(err, registry.ErrInvalid) {
-				t.Fatalf("DefaultSnapshotPath() = %q, %v; want an error naming microplugin.SnapshotPath", p, err)
+			if err == nil || !strings.Contains(err.Error(), "etcdchain.SnapshotPath") || !errors.Is(err, registry.ErrInvalid) {
+				t.Fatalf("DefaultSnapshotPath() = %q, %v; want an error naming etcdchain.SnapshotPath", p, err)
 			}
-			reg := NewRegistry(mreg.Addrs("127.0.0.1:1"), mreg.Logger(newFieldRecorder(logger.InfoLevel))).(*Registry)
-			defer reg.Close()
-			if err := reg.Register(microService("greeter", "g1", "10.0.0.1:9000")); err == nil || !strings.Contains(err.Error(), "microplugin.SnapshotPath") {
-				t.Errorf("Register = %v, want the error naming microplugin.SnapshotPath", err)
+			reg := NewRegistry(mreg.Addrs("127.0.0.1:1"), mreg.Logger(newRecorder(logger.InfoLevel)))
+			defer microplugin.Close(reg)
+			if err := reg.Register(microService("greeter", "g1", "10.0.0.1:9000")); err == nil || !strings.Contains(err.Error(), "etcdchain.SnapshotPath") {
+				t.Errorf("Register = %v, want the error naming etcdchain.SnapshotPath", err)
 			}
 			// Saying where, or that there is none, is enough.
-			none := NewRegistry(mreg.Addrs("127.0.0.1:1"), SnapshotPath("")).(*Registry)
-			defer none.Close()
-			if none.Chain() == nil {
+			none := NewRegistry(mreg.Addrs("127.0.0.1:1"), SnapshotPath(""))
+			defer microplugin.Close(none)
+			if Chain(none) == nil {
 				t.Error("with SnapshotPath(\"\"): no chain")
 			}
 		})
@@ -309,8 +292,8 @@ func TestDefaultSnapshotPathNeverShared(t *testing.T) {
 
 	// A snapshot path another user could change is refused, not skipped.
 	reg := NewRegistry(mreg.Addrs("127.0.0.1:1"), SnapshotPath(filepath.Join(shared, "planted.snapshot")),
-		mreg.Logger(newFieldRecorder(logger.InfoLevel))).(*Registry)
-	defer reg.Close()
+		mreg.Logger(newRecorder(logger.InfoLevel)))
+	defer microplugin.Close(reg)
 	if _, err := reg.GetService("greeter"); !errors.Is(err, file.ErrUnsafe) {
 		t.Errorf("GetService with a snapshot in a shared directory = %v, want file.ErrUnsafe", err)
 	}
@@ -319,7 +302,7 @@ func TestDefaultSnapshotPathNeverShared(t *testing.T) {
 // TestAuthHidden: the etcd password given to NewRegistry shows under no
 // fmt verb and in no slog handler.
 func TestAuthHidden(t *testing.T) {
-	reg := NewRegistry(mreg.Addrs("127.0.0.1:1"), Auth("app", "s3cret-pw"), SnapshotPath("")).(*Registry)
+	reg := NewRegistry(mreg.Addrs("127.0.0.1:1"), Auth("app", "s3cret-pw"), SnapshotPath("")).(*microplugin.Registry)
 	defer reg.Close()
 	testutil.NoSecret(t, "s3cret-pw", "*microplugin.Registry", reg)
 	testutil.NoSecret(t, "s3cret-pw", "microplugin options", reg.Options())

@@ -1,4 +1,4 @@
-package etcd
+package microplugin
 
 import (
 	"bytes"
@@ -10,44 +10,33 @@ import (
 	"github.com/regchain/regchain/registry"
 )
 
-// Codec selects how instances are stored in etcd.
-type Codec int
+// EtcdNamespace is the go-micro etcd plugin's key prefix: EtcdCodec's
+// namespace.
+const EtcdNamespace = "/micro/registry"
 
-const (
-	// CodecRegchain stores each instance as its JSON (registry.Marshal),
-	// the layout of Kratos' contrib etcd registry. It is the default.
-	CodecRegchain Codec = iota
-	// CodecMicro stores each instance the way the go-micro etcd plugin
-	// (github.com/go-micro/plugins/v4/registry/etcd) stores a node: key
-	// <Namespace>/<name>/<node id> with Namespace "/micro/registry" by
-	// default, value the JSON of a go-micro registry.Service holding that
-	// one node. Nodes registered by the plugin and by regchain see each
-	// other, so a go-micro fleet can move to regchain one node at a time.
-	// Records in the regchain layout under the same namespace are read too.
-	CodecMicro
-)
+// metadataKeyURLs holds an instance's endpoint URLs as a JSON array in a
+// go-micro record when they are not the single "<scheme>://<address>" a
+// go-micro node implies (a Kratos instance with several endpoints).
+const metadataKeyURLs = "regchain-endpoints"
 
-// MicroNamespace is the go-micro etcd plugin's key prefix, the default
-// Namespace with CodecMicro.
-const MicroNamespace = "/micro/registry"
-
-// Reserved instance metadata keys of CodecMicro, the same as package
-// microplugin's: they carry the go-micro service's metadata and RPC
-// endpoint descriptors as JSON, so that microplugin gives back the very
-// Service the plugin registered.
-const (
-	microKeyService   = "micro-service-metadata"
-	microKeyEndpoints = "micro-service-endpoints"
-	// microKeyURLs holds an instance's endpoint URLs as a JSON array when
-	// they are not the single "<transport>://<address>" a go-micro node
-	// implies (a Kratos instance with several endpoints).
-	microKeyURLs = "regchain-endpoints"
-	// microDefaultScheme is microplugin.DefaultScheme.
-	microDefaultScheme = "micro"
-)
+// EtcdCodec is the etcd adapter's Codec (etcd.Config.Codec) for the
+// go-micro etcd plugin's layout (github.com/go-micro/plugins/v4/registry/etcd):
+// key <Namespace>/<name>/<node id> with Namespace EtcdNamespace by default,
+// value the JSON of a go-micro registry.Service holding that one node, as
+// ToInstances and FromInstances map it. Nodes registered by the plugin and
+// by regchain see each other, so a go-micro fleet can move to regchain one
+// node at a time. Records in the default (Kratos) layout under the same
+// namespace are read too.
+//
+//	r, err := etcd.New(etcd.Config{Endpoints: eps, Codec: microplugin.EtcdCodec{}})
+//
+// etcdchain.NewRegistry uses it by default. EtcdCodec is safe for
+// concurrent use.
+type EtcdCodec struct{}
 
 // microService and microNode are the JSON of go-micro's registry.Service and
-// registry.Node; endpoint descriptors are kept as raw JSON.
+// registry.Node; endpoint descriptors are kept as raw JSON, so that a
+// record goes back byte for byte.
 type microService struct {
 	Name      string            `json:"name"`
 	Version   string            `json:"version"`
@@ -62,34 +51,18 @@ type microNode struct {
 	Metadata map[string]string `json:"metadata"`
 }
 
-// marshal encodes in with the registry's codec.
-func (r *Registry) marshal(in *registry.Instance) ([]byte, error) {
-	if r.codec == CodecMicro {
-		return marshalMicro(in)
-	}
-	return registry.Marshal(in)
-}
+// Namespace implements etcd.Codec: EtcdNamespace.
+func (EtcdCodec) Namespace() string { return EtcdNamespace }
 
-// unmarshal decodes a record with the registry's codec.
-func (r *Registry) unmarshal(data []byte) (*registry.Instance, error) {
-	if r.codec == CodecMicro {
-		return unmarshalMicro(data)
-	}
-	return registry.Unmarshal(data)
-}
-
-// nodeURL is the endpoint URL a go-micro node implies, as microplugin
-// builds it: the node's "transport" metadata (or "micro") and its address.
+// nodeURL is the endpoint URL a go-micro node implies (see ToInstances).
 func nodeURL(address string, md map[string]string) string {
-	scheme := md["transport"]
-	if _, err := url.Parse(scheme + "://x"); scheme == "" || err != nil || scheme[0] < 'a' || scheme[0] > 'z' {
-		scheme = microDefaultScheme
-	}
-	return scheme + "://" + address
+	return scheme(md["transport"]) + "://" + address
 }
 
-// marshalMicro encodes in as a go-micro service with one node.
-func marshalMicro(in *registry.Instance) ([]byte, error) {
+// Encode implements etcd.Codec: in as a go-micro service with one node.
+// The reserved keys MetadataKeyService and MetadataKeyEndpoints become the
+// service's metadata and endpoint descriptors again.
+func (EtcdCodec) Encode(in *registry.Instance) ([]byte, error) {
 	if err := registry.Validate(in); err != nil {
 		return nil, err
 	}
@@ -97,11 +70,11 @@ func marshalMicro(in *registry.Instance) ([]byte, error) {
 	node := &microNode{ID: in.ID, Metadata: map[string]string{}}
 	for k, v := range in.Metadata {
 		switch k {
-		case microKeyService:
+		case MetadataKeyService:
 			if err := json.Unmarshal([]byte(v), &svc.Metadata); err != nil {
 				return nil, fmt.Errorf("%w: metadata %s is not a JSON object: %s", registry.ErrInvalid, registry.Quote(k), registry.Quote(err.Error()))
 			}
-		case microKeyEndpoints:
+		case MetadataKeyEndpoints:
 			if !json.Valid([]byte(v)) {
 				return nil, fmt.Errorf("%w: metadata %s is not JSON", registry.ErrInvalid, registry.Quote(k))
 			}
@@ -115,7 +88,7 @@ func marshalMicro(in *registry.Instance) ([]byte, error) {
 	}
 	if len(in.Endpoints) != 1 || in.Endpoints[0] != nodeURL(node.Address, node.Metadata) {
 		urls, _ := json.Marshal(in.Endpoints)
-		node.Metadata[microKeyURLs] = string(urls)
+		node.Metadata[metadataKeyURLs] = string(urls)
 	}
 	if len(node.Metadata) == 0 {
 		node.Metadata = nil
@@ -124,9 +97,9 @@ func marshalMicro(in *registry.Instance) ([]byte, error) {
 	return json.Marshal(&svc)
 }
 
-// unmarshalMicro decodes a go-micro record (one node, as the plugin writes
-// them), or a regchain record.
-func unmarshalMicro(data []byte) (*registry.Instance, error) {
+// Decode implements etcd.Codec: a go-micro record (one node, as the
+// plugin writes them), or a record in the default layout.
+func (EtcdCodec) Decode(data []byte) (*registry.Instance, error) {
 	if len(data) > registry.MaxRecordSize {
 		return nil, fmt.Errorf("%w: record is %d bytes, more than %d", registry.ErrInvalid, len(data), registry.MaxRecordSize)
 	}
@@ -137,7 +110,7 @@ func unmarshalMicro(data []byte) (*registry.Instance, error) {
 		return nil, fmt.Errorf("%w: decode record: %s", registry.ErrInvalid, registry.Quote(err.Error()))
 	}
 	if probe.Nodes == nil {
-		return registry.Unmarshal(data) // a regchain record
+		return registry.Unmarshal(data) // a record in the default layout
 	}
 	var svc microService
 	if err := json.Unmarshal(data, &svc); err != nil {
@@ -152,24 +125,24 @@ func unmarshalMicro(data []byte) (*registry.Instance, error) {
 	if md == nil {
 		md = map[string]string{}
 	}
-	if raw, ok := md[microKeyURLs]; ok {
-		delete(md, microKeyURLs)
+	if raw, ok := md[metadataKeyURLs]; ok {
+		delete(md, metadataKeyURLs)
 		if err := json.Unmarshal([]byte(raw), &in.Endpoints); err != nil {
-			return nil, fmt.Errorf("%w: metadata %q: %s", registry.ErrInvalid, microKeyURLs, registry.Quote(err.Error()))
+			return nil, fmt.Errorf("%w: metadata %q: %s", registry.ErrInvalid, metadataKeyURLs, registry.Quote(err.Error()))
 		}
 	} else {
 		in.Endpoints = []string{nodeURL(node.Address, md)}
 	}
 	if svc.Metadata != nil {
 		b, _ := json.Marshal(svc.Metadata)
-		md[microKeyService] = string(b)
+		md[MetadataKeyService] = string(b)
 	}
 	if len(svc.Endpoints) > 0 && !bytes.Equal(svc.Endpoints, []byte("null")) {
 		var buf bytes.Buffer
 		if err := json.Compact(&buf, svc.Endpoints); err != nil {
 			return nil, fmt.Errorf("%w: endpoints: %w", registry.ErrInvalid, err)
 		}
-		md[microKeyEndpoints] = buf.String()
+		md[MetadataKeyEndpoints] = buf.String()
 	}
 	if len(md) > 0 {
 		in.Metadata = md
