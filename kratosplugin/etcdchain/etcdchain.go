@@ -1,4 +1,4 @@
-package kratosplugin
+package etcdchain
 
 import (
 	"context"
@@ -13,13 +13,14 @@ import (
 	"github.com/regchain/regchain/adapters/etcd"
 	"github.com/regchain/regchain/adapters/file"
 	"github.com/regchain/regchain/chain"
+	"github.com/regchain/regchain/kratosplugin"
 )
 
-// EtcdOption configures NewEtcd, in the style of Kratos' contrib etcd
-// registry options.
-type EtcdOption func(*etcdOptions)
+// Option configures New, in the style of Kratos' contrib etcd registry
+// options.
+type Option func(*options)
 
-type etcdOptions struct {
+type options struct {
 	ctx       context.Context
 	namespace string
 	ttl       time.Duration
@@ -31,41 +32,42 @@ type etcdOptions struct {
 
 // Context ends the registry (as Close does) when ctx is done, like the
 // contrib registry's Context option bounds its keepalives.
-func Context(ctx context.Context) EtcdOption { return func(o *etcdOptions) { o.ctx = ctx } }
+func Context(ctx context.Context) Option { return func(o *options) { o.ctx = ctx } }
 
 // Namespace sets the key prefix. If unset, "/microservices", the contrib
 // registry's default: both read each other's records.
-func Namespace(ns string) EtcdOption { return func(o *etcdOptions) { o.namespace = ns } }
+func Namespace(ns string) Option { return func(o *options) { o.namespace = ns } }
 
 // RegisterTTL sets the lease TTL. If unset, 15s, the contrib default.
-func RegisterTTL(ttl time.Duration) EtcdOption { return func(o *etcdOptions) { o.ttl = ttl } }
+func RegisterTTL(ttl time.Duration) Option { return func(o *options) { o.ttl = ttl } }
 
 // MaxRetry is accepted for source compatibility with the contrib registry
 // and has no effect: where the contrib registry gives up re-registering
 // after MaxRetry failed attempts, regchain keeps retrying (with capped
 // backoff) until Deregister or Close, so an instance always comes back
 // after a long etcd outage.
-func MaxRetry(n int) EtcdOption { return func(o *etcdOptions) { o.maxRetry = n } }
+func MaxRetry(n int) Option { return func(o *options) { o.maxRetry = n } }
 
 // Snapshot sets the chain's snapshot file: with it, discovery answers from
 // the last known state when etcd is down, even right after a restart. If
 // unset or "", no snapshot: the chain still serves what it saw in this
 // process.
-func Snapshot(path string) EtcdOption { return func(o *etcdOptions) { o.snapshot = path } }
+func Snapshot(path string) Option { return func(o *options) { o.snapshot = path } }
 
 // Logger sets the Kratos logger of the registry, the chain and the etcd
-// adapter (through SlogHandler). If unset, log.GetLogger().
-func Logger(l log.Logger) EtcdOption { return func(o *etcdOptions) { o.logger = l } }
+// adapter (through kratosplugin.SlogHandler). If unset, log.GetLogger().
+func Logger(l log.Logger) Option { return func(o *options) { o.logger = l } }
 
-// ChainOptions adds options of the chain NewEtcd builds.
-func ChainOptions(opts ...chain.Option) EtcdOption {
-	return func(o *etcdOptions) { o.chain = append(o.chain, opts...) }
+// ChainOptions adds options of the chain New builds.
+func ChainOptions(opts ...chain.Option) Option {
+	return func(o *options) { o.chain = append(o.chain, opts...) }
 }
 
-// EtcdRegistry is what NewEtcd returns: a Registry (Kratos' Registrar and
-// Discovery) over a chain it owns. Close it at shutdown, after the app.
-type EtcdRegistry struct {
-	*Registry
+// Registry is what New returns: a kratosplugin.Registry (Kratos'
+// Registrar and Discovery) over a chain it owns. Close it at shutdown,
+// after the app.
+type Registry struct {
+	*kratosplugin.Registry
 	// Chain is the chain, for Status and the operator switch.
 	Chain *chain.Chain
 	store *file.Store
@@ -74,31 +76,31 @@ type EtcdRegistry struct {
 	err   error
 }
 
-// NewEtcd is the constructor Kratos users know from the contrib etcd
+// New is the constructor Kratos users know from the contrib etcd
 // registry, New(client, opts...): it returns a Kratos registry over a
 // regchain chain of that etcd client (with the contrib layout, so contrib
 // and regchain apps see each other) and, with Snapshot, a snapshot file.
 // The client stays the caller's. It fails only when the snapshot file
 // cannot be opened.
 //
-//	r, err := kratosplugin.NewEtcd(client, kratosplugin.Snapshot("/var/lib/app/registry.snapshot"))
+//	r, err := etcdchain.New(client, etcdchain.Snapshot("/var/lib/app/registry.snapshot"))
 //	app := kratos.New(kratos.Registrar(r))
 //	conn, err := grpc.DialInsecure(ctx, grpc.WithEndpoint("discovery:///greeter"), grpc.WithDiscovery(r))
-func NewEtcd(client *clientv3.Client, opts ...EtcdOption) (*EtcdRegistry, error) {
-	var o etcdOptions
+func New(client *clientv3.Client, opts ...Option) (*Registry, error) {
+	var o options
 	for _, opt := range opts {
 		opt(&o)
 	}
 	if o.logger == nil {
 		o.logger = log.GetLogger()
 	}
-	sl := slog.New(SlogHandler(log.With(o.logger, "module", "regchain")))
+	sl := slog.New(kratosplugin.SlogHandler(log.With(o.logger, "module", "regchain")))
 	backend, err := etcd.New(etcd.Config{Client: client, Namespace: o.namespace, TTL: o.ttl, Logger: sl})
 	if err != nil {
 		return nil, err
 	}
 	copts := []chain.Option{chain.WithLogger(sl), chain.WithOwnTiers(true)}
-	out := &EtcdRegistry{}
+	out := &Registry{}
 	if o.snapshot != "" {
 		st, err := file.OpenStore(o.snapshot, file.Config{Logger: sl})
 		if err != nil {
@@ -117,7 +119,7 @@ func NewEtcd(client *clientv3.Client, opts ...EtcdOption) (*EtcdRegistry, error)
 		return nil, err
 	}
 	out.Chain = c
-	out.Registry = New(c, WithLogger(o.logger))
+	out.Registry = kratosplugin.New(c, kratosplugin.WithLogger(o.logger))
 	if o.ctx != nil {
 		out.stop = context.AfterFunc(o.ctx, func() { out.closeAll() })
 	}
@@ -126,14 +128,14 @@ func NewEtcd(client *clientv3.Client, opts ...EtcdOption) (*EtcdRegistry, error)
 
 // Close closes the chain, the adapter and the snapshot; the etcd client
 // stays open. It is idempotent.
-func (r *EtcdRegistry) Close() error {
+func (r *Registry) Close() error {
 	if r.stop != nil {
 		r.stop()
 	}
 	return r.closeAll()
 }
 
-func (r *EtcdRegistry) closeAll() error {
+func (r *Registry) closeAll() error {
 	r.once.Do(func() {
 		r.err = r.Chain.Close()
 		if r.store != nil {

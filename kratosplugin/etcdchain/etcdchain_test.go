@@ -1,61 +1,26 @@
-package kratosplugin
+package etcdchain
 
 import (
 	"context"
 	"errors"
 	"fmt"
-	"log/slog"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
-	"github.com/go-kratos/kratos/v2/log"
 	kratosregistry "github.com/go-kratos/kratos/v2/registry"
 	clientv3 "go.etcd.io/etcd/client/v3"
+	"go.uber.org/goleak"
 	"go.uber.org/zap"
 
 	"github.com/regchain/regchain/embedetcd/etcdtest"
+	"github.com/regchain/regchain/internal/testsupport/kratostest"
 	"github.com/regchain/regchain/internal/testsupport/testutil"
 	"github.com/regchain/regchain/registry"
 )
 
-// kvLogger is a Kratos logger keeping each line as "LEVEL k=v ...".
-type kvLogger struct {
-	mu    sync.Mutex
-	lines []string
-}
-
-func (l *kvLogger) Log(level log.Level, kv ...any) error {
-	var b strings.Builder
-	b.WriteString(level.String())
-	for i := 0; i+1 < len(kv); i += 2 {
-		fmt.Fprintf(&b, " %v=%v", kv[i], kv[i+1])
-	}
-	l.mu.Lock()
-	l.lines = append(l.lines, b.String())
-	l.mu.Unlock()
-	return nil
-}
-
-func (l *kvLogger) all() []string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return append([]string(nil), l.lines...)
-}
-
-func TestSlogHandlerToKratos(t *testing.T) {
-	var kl kvLogger
-	sl := slog.New(SlogHandler(&kl)).With("registry", "etcd").WithGroup("g")
-	sl.Warn("lease lost", "key", "/a/b", "error", errors.New("boom"))
-	sl.Debug("detail")
-	got := kl.all()
-	want := []string{"WARN msg=lease lost registry=etcd g.key=/a/b g.error=boom", "DEBUG msg=detail registry=etcd"}
-	if len(got) != 2 || got[0] != want[0] || got[1] != want[1] {
-		t.Errorf("lines\n got %q\nwant %q", got, want)
-	}
-}
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 
 func contribClient(t *testing.T, endpoint string) *clientv3.Client {
 	t.Helper()
@@ -67,16 +32,16 @@ func contribClient(t *testing.T, endpoint string) *clientv3.Client {
 	return cli
 }
 
-// NewEtcd as Kratos users write it: a client and contrib-style options;
+// New as Kratos users write it: a client and contrib-style options;
 // registration lands in the contrib layout, discovery works, the chain's
 // logs reach the Kratos logger, Context ends it.
-func TestNewEtcd(t *testing.T) {
+func TestNew(t *testing.T) {
 	srv := etcdtest.Start(t)
 	cli := contribClient(t, srv.Endpoint())
-	var kl kvLogger
+	var kl kratostest.Logger
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	r, err := NewEtcd(cli, Context(ctx), Namespace("/kratos-contrib-test"), RegisterTTL(3*time.Second), MaxRetry(5),
+	r, err := New(cli, Context(ctx), Namespace("/kratos-contrib-test"), RegisterTTL(3*time.Second), MaxRetry(5),
 		Snapshot(filepath.Join(t.TempDir(), "snap.db")), Logger(&kl))
 	if err != nil {
 		t.Fatal(err)
@@ -107,13 +72,13 @@ func TestNewEtcd(t *testing.T) {
 	}
 	// The chain logs through the Kratos logger (here: its start-up line).
 	found := false
-	for _, l := range kl.all() {
+	for _, l := range kl.Lines() {
 		if strings.Contains(l, "module=regchain") && strings.Contains(l, "msg=chain:") {
 			found = true
 		}
 	}
 	if !found {
-		t.Errorf("no chain log line in the Kratos logger: %q", kl.all())
+		t.Errorf("no chain log line in the Kratos logger: %q", kl.Lines())
 	}
 	cancel()
 	testutil.WaitFor(t, 10*time.Second, "closed by Context", testutil.Until(func() bool {
