@@ -21,9 +21,7 @@ import (
 func TestMergeFirstReadIsTheUnion(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		ctx := context.Background()
-		mems, tiers := memTiers(2)
-		c := newChain(t, tiers, chain.WithReadPolicy(chain.Merge))
-		defer c.Close()
+		mems, c := memChain(t, 2, chain.WithReadPolicy(chain.Merge))
 		const n = 20
 		for i := range n {
 			svc := fmt.Sprintf("svc%d", i)
@@ -55,7 +53,6 @@ func TestFirstReadTierKnownDown(t *testing.T) {
 		mems[0].Register(ctx, inst("svc", "a", 9001))
 		mems[0].SetAvailable(false)
 		c := newChain(t, tiers, append(fastHealth, chain.WithSnapshot(newMemStore()))...)
-		defer c.Close()
 		time.Sleep(3 * time.Second) // the probes open the circuit
 		synctest.Wait()
 		if st := c.Status(); st.Tiers[0].Up {
@@ -72,7 +69,6 @@ func TestFirstReadTierKnownDown(t *testing.T) {
 			}
 		}
 		p := startPump(t, c, "svc")
-		defer p.w.Stop()
 		synctest.Wait()
 		if got := p.results(); len(got) != 1 || !errors.Is(got[0].err, registry.ErrUnavailable) {
 			t.Fatalf("a new watcher got %s; want the error once", describePumped(got))
@@ -96,7 +92,6 @@ func TestFreezeKeepsHeldDrop(t *testing.T) {
 			mems[0].Register(ctx, inst("svc", id, 9001))
 		}
 		c := newChain(t, tiers, append(fastHealth, chain.WithGuard(chain.Guard{Window: 20 * time.Second}))...)
-		defer c.Close()
 		mustGet(t, c, "svc", "a", "b", "c", "d")
 		for _, id := range []string{"a", "b", "c", "d"} {
 			mems[0].Deregister(ctx, &registry.Instance{Name: "svc", ID: id})
@@ -148,14 +143,11 @@ func TestHeldDropServesArrivals(t *testing.T) {
 			old = append(old, inst("svc", id, 9000+i))
 			want = append(want, id)
 		}
-		store := newMemStore()
-		store.SaveSnapshot(ctx, []*registry.Update{{Service: "svc", Instances: old, Source: "tier1", Time: time.Now().Add(-time.Hour)}})
+		store := storeWith("svc", "tier1", time.Now().Add(-time.Hour), old...)
 		mems, tiers := memTiers(1)
 		mems[0].Register(ctx, inst("svc", "own", 9100))
 		c := newChain(t, tiers, chain.WithSnapshot(store))
-		defer c.Close()
 		p := startPump(t, c, "svc")
-		defer p.w.Stop()
 		synctest.Wait()
 		got := p.expect(t, "tier1+snapshot", append(want, "own")...)
 		if got[0].Source != chain.SnapshotSource {

@@ -4,9 +4,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"runtime"
 	"testing"
 	"testing/synctest"
 	"time"
+
+	"github.com/regchain/regchain/internal/testsupport/testutil"
 
 	"github.com/regchain/regchain/chain"
 	"github.com/regchain/regchain/registry"
@@ -20,7 +23,6 @@ func TestIdleServicesForgotten(t *testing.T) {
 		mems, tiers := memTiers(1)
 		mems[0].Register(ctx, inst("svc", "a1", 9001))
 		c := newChain(t, tiers, chain.WithIdleTimeout(time.Minute))
-		defer c.Close()
 		mustGet(t, c, "svc", "a1")
 		time.Sleep(30 * time.Second)
 		mustGet(t, c, "svc", "a1") // used: stays
@@ -36,8 +38,7 @@ func TestIdleServicesForgotten(t *testing.T) {
 		}
 		mustGet(t, c, "svc", "a1")
 		// A watched service is never idle.
-		p := startPump(t, c, "svc")
-		defer p.w.Stop()
+		startPump(t, c, "svc")
 		time.Sleep(10 * time.Minute)
 		synctest.Wait()
 		if n := len(c.Status().Services); n != 1 {
@@ -56,7 +57,6 @@ func TestMaxServices(t *testing.T) {
 			mems[0].Register(ctx, inst(fmt.Sprintf("s%d", i), "a", 9001))
 		}
 		c := newChain(t, tiers, chain.WithMaxServices(3))
-		defer c.Close()
 		for i := range 5 {
 			mustGet(t, c, fmt.Sprintf("s%d", i), "a")
 			time.Sleep(time.Second)
@@ -78,4 +78,45 @@ func TestMaxServices(t *testing.T) {
 			t.Errorf("GetService over a cap of watched services = %v, want ErrUnavailable", err)
 		}
 	})
+}
+
+// TestUnknownNamesForgotten: reads of names that exist nowhere do not
+// leave services watched: they are answered from the negative cache for
+// a moment, then forgotten (issue 11, item 5).
+func TestUnknownNamesForgotten(t *testing.T) {
+	e := etcdTier(t, shared.Server(t), namespace())
+	c, err := chain.New([]chain.Tier{{Name: "etcd", Registry: e}}, realOpts(chain.WithNegativeTTL(time.Second))...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	ctx := context.Background()
+	mustGet(t, c, "warmup") // tier watch machinery started
+	testutil.WaitFor(t, 10*time.Second, "warmup forgotten", func() string {
+		if n := len(c.Status().Services); n != 0 {
+			return fmt.Sprintf("%d services", n)
+		}
+		return ""
+	})
+	before := runtime.NumGoroutine()
+	for i := range 1000 {
+		if _, err := c.GetService(ctx, fmt.Sprintf("nosuch-%d", i)); !errors.Is(err, registry.ErrNotFound) {
+			t.Fatalf("GetService(nosuch-%d) = %v, want ErrNotFound", i, err)
+		}
+	}
+	peakSvcs, peakG := len(c.Status().Services), runtime.NumGoroutine()
+	testutil.WaitFor(t, 20*time.Second, "the absent names forgotten", func() string {
+		if n := len(c.Status().Services); n != 0 {
+			return fmt.Sprintf("%d services still kept", n)
+		}
+		return ""
+	})
+	testutil.WaitFor(t, 20*time.Second, "goroutines back", func() string {
+		if g := runtime.NumGoroutine(); g > before+5 {
+			return fmt.Sprintf("%d goroutines, %d before", g, before)
+		}
+		return ""
+	})
+	t.Logf("1,000 unknown names: %d services and %+d goroutines right after, 0 services and %+d goroutines after the negative TTL (1s)",
+		peakSvcs, peakG-before, runtime.NumGoroutine()-before)
 }
