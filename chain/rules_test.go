@@ -11,6 +11,7 @@ import (
 
 	"github.com/regchain/regchain/chain"
 	"github.com/regchain/regchain/registry"
+	"github.com/regchain/regchain/registry/registrytest"
 )
 
 // Rules of chain/doc.go that the first read, Freeze and the guard keep,
@@ -144,10 +145,13 @@ func TestHeldDropServesArrivals(t *testing.T) {
 			want = append(want, id)
 		}
 		store := storeWith("svc", "tier1", time.Now().Add(-time.Hour), old...)
-		mems, tiers := memTiers(1)
-		mems[0].Register(ctx, inst("svc", "own", 9100))
-		c := newChain(t, tiers, chain.WithSnapshot(store))
+		m := registrytest.NewMemoryNamed("m")
+		m.Register(ctx, inst("svc", "own", 9100))
+		// The tier's watch answers after the reader's Watch, so that the
+		// reader sees where it starts from.
+		c := newChain(t, []chain.Tier{{Name: "tier1", Registry: lagWatch{m, 50 * time.Millisecond}}}, chain.WithSnapshot(store))
 		p := startPump(t, c, "svc")
+		time.Sleep(time.Second)
 		synctest.Wait()
 		got := p.expect(t, "tier1+snapshot", append(want, "own")...)
 		if got[0].Source != chain.SnapshotSource {
