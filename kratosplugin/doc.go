@@ -145,4 +145,15 @@
 //   - Service names must pass registry.ValidateName (letters, digits, '.',
 //     '_', '-', ':'); Register and Watch reject others with
 //     registry.ErrInvalid.
+//
+// # Files
+//
+//   - registry.go: Registry, New, Register, GetService, Watch.
+//   - readcache.go: a state's conversion, made once per state and shared
+//     by reads.
+//   - convert.go: ToInstance and FromInstance.
+//   - watcher.go: the watcher Watch returns.
+//   - selector.go, retry.go: the Kratos selector (nearest answering
+//     instances) and the retry middleware.
+//   - slog.go: SlogHandler.
 package kratosplugin
