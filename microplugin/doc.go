@@ -48,11 +48,12 @@
 //
 // # Reads
 //
-// Over the chain (a registry.Deriver), GetService converts the instances
-// to go-micro Services once per state, kept in the chain's state itself;
-// over another registry.SharedReader, once per state too, recognised by
-// the identity of the shared Instances, which never change once published,
-// or else by equal content. Every read hands out a copy of that
+// Over the chain (a registry.Deriver, as is a chain wrapped by
+// locality.Wrap), GetService converts the instances to go-micro Services
+// once per state, kept in the chain's state itself; over another
+// registry.SharedReader, once per state too (a registry.Memo), recognised
+// by the identity of the shared Instances, which never change once
+// published, or else by equal content. Every read hands out a copy of that
 // conversion with the copy semantics of go-micro's own registry/cache
 // (util.Copy): the Services, Nodes and Endpoints are new structs in new
 // slices, the caller's to modify or append to; their Metadata maps and
