@@ -56,6 +56,9 @@ const MicroNamespace = "/micro/registry"
 
 // marshal encodes in with the registry's codec.
 func (r *Registry) marshal(in *registry.Instance) ([]byte, error) {
+	if !r.readsMicro() {
+		return registry.Marshal(in)
+	}
 	if err := registry.Validate(in); err != nil {
 		return nil, err
 	}
@@ -86,6 +89,7 @@ func (r *Registry) unmarshal(data []byte) (*registry.Instance, error) {
 }
 
 // readsMicro reports whether the registry's codec reads the go-micro
-// plugin's records: any codec but the default is taken to, so that a
-// go-micro record it cannot decode is logged as malformed.
-func (r *Registry) readsMicro() bool { return r.codec != Codec(KratosCodec{}) }
+// plugin's records: any codec but the default (KratosCodec, or none) is
+// taken to, so that a go-micro record it cannot decode is logged as
+// malformed.
+func (r *Registry) readsMicro() bool { return r.codec != nil && r.codec != Codec(KratosCodec{}) }
