@@ -8,7 +8,7 @@ import (
 	"testing"
 
 	"github.com/regchain/regchain/admin"
-	"github.com/regchain/regchain/internal/testutil"
+	"github.com/regchain/regchain/internal/testsupport/testutil"
 )
 
 // FuzzHandler sends the admin handler arbitrary requests (method, path

@@ -13,7 +13,7 @@ import (
 
 	"github.com/regchain/regchain/admin"
 	"github.com/regchain/regchain/chain"
-	"github.com/regchain/regchain/internal/testutil"
+	"github.com/regchain/regchain/internal/testsupport/testutil"
 )
 
 // do sends a request to h mounted at /admin/ and returns the status code and

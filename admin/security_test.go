@@ -13,7 +13,7 @@ import (
 	"testing"
 
 	"github.com/regchain/regchain/admin"
-	"github.com/regchain/regchain/internal/testutil"
+	"github.com/regchain/regchain/internal/testsupport/testutil"
 )
 
 // logBuffer is a slog sink safe for concurrent use.

@@ -230,17 +230,6 @@ func (in *decideIn) late(i int) bool {
 	return in.pending(i) && t.watched && in.now.Sub(t.since) >= in.limit()
 }
 
-// waiting reports whether some tier's first state is on its way and not
-// late.
-func (in *decideIn) waiting() bool {
-	for i := range in.tiers {
-		if in.pending(i) && !in.late(i) {
-			return true
-		}
-	}
-	return false
-}
-
 // onItsWay reports whether some tier's first state may still come within
 // the call timeout: until then a first read waits for it, even past the
 // hedge delay (when no lower tier and no snapshot can answer instead).

@@ -309,7 +309,7 @@
 //     watches, its held drop's confirming re-reads.
 //   - tierwatch.go: watching a tier (per service, discovery, and the pump
 //     that reads the tiers' watchers on the loop).
-//   - read.go, derive.go: reads (GetService, Lookup, View, Answer, Derive).
+//   - read.go: reads (GetService, Lookup, View, Answer, Derive).
 //   - list.go: ListServices.
 //   - watch.go: Watch and the watch-all feeds.
 //   - writes.go, registrations.go, regtiers.go, drain.go: the chain's own

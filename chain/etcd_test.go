@@ -19,7 +19,7 @@ import (
 	"github.com/regchain/regchain/chain"
 	"github.com/regchain/regchain/embedetcd"
 	"github.com/regchain/regchain/embedetcd/etcdtest"
-	"github.com/regchain/regchain/internal/testutil"
+	"github.com/regchain/regchain/internal/testsupport/testutil"
 	"github.com/regchain/regchain/registry"
 	"github.com/regchain/regchain/registry/registrytest"
 )

@@ -64,15 +64,12 @@ var fastHealth = []chain.Option{
 func TestFailoverFailbackReplay(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		ctx := context.Background()
-		mems, tiers := memTiers(2)
-		c := newChain(t, tiers, fastHealth...)
-		defer c.Close()
+		mems, c := memChain(t, 2, fastHealth...)
 		a1, a2 := inst("svc", "a1", 9001), inst("svc", "a2", 9002)
 		if err := c.Register(ctx, a1); err != nil {
 			t.Fatal(err)
 		}
 		p := startPump(t, c, "svc")
-		defer p.w.Stop()
 		synctest.Wait()
 		p.expect(t, "tier1", "a1")
 		mustGet(t, c, "svc", "a1")
@@ -149,14 +146,11 @@ func TestFailoverFailbackReplay(t *testing.T) {
 func TestFlappingTier(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		ctx := context.Background()
-		mems, tiers := memTiers(2)
-		c := newChain(t, tiers, chain.WithProbeInterval(300*time.Millisecond), chain.WithFailbackAfter(5*time.Second))
-		defer c.Close()
+		mems, c := memChain(t, 2, chain.WithProbeInterval(300*time.Millisecond), chain.WithFailbackAfter(5*time.Second))
 		if err := c.Register(ctx, inst("svc", "a1", 9001)); err != nil {
 			t.Fatal(err)
 		}
 		p := startPump(t, c, "svc")
-		defer p.w.Stop()
 		synctest.Wait()
 		p.expect(t, "tier1", "a1")
 		for i := range 60 {
@@ -184,9 +178,7 @@ func TestFlappingTier(t *testing.T) {
 // tier is down and the registration is replayed when they come back.
 func TestAllDownRegisterPending(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		mems, tiers := memTiers(2)
-		c := newChain(t, tiers, fastHealth...)
-		defer c.Close()
+		mems, c := memChain(t, 2, fastHealth...)
 		for _, m := range mems {
 			m.SetAvailable(false)
 		}
@@ -220,9 +212,7 @@ func TestAllDownRegisterPending(t *testing.T) {
 // accepts and leaves nothing pending.
 func TestStrictRegister(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		mems, tiers := memTiers(1)
-		c := newChain(t, tiers, chain.WithStrictRegister(true))
-		defer c.Close()
+		mems, c := memChain(t, 1, chain.WithStrictRegister(true))
 		mems[0].SetAvailable(false)
 		time.Sleep(3 * time.Second)
 		err := c.Register(context.Background(), inst("svc", "a1", 9001))
@@ -247,9 +237,7 @@ func TestStrictRegister(t *testing.T) {
 func TestDeregisterWhileDown(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		ctx := context.Background()
-		mems, tiers := memTiers(2)
-		c := newChain(t, tiers, fastHealth...)
-		defer c.Close()
+		mems, c := memChain(t, 2, fastHealth...)
 		a1 := inst("svc", "a1", 9001)
 		if err := c.Register(ctx, a1); err != nil {
 			t.Fatal(err)
@@ -276,21 +264,13 @@ func TestDeregisterWhileDown(t *testing.T) {
 func TestSnapshotStartup(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		ctx := context.Background()
-		store := newMemStore()
 		confirmed := time.Now().Add(-time.Hour)
-		store.SaveSnapshot(ctx, []*registry.Update{{
-			Service:   "svc",
-			Instances: []*registry.Instance{inst("svc", "a1", 9001), inst("svc", "a2", 9002), inst("svc", "a3", 9003)},
-			Source:    "tier1",
-			Time:      confirmed,
-		}})
+		store := storeWith("svc", "tier1", confirmed, inst("svc", "a1", 9001), inst("svc", "a2", 9002), inst("svc", "a3", 9003))
 		mems, tiers := memTiers(1)
 		mems[0].SetAvailable(false)
 		c := newChain(t, tiers, chain.WithSnapshot(store))
-		defer c.Close()
 		mustGet(t, c, "svc", "a1", "a2", "a3")
 		p := startPump(t, c, "svc")
-		defer p.w.Stop()
 		synctest.Wait()
 		ups := p.expect(t, chain.SnapshotSource, "a1", "a2", "a3")
 		if got := ups[0].Time; !got.Equal(confirmed) {
@@ -322,14 +302,10 @@ func TestSnapshotStartup(t *testing.T) {
 func TestSnapshotMaxAge(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		ctx := context.Background()
-		store := newMemStore()
-		store.SaveSnapshot(ctx, []*registry.Update{{
-			Service: "svc", Instances: []*registry.Instance{inst("svc", "a1", 9001)}, Source: "tier1", Time: time.Now().Add(-2 * time.Hour),
-		}})
+		store := storeWith("svc", "tier1", time.Now().Add(-2*time.Hour), inst("svc", "a1", 9001))
 		mems, tiers := memTiers(1)
 		mems[0].SetAvailable(false)
 		c := newChain(t, tiers, chain.WithSnapshot(store), chain.WithSnapshotMaxAge(time.Hour))
-		defer c.Close()
 		time.Sleep(3 * time.Second) // the tier is found down
 		_, err := c.GetService(ctx, "svc")
 		if !errors.Is(err, registry.ErrUnavailable) {
@@ -344,14 +320,11 @@ func TestAllDownSnapshot(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		ctx := context.Background()
 		store := newMemStore()
-		mems, tiers := memTiers(2)
-		c := newChain(t, tiers, append(fastHealth, chain.WithSnapshot(store))...)
-		defer c.Close()
+		mems, c := memChain(t, 2, append(fastHealth, chain.WithSnapshot(store))...)
 		if err := c.Register(ctx, inst("svc", "a1", 9001)); err != nil {
 			t.Fatal(err)
 		}
 		p := startPump(t, c, "svc")
-		defer p.w.Stop()
 		time.Sleep(5 * time.Second)
 		synctest.Wait()
 		p.expect(t, "tier1", "a1")
@@ -388,11 +361,8 @@ func TestSnapshotDebounce(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		ctx := context.Background()
 		store := newMemStore()
-		_, tiers := memTiers(1)
-		c := newChain(t, tiers, chain.WithSnapshot(store))
-		defer c.Close()
-		p := startPump(t, c, "svc")
-		defer p.w.Stop()
+		_, c := memChain(t, 1, chain.WithSnapshot(store))
+		startPump(t, c, "svc") // keeps the service watched
 		start := time.Now()
 		const churn = 5 * time.Second
 		for i := 0; time.Since(start) < churn; i++ {
@@ -421,14 +391,11 @@ func TestSnapshotDebounce(t *testing.T) {
 func TestFreeze(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		ctx := context.Background()
-		mems, tiers := memTiers(1)
-		c := newChain(t, tiers)
-		defer c.Close()
+		mems, c := memChain(t, 1)
 		if err := c.Register(ctx, inst("svc", "a1", 9001)); err != nil {
 			t.Fatal(err)
 		}
 		p := startPump(t, c, "svc")
-		defer p.w.Stop()
 		synctest.Wait()
 		p.expect(t, "tier1", "a1")
 		c.Freeze(true)
@@ -453,15 +420,12 @@ func TestFreeze(t *testing.T) {
 func TestMerge(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		ctx := context.Background()
-		mems, tiers := memTiers(2)
-		c := newChain(t, tiers, append(fastHealth, chain.WithReadPolicy(chain.Merge))...)
-		defer c.Close()
+		mems, c := memChain(t, 2, append(fastHealth, chain.WithReadPolicy(chain.Merge))...)
 		mems[0].Register(ctx, inst("svc", "old1", 9001))
 		mems[0].Register(ctx, inst("svc", "both", 9003))
 		mems[1].Register(ctx, inst("svc", "new1", 9002))
 		mems[1].Register(ctx, inst("svc", "both", 9003))
 		p := startPump(t, c, "svc")
-		defer p.w.Stop()
 		synctest.Wait()
 		p.expect(t, "tier1+tier2", "both", "new1", "old1")
 		mems[0].SetAvailable(false)
@@ -495,7 +459,6 @@ func TestProbeShim(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		m := registrytest.NewMemoryNamed("m")
 		c := newChain(t, []chain.Tier{{Name: "only", Registry: noPing{m}}}, fastHealth...)
-		defer c.Close()
 		m.SetAvailable(false)
 		time.Sleep(3 * time.Second)
 		if tierStatus(c, "only").Up {
@@ -555,16 +518,40 @@ func TestReadOnlyTier(t *testing.T) {
 		mems, tiers := memTiers(2)
 		tiers[1].ReadOnly = true
 		c := newChain(t, tiers)
-		defer c.Close()
 		if err := c.Register(ctx, inst("svc", "a1", 9001)); err != nil {
 			t.Fatal(err)
 		}
 		mustGet(t, mems[0], "svc", "a1")
 		mustGet(t, mems[1], "svc")
 		c2 := newChain(t, []chain.Tier{{Name: "ro", Registry: mems[1], ReadOnly: true}})
-		defer c2.Close()
 		if err := c2.Register(ctx, inst("svc", "a1", 9001)); !errors.Is(err, registry.ErrInvalid) {
 			t.Errorf("Register on an all-read-only chain = %v, want ErrInvalid", err)
+		}
+	})
+}
+
+// TestOpenCircuitSkipped: while a tier's circuit is open, reads of new
+// services do not call it and answer from the next tier at once.
+func TestOpenCircuitSkipped(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		ctx := context.Background()
+		ft := &flaky{Memory: registrytest.NewMemoryNamed("f")}
+		m2 := registrytest.NewMemoryNamed("m2")
+		m2.Register(ctx, inst("svc", "b1", 9001))
+		c := newChain(t, []chain.Tier{{Name: "tier1", Registry: ft}, {Name: "tier2", Registry: m2}}, fastHealth...)
+		ft.SetAvailable(false)
+		time.Sleep(3 * time.Second)
+		if tierStatus(c, "tier1").Up {
+			t.Fatal("tier1 circuit still closed")
+		}
+		_, before := ft.calls()
+		start := time.Now()
+		mustGet(t, c, "svc", "b1")
+		if d := time.Since(start); d != 0 {
+			t.Errorf("read took %v of (fake) time with tier1 down, want none", d)
+		}
+		if _, after := ft.calls(); after != before {
+			t.Errorf("tier1 got %d GetService calls while its circuit was open", after-before)
 		}
 	})
 }

@@ -2,9 +2,15 @@ package chain_test
 
 import (
 	"context"
+	"fmt"
 	"testing"
 	"testing/synctest"
 	"time"
+
+	clientv3 "go.etcd.io/etcd/client/v3"
+	"go.uber.org/zap"
+
+	"github.com/regchain/regchain/internal/testsupport/testutil"
 
 	"github.com/regchain/regchain/chain"
 	"github.com/regchain/regchain/registry"
@@ -16,13 +22,10 @@ import (
 func TestGuardConfirmed(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		ctx := context.Background()
-		mems, tiers := memTiers(2)
-		c := newChain(t, tiers, append(fastHealth, chain.WithGuard(chain.Guard{Window: 8 * time.Second}))...)
-		defer c.Close()
+		mems, c := memChain(t, 2, append(fastHealth, chain.WithGuard(chain.Guard{Window: 8 * time.Second}))...)
 		// Registered in tier 1 only, by someone else.
 		mems[0].Register(ctx, inst("svc", "x1", 9001))
 		p := startPump(t, c, "svc")
-		defer p.w.Stop()
 		synctest.Wait()
 		p.expect(t, "tier1", "x1")
 		time.Sleep(time.Minute) // steady
@@ -55,12 +58,9 @@ func TestGuardConfirmed(t *testing.T) {
 func TestNoAuthorityNoAnswer(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		ctx := context.Background()
-		mems, tiers := memTiers(2)
-		c := newChain(t, tiers, fastHealth...)
-		defer c.Close()
+		mems, c := memChain(t, 2, fastHealth...)
 		mems[0].Register(ctx, inst("svc", "x1", 9001))
 		p := startPump(t, c, "svc")
-		defer p.w.Stop()
 		synctest.Wait()
 		p.expect(t, "tier1", "x1")
 		mems[0].SetAvailable(false)
@@ -91,14 +91,11 @@ func TestNoAuthorityNoAnswer(t *testing.T) {
 func TestGuardDiscarded(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		ctx := context.Background()
-		mems, tiers := memTiers(1)
-		c := newChain(t, tiers, fastHealth...)
-		defer c.Close()
+		mems, c := memChain(t, 1, fastHealth...)
 		if err := c.Register(ctx, inst("svc", "a1", 9001)); err != nil {
 			t.Fatal(err)
 		}
 		p := startPump(t, c, "svc")
-		defer p.w.Stop()
 		mems[0].SetAvailable(false)
 		time.Sleep(3 * time.Second)
 		mems[0].SetAvailable(true)
@@ -130,15 +127,12 @@ func TestGuardDiscarded(t *testing.T) {
 func TestGuardSteadyTier(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		ctx := context.Background()
-		_, tiers := memTiers(1)
-		c := newChain(t, tiers)
-		defer c.Close()
+		_, c := memChain(t, 1)
 		a1 := inst("svc", "a1", 9001)
 		if err := c.Register(ctx, a1); err != nil {
 			t.Fatal(err)
 		}
 		p := startPump(t, c, "svc")
-		defer p.w.Stop()
 		synctest.Wait()
 		p.expect(t, "tier1", "a1")
 		if err := c.Deregister(ctx, a1); err != nil {
@@ -155,15 +149,12 @@ func TestGuardSteadyTier(t *testing.T) {
 func TestGuardMassRemoval(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		ctx := context.Background()
-		mems, tiers := memTiers(2)
-		c := newChain(t, tiers, fastHealth...)
-		defer c.Close()
+		mems, c := memChain(t, 2, fastHealth...)
 		for i, id := range []string{"a", "b", "c", "d"} {
 			mems[0].Register(ctx, inst("svc", id, 9000+i))
 		}
 		mems[1].Register(ctx, inst("svc", "a", 9000))
 		p := startPump(t, c, "svc")
-		defer p.w.Stop()
 		synctest.Wait()
 		p.expect(t, "tier1", "a", "b", "c", "d")
 		mems[0].SetAvailable(false)
@@ -175,5 +166,102 @@ func TestGuardMassRemoval(t *testing.T) {
 		time.Sleep(60 * time.Second)
 		synctest.Wait()
 		p.expect(t, "tier2", "a")
+	})
+}
+
+// TestFastRegistryRestartHeld: a registry that loses every registration
+// of a service and gets them back from its providers within a second (a
+// fast restart, a wipe) never shows readers an empty list (issue 11,
+// item 7).
+func TestFastRegistryRestartHeld(t *testing.T) {
+	srv := shared.Server(t)
+	ns := namespace()
+	cli, err := clientv3.New(clientv3.Config{Endpoints: []string{srv.Endpoint()}, DialTimeout: 2 * time.Second, Logger: zap.NewNop()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cli.Close() })
+	put := func() {
+		for i := range 5 {
+			kratosRegister(t, cli, ns, kratosInstance{ID: fmt.Sprintf("k%d", i), Name: "app", Version: "v1",
+				Endpoints: []string{fmt.Sprintf("grpc://10.2.0.%d:9000", i)}})
+		}
+	}
+	put()
+	c, err := chain.New([]chain.Tier{{Name: "etcd", Registry: etcdTier(t, srv, ns)}},
+		append(realOpts(), chain.WithGuard(chain.Guard{}))...) // the default guard
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	mustGet(t, c, "app", "k0", "k1", "k2", "k3", "k4")
+	wl := startWatchLog(t, c, "app")
+	wl.until(t, 10*time.Second, "etcd", "k0", "k1", "k2", "k3", "k4")
+	rs := startCountingReader(c, "app")
+	ctx := context.Background()
+	if _, err := cli.Delete(ctx, ns+"/app/", clientv3.WithPrefix()); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(600 * time.Millisecond)
+	put() // the providers come back
+	testutil.WaitFor(t, 10*time.Second, "the hold discarded", func() string {
+		if ss := serviceStatus(c, "app"); ss.Held {
+			return "still held"
+		}
+		return ""
+	})
+	rs.end()
+	var empties int
+	for _, u := range wl.all() {
+		if len(u.Instances) == 0 {
+			empties++
+		}
+	}
+	g := c.Status().Guard
+	t.Logf("registry wiped and refilled after 0.6 s: %d reads, %d empty, %d failed; %d empty watch updates; drops held %d, discarded %d",
+		rs.reads.Load(), rs.empty.Load(), rs.failed.Load(), empties, g.Held, g.Discarded)
+	if g.Held == 0 {
+		t.Error("the drop was never held")
+	}
+	if rs.empty.Load() != 0 || empties != 0 {
+		t.Errorf("%d empty reads and %d empty watch updates, want none", rs.empty.Load(), empties)
+	}
+}
+
+// TestGuardReReadDoesNotOverwriteNewerWatchState: while the guard re-reads
+// a held drop, the tier's watcher delivers a newer state; the view must end
+// at that newer state, not at the re-read's older one.
+func TestGuardReReadDoesNotOverwriteNewerWatchState(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		ctx := context.Background()
+		t1 := newSlowRead("m1")
+		c := newChain(t, []chain.Tier{{Name: "tier1", Registry: t1}},
+			append(fastHealth, chain.WithGuard(chain.Guard{Window: 4 * time.Second}), chain.WithCallTimeout(time.Minute))...)
+		if err := t1.Register(ctx, inst("svc", "x1", 9001)); err != nil {
+			t.Fatal(err)
+		}
+		p := startPump(t, c, "svc")
+		synctest.Wait()
+		p.expect(t, "tier1", "x1")
+
+		t1.armed.Store(true)
+		t1.Deregister(ctx, inst("svc", "x1", 9001)) // someone else's delete: held
+		synctest.Wait()
+		if !serviceStatus(c, "svc").Held {
+			t.Fatalf("the drop is not held: %+v", serviceStatus(c, "svc"))
+		}
+		<-t1.entered // the first re-read holds []
+		if err := t1.Register(ctx, inst("svc", "x2", 9002)); err != nil {
+			t.Fatal(err)
+		}
+		synctest.Wait() // the watcher has delivered [x2]
+		close(t1.release)
+		time.Sleep(10 * time.Second)
+		synctest.Wait()
+		mustGet(t, c, "svc", "x2")
+		p.expect(t, "tier1", "x2")
+		if serviceStatus(c, "svc").Held {
+			t.Errorf("still held")
+		}
 	})
 }

@@ -4,7 +4,15 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
+	"strings"
+	"sync"
 	"testing"
+
+	"github.com/prometheus/client_golang/prometheus"
+	dto "github.com/prometheus/client_model/go"
+
+	"github.com/regchain/regchain/internal/testsupport/testutil"
 
 	"github.com/regchain/regchain/chain"
 	"github.com/regchain/regchain/registry"
@@ -43,13 +51,24 @@ func memTiers(n int) ([]*registrytest.Memory, []chain.Tier) {
 	return mems, tiers
 }
 
+// newChain returns a chain over tiers with a quiet logger, closed when
+// the test ends (inside its synctest bubble, if any).
 func newChain(t *testing.T, tiers []chain.Tier, opts ...chain.Option) *chain.Chain {
 	t.Helper()
 	c, err := chain.New(tiers, append([]chain.Option{chain.WithLogger(quietLogger())}, opts...)...)
 	if err != nil {
 		t.Fatalf("New: %v", err)
 	}
+	t.Cleanup(func() { c.Close() })
 	return c
+}
+
+// memChain returns n Memory tiers (see memTiers) and a chain over them
+// (see newChain).
+func memChain(t *testing.T, n int, opts ...chain.Option) ([]*registrytest.Memory, *chain.Chain) {
+	t.Helper()
+	mems, tiers := memTiers(n)
+	return mems, newChain(t, tiers, opts...)
 }
 
 // pump reads a watcher into a channel, so that synctest tests can look at
@@ -64,12 +83,15 @@ type pumped struct {
 	err error
 }
 
+// startPump starts a pump of a watcher of name, stopped when the test
+// ends.
 func startPump(t *testing.T, r registry.Registry, name string) *pump {
 	t.Helper()
 	w, err := r.Watch(context.Background(), name)
 	if err != nil {
 		t.Fatalf("Watch(%q): %v", name, err)
 	}
+	t.Cleanup(func() { w.Stop() })
 	p := &pump{w: w, ch: make(chan pumped, 10000)}
 	go func() {
 		for {
@@ -155,4 +177,71 @@ func serviceStatus(c *chain.Chain, name string) chain.ServiceStatus {
 		}
 	}
 	return chain.ServiceStatus{}
+}
+
+// recorder is a slog.Handler that keeps the messages and attributes logged.
+type recorder struct {
+	mu   sync.Mutex
+	logs []string
+}
+
+func (r *recorder) Enabled(context.Context, slog.Level) bool { return true }
+
+func (r *recorder) WithAttrs([]slog.Attr) slog.Handler { return r }
+
+func (r *recorder) WithGroup(string) slog.Handler { return r }
+
+func (r *recorder) Handle(_ context.Context, rec slog.Record) error {
+	s := rec.Message
+	rec.Attrs(func(a slog.Attr) bool {
+		s += " " + a.Key + "=" + a.Value.String()
+		return true
+	})
+	r.mu.Lock()
+	r.logs = append(r.logs, s)
+	r.mu.Unlock()
+	return nil
+}
+
+func (r *recorder) has(sub ...string) bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for _, l := range r.logs {
+		ok := true
+		for _, s := range sub {
+			ok = ok && strings.Contains(l, s)
+		}
+		if ok {
+			return true
+		}
+	}
+	return false
+}
+
+// gather returns the metrics of the family name from reg, nil when absent.
+func gather(t *testing.T, reg *prometheus.Registry, name string) []*dto.Metric {
+	t.Helper()
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatalf("Gather: %v", err)
+	}
+	for _, mf := range mfs {
+		if mf.GetName() == name {
+			return mf.GetMetric()
+		}
+	}
+	return nil
+}
+
+func waitLevel(t *testing.T, c *chain.Chain, want chain.Level) chain.Degradation {
+	t.Helper()
+	var d chain.Degradation
+	testutil.WaitFor(t, testutil.Timeout(t), "level "+want.String(), func() string {
+		d = c.Status().Degradation
+		if d.Level != want {
+			return "level " + d.Level.String() + " " + strings.Join(d.Reasons, "; ")
+		}
+		return ""
+	})
+	return d
 }

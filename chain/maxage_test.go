@@ -5,14 +5,12 @@ import (
 	"errors"
 	"fmt"
 	"strings"
-	"sync/atomic"
 	"testing"
 	"testing/synctest"
 	"time"
 
 	"github.com/regchain/regchain/chain"
 	"github.com/regchain/regchain/registry"
-	"github.com/regchain/regchain/registry/registrytest"
 )
 
 // results drains everything a pump delivered so far, errors included.
@@ -57,26 +55,20 @@ func describePumped(ps []pumped) string {
 func TestSnapshotMaxAgeNewWatcher(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		ctx := context.Background()
-		store := newMemStore()
-		store.SaveSnapshot(ctx, []*registry.Update{{
-			Service: "svc", Instances: []*registry.Instance{inst("svc", "a1", 9001)}, Source: "tier1", Time: time.Now().Add(-2 * time.Hour),
-		}})
+		store := storeWith("svc", "tier1", time.Now().Add(-2*time.Hour), inst("svc", "a1", 9001))
 		mems, tiers := memTiers(1)
 		if err := mems[0].Register(ctx, inst("svc", "a2", 9002)); err != nil {
 			t.Fatal(err)
 		}
 		mems[0].SetAvailable(false)
 		c := newChain(t, tiers, append(fastHealth, chain.WithSnapshot(store), chain.WithSnapshotMaxAge(time.Hour))...)
-		defer c.Close()
 		time.Sleep(3 * time.Second) // the tier is found down
 		synctest.Wait()
 
 		p := startPump(t, c, "svc")
-		defer p.w.Stop()
 		synctest.Wait()
 		p.expectTooOld(t)
 		all := startPump(t, c, "")
-		defer all.w.Stop()
 		synctest.Wait()
 		if got := all.results(); len(got) != 0 {
 			t.Fatalf("watch-all delivered %s; want nothing", describePumped(got))
@@ -120,9 +112,7 @@ func TestSnapshotMaxAgeWhileServed(t *testing.T) {
 			t.Fatal(err)
 		}
 		c := newChain(t, tiers, append(fastHealth, chain.WithSnapshot(newMemStore()), chain.WithSnapshotMaxAge(time.Minute))...)
-		defer c.Close()
 		p := startPump(t, c, "svc")
-		defer p.w.Stop()
 		time.Sleep(2 * time.Second)
 		synctest.Wait()
 		p.expect(t, "tier1", "a1")
@@ -154,7 +144,6 @@ func TestSnapshotMaxAgeWhileServed(t *testing.T) {
 			t.Fatalf("delivered %s after the error; want nothing more", describePumped(got))
 		}
 		p2 := startPump(t, c, "svc")
-		defer p2.w.Stop()
 		synctest.Wait()
 		p2.expectTooOld(t)
 
@@ -164,124 +153,5 @@ func TestSnapshotMaxAgeWhileServed(t *testing.T) {
 		p.expect(t, "tier1", "a1")
 		p2.expect(t, "tier1", "a1")
 		mustGet(t, c, "svc", "a1")
-	})
-}
-
-// rejecting is a tier that refuses, as invalid, instances with a "blob"
-// metadata key (like Consul refusing metadata that etcd accepts).
-type rejecting struct {
-	*registrytest.Memory
-	rejections atomic.Int64
-}
-
-func (r *rejecting) Register(ctx context.Context, in *registry.Instance) error {
-	if in.Metadata["blob"] != "" {
-		r.rejections.Add(1)
-		return fmt.Errorf("rejecting: register %s: %w: metadata too large", in, registry.ErrInvalid)
-	}
-	return r.Memory.Register(ctx, in)
-}
-
-// TestRegistrationsRejectedByOneTier: an instance one tier (without a
-// registry.Validator) rejects as invalid is taken back from the tiers that
-// accepted it: ErrInvalid means nothing is left written. The others are
-// untouched, and a Register every tier accepts works.
-func TestRegistrationsRejectedByOneTier(t *testing.T) {
-	synctest.Test(t, func(t *testing.T) {
-		ctx := context.Background()
-		m1 := registrytest.NewMemoryNamed("m1")
-		m2 := &rejecting{Memory: registrytest.NewMemoryNamed("m2")}
-		c := newChain(t, []chain.Tier{{Name: "tier1", Registry: m1}, {Name: "tier2", Registry: m2}}, fastHealth...)
-		defer c.Close()
-		big := inst("svc", "big", 9001)
-		big.Metadata["blob"] = "x"
-		if err := c.Register(ctx, big); !errors.Is(err, registry.ErrInvalid) {
-			t.Fatalf("Register rejected by tier2 = %v, want ErrInvalid", err)
-		}
-		if err := c.Register(ctx, inst("svc", "ok", 9002)); err != nil {
-			t.Fatal(err)
-		}
-		check := func(when string) {
-			t.Helper()
-			for _, r := range []registry.Registry{m1, m2} {
-				if got, err := r.GetService(ctx, "svc"); err != nil || fmt.Sprint(ids(got)) != "[ok]" {
-					t.Fatalf("%s: a tier holds %v, %v; want [ok]: the refused instance must not stay anywhere", when, ids(got), err)
-				}
-			}
-			regs := c.Registrations()
-			if len(regs) != 1 || regs[0].Instance.ID != "ok" || !regs[0].Live || regs[0].LastError != nil {
-				t.Fatalf("%s: Registrations = %+v; want ok alone, live", when, regs)
-			}
-			if n := c.Status().PendingRegistrations; n != 0 {
-				t.Errorf("%s: PendingRegistrations = %d, want 0", when, n)
-			}
-		}
-		time.Sleep(5 * time.Second)
-		synctest.Wait()
-		check("after Register")
-		if n := m2.rejections.Load(); n != 1 {
-			t.Errorf("tier2 rejected %d times, want 1: a rejection is not retried", n)
-		}
-		m2.SetAvailable(false)
-		time.Sleep(3 * time.Second)
-		m2.SetAvailable(true)
-		time.Sleep(5 * time.Second)
-		synctest.Wait()
-		check("after recovery")
-
-		// A Register every tier accepts.
-		if err := c.Register(ctx, inst("svc", "big", 9001)); err != nil {
-			t.Fatal(err)
-		}
-		regs := c.Registrations()
-		if len(regs) != 2 || !regs[0].Live || regs[0].LastError != nil {
-			t.Fatalf("Registrations after an accepted Register = %+v; want big live", regs)
-		}
-		if got, err := m2.GetService(ctx, "svc"); err != nil || fmt.Sprint(ids(got)) != "[big ok]" {
-			t.Fatalf("tier2 holds %v, %v; want [big ok]", ids(got), err)
-		}
-	})
-}
-
-// validating is a Memory that says what it accepts (registry.Validator):
-// no metadata key "blob".
-type validating struct {
-	*registrytest.Memory
-	calls atomic.Int64
-}
-
-func (v *validating) ValidateInstance(in *registry.Instance) error {
-	if _, ok := in.Metadata["blob"]; ok {
-		return fmt.Errorf("validating: %s: %w: metadata key blob", in, registry.ErrInvalid)
-	}
-	return nil
-}
-
-func (v *validating) Register(ctx context.Context, in *registry.Instance) error {
-	v.calls.Add(1)
-	return v.Memory.Register(ctx, in)
-}
-
-// TestRegisterValidatedBeforeWriting: a tier's registry.Validator refuses
-// the instance before any tier is written.
-func TestRegisterValidatedBeforeWriting(t *testing.T) {
-	synctest.Test(t, func(t *testing.T) {
-		ctx := context.Background()
-		m1 := &validating{Memory: registrytest.NewMemoryNamed("m1")}
-		m2 := &validating{Memory: registrytest.NewMemoryNamed("m2")}
-		c := newChain(t, []chain.Tier{{Name: "tier1", Registry: m1}, {Name: "tier2", Registry: m2}}, fastHealth...)
-		defer c.Close()
-		big := inst("svc", "big", 9001)
-		big.Metadata["blob"] = "x"
-		if err := c.Register(ctx, big); !errors.Is(err, registry.ErrInvalid) {
-			t.Fatalf("Register = %v, want ErrInvalid", err)
-		}
-		synctest.Wait()
-		if n := m1.calls.Load() + m2.calls.Load(); n != 0 {
-			t.Errorf("%d Register calls reached the tiers, want 0", n)
-		}
-		if regs := c.Registrations(); len(regs) != 0 {
-			t.Errorf("Registrations = %+v, want none", regs)
-		}
 	})
 }

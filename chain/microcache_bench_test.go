@@ -10,8 +10,9 @@ import (
 
 	mregistry "go-micro.dev/v4/registry"
 
-	"github.com/regchain/regchain/registry"
 	mcache "go-micro.dev/v4/registry/cache"
+
+	"github.com/regchain/regchain/registry"
 )
 
 // BenchmarkReadVsMicroCache compares, in one run, the chain's reads of a

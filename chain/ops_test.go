@@ -154,7 +154,6 @@ func TestLastGoodSurvivesRestart(t *testing.T) {
 		}
 		m.SetAvailable(false)
 		c2 := newChain(t, []chain.Tier{{Name: "tier1", Registry: m}}, append(fastHealth, chain.WithSnapshot(store))...)
-		defer c2.Close()
 		mustGet(t, c2, "svc")
 		c2.Freeze(true)
 		mustGet(t, c2, "svc", "a1", "a2")
@@ -172,9 +171,7 @@ func TestLastGoodSurvivesRestart(t *testing.T) {
 func TestStatusForAdmin(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		ctx := context.Background()
-		mems, tiers := memTiers(2)
-		c := newChain(t, tiers, fastHealth...)
-		defer c.Close()
+		mems, c := memChain(t, 2, fastHealth...)
 		if err := c.Register(ctx, inst("svc", "a1", 9001)); err != nil {
 			t.Fatal(err)
 		}
@@ -195,6 +192,57 @@ func TestStatusForAdmin(t *testing.T) {
 		ss := serviceStatus(c, "svc")
 		if ss.Source != "tier2" || ss.Stale || ss.LastGood.Instances != 1 {
 			t.Errorf("service = %+v", ss)
+		}
+	})
+}
+
+// TestFreezeTakesEffectAtOnce: once Freeze returns, reads come from the
+// snapshot (and once unfrozen, from the tiers) without waiting for the
+// chain's background reconciliation.
+func TestFreezeTakesEffectAtOnce(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		ctx := context.Background()
+		_, c := memChain(t, 1)
+		if err := c.Register(ctx, inst("svc", "a1", 9001)); err != nil {
+			t.Fatal(err)
+		}
+		mustGet(t, c, "svc", "a1")
+		synctest.Wait()
+		for range 20 {
+			c.Freeze(true)
+			if v, err := c.Lookup(ctx, "svc"); err != nil || v.Source() != chain.SnapshotSource {
+				t.Fatalf("Lookup right after Freeze(true) = %q, %v; want the snapshot", v.Source(), err)
+			}
+			c.Freeze(false)
+			if v, err := c.Lookup(ctx, "svc"); err != nil || v.Source() != "tier1" {
+				t.Fatalf("Lookup right after Freeze(false) = %q, %v; want tier1", v.Source(), err)
+			}
+		}
+	})
+}
+
+// TestStatusAgeOfLiveService: a service served from a tier that is up is
+// confirmed by the tier's answers, so its Status age stays small even when
+// its state has not changed for long; once the tier is down, the age grows
+// from when the tier last answered.
+func TestStatusAgeOfLiveService(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		ctx := context.Background()
+		mems, c := memChain(t, 1, fastHealth...)
+		if err := c.Register(ctx, inst("svc", "a1", 9001)); err != nil {
+			t.Fatal(err)
+		}
+		mustGet(t, c, "svc", "a1")
+		time.Sleep(90 * time.Second)
+		if ss := serviceStatus(c, "svc"); ss.Source != "tier1" || ss.Age > 2*time.Second {
+			t.Errorf("live service status = %+v; want tier1, age under the probe interval", ss)
+		}
+		died := time.Now()
+		mems[0].SetAvailable(false)
+		time.Sleep(time.Minute)
+		synctest.Wait()
+		if ss := serviceStatus(c, "svc"); ss.Source != chain.SnapshotSource || ss.Age < time.Minute || ss.Age > time.Minute+2*time.Second {
+			t.Errorf("status a minute after the tier died = %+v; want the snapshot, age ~%v", ss, time.Since(died))
 		}
 	})
 }

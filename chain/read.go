@@ -230,3 +230,21 @@ type Answer struct {
 
 // Age returns how old the state is at now.
 func (a Answer) Age(now time.Time) time.Duration { return now.Sub(a.Time) }
+
+// Derive implements registry.Deriver: GetServiceShared's lookup, then the
+// value derive made of this state for key, made now if it has not been.
+// Values live in the state they were made of (its registry.StateMemo); a
+// state republished with the same Instances (equal, endpoints in the same
+// order) keeps them (carryMemo).
+func (c *Chain) Derive(ctx context.Context, name string, key any, derive func([]*registry.Instance) any) (any, error) {
+	v, err := c.lookup(ctx, name)
+	if err != nil {
+		return nil, err
+	}
+	return v.derive(name, key, derive)
+}
+
+// derive is Derive on the state v: the value of key made of v's Instances.
+func (v *state) derive(name string, key any, derive func([]*registry.Instance) any) (any, error) {
+	return v.memo.Derive(name, v.u.Instances, key, derive)
+}

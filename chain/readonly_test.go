@@ -11,7 +11,7 @@ import (
 	"github.com/regchain/regchain/adapters/file"
 	"github.com/regchain/regchain/adapters/static"
 	"github.com/regchain/regchain/chain"
-	"github.com/regchain/regchain/internal/testutil"
+	"github.com/regchain/regchain/internal/testsupport/testutil"
 	"github.com/regchain/regchain/registry"
 	"github.com/regchain/regchain/registry/registrytest"
 )

@@ -11,6 +11,7 @@ import (
 
 	"github.com/regchain/regchain/chain"
 	"github.com/regchain/regchain/registry"
+	"github.com/regchain/regchain/registry/registrytest"
 )
 
 // Rules of chain/doc.go that the first read, Freeze and the guard keep,
@@ -21,9 +22,7 @@ import (
 func TestMergeFirstReadIsTheUnion(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		ctx := context.Background()
-		mems, tiers := memTiers(2)
-		c := newChain(t, tiers, chain.WithReadPolicy(chain.Merge))
-		defer c.Close()
+		mems, c := memChain(t, 2, chain.WithReadPolicy(chain.Merge))
 		const n = 20
 		for i := range n {
 			svc := fmt.Sprintf("svc%d", i)
@@ -55,7 +54,6 @@ func TestFirstReadTierKnownDown(t *testing.T) {
 		mems[0].Register(ctx, inst("svc", "a", 9001))
 		mems[0].SetAvailable(false)
 		c := newChain(t, tiers, append(fastHealth, chain.WithSnapshot(newMemStore()))...)
-		defer c.Close()
 		time.Sleep(3 * time.Second) // the probes open the circuit
 		synctest.Wait()
 		if st := c.Status(); st.Tiers[0].Up {
@@ -72,7 +70,6 @@ func TestFirstReadTierKnownDown(t *testing.T) {
 			}
 		}
 		p := startPump(t, c, "svc")
-		defer p.w.Stop()
 		synctest.Wait()
 		if got := p.results(); len(got) != 1 || !errors.Is(got[0].err, registry.ErrUnavailable) {
 			t.Fatalf("a new watcher got %s; want the error once", describePumped(got))
@@ -96,7 +93,6 @@ func TestFreezeKeepsHeldDrop(t *testing.T) {
 			mems[0].Register(ctx, inst("svc", id, 9001))
 		}
 		c := newChain(t, tiers, append(fastHealth, chain.WithGuard(chain.Guard{Window: 20 * time.Second}))...)
-		defer c.Close()
 		mustGet(t, c, "svc", "a", "b", "c", "d")
 		for _, id := range []string{"a", "b", "c", "d"} {
 			mems[0].Deregister(ctx, &registry.Instance{Name: "svc", ID: id})
@@ -148,14 +144,14 @@ func TestHeldDropServesArrivals(t *testing.T) {
 			old = append(old, inst("svc", id, 9000+i))
 			want = append(want, id)
 		}
-		store := newMemStore()
-		store.SaveSnapshot(ctx, []*registry.Update{{Service: "svc", Instances: old, Source: "tier1", Time: time.Now().Add(-time.Hour)}})
-		mems, tiers := memTiers(1)
-		mems[0].Register(ctx, inst("svc", "own", 9100))
-		c := newChain(t, tiers, chain.WithSnapshot(store))
-		defer c.Close()
+		store := storeWith("svc", "tier1", time.Now().Add(-time.Hour), old...)
+		m := registrytest.NewMemoryNamed("m")
+		m.Register(ctx, inst("svc", "own", 9100))
+		// The tier's watch answers after the reader's Watch, so that the
+		// reader sees where it starts from.
+		c := newChain(t, []chain.Tier{{Name: "tier1", Registry: lagWatch{m, 50 * time.Millisecond}}}, chain.WithSnapshot(store))
 		p := startPump(t, c, "svc")
-		defer p.w.Stop()
+		time.Sleep(time.Second)
 		synctest.Wait()
 		p.expect(t, "tier1+snapshot", append(want, "own")...)
 		if st := c.Status(); !st.Services[0].Held || st.Services[0].HeldInstances != 1 {

@@ -4,8 +4,6 @@ import (
 	"fmt"
 	"math/bits"
 	"slices"
-	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/regchain/regchain/registry"
@@ -15,15 +13,15 @@ import (
 // came from and until when it may be served. It is immutable once stored
 // (service.state); a change stores a new one.
 type state struct {
-	u       *registry.Update // Instances sorted, never modified
-	mask    uint64           // tiers the state came from; 0: the snapshot
-	expires time.Time        // a snapshot state with a max age: when it stops being served (rule 6)
-	memo    *derivedList     // values derived from u (Derive), shared by every state of the same Instances
+	u       *registry.Update    // Instances sorted, never modified
+	mask    uint64              // tiers the state came from; 0: the snapshot
+	expires time.Time           // a snapshot state with a max age: when it stops being served (rule 6)
+	memo    *registry.StateMemo // values derived from u (Derive), shared by every state of the same Instances
 }
 
 // newState returns the state of u.
 func newState(u *registry.Update, mask uint64, expires time.Time) *state {
-	return &state{u: u, mask: mask, expires: expires, memo: new(derivedList)}
+	return &state{u: u, mask: mask, expires: expires, memo: new(registry.StateMemo)}
 }
 
 // expired reports whether the state is a snapshot state older than the max
@@ -74,56 +72,6 @@ func lowest(mask uint64, n int) int {
 	return bits.TrailingZeros64(mask)
 }
 
-// maxDerived is how many keys a state keeps derived values for; a caller
-// beyond them gets its value computed on every call.
-const maxDerived = 8
-
-// derived is one key's value in a view's list. The list only grows, by
-// compare-and-swap of its head; an entry is in the list before its value
-// is made, so that goroutines racing on a new state wait for one derive
-// instead of each running their own.
-type derived struct {
-	key  any
-	next *derived
-	n    int // entries from this one to the end
-
-	done atomic.Bool // val is set
-	mu   sync.Mutex  // held while derive runs
-	val  any
-}
-
-// derivedList is the memo of derived values of one state. Every view of
-// the state shares it (see carryMemo), so that a caller holding the view
-// published before a republish and one holding the view after it add to,
-// and find, the same entries.
-type derivedList struct{ head atomic.Pointer[derived] }
-
-// find returns the entry of key in the list from d, nil if it has none.
-func find(d *derived, key any) *derived {
-	for ; d != nil; d = d.next {
-		if d.key == key {
-			return d
-		}
-	}
-	return nil
-}
-
-// get returns the entry's value, made by derive of ins on the first call:
-// the others wait for it. A derive that panics leaves it unmade for the
-// next call.
-func (d *derived) get(ins []*registry.Instance, derive func([]*registry.Instance) any) any {
-	if d.done.Load() {
-		return d.val
-	}
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	if !d.done.Load() {
-		d.val = derive(ins)
-		d.done.Store(true)
-	}
-	return d.val
-}
-
 // carryMemo makes nv share old's memo when both hold the same Instances:
 // equal, in the same order, each with its endpoints in the same order (what
 // a derived value may depend on). It runs before nv is published, so the
@@ -131,20 +79,8 @@ func (d *derived) get(ins []*registry.Instance, derive func([]*registry.Instance
 // adds through old after the republish is found through nv, and the other
 // way round.
 func carryMemo(old, nv *state) {
-	if old == nil || old == nv || old.memo == nil || !sameInstances(old.u.Instances, nv.u.Instances) {
+	if old == nil || old == nv || old.memo == nil || !registry.SameInstances(old.u.Instances, nv.u.Instances) {
 		return
 	}
 	nv.memo = old.memo
-}
-
-func sameInstances(a, b []*registry.Instance) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for i := range a {
-		if a[i] != b[i] && (!a[i].Equal(b[i]) || !slices.Equal(a[i].Endpoints, b[i].Endpoints)) {
-			return false
-		}
-	}
-	return true
 }

@@ -16,7 +16,7 @@ import (
 	"go.etcd.io/etcd/server/v3/embed"
 	"go.uber.org/zap"
 
-	"github.com/regchain/regchain/internal/faultproxy"
+	"github.com/regchain/regchain/internal/harness/faultproxy"
 )
 
 // Cluster is an embedded etcd cluster of several members on loopback, for

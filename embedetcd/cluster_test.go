@@ -10,7 +10,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/regchain/regchain/embedetcd"
-	"github.com/regchain/regchain/internal/testutil"
+	"github.com/regchain/regchain/internal/testsupport/testutil"
 )
 
 func TestClusterIsolate(t *testing.T) {

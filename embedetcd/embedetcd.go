@@ -9,8 +9,8 @@ import (
 	"go.etcd.io/etcd/server/v3/embed"
 	"go.uber.org/zap"
 
-	"github.com/regchain/regchain/internal/faultproxy"
-	"github.com/regchain/regchain/internal/freeport"
+	"github.com/regchain/regchain/internal/harness/faultproxy"
+	"github.com/regchain/regchain/internal/harness/freeport"
 )
 
 // memberName is the name of the single member.
@@ -51,7 +51,7 @@ func Start(dir string) (*Server, error) {
 }
 
 // freePort returns a port that stays free across a Stop and Start (see
-// internal/freeport).
+// internal/harness/freeport).
 func freePort() (int, error) { return freeport.TCP() }
 
 // Endpoint returns the client address ("127.0.0.1:port"), stable across

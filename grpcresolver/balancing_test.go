@@ -19,7 +19,7 @@ import (
 
 	"github.com/regchain/regchain/grpcbalancer"
 	"github.com/regchain/regchain/grpcresolver"
-	"github.com/regchain/regchain/internal/testutil"
+	"github.com/regchain/regchain/internal/testsupport/testutil"
 	"github.com/regchain/regchain/locality"
 	"github.com/regchain/regchain/registry"
 	"github.com/regchain/regchain/registry/registrytest"

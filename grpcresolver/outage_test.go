@@ -13,7 +13,7 @@ import (
 	"github.com/regchain/regchain/embedetcd"
 	"github.com/regchain/regchain/embedetcd/etcdtest"
 	"github.com/regchain/regchain/grpcresolver"
-	"github.com/regchain/regchain/internal/testutil"
+	"github.com/regchain/regchain/internal/testsupport/testutil"
 )
 
 // outageLength is how long etcd stays down in TestEtcdOutage:

@@ -15,7 +15,7 @@ import (
 	"github.com/regchain/regchain/kratosplugin"
 	"github.com/regchain/regchain/registry"
 
-	"github.com/regchain/regchain/internal/kratostest"
+	"github.com/regchain/regchain/internal/testsupport/kratostest"
 )
 
 // instancesOf lists what d knows of name as "id@version{weight}[endpoints]".

@@ -44,10 +44,11 @@
 //     nil error, as Kratos' contrib etcd registry does; other failures are
 //     errors wrapping regchain's sentinels. Over a chain, GetService of a
 //     service the chain watches is answered from memory.
-//   - GetService over the chain (a registry.Deriver) converts once per
-//     state, and the conversion is kept in the chain's state itself; over
-//     another registry.SharedReader once per state too (recognised by the
-//     identity of the shared Instances, or else by equal content). A read
+//   - GetService over the chain (a registry.Deriver, as is a chain wrapped
+//     by locality.Wrap) converts once per state, and the conversion is kept
+//     in the chain's state itself; over another registry.SharedReader once
+//     per state too (a registry.Memo recognises the state by the identity
+//     of the shared Instances, or else by equal content). A read
 //     then costs one allocation: a fresh slice of pointers to
 //     ServiceInstances shared by every read of that state, which must not
 //     be modified. Kratos only reads them, and its contrib Consul registry
@@ -154,4 +155,15 @@
 //   - Service names must pass registry.ValidateName (letters, digits, '.',
 //     '_', '-', ':'); Register and Watch reject others with
 //     registry.ErrInvalid.
+//
+// # Files
+//
+//   - registry.go: Registry, New, Register, GetService, Watch.
+//   - readcache.go: a state's conversion, made once per state and shared
+//     by reads.
+//   - convert.go: ToInstance and FromInstance.
+//   - watcher.go: the watcher Watch returns.
+//   - selector.go, retry.go: the Kratos selector (nearest answering
+//     instances) and the retry middleware.
+//   - slog.go: SlogHandler.
 package kratosplugin

@@ -14,7 +14,7 @@ import (
 	"github.com/regchain/regchain/kratosplugin"
 	"github.com/regchain/regchain/registry"
 
-	"github.com/regchain/regchain/internal/kratostest"
+	"github.com/regchain/regchain/internal/testsupport/kratostest"
 )
 
 // newChain returns a chain over reg as its one tier, with test-sized probe

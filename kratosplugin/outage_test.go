@@ -9,10 +9,10 @@ import (
 	kgrpc "github.com/go-kratos/kratos/v2/transport/grpc"
 
 	"github.com/regchain/regchain/embedetcd/etcdtest"
-	"github.com/regchain/regchain/internal/faultproxy"
+	"github.com/regchain/regchain/internal/harness/faultproxy"
 	"github.com/regchain/regchain/kratosplugin"
 
-	"github.com/regchain/regchain/internal/kratostest"
+	"github.com/regchain/regchain/internal/testsupport/kratostest"
 )
 
 // TestDialWhileEtcdUnreachable creates Kratos clients whose registry cannot

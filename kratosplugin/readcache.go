@@ -11,8 +11,8 @@ import (
 )
 
 // converted is one state's conversion, kept per state (in the chain's
-// state through registry.Deriver, or in the Registry's statecache.Cache)
-// so that GetService converts once per state change. Nothing in it changes
+// state through registry.Deriver, or in the Registry's registry.Memo) so
+// that GetService converts once per state change. Nothing in it changes
 // once stored.
 //
 // Each instance is either shared or private. A shared instance is handed

@@ -14,8 +14,9 @@ import (
 	"go-micro.dev/v4/registry/cache"
 
 	"github.com/regchain/regchain/chain"
-	"github.com/regchain/regchain/internal/testutil"
+	"github.com/regchain/regchain/internal/testsupport/testutil"
 	"github.com/regchain/regchain/kratosplugin"
+	"github.com/regchain/regchain/locality"
 	"github.com/regchain/regchain/microplugin"
 	"github.com/regchain/regchain/registry"
 	"github.com/regchain/regchain/registry/registrytest"
@@ -254,7 +255,8 @@ func TestGetServiceUnshared(t *testing.T) {
 }
 
 // BenchmarkGetService reads one service of 10 instances (three metadata
-// keys, two endpoints each) through the plugin over a chain, and through
+// keys, two endpoints each) through the plugin over a chain (and over
+// locality.Wrap of the chain), and through
 // go-micro's registry/cache over microplugin over the same chain, in the
 // same run; the chain's own reads for reference.
 func BenchmarkGetService(b *testing.B) {
@@ -271,6 +273,21 @@ func BenchmarkGetService(b *testing.B) {
 	}
 	b.Run("kratosplugin", func(b *testing.B) {
 		r := kratosplugin.New(newReadChain(b, ins))
+		warm(b, func() (int, error) { l, err := r.GetService(ctx, "svc"); return len(l), err })
+		start := testutil.CPUTime()
+		for b.Loop() {
+			if _, err := r.GetService(ctx, "svc"); err != nil {
+				b.Fatal(err)
+			}
+		}
+		testutil.ReportCPU(b, start)
+	})
+	// The same read through locality.Wrap over the chain (the reader's
+	// zone holds every instance).
+	b.Run("kratosplugin-locality", func(b *testing.B) {
+		w := locality.Wrap(newReadChain(b, ins), locality.Config{Self: locality.Locality{Zone: "z1", Region: "eu"}})
+		b.Cleanup(func() { w.Close() })
+		r := kratosplugin.New(w)
 		warm(b, func() (int, error) { l, err := r.GetService(ctx, "svc"); return len(l), err })
 		start := testutil.CPUTime()
 		for b.Loop() {

@@ -9,7 +9,6 @@ import (
 	"github.com/go-kratos/kratos/v2/log"
 	kratosregistry "github.com/go-kratos/kratos/v2/registry"
 
-	"github.com/regchain/regchain/internal/statecache"
 	"github.com/regchain/regchain/registry"
 )
 
@@ -46,11 +45,10 @@ func WithLogger(logger log.Logger) Option {
 // registry: closing that one is the caller's job, after the Kratos apps and
 // clients using it have stopped.
 type Registry struct {
-	r       registry.Registry
-	deriver registry.Deriver             // r's, nil if it has none
-	shared  registry.SharedReader        // r's, nil if it has none
-	reads   statecache.Cache[*converted] // conversions of shared states, without a Deriver
-	log     *log.Helper
+	r      registry.Registry
+	shared bool          // r is a registry.Deriver or a registry.SharedReader
+	reads  registry.Memo // conversions, once per state
+	log    *log.Helper
 }
 
 // New returns a Registry over r.
@@ -63,8 +61,9 @@ func New(r registry.Registry, opts ...Option) *Registry {
 		o.logger = log.GetLogger()
 	}
 	reg := &Registry{r: r, log: log.NewHelper(log.With(o.logger, "module", "regchain/kratosplugin"))}
-	reg.deriver, _ = r.(registry.Deriver)
-	reg.shared, _ = r.(registry.SharedReader)
+	_, deriver := r.(registry.Deriver)
+	_, shared := r.(registry.SharedReader)
+	reg.shared = deriver || shared
 	return reg
 }
 
@@ -100,7 +99,7 @@ func (r *Registry) Deregister(ctx context.Context, si *kratosregistry.ServiceIns
 //
 // Over a chain (a registry.Deriver) or another registry.SharedReader, a
 // service the chain already watches is answered from memory and converted
-// once per state. The returned slice is the caller's, but the
+// once per state (registry.Memo). The returned slice is the caller's, but the
 // ServiceInstances in it are shared by every read of that state and must
 // not be modified, as those of Kratos' contrib Consul registry, which
 // returns its cached slice itself; Kratos only reads them. Their Endpoints
@@ -111,28 +110,18 @@ func (r *Registry) Deregister(ctx context.Context, si *kratosregistry.ServiceIns
 // than 12 endpoints keeps the registrant's order and is copied for each
 // read. Over any other registry everything returned is the caller's.
 func (r *Registry) GetService(ctx context.Context, name string) ([]*kratosregistry.ServiceInstance, error) {
-	if r.deriver != nil {
-		v, err := r.deriver.Derive(ctx, name, deriveKey{}, deriveConverted)
-		if err != nil {
-			return getError(name, err)
-		}
-		return v.(*converted).instances(), nil
-	}
-	if r.shared == nil {
+	if !r.shared {
 		ins, err := r.r.GetService(ctx, name)
 		if err != nil {
 			return getError(name, err)
 		}
 		return adopt(ins), nil
 	}
-	ins, err := r.shared.GetServiceShared(ctx, name)
+	v, err := r.reads.Derive(ctx, r.r, name, deriveKey{}, deriveConverted)
 	if err != nil {
-		if errors.Is(err, registry.ErrNotFound) {
-			r.reads.Drop(name)
-		}
 		return getError(name, err)
 	}
-	return r.reads.Get(name, ins, convert).instances(), nil
+	return v.(*converted).instances(), nil
 }
 
 // deriveKey is the plugin's key for the backend's Derive: every Registry

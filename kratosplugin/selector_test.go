@@ -29,8 +29,8 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
-	"github.com/regchain/regchain/internal/kratostest"
-	"github.com/regchain/regchain/internal/testutil"
+	"github.com/regchain/regchain/internal/testsupport/kratostest"
+	"github.com/regchain/regchain/internal/testsupport/testutil"
 	"github.com/regchain/regchain/kratosplugin"
 	"github.com/regchain/regchain/locality"
 	"github.com/regchain/regchain/locality/nearest"

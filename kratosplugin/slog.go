@@ -11,7 +11,7 @@ import (
 // SlogHandler returns a slog.Handler that writes to a Kratos logger, so
 // that the backends and the chain (which log through slog) log where the
 // rest of a Kratos app logs: pass slog.New(kratosplugin.SlogHandler(logger))
-// to their Logger options, as NewEtcd does. Levels map to Kratos' (Debug,
+// to their Logger options, as etcdchain.New does. Levels map to Kratos' (Debug,
 // Info, Warn, Error); the message goes under log.DefaultMessageKey
 // ("msg"), attributes follow as key/value pairs, group names prefixed with
 // '.'. Kratos filters levels itself (log.NewFilter), so the handler is

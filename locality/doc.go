@@ -101,17 +101,40 @@
 // are deregistered: closing a wrapper that does not own it leaves them
 // registered.
 //
-// Optional capabilities: the wrapper is a registry.SharedReader always
-// (filtering a shared read allocates only the new slice); it is a
-// registry.Pinger and a registry.RegistrationReporter exactly when the
-// wrapped registry is. Registrations report what the wrapped registry
-// holds, i.e. the stamped instances.
+// Optional capabilities: the wrapper has every optional capability of
+// the registry it wraps, so that the chain, the plugins and the mirror
+// take their fast paths through it. It is a registry.Pinger, a
+// registry.RegistrationReporter and a registry.TTLRegistrar (RegisterTTL
+// stamps as Register does) exactly when the wrapped registry is; its
+// watchers are registry.Notifiers exactly when the wrapped registry's are.
+// It is always a registry.SharedReader and a registry.Deriver, and a
+// registry.Validator that checks the stamped instance (with the wrapped
+// registry's own Validator when it has one). Registrations report what the
+// wrapped registry holds, i.e. the stamped instances.
+//
+// Reads select once per state: the selected level's instances of a state
+// of the wrapped registry are made by its first read (through the wrapped
+// registry's Deriver, the chain's, or else a registry.Memo) and every read
+// of the same state shares them; Derive runs its derive on them once per
+// state and key too. So a plugin over a wrapped chain converts a state
+// once, as it does over the chain itself.
 //
 // # Caveats
 //
-// Selection happens per read: a reader at LevelRegion sees no instance of
-// another region even when they are healthier or closer in latency. Levels
-// change only when the service's state changes (no timer). The share is of
+// A reader at LevelRegion sees no instance of another region even when
+// they are healthier or closer in latency. Levels change only when the
+// service's state changes (no timer). Reads and watchers of one wrapper
+// share the level: a watcher that sees a state reads have not seen yet
+// moves the level for the reads of the next state (a read's selection is
+// kept for its state). The share is of
 // the whole service as this registry sees it; with N zones evenly loaded
 // each zone holds about 1/N of it, so choose MinShare below that.
+//
+// # Files
+//
+//   - keys.go: Locality, the metadata keys and the environment, Stamp.
+//   - selector.go: levels, thresholds, Select and the Selector.
+//   - wrap.go: Wrap, the wrapper's reads and writes.
+//   - capability.go: the optional capabilities the wrapper mirrors.
+//   - watch.go: the wrapper's watchers (Notifiers over Notifiers).
 package locality

@@ -3,7 +3,9 @@ package locality
 import (
 	"context"
 	"fmt"
+	"slices"
 	"sync"
+	"sync/atomic"
 
 	"github.com/regchain/regchain/registry"
 )
@@ -37,33 +39,14 @@ type Registry interface {
 
 // Wrap returns reg with locality-aware reads and stamped registrations; see
 // the package doc. The result is safe for concurrent use; closing it closes
-// reg only with Config.Own.
+// reg only with Config.Own. It has every optional capability of reg (see
+// the package doc, "Optional capabilities").
 func Wrap(reg registry.Registry, cfg Config) Registry {
 	self := cfg.Self.OrEnv()
 	w := &wrapped{inner: reg, self: self, own: cfg.Own, sel: NewSelector(self, cfg.Thresholds),
 		watchers: make(map[*watcher]struct{})}
-	p, isPinger := reg.(registry.Pinger)
-	rr, isReporter := reg.(registry.RegistrationReporter)
-	switch {
-	case isPinger && isReporter:
-		return &struct {
-			*wrapped
-			pinger
-			reporter
-		}{w, pinger{w, p}, reporter{w, rr}}
-	case isPinger:
-		return &struct {
-			*wrapped
-			pinger
-		}{w, pinger{w, p}}
-	case isReporter:
-		return &struct {
-			*wrapped
-			reporter
-		}{w, reporter{w, rr}}
-	default:
-		return w
-	}
+	w.selectFn = w.selectState
+	return withCapabilities(w)
 }
 
 type wrapped struct {
@@ -71,22 +54,24 @@ type wrapped struct {
 	self  Locality
 	own   bool
 	sel   *Selector
+	memo  registry.Memo // selections (a *selected per state of inner)
 
-	mu       sync.Mutex // guards the fields below
-	closed   bool
+	selectFn func([]*registry.Instance) any // selectState
+
+	closed atomic.Bool // set by Close, under mu
+
+	mu       sync.Mutex            // guards watchers, and Close against Watch
 	watchers map[*watcher]struct{} // live watchers, ended by Close
 }
 
 var (
 	_ registry.SharedReader = (*wrapped)(nil)
+	_ registry.Deriver      = (*wrapped)(nil)
+	_ registry.Validator    = (*wrapped)(nil)
 	_ Registry              = (*wrapped)(nil)
 )
 
-func (w *wrapped) isClosed() bool {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	return w.closed
-}
+func (w *wrapped) isClosed() bool { return w.closed.Load() }
 
 func errClosed(op string) error { return fmt.Errorf("locality: %s: %w", op, registry.ErrClosed) }
 
@@ -116,17 +101,60 @@ func (w *wrapped) Deregister(ctx context.Context, in *registry.Instance) error {
 	return w.inner.Deregister(ctx, in)
 }
 
+// ValidateInstance implements registry.Validator: what Register would
+// refuse is the stamped instance, by registry.Validate or by the wrapped
+// registry's own Validator.
+func (w *wrapped) ValidateInstance(in *registry.Instance) error {
+	st := Stamp(in, w.self)
+	if err := registry.Validate(st); err != nil {
+		return err
+	}
+	if v, ok := w.inner.(registry.Validator); ok {
+		return v.ValidateInstance(st)
+	}
+	return nil
+}
+
+// selKey is a wrapper's key for its selection of a state. It holds the
+// wrapper: wrappers over one registry keep selections of their own.
+type selKey struct{ w *wrapped }
+
+// selected is a wrapper's selection of one state of the wrapped registry,
+// and the values its Derive makes of it.
+type selected struct {
+	ins  []*registry.Instance // the selected level's, shared, never modified
+	memo registry.StateMemo
+}
+
+// selectState makes the selection of a state (never empty: derive never
+// sees an empty state, and every instance of it carries the service's
+// name). It is a method value made once, so that a read allocates no
+// closure.
+func (w *wrapped) selectState(ins []*registry.Instance) any {
+	return &selected{ins: w.sel.Select(ins[0].Name, ins)}
+}
+
+// selection returns name's state selected, made once per state of the
+// wrapped registry.
+func (w *wrapped) selection(ctx context.Context, name string) (*selected, error) {
+	v, err := w.memo.Derive(ctx, w.inner, name, selKey{w}, w.selectFn)
+	if err != nil {
+		return nil, err
+	}
+	return v.(*selected), nil
+}
+
 // GetService implements registry.Registry: the instances of the selected
 // level.
 func (w *wrapped) GetService(ctx context.Context, name string) ([]*registry.Instance, error) {
 	if w.isClosed() {
 		return nil, errClosed("get")
 	}
-	ins, err := w.inner.GetService(ctx, name)
+	sel, err := w.selection(ctx, name)
 	if err != nil {
 		return nil, err
 	}
-	return w.sel.Select(name, ins), nil
+	return registry.CloneInstances(sel.ins), nil
 }
 
 // GetServiceShared implements registry.SharedReader.
@@ -134,11 +162,24 @@ func (w *wrapped) GetServiceShared(ctx context.Context, name string) ([]*registr
 	if w.isClosed() {
 		return nil, errClosed("get")
 	}
-	ins, err := registry.GetServiceShared(ctx, w.inner, name)
+	sel, err := w.selection(ctx, name)
 	if err != nil {
 		return nil, err
 	}
-	return w.sel.Select(name, ins), nil
+	return slices.Clone(sel.ins), nil
+}
+
+// Derive implements registry.Deriver: derive runs on the selected level's
+// instances once per state of the wrapped registry and key.
+func (w *wrapped) Derive(ctx context.Context, name string, key any, derive func([]*registry.Instance) any) (any, error) {
+	if w.isClosed() {
+		return nil, errClosed("derive")
+	}
+	sel, err := w.selection(ctx, name)
+	if err != nil {
+		return nil, err
+	}
+	return sel.memo.Derive(name, sel.ins, key, derive)
 }
 
 // ListServices implements registry.Registry.
@@ -149,37 +190,15 @@ func (w *wrapped) ListServices(ctx context.Context) ([]string, error) {
 	return w.inner.ListServices(ctx)
 }
 
-// Watch implements registry.Registry: each Update carries the instances of
-// the selected level.
-func (w *wrapped) Watch(ctx context.Context, name string) (registry.Watcher, error) {
-	if w.isClosed() {
-		return nil, errClosed("watch")
-	}
-	iw, err := w.inner.Watch(ctx, name)
-	if err != nil {
-		return nil, err
-	}
-	wt := &watcher{inner: iw, w: w, last: make(map[string]*registry.Update)}
-	w.mu.Lock()
-	if w.closed {
-		w.mu.Unlock()
-		iw.Stop()
-		return nil, errClosed("watch")
-	}
-	w.watchers[wt] = struct{}{}
-	w.mu.Unlock()
-	return wt, nil
-}
-
 // Close implements registry.Registry: it ends the wrapper's watchers and,
 // with Config.Own, closes the wrapped registry.
 func (w *wrapped) Close() error {
 	w.mu.Lock()
-	if w.closed {
+	if w.closed.Load() {
 		w.mu.Unlock()
 		return nil
 	}
-	w.closed = true
+	w.closed.Store(true)
 	ws := w.watchers
 	w.watchers = nil
 	w.mu.Unlock()
@@ -190,79 +209,4 @@ func (w *wrapped) Close() error {
 		return w.inner.Close()
 	}
 	return nil
-}
-
-// pinger is the wrapper's registry.Pinger, present when the wrapped
-// registry has one.
-type pinger struct {
-	w *wrapped
-	p registry.Pinger
-}
-
-func (p pinger) Ping(ctx context.Context) error {
-	if p.w.isClosed() {
-		return errClosed("ping")
-	}
-	return p.p.Ping(ctx)
-}
-
-// reporter is the wrapper's registry.RegistrationReporter, present when
-// the wrapped registry has one.
-type reporter struct {
-	w  *wrapped
-	rr registry.RegistrationReporter
-}
-
-func (r reporter) Registrations() []registry.RegistrationState {
-	if r.w.isClosed() {
-		return nil
-	}
-	return r.rr.Registrations()
-}
-
-// watcher filters an inner watcher. Next is called from one goroutine (the
-// Watcher contract), so last needs no lock.
-type watcher struct {
-	inner registry.Watcher
-	w     *wrapped
-	last  map[string]*registry.Update // last delivered per service
-
-	mu     sync.Mutex // guards closed
-	closed bool       // ended by the wrapper's Close
-}
-
-func (w *watcher) Next() (*registry.Update, error) {
-	for {
-		u, err := w.inner.Next()
-		if err != nil {
-			w.mu.Lock()
-			closed := w.closed
-			w.mu.Unlock()
-			if closed {
-				return nil, fmt.Errorf("locality: watcher: %w: %w", registry.ErrClosed, registry.ErrStopped)
-			}
-			return nil, err
-		}
-		u.Instances = w.w.sel.Select(u.Service, u.Instances)
-		if prev, ok := w.last[u.Service]; ok && prev.SameState(u) {
-			continue
-		}
-		w.last[u.Service] = u.Clone()
-		return u, nil
-	}
-}
-
-func (w *watcher) Stop() error {
-	w.w.mu.Lock()
-	delete(w.w.watchers, w)
-	w.w.mu.Unlock()
-	return w.inner.Stop()
-}
-
-// end stops w for the wrapper's Close.
-func (w *watcher) end() {
-	w.mu.Lock()
-	w.closed = true
-	w.mu.Unlock()
-	w.inner.Stop()
 }

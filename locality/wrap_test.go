@@ -144,28 +144,6 @@ func TestWrapLevel(t *testing.T) {
 	}
 }
 
-func TestWrapCapabilities(t *testing.T) {
-	w := locality.Wrap(registrytest.NewMemory(), locality.Config{})
-	defer w.Close()
-	if _, ok := w.(registry.Pinger); !ok {
-		t.Error("Memory is a Pinger; the wrapper is not")
-	}
-	if _, ok := w.(registry.SharedReader); !ok {
-		t.Error("the wrapper is not a SharedReader")
-	}
-	if _, ok := w.(registry.RegistrationReporter); ok {
-		t.Error("Memory is no RegistrationReporter; the wrapper claims to be one")
-	}
-	bare := locality.Wrap(bareRegistry{registrytest.NewMemory()}, locality.Config{})
-	defer bare.Close()
-	if _, ok := bare.(registry.Pinger); ok {
-		t.Error("wrapper of a registry without Ping is a Pinger")
-	}
-}
-
-// bareRegistry hides Memory's optional capabilities.
-type bareRegistry struct{ registry.Registry }
-
 func TestWrapStampsFromEnv(t *testing.T) {
 	t.Setenv(locality.EnvZone, "eu-1a")
 	t.Setenv(locality.EnvRegion, "eu-1")

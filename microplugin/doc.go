@@ -4,7 +4,11 @@
 //	reg := microplugin.New(chain)
 //	svc := micro.NewService(micro.Name("greeter"), micro.Registry(reg))
 //
-// It imports only go-micro.dev/v4/registry (and its logger).
+// It imports only go-micro.dev/v4/registry (and its logger): a program
+// importing it links no backend. Package microplugin/etcdchain builds an
+// etcd-backed chain from go-micro's registry options (the go-micro etcd
+// plugin's way), and EtcdCodec is the etcd adapter's codec for the go-micro
+// etcd plugin's record layout.
 //
 // # Mapping
 //
@@ -34,8 +38,8 @@
 //     every service.
 //   - Addrs, Secure and TLSConfig: with New they are ignored (and logged as
 //     such), since the backend is given already connected and addresses and
-//     TLS belong to its own Config; with NewRegistry they build the etcd
-//     backend (see NewRegistry).
+//     TLS belong to its own Config; with etcdchain.NewRegistry they build
+//     the etcd backend.
 //   - RegisterTTL is ignored: each backend keeps its registrations alive with
 //     its own lease or session TTL, set in its Config, and keeps them until
 //     Deregister, so go-micro's periodic re-registration is merely harmless.
@@ -44,11 +48,12 @@
 //
 // # Reads
 //
-// Over the chain (a registry.Deriver), GetService converts the instances
-// to go-micro Services once per state, kept in the chain's state itself;
-// over another registry.SharedReader, once per state too, recognised by
-// the identity of the shared Instances, which never change once published,
-// or else by equal content. Every read hands out a copy of that
+// Over the chain (a registry.Deriver, as is a chain wrapped by
+// locality.Wrap), GetService converts the instances to go-micro Services
+// once per state, kept in the chain's state itself; over another
+// registry.SharedReader, once per state too (a registry.Memo), recognised
+// by the identity of the shared Instances, which never change once
+// published, or else by equal content. Every read hands out a copy of that
 // conversion with the copy semantics of go-micro's own registry/cache
 // (util.Copy): the Services, Nodes and Endpoints are new structs in new
 // slices, the caller's to modify or append to; their Metadata maps and
@@ -60,6 +65,17 @@
 // GetContext share a deadline context made at most a tenth of Timeout
 // earlier (each read is bounded by 0.9 to 1 times Timeout), so that a read
 // answered from memory does not pay for a timer.
+//
+// # Records in etcd
+//
+// EtcdCodec (etcd.Config{Codec: microplugin.EtcdCodec{}}) stores each
+// instance as the go-micro etcd plugin stores a node: the JSON of a
+// go-micro Service with that one node under
+// /micro/registry/<name>/<node id>. The reserved keys become the
+// service's metadata and endpoint descriptors again, so the plugin reads
+// regchain's nodes and regchain reads the plugin's. An instance with other
+// endpoints than the one URL its node implies (a Kratos app's) keeps them
+// in the node metadata key "regchain-endpoints".
 //
 // # Caveats
 //
@@ -75,8 +91,20 @@
 //     its watcher on an error.
 //   - Nothing is registered in go-micro's command-line table at import time;
 //     use Factory.
-//   - NewRegistry's registry owns a chain and an etcd client: close it when
-//     done (Close, or microservice.CloseOnStop for a go-micro service).
+//   - etcdchain.NewRegistry's registry owns a chain and an etcd client:
+//     close it when done (Close, or microservice.CloseOnStop for a go-micro
+//     service).
 //   - Choosing nodes (locality, failing nodes) and retries are the
 //     client's: see package microplugin/microservice.
+//
+// # Files
+//
+//   - registry.go: Registry, New, the go-micro registry methods.
+//   - owned.go: a backend the plugin owns (NewOwning, Close).
+//   - mapping.go: ToInstances, FromInstances.
+//   - readcache.go, readctx.go: the read path (a state's conversion, its
+//     copies, the reads' shared deadline).
+//   - watcher.go, diff.go: Watch, and snapshots diffed into go-micro Results.
+//   - etcdcodec.go: EtcdCodec, the go-micro etcd plugin's record layout.
+//   - slog.go: SlogHandler.
 package microplugin

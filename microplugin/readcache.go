@@ -6,9 +6,9 @@ import (
 	"github.com/regchain/regchain/registry"
 )
 
-// converted is one state's conversion, kept per service in the Registry's
-// statecache.Cache so that a read converts once per state change and then
-// only copies (see copyServices). Nothing in it changes once stored.
+// converted is one state's conversion, kept per state (registry.Memo) so
+// that a read converts once per state change and then only copies (see
+// copyServices). Nothing in it changes once stored.
 type converted struct {
 	svcs     []*mreg.Service // the templates copyServices copies
 	nodes    int             // nodes over svcs

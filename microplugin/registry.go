@@ -13,7 +13,6 @@ import (
 	"go-micro.dev/v4/logger"
 	mreg "go-micro.dev/v4/registry"
 
-	"github.com/regchain/regchain/internal/statecache"
 	"github.com/regchain/regchain/registry"
 )
 
@@ -32,10 +31,10 @@ const Name = "regchain"
 // the backend is the caller's job, and ends the watchers.
 type Registry struct {
 	backend registry.Registry
-	deriver registry.Deriver               // backend's, nil if it has none
+	owned   Backend                        // NewOwning's backend, nil for New's
+	shared  bool                           // backend is a registry.Deriver or a registry.SharedReader
 	derive  func([]*registry.Instance) any // convert, reporting what it left out
-	shared  registry.SharedReader          // backend's, nil if it has none
-	reads   statecache.Cache[*converted]   // conversions of shared states, without a Deriver
+	reads   registry.Memo                  // conversions, once per state
 	readCtx readContexts                   // contexts of reads without GetContext
 	timeout atomic.Int64                   // opts.Timeout, for the read path
 
@@ -52,11 +51,17 @@ func New(r registry.Registry, opts ...mreg.Option) *Registry {
 	if r == nil {
 		panic("microplugin: New called with a nil registry")
 	}
-	p := &Registry{backend: r, opts: *mreg.NewOptions()}
-	p.deriver, _ = r.(registry.Deriver)
-	p.shared, _ = r.(registry.SharedReader)
-	p.derive = func(ins []*registry.Instance) any { return p.convert(ins) }
+	p := newRegistry(r)
 	_ = p.Init(opts...)
+	return p
+}
+
+func newRegistry(r registry.Registry) *Registry {
+	p := &Registry{backend: r, opts: *mreg.NewOptions()}
+	_, deriver := r.(registry.Deriver)
+	_, shared := r.(registry.SharedReader)
+	p.shared = deriver || shared
+	p.derive = func(ins []*registry.Instance) any { return p.convert(ins) }
 	return p
 }
 
@@ -86,8 +91,8 @@ func (p *Registry) Init(opts ...mreg.Option) error {
 	p.timeout.Store(int64(p.opts.Timeout))
 	l := p.logger(p.opts)
 	p.mu.Unlock()
-	if o, ok := p.backend.(*owned); ok { // NewRegistry: options build the backend
-		return o.configure(p.Options())
+	if p.owned != nil { // the options build the backend
+		return p.owned.Configure(p.Options())
 	}
 	var ignored []string
 	if len(set.Addrs) > 0 {
@@ -192,7 +197,7 @@ func (p *Registry) GetService(name string, opts ...mreg.GetOption) ([]*mreg.Serv
 	if err := registry.ValidateName(name); err != nil {
 		return nil, fmt.Errorf("regchain: %w: %w", mreg.ErrNotFound, err)
 	}
-	if p.deriver == nil && p.shared == nil {
+	if !p.shared {
 		ctx, cancel := p.callContext(parent)
 		defer cancel()
 		ins, err := p.backend.GetService(ctx, name)
@@ -230,24 +235,14 @@ func (p *Registry) GetService(name string, opts ...mreg.GetOption) ([]*mreg.Serv
 }
 
 // converted returns the conversion of name's current state, made once per
-// state: by the backend when it is a registry.Deriver (the chain), else
-// kept in p.reads.
+// state (registry.Memo: in the backend's state when it is a
+// registry.Deriver, the chain).
 func (p *Registry) converted(ctx context.Context, name string) (*converted, error) {
-	if p.deriver != nil {
-		v, err := p.deriver.Derive(ctx, name, deriveKey{}, p.derive)
-		if err != nil {
-			return nil, err
-		}
-		return v.(*converted), nil
-	}
-	ins, err := p.shared.GetServiceShared(ctx, name)
+	v, err := p.reads.Derive(ctx, p.backend, name, deriveKey{}, p.derive)
 	if err != nil {
-		if errors.Is(err, registry.ErrNotFound) {
-			p.reads.Drop(name)
-		}
 		return nil, err
 	}
-	return p.reads.Get(name, ins, p.convert), nil
+	return v.(*converted), nil
 }
 
 // convert converts a state and reports what the conversion left out: the

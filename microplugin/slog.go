@@ -10,8 +10,8 @@ import (
 )
 
 // SlogHandler returns a slog.Handler that writes to a go-micro logger, so
-// that the backends and the chain NewRegistry builds (which log through
-// slog) log where the rest of the go-micro service logs. Levels map to
+// that the backends and the chain etcdchain.NewRegistry builds (which log
+// through slog) log where the rest of the go-micro service logs. Levels map to
 // go-micro's (Debug, Info, Warn, Error); attributes become fields, group
 // names prefixed with '.'. If l is nil, logger.DefaultLogger at each call.
 func SlogHandler(l logger.Logger) slog.Handler { return &slogHandler{l: l} }

@@ -12,7 +12,7 @@ import (
 	"time"
 
 	"github.com/regchain/regchain/chain"
-	"github.com/regchain/regchain/internal/testutil"
+	"github.com/regchain/regchain/internal/testsupport/testutil"
 	"github.com/regchain/regchain/mirror"
 	"github.com/regchain/regchain/registry"
 )

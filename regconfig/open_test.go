@@ -10,7 +10,7 @@ import (
 	"github.com/regchain/regchain/adapters/etcd"
 	"github.com/regchain/regchain/adapters/static"
 	"github.com/regchain/regchain/embedetcd/etcdtest"
-	"github.com/regchain/regchain/internal/testutil"
+	"github.com/regchain/regchain/internal/testsupport/testutil"
 	"github.com/regchain/regchain/regconfig"
 	"github.com/regchain/regchain/registry"
 )

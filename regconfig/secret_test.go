@@ -9,7 +9,7 @@ import (
 	"syscall"
 	"testing"
 
-	"github.com/regchain/regchain/internal/testutil"
+	"github.com/regchain/regchain/internal/testsupport/testutil"
 	"github.com/regchain/regchain/regconfig"
 	"github.com/regchain/regchain/registry"
 )

@@ -9,8 +9,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/regchain/regchain/internal/testcerts"
-	"github.com/regchain/regchain/internal/testutil"
+	"github.com/regchain/regchain/internal/testsupport/testcerts"
+	"github.com/regchain/regchain/internal/testsupport/testutil"
 	"github.com/regchain/regchain/regconfig"
 )
 

@@ -3,8 +3,8 @@ package regconfig_test
 import (
 	"testing"
 
-	"github.com/regchain/regchain/internal/testcerts"
-	"github.com/regchain/regchain/internal/zktest"
+	"github.com/regchain/regchain/internal/testsupport/testcerts"
+	"github.com/regchain/regchain/internal/testsupport/zktest"
 )
 
 // ZooKeeper's secure client port with mutual TLS and digest credentials,

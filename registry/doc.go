@@ -38,4 +38,18 @@
 // Instance.Endpoints order carries no meaning: Equal compares them as sets, and
 // backends may return them in a different order than registered. Update
 // instances are sorted by ID.
+//
+// # Files
+//
+//   - registry.go: the contract (Registry, Watcher, Update) and the
+//     capabilities readers and the chain use (Pinger, RegistrationReporter,
+//     SnapshotStore, SharedReader, Notifier, Deriver).
+//   - capability.go: the capabilities of writers and stores (Validator,
+//     TTLRegistrar, LastGoodSaver).
+//   - derive.go: Derive, StateMemo, Memo: values derived once per state.
+//   - instance.go, clone.go: Instance, its comparison, order and copies.
+//   - validate.go: validation and the JSON record codec.
+//   - errors.go: the sentinel errors.
+//   - feed.go: Feed and Hub, the fan-out of Updates to watchers.
+//   - quote.go: Quote and Clip, values from outside in messages.
 package registry

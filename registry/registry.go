@@ -2,8 +2,6 @@ package registry
 
 import (
 	"context"
-	"fmt"
-	"reflect"
 	"slices"
 	"strings"
 	"time"
@@ -254,24 +252,9 @@ type SharedNotifier interface {
 // returned: it is shared by every caller. key tells apart the values of
 // different callers (use an unexported type of your package); it must be
 // comparable, else Derive returns ErrInvalid. A registry may keep a few
-// keys per state only: beyond them derive runs on every call.
+// keys per state only (MaxDerivedKeys): beyond them derive runs on every
+// call. StateMemo is the memo of one state a Deriver keeps; Memo keeps the
+// same promise over any registry.
 type Deriver interface {
 	Derive(ctx context.Context, name string, key any, derive func([]*Instance) any) (any, error)
-}
-
-// Derive reads through r's Deriver when it has one, and otherwise calls
-// derive on GetServiceShared's answer, every time (an uncomparable key is
-// ErrInvalid there too).
-func Derive(ctx context.Context, r Registry, name string, key any, derive func([]*Instance) any) (any, error) {
-	if d, ok := r.(Deriver); ok {
-		return d.Derive(ctx, name, key, derive)
-	}
-	if key != nil && !reflect.ValueOf(key).Comparable() {
-		return nil, fmt.Errorf("registry: derive %q: key %#v is not comparable: %w", name, key, ErrInvalid)
-	}
-	ins, err := GetServiceShared(ctx, r, name)
-	if err != nil {
-		return nil, err
-	}
-	return derive(ins), nil
 }

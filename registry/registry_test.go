@@ -14,7 +14,7 @@ import (
 	kratosregistry "github.com/go-kratos/kratos/v2/registry"
 	"go.uber.org/goleak"
 
-	"github.com/regchain/regchain/internal/testutil"
+	"github.com/regchain/regchain/internal/testsupport/testutil"
 	"github.com/regchain/regchain/registry"
 )
 

@@ -20,6 +20,25 @@ trap 'chmod -R u+w "$scratch" 2>/dev/null; rm -rf "$scratch"' EXIT
 grep -v -e '/internal/' -e '/internal$' "$scratch/all" > "$scratch/public" || true
 if [ ! -s "$scratch/public" ]; then echo "consumer-check: no public packages found"; exit 1; fi
 
+# Test support (internal/testsupport, internal/suite) is for tests only: no
+# public package links it.
+(cd "$repo" && go list -deps $(cat "$scratch/public")) > "$scratch/deps"
+grep -e '/internal/testsupport/' -e '/internal/suite/' "$scratch/deps" > "$scratch/testdeps" || true
+if [ -s "$scratch/testdeps" ]; then
+  echo "consumer-check: public packages link test support:"; cat "$scratch/testdeps"; exit 1
+fi
+
+# The plugins and the locality wrapper link no backend: a Kratos app or a
+# go-micro service on Consul links neither etcd, nor bbolt, nor Prometheus
+# (the etcd-backed constructors live in their etcdchain packages).
+for p in kratosplugin microplugin microplugin/microservice locality grpcresolver grpcbalancer; do
+  (cd "$repo" && go list -deps "./$p") > "$scratch/plugdeps"
+  grep -e '^go.etcd.io/' -e '/prometheus/' -e '/regchain/regchain/adapters/' -e '/regchain/regchain/chain$' "$scratch/plugdeps" > "$scratch/heavy" || true
+  if [ -s "$scratch/heavy" ]; then
+    echo "consumer-check: $p links a backend:"; cat "$scratch/heavy"; exit 1
+  fi
+done
+
 mkdir "$scratch/consumer"
 cd "$scratch/consumer"
 {

@@ -8,8 +8,8 @@ import (
 
 	consulapi "github.com/hashicorp/consul/api"
 
-	"github.com/regchain/regchain/internal/consultest"
-	"github.com/regchain/regchain/internal/testutil"
+	"github.com/regchain/regchain/internal/testsupport/consultest"
+	"github.com/regchain/regchain/internal/testsupport/testutil"
 	"github.com/regchain/regchain/registry"
 	"github.com/regchain/regchain/registry/registrytest"
 )

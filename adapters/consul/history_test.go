@@ -4,7 +4,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/regchain/regchain/internal/consultest"
+	"github.com/regchain/regchain/internal/testsupport/consultest"
 	"github.com/regchain/regchain/registry"
 	"github.com/regchain/regchain/registry/registrytest"
 )

@@ -8,7 +8,7 @@ import (
 	"time"
 
 	"github.com/regchain/regchain/chain"
-	"github.com/regchain/regchain/internal/consultest"
+	"github.com/regchain/regchain/internal/testsupport/consultest"
 	"github.com/regchain/regchain/registry"
 )
 

@@ -8,8 +8,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/regchain/regchain/internal/consultest"
-	"github.com/regchain/regchain/internal/faultproxy"
+	"github.com/regchain/regchain/internal/harness/faultproxy"
+	"github.com/regchain/regchain/internal/testsupport/consultest"
 	"github.com/regchain/regchain/registry"
 )
 

@@ -10,9 +10,9 @@ import (
 
 	consulapi "github.com/hashicorp/consul/api"
 
-	"github.com/regchain/regchain/internal/consultest"
-	"github.com/regchain/regchain/internal/faultproxy"
-	"github.com/regchain/regchain/internal/testutil"
+	"github.com/regchain/regchain/internal/harness/faultproxy"
+	"github.com/regchain/regchain/internal/testsupport/consultest"
+	"github.com/regchain/regchain/internal/testsupport/testutil"
 	"github.com/regchain/regchain/registry"
 )
 

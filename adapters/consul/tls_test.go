@@ -5,9 +5,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/regchain/regchain/internal/consultest"
-	"github.com/regchain/regchain/internal/testcerts"
-	"github.com/regchain/regchain/internal/testutil"
+	"github.com/regchain/regchain/internal/testsupport/consultest"
+	"github.com/regchain/regchain/internal/testsupport/testcerts"
+	"github.com/regchain/regchain/internal/testsupport/testutil"
 )
 
 // TestTLS talks to the agent's HTTPS API with Config.TLS.

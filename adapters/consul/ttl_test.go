@@ -7,7 +7,7 @@ import (
 
 	consulapi "github.com/hashicorp/consul/api"
 
-	"github.com/regchain/regchain/internal/consultest"
+	"github.com/regchain/regchain/internal/testsupport/consultest"
 	"github.com/regchain/regchain/registry"
 )
 

@@ -46,7 +46,7 @@ func FuzzDecode(f *testing.F) {
 	f.Add("/ns/svc/a", `{"id":"a","name":"svc","endpoints":[],"metadata":{"":""}}`)
 	f.Add("/ns/svc/a", `null`)
 	f.Add("/ns/svc/a", `[]`)
-	rs := newRecords(&conn{ns: "/ns", log: slog.New(slog.DiscardHandler)}, CodecRegchain, registry.Unmarshal)
+	rs := newRecords(&conn{ns: "/ns", log: slog.New(slog.DiscardHandler)}, KratosCodec{}, registry.Unmarshal)
 	f.Fuzz(func(t *testing.T, key, val string) {
 		name, in, ok := rs.decode(&mvccpb.KeyValue{Key: []byte(key), Value: []byte(val), ModRevision: 1})
 		if !ok {

@@ -96,8 +96,9 @@ type Config struct {
 	// registration never probes.
 	// If negative, every Ping sends its request.
 	PassivePing time.Duration
-	// Codec is the record layout. If zero, CodecRegchain; CodecMicro for
-	// go-micro etcd plugin fleets (its Namespace default is MicroNamespace).
+	// Codec is the record layout. If nil, KratosCodec; microplugin.EtcdCodec
+	// for go-micro etcd plugin fleets (its Namespace default is
+	// /micro/registry).
 	Codec Codec
 	// Logger receives the registry's warnings (skipped malformed records,
 	// lost leases, restored keys) and debug messages. If nil,
@@ -138,9 +139,12 @@ func (c Config) withDefaults() Config {
 	if c.DialTimeout <= 0 {
 		c.DialTimeout = DefaultDialTimeout
 	}
+	if c.Codec == nil {
+		c.Codec = KratosCodec{}
+	}
 	c.Namespace = strings.TrimRight(c.Namespace, "/")
-	if c.Namespace == "" && c.Codec == CodecMicro {
-		c.Namespace = MicroNamespace
+	if c.Namespace == "" {
+		c.Namespace = strings.TrimRight(c.Codec.Namespace(), "/")
 	}
 	if c.Namespace == "" {
 		c.Namespace = DefaultNamespace

@@ -108,25 +108,27 @@
 //
 // # Two layouts
 //
-// Records come in two layouts: regchain's and Kratos' contrib registry's
-// (CodecRegchain, the default, under /microservices) and the go-micro
-// etcd plugin's (CodecMicro, under /micro/registry). A registry reading the
-// wrong one sees nothing; it says so, once, at WARN:
+// Config.Codec chooses the record layout. Two are in use: regchain's and
+// Kratos' contrib registry's (KratosCodec, the default, under
+// /microservices) and the go-micro etcd plugin's (microplugin.EtcdCodec,
+// under /micro/registry, which reads both). A registry reading the wrong
+// one sees nothing; it says so, once, at WARN:
 //
-//   - CodecRegchain finding a record in go-micro's layout under its
+//   - KratosCodec finding a record in go-micro's layout under its
 //     namespace skips it (as any record it cannot decode) and warns once
-//     that the namespace holds go-micro records and CodecMicro reads them;
-//     further such records are logged at DEBUG only. (CodecMicro reads
-//     both layouts, so the converse does not arise.)
+//     that the namespace holds go-micro records and microplugin.EtcdCodec
+//     reads them; further such records are logged at DEBUG only. (Any
+//     other codec is taken to read go-micro records: one it cannot decode
+//     is logged as malformed.)
 //   - A read that finds a service absent (GetService's ErrNotFound, an
 //     empty ListServices, a watched service with no instance) makes the
 //     registry look, in the background, whether the other layout's
 //     default namespace holds records (one range of at most one key,
-//     keys only): /micro/registry for a CodecRegchain registry,
-//     /microservices for a CodecMicro one, unless that is its own
-//     namespace. If it does, the registry warns once that its fleet is
-//     probably there and which Config reads it, and looks no more. It
-//     looks at most once a minute.
+//     keys only): /micro/registry for a KratosCodec registry,
+//     /microservices for any other, unless that is its own namespace. If
+//     it does, the registry warns once that its fleet is probably there
+//     and which Config reads it, and looks no more. It looks at most once
+//     a minute.
 //
 // # Ping
 //
@@ -166,10 +168,9 @@
 //   - errors.go: the classification of etcd's errors into registry
 //     sentinels, and the errors the registry reports.
 //   - leader.go: requests that need a leader.
-//   - codec.go: keys and records: the key layout, decoding, skipped
-//     records.
+//   - codec.go: Codec (the record layout; KratosCodec the default), keys
+//     and records: the key layout, decoding, skipped records.
 //   - layout.go: the warnings about the other record layout.
-//   - microcodec.go: CodecMicro, the go-micro etcd plugin's layout.
 //
 // # Caveats
 //

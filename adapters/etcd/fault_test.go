@@ -10,8 +10,8 @@ import (
 	clientv3 "go.etcd.io/etcd/client/v3"
 
 	"github.com/regchain/regchain/embedetcd/etcdtest"
-	"github.com/regchain/regchain/internal/faultproxy"
-	"github.com/regchain/regchain/internal/testutil"
+	"github.com/regchain/regchain/internal/harness/faultproxy"
+	"github.com/regchain/regchain/internal/testsupport/testutil"
 	"github.com/regchain/regchain/registry"
 )
 

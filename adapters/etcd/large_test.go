@@ -9,7 +9,7 @@ import (
 
 	"github.com/regchain/regchain/chain"
 	"github.com/regchain/regchain/embedetcd/etcdtest"
-	"github.com/regchain/regchain/internal/testutil"
+	"github.com/regchain/regchain/internal/testsupport/testutil"
 )
 
 // TestLargeService (issue 14): one service with 20,000 instances, read,

@@ -33,21 +33,21 @@ func isMicroRecord(data []byte) bool {
 }
 
 // microHere handles a go-micro record found under namespace ns by a
-// CodecRegchain registry: one warning per registry, DEBUG after.
+// KratosCodec registry: one warning per registry, DEBUG after.
 func (h *layoutHints) microHere(log *slog.Logger, ns, key string) {
 	if h.warnedHere.CompareAndSwap(false, true) {
-		log.Warn("etcd: the namespace holds records in the go-micro etcd plugin's layout, which this registry skips: set Config.Codec to etcd.CodecMicro to read them (it reads both layouts)",
+		log.Warn("etcd: the namespace holds records in the go-micro etcd plugin's layout, which this registry skips: set Config.Codec to microplugin.EtcdCodec{} to read them (it reads both layouts)",
 			"namespace", ns, "key", key)
 		return
 	}
-	log.Debug("etcd: skipping a go-micro record (Codec is CodecRegchain)", "key", key)
+	log.Debug("etcd: skipping a go-micro record (Codec is KratosCodec)", "key", key)
 }
 
 // otherNamespace returns the default namespace of the other layout than
 // codec's, or "" when it is ns itself.
 func otherNamespace(codec Codec, ns string) string {
 	other := MicroNamespace
-	if codec == CodecMicro {
+	if readsMicro(codec) {
 		other = DefaultNamespace
 	}
 	if other == ns {
@@ -81,11 +81,11 @@ func (h *layoutHints) look(ctx context.Context, client *clientv3.Client, log *sl
 	if !h.warnedOther.CompareAndSwap(false, true) {
 		return
 	}
-	if codec == CodecMicro {
-		log.Warn("etcd: nothing found under this namespace, but "+other+" holds records, Kratos' and regchain's namespace: to read them, use the default Codec (CodecRegchain), or CodecMicro with Namespace "+other,
+	if readsMicro(codec) {
+		log.Warn("etcd: nothing found under this namespace, but "+other+" holds records, Kratos' and regchain's namespace: to read them, use the default Codec (KratosCodec), or this Codec with Namespace "+other,
 			"namespace", ns, "other", other, "key", string(resp.Kvs[0].Key))
 		return
 	}
-	log.Warn("etcd: nothing found under this namespace, but "+other+" holds records, the go-micro etcd plugin's namespace: to read a go-micro fleet, set Config.Codec to etcd.CodecMicro (or use microplugin.NewRegistry)",
+	log.Warn("etcd: nothing found under this namespace, but "+other+" holds records, the go-micro etcd plugin's namespace: to read a go-micro fleet, set Config.Codec to microplugin.EtcdCodec{} (or use microplugin/etcdchain.NewRegistry)",
 		"namespace", ns, "other", other, "key", string(resp.Kvs[0].Key))
 }

@@ -7,7 +7,7 @@ import (
 	"time"
 
 	"github.com/regchain/regchain/embedetcd/etcdtest"
-	"github.com/regchain/regchain/internal/testutil"
+	"github.com/regchain/regchain/internal/testsupport/testutil"
 	"github.com/regchain/regchain/registry"
 )
 
@@ -52,11 +52,11 @@ func notFound(t *testing.T, r *Registry) {
 }
 
 // A default registry over go-micro records in its own namespace: one
-// warning naming CodecMicro, not one "malformed" per record.
+// warning naming microplugin.EtcdCodec, not one "malformed" per record.
 func TestLayoutMicroRecordsHere(t *testing.T) {
 	srv := etcdtest.Start(t)
-	writer(t, srv.Endpoint(), CodecMicro, MicroNamespace)
-	r, rec := reader(t, srv.Endpoint(), CodecRegchain, MicroNamespace)
+	writer(t, srv.Endpoint(), microCodec{}, MicroNamespace)
+	r, rec := reader(t, srv.Endpoint(), KratosCodec{}, MicroNamespace)
 	for range 3 {
 		notFound(t, r)
 	}
@@ -76,9 +76,9 @@ func TestLayoutMicroRecordsHere(t *testing.T) {
 // by a watch; a registry whose namespace holds the service does not.
 func TestLayoutMicroFleetElsewhere(t *testing.T) {
 	srv := etcdtest.Start(t)
-	writer(t, srv.Endpoint(), CodecMicro, "")
+	writer(t, srv.Endpoint(), microCodec{}, "")
 	t.Run("GetService", func(t *testing.T) {
-		r, rec := reader(t, srv.Endpoint(), CodecRegchain, "")
+		r, rec := reader(t, srv.Endpoint(), KratosCodec{}, "")
 		notFound(t, r)
 		testutil.WaitFor(t, 10*time.Second, "warning", func() string {
 			if rec.count(hintMicro) == 0 {
@@ -89,12 +89,12 @@ func TestLayoutMicroFleetElsewhere(t *testing.T) {
 		for range 3 {
 			notFound(t, r)
 		}
-		if n := rec.count(hintMicro); n != 1 || rec.count("CodecMicro") != 1 {
-			t.Errorf("%d warnings naming the go-micro namespace, want 1 (naming CodecMicro)", n)
+		if n := rec.count(hintMicro); n != 1 || rec.count("microplugin.EtcdCodec") != 1 {
+			t.Errorf("%d warnings naming the go-micro namespace, want 1 (naming microplugin.EtcdCodec)", n)
 		}
 	})
 	t.Run("Watch", func(t *testing.T) {
-		r, rec := reader(t, srv.Endpoint(), CodecRegchain, "")
+		r, rec := reader(t, srv.Endpoint(), KratosCodec{}, "")
 		w, err := r.Watch(context.Background(), "greeter")
 		if err != nil {
 			t.Fatal(err)
@@ -111,7 +111,7 @@ func TestLayoutMicroFleetElsewhere(t *testing.T) {
 		})
 	})
 	t.Run("found", func(t *testing.T) {
-		r, rec := reader(t, srv.Endpoint(), CodecMicro, "")
+		r, rec := reader(t, srv.Endpoint(), microCodec{}, "")
 		if ins, err := r.GetService(ctxT(t, 5*time.Second), "greeter"); err != nil || len(ins) != 2 {
 			t.Fatalf("GetService = %v, %v", ins, err)
 		}
@@ -120,7 +120,7 @@ func TestLayoutMicroFleetElsewhere(t *testing.T) {
 		}
 		// The look (under /microservices) finds nothing: no warning. Wait
 		// for it by a registry that does warn, started after.
-		r2, rec2 := reader(t, srv.Endpoint(), CodecRegchain, "")
+		r2, rec2 := reader(t, srv.Endpoint(), KratosCodec{}, "")
 		notFound(t, r2)
 		testutil.WaitFor(t, 10*time.Second, "the other registry's warning", func() string {
 			if rec2.count(hintMicro) != 1 {
@@ -134,12 +134,12 @@ func TestLayoutMicroFleetElsewhere(t *testing.T) {
 	})
 }
 
-// The converse: a CodecMicro registry (/micro/registry) while the records
+// The converse: a go-micro layout registry (/micro/registry) while the records
 // are Kratos' and regchain's, under /microservices.
 func TestLayoutRegchainFleetElsewhere(t *testing.T) {
 	srv := etcdtest.Start(t)
-	writer(t, srv.Endpoint(), CodecRegchain, "")
-	r, rec := reader(t, srv.Endpoint(), CodecMicro, "")
+	writer(t, srv.Endpoint(), KratosCodec{}, "")
+	r, rec := reader(t, srv.Endpoint(), microCodec{}, "")
 	notFound(t, r)
 	testutil.WaitFor(t, 10*time.Second, "warning", func() string {
 		if rec.count(hintKrato) == 0 {

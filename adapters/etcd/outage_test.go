@@ -13,7 +13,7 @@ import (
 
 	"github.com/regchain/regchain/embedetcd"
 	"github.com/regchain/regchain/embedetcd/etcdtest"
-	"github.com/regchain/regchain/internal/testutil"
+	"github.com/regchain/regchain/internal/testsupport/testutil"
 )
 
 // absence polls key through cli (every 2 ms) and adds up the time it was

@@ -8,7 +8,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/regchain/regchain/embedetcd/etcdtest"
-	"github.com/regchain/regchain/internal/testutil"
+	"github.com/regchain/regchain/internal/testsupport/testutil"
 )
 
 // rangesReceived is how many Range requests the embedded etcds of this

@@ -8,7 +8,7 @@ import (
 	"testing"
 
 	"github.com/regchain/regchain/adapters/static"
-	"github.com/regchain/regchain/internal/testutil"
+	"github.com/regchain/regchain/internal/testsupport/testutil"
 	"github.com/regchain/regchain/registry"
 )
 

@@ -15,7 +15,7 @@ import (
 	"time"
 
 	"github.com/regchain/regchain/adapters/static"
-	"github.com/regchain/regchain/internal/testutil"
+	"github.com/regchain/regchain/internal/testsupport/testutil"
 	"github.com/regchain/regchain/registry"
 )
 

@@ -10,7 +10,7 @@ import (
 	gozk "github.com/go-zookeeper/zk"
 
 	"github.com/regchain/regchain/adapters/zk"
-	"github.com/regchain/regchain/internal/testutil"
+	"github.com/regchain/regchain/internal/testsupport/testutil"
 	"github.com/regchain/regchain/registry"
 )
 

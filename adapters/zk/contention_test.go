@@ -7,7 +7,7 @@ import (
 	"time"
 
 	"github.com/regchain/regchain/adapters/zk"
-	"github.com/regchain/regchain/internal/testutil"
+	"github.com/regchain/regchain/internal/testsupport/testutil"
 	"github.com/regchain/regchain/registry"
 )
 

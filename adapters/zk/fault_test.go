@@ -9,9 +9,9 @@ import (
 	gozk "github.com/go-zookeeper/zk"
 
 	"github.com/regchain/regchain/adapters/zk"
-	"github.com/regchain/regchain/internal/faultproxy"
-	"github.com/regchain/regchain/internal/testutil"
-	"github.com/regchain/regchain/internal/zktest"
+	"github.com/regchain/regchain/internal/harness/faultproxy"
+	"github.com/regchain/regchain/internal/testsupport/testutil"
+	"github.com/regchain/regchain/internal/testsupport/zktest"
 	"github.com/regchain/regchain/registry"
 )
 

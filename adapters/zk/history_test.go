@@ -10,7 +10,7 @@ import (
 
 	"github.com/regchain/regchain/adapters/zk"
 	"github.com/regchain/regchain/chain"
-	"github.com/regchain/regchain/internal/zktest"
+	"github.com/regchain/regchain/internal/testsupport/zktest"
 	"github.com/regchain/regchain/registry"
 	"github.com/regchain/regchain/registry/registrytest"
 )

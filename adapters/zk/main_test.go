@@ -16,8 +16,8 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/regchain/regchain/adapters/zk"
-	"github.com/regchain/regchain/internal/testutil"
-	"github.com/regchain/regchain/internal/zktest"
+	"github.com/regchain/regchain/internal/testsupport/testutil"
+	"github.com/regchain/regchain/internal/testsupport/zktest"
 	"github.com/regchain/regchain/registry"
 )
 

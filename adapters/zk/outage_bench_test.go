@@ -7,7 +7,7 @@ import (
 	"time"
 
 	"github.com/regchain/regchain/adapters/zk"
-	"github.com/regchain/regchain/internal/zktest"
+	"github.com/regchain/regchain/internal/testsupport/zktest"
 	"github.com/regchain/regchain/registry"
 )
 

@@ -8,8 +8,8 @@ import (
 	"time"
 
 	"github.com/regchain/regchain/adapters/zk"
-	"github.com/regchain/regchain/internal/faultproxy"
-	"github.com/regchain/regchain/internal/testutil"
+	"github.com/regchain/regchain/internal/harness/faultproxy"
+	"github.com/regchain/regchain/internal/testsupport/testutil"
 	"github.com/regchain/regchain/registry"
 )
 

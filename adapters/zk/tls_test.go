@@ -9,9 +9,9 @@ import (
 	"time"
 
 	"github.com/regchain/regchain/adapters/zk"
-	"github.com/regchain/regchain/internal/testcerts"
-	"github.com/regchain/regchain/internal/testutil"
-	"github.com/regchain/regchain/internal/zktest"
+	"github.com/regchain/regchain/internal/testsupport/testcerts"
+	"github.com/regchain/regchain/internal/testsupport/testutil"
+	"github.com/regchain/regchain/internal/testsupport/zktest"
 )
 
 // tlsRoundTrip registers an instance over a registry with tlsCfg on addr,

@@ -11,7 +11,7 @@ import (
 	gozk "github.com/go-zookeeper/zk"
 
 	"github.com/regchain/regchain/adapters/zk"
-	"github.com/regchain/regchain/internal/zktest"
+	"github.com/regchain/regchain/internal/testsupport/zktest"
 	"github.com/regchain/regchain/registry"
 )
 

@@ -8,7 +8,7 @@ import (
 
 	"github.com/regchain/regchain/adapters/etcd"
 	"github.com/regchain/regchain/embedetcd"
-	"github.com/regchain/regchain/internal/testutil"
+	"github.com/regchain/regchain/internal/testsupport/testutil"
 	"github.com/regchain/regchain/mirror"
 	"github.com/regchain/regchain/registry"
 )

@@ -6,8 +6,8 @@ import (
 
 	"github.com/regchain/regchain/adapters/consul"
 	"github.com/regchain/regchain/adapters/zk"
-	"github.com/regchain/regchain/internal/consultest"
-	"github.com/regchain/regchain/internal/zktest"
+	"github.com/regchain/regchain/internal/testsupport/consultest"
+	"github.com/regchain/regchain/internal/testsupport/zktest"
 	"github.com/regchain/regchain/registry"
 )
 

@@ -4,9 +4,9 @@ import (
 	"net/url"
 	"testing"
 
-	"github.com/regchain/regchain/internal/consultest"
-	"github.com/regchain/regchain/internal/testcerts"
-	"github.com/regchain/regchain/internal/zktest"
+	"github.com/regchain/regchain/internal/testsupport/consultest"
+	"github.com/regchain/regchain/internal/testsupport/testcerts"
+	"github.com/regchain/regchain/internal/testsupport/zktest"
 )
 
 // regctl's TLS and auth flags against etcd with TLS, mutual TLS and

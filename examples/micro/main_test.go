@@ -15,7 +15,7 @@ import (
 	"go-micro.dev/v4/selector"
 
 	"github.com/regchain/regchain/embedetcd"
-	"github.com/regchain/regchain/internal/testutil"
+	"github.com/regchain/regchain/internal/testsupport/testutil"
 )
 
 // go-micro's client and server packages start goroutines when imported:

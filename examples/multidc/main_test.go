@@ -9,7 +9,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/regchain/regchain/internal/testutil"
+	"github.com/regchain/regchain/internal/testsupport/testutil"
 )
 
 // go-micro's packages start goroutines when imported: those are ignored,

@@ -20,8 +20,8 @@ import (
 
 	"github.com/regchain/regchain/adapters/etcd"
 	"github.com/regchain/regchain/embedetcd"
-	"github.com/regchain/regchain/internal/faultproxy"
-	"github.com/regchain/regchain/internal/freeport"
+	"github.com/regchain/regchain/internal/harness/faultproxy"
+	"github.com/regchain/regchain/internal/harness/freeport"
 	"github.com/regchain/regchain/locality"
 	"github.com/regchain/regchain/microplugin"
 	"github.com/regchain/regchain/registry"

@@ -8,7 +8,7 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/regchain/regchain/internal/redact"
-	"github.com/regchain/regchain/internal/testutil"
+	"github.com/regchain/regchain/internal/testsupport/testutil"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }

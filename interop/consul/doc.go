@@ -10,5 +10,5 @@
 // the checksum database does not know: a test import of them in the root
 // module would break `go mod tidy` for every module that imports regchain.
 // They use only regchain's public API and a real agent from
-// internal/consultest (binary in $REGCHAIN_CONSUL).
+// internal/testsupport/consultest (binary in $REGCHAIN_CONSUL).
 package consulinterop

@@ -8,7 +8,7 @@ import (
 	"time"
 
 	"github.com/regchain/regchain/adapters/consul"
-	"github.com/regchain/regchain/internal/testutil"
+	"github.com/regchain/regchain/internal/testsupport/testutil"
 	"github.com/regchain/regchain/registry"
 )
 

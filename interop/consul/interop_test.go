@@ -9,8 +9,8 @@ import (
 	kconsul "github.com/go-kratos/kratos/contrib/registry/consul/v2"
 	kregistry "github.com/go-kratos/kratos/v2/registry"
 
-	"github.com/regchain/regchain/internal/consultest"
-	"github.com/regchain/regchain/internal/testutil"
+	"github.com/regchain/regchain/internal/testsupport/consultest"
+	"github.com/regchain/regchain/internal/testsupport/testutil"
 	"github.com/regchain/regchain/registry"
 )
 

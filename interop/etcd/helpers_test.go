@@ -12,7 +12,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/regchain/regchain/adapters/etcd"
-	"github.com/regchain/regchain/internal/testutil"
+	"github.com/regchain/regchain/internal/testsupport/testutil"
 	"github.com/regchain/regchain/registry"
 )
 

@@ -9,7 +9,7 @@ import (
 	kratosetcd "github.com/go-kratos/kratos/contrib/registry/etcd/v2"
 	kratosregistry "github.com/go-kratos/kratos/v2/registry"
 
-	"github.com/regchain/regchain/internal/testutil"
+	"github.com/regchain/regchain/internal/testsupport/testutil"
 	"github.com/regchain/regchain/registry"
 )
 

@@ -10,7 +10,7 @@ import (
 	"github.com/regchain/regchain/embedetcd/etcdtest"
 	"github.com/regchain/regchain/kratosplugin"
 
-	"github.com/regchain/regchain/internal/kratostest"
+	"github.com/regchain/regchain/internal/testsupport/kratostest"
 )
 
 // TestInteropContribEtcd runs Kratos apps registered by Kratos' own contrib

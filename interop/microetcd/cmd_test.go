@@ -8,15 +8,16 @@ import (
 	"go-micro.dev/v4/util/cmd"
 
 	"github.com/regchain/regchain/microplugin"
+	"github.com/regchain/regchain/microplugin/etcdchain"
 )
 
-// microplugin.NewRegistry in go-micro's command-line registry table:
+// etcdchain.NewRegistry in go-micro's command-line registry table:
 // "--registry=regchain --registry_address=..." builds it, and go-micro's
 // Init with the address after construction reaches the chain, which then
 // shares the etcd with a node still on the plugin.
 func TestCommandLineTable(t *testing.T) {
 	srv := shared.Server(t)
-	cmd.DefaultRegistries[microplugin.Name] = microplugin.NewRegistry
+	cmd.DefaultRegistries[microplugin.Name] = etcdchain.NewRegistry
 	t.Cleanup(func() { delete(cmd.DefaultRegistries, microplugin.Name) })
 	t.Setenv("XDG_CACHE_HOME", t.TempDir()) // the default snapshot path
 	var reg mreg.Registry = placeholder{}

@@ -13,7 +13,7 @@ import (
 	mreg "go-micro.dev/v4/registry"
 
 	"github.com/regchain/regchain/adapters/etcd"
-	"github.com/regchain/regchain/internal/testutil"
+	"github.com/regchain/regchain/internal/testsupport/testutil"
 	"github.com/regchain/regchain/microplugin"
 )
 
@@ -52,7 +52,7 @@ func pluginRegistry(t *testing.T, endpoint string) mreg.Registry {
 // go-micro layout, served to go-micro by microplugin.
 func regchainRegistry(t *testing.T, endpoint string) mreg.Registry {
 	r, err := etcd.New(etcd.Config{
-		Endpoints: []string{endpoint}, Codec: etcd.CodecMicro,
+		Endpoints: []string{endpoint}, Codec: microplugin.EtcdCodec{},
 		TTL: 5 * time.Second, Timeout: 2 * time.Second, Logger: quiet(),
 	})
 	if err != nil {

@@ -1,10 +1,10 @@
 // Package microservice fits a go-micro v4 service to regchain with options
 // go-micro already has: its client sends calls to the nearest answering
 // nodes and retries elsewhere what is safe to retry (Nearest), and the
-// registry NewRegistry built is closed when the service stops
+// registry etcdchain.NewRegistry built is closed when the service stops
 // (CloseOnStop):
 //
-//	reg := microplugin.NewRegistry(registry.Addrs("10.0.0.1:2379"))
+//	reg := etcdchain.NewRegistry(registry.Addrs("10.0.0.1:2379"))
 //	svc := micro.NewService(
 //		micro.Name("greeter"),
 //		micro.Registry(reg),
@@ -82,8 +82,9 @@
 //
 // # Closing the registry
 //
-// microplugin.NewRegistry returns go-micro's registry interface, which has
-// no Close, and owns a chain, an etcd client and a snapshot file.
+// etcdchain.NewRegistry (package microplugin/etcdchain) returns go-micro's
+// registry interface, which has no Close, and owns a chain, an etcd client
+// and a snapshot file.
 // CloseOnStop adds an AfterStop function to the service that closes every
 // microplugin registry of the service (its own, its client's and its
 // server's) when the service stops, after it has deregistered; registries

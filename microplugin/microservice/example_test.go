@@ -9,6 +9,7 @@ import (
 
 	"github.com/regchain/regchain/locality"
 	"github.com/regchain/regchain/microplugin"
+	"github.com/regchain/regchain/microplugin/etcdchain"
 	"github.com/regchain/regchain/microplugin/microservice"
 	"github.com/regchain/regchain/registry/registrytest"
 )
@@ -18,7 +19,7 @@ import (
 // when the service stops.
 func Example() {
 	// readme:begin micro-nearest
-	reg := microplugin.NewRegistry(mreg.Addrs("10.0.0.1:2379"))
+	reg := etcdchain.NewRegistry(mreg.Addrs("10.0.0.1:2379"))
 	svc := micro.NewService(
 		micro.Name("greeter"),
 		micro.Registry(reg),

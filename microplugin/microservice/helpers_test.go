@@ -16,9 +16,9 @@ import (
 	"go-micro.dev/v4/server"
 	"go-micro.dev/v4/transport"
 
-	"github.com/regchain/regchain/internal/faultproxy"
-	"github.com/regchain/regchain/internal/freeport"
-	"github.com/regchain/regchain/internal/testutil"
+	"github.com/regchain/regchain/internal/harness/faultproxy"
+	"github.com/regchain/regchain/internal/harness/freeport"
+	"github.com/regchain/regchain/internal/testsupport/testutil"
 	"github.com/regchain/regchain/locality"
 	"github.com/regchain/regchain/locality/nearest"
 	"github.com/regchain/regchain/microplugin"

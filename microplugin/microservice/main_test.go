@@ -5,7 +5,7 @@ import (
 	"testing"
 
 	"github.com/regchain/regchain/embedetcd/etcdtest"
-	"github.com/regchain/regchain/internal/testutil"
+	"github.com/regchain/regchain/internal/testsupport/testutil"
 )
 
 var shared etcdtest.Shared

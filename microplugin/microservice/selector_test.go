@@ -13,7 +13,7 @@ import (
 	mreg "go-micro.dev/v4/registry"
 	"go-micro.dev/v4/selector"
 
-	"github.com/regchain/regchain/internal/testutil"
+	"github.com/regchain/regchain/internal/testsupport/testutil"
 	"github.com/regchain/regchain/locality"
 	"github.com/regchain/regchain/locality/nearest"
 	"github.com/regchain/regchain/microplugin"

@@ -17,12 +17,12 @@ import (
 	"go.uber.org/goleak"
 	"go.uber.org/zap"
 
-	"github.com/regchain/regchain/internal/testutil"
-	"github.com/regchain/regchain/microplugin"
+	"github.com/regchain/regchain/internal/testsupport/testutil"
+	"github.com/regchain/regchain/microplugin/etcdchain"
 	"github.com/regchain/regchain/microplugin/microservice"
 )
 
-// TestCloseOnStop: a go-micro service over microplugin.NewRegistry (a
+// TestCloseOnStop: a go-micro service over etcdchain.NewRegistry (a
 // chain, an etcd client, a snapshot) with CloseOnStop and Nearest leaves
 // nothing running once it has stopped: the chain, its etcd client and the
 // selector's registry cache are closed by the service's Stop, with no
@@ -40,8 +40,8 @@ func TestCloseOnStop(t *testing.T) {
 	}
 	warm.Close()
 	baseline := goleak.IgnoreCurrent()
-	reg := microplugin.NewRegistry(mreg.Addrs(etcd.Endpoint()), mreg.Logger(quiet),
-		microplugin.SnapshotPath(filepath.Join(t.TempDir(), "registry.snapshot")))
+	reg := etcdchain.NewRegistry(mreg.Addrs(etcd.Endpoint()), mreg.Logger(quiet),
+		etcdchain.SnapshotPath(filepath.Join(t.TempDir(), "registry.snapshot")))
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	svc := micro.NewService(
@@ -64,7 +64,7 @@ func TestCloseOnStop(t *testing.T) {
 		t.Fatalf("the service's client selector is %T, want *microservice.Selector", svc.Options().Client.Options().Selector)
 	}
 	reach(t, call(svc.Client(), "Greeter.Hello"), "self")
-	if reg.(*microplugin.Registry).Chain() == nil {
+	if etcdchain.Chain(reg) == nil {
 		t.Fatal("no chain while the service runs")
 	}
 	cancel()
@@ -76,7 +76,7 @@ func TestCloseOnStop(t *testing.T) {
 	case <-time.After(timeout):
 		t.Fatal("Run did not return after its context ended")
 	}
-	if c := reg.(*microplugin.Registry).Chain(); c != nil {
+	if c := etcdchain.Chain(reg); c != nil {
 		t.Fatal("the chain is still open after the service stopped")
 	}
 	// Everything the registry and the service started ends.

@@ -1,6 +1,7 @@
 package registrytest
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"sync"
@@ -26,6 +27,9 @@ type derivation struct {
 	serial int64
 }
 
+// deriveFunc is registry.Derive or a registry.Memo's Derive.
+type deriveFunc func(ctx context.Context, r registry.Registry, name string, key any, derive func([]*registry.Instance) any) (any, error)
+
 // testDerive holds registry.Derive (a Deriver, or the fallback) to its
 // promise: derive sees the same state as GetService; under a Deriver it
 // runs once per state and key (from any number of goroutines, through a
@@ -33,19 +37,30 @@ type derivation struct {
 // uncomparable key is ErrInvalid; an unknown service is ErrNotFound without
 // calling derive.
 func testDerive(t *testing.T, k *kit) {
-	svc := k.service("derive")
-	i1, i2 := k.instance(svc, "i1", 9970), k.instance(svc, "i2", 9975)
-	k.registerAll(t, svc, i1, i2)
 	_, memo := k.r.(registry.Deriver)
 	if !memo {
 		t.Logf("%T has no Deriver: checking the fallback", k.r)
 	}
+	testDeriveWith(t, k, "derive", registry.Derive, memo)
+}
+
+// testDeriveMemo holds a registry.Memo over the registry to the same
+// promise, with a Deriver or without: once per state and key.
+func testDeriveMemo(t *testing.T, k *kit) {
+	var m registry.Memo
+	testDeriveWith(t, k, "memo", m.Derive, true)
+}
+
+func testDeriveWith(t *testing.T, k *kit, name string, deriveVia deriveFunc, memo bool) {
+	svc := k.service(name)
+	i1, i2 := k.instance(svc, "i1", 9970), k.instance(svc, "i2", 9975)
+	k.registerAll(t, svc, i1, i2)
 	var serial atomic.Int64
 	derive := func(ins []*registry.Instance) any {
 		return &derivation{ins: registry.CloneInstances(ins), serial: serial.Add(1)}
 	}
 	read := func(key any) (*derivation, error) {
-		v, err := registry.Derive(ctxT(t), k.r, svc, key, derive)
+		v, err := deriveVia(ctxT(t), k.r, svc, key, derive)
 		if err != nil {
 			return nil, err
 		}
@@ -142,7 +157,7 @@ func testDerive(t *testing.T, k *kit) {
 	}
 
 	before := serial.Load()
-	_, err := registry.Derive(ctxT(t), k.r, k.service("none"), deriveKey{}, derive)
+	_, err := deriveVia(ctxT(t), k.r, k.service("none"), deriveKey{}, derive)
 	if !errors.Is(err, registry.ErrNotFound) {
 		t.Errorf("Derive(unknown) error = %v, want ErrNotFound", err)
 	}
@@ -153,7 +168,7 @@ func testDerive(t *testing.T, k *kit) {
 	// one (twice: the second call would compare it with a stored key).
 	for _, key := range []any{[]string{"not comparable"}, otherKey{any: []int{1}}, otherKey{any: []int{1}}} {
 		before := serial.Load()
-		_, err := registry.Derive(ctxT(t), k.r, svc, key, derive)
+		_, err := deriveVia(ctxT(t), k.r, svc, key, derive)
 		if !errors.Is(err, registry.ErrInvalid) {
 			t.Errorf("Derive with key %#v: error %v, want ErrInvalid", key, err)
 		}

@@ -42,6 +42,7 @@ func Run(t *testing.T, newRegistry func(t *testing.T) registry.Registry) {
 		{"Copies", testCopies},
 		{"SharedRead", testSharedRead},
 		{"Derive", testDerive},
+		{"DeriveMemo", testDeriveMemo},
 		{"RegisterTTL", testRegisterTTL},
 		{"Close", testClose},
 	}
