@@ -11,6 +11,8 @@ import (
 
 	pb "go.etcd.io/etcd/api/v3/etcdserverpb"
 	clientv3 "go.etcd.io/etcd/client/v3"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/connectivity"
 
 	"github.com/regchain/regchain/internal/signal"
 	"github.com/regchain/regchain/registry"
@@ -34,8 +36,9 @@ type conn struct {
 	cancel context.CancelFunc
 	wg     sync.WaitGroup // every goroutine the registry started (spawn)
 
-	lastAnswer atomic.Int64 // unix nanos of the last answer observed
-	ready      atomic.Bool  // the client's connection is ready (Registry.monitorConn)
+	lastAnswer atomic.Int64     // unix nanos of the last answer observed
+	ready      atomic.Bool      // the client's connection is ready (Registry.monitorConn)
+	grpcConn   *grpc.ClientConn // the client's connection when its state is followed, else nil
 
 	hist           history       // the identity of the history etcd serves
 	historyChanged signal.Signal // fired when etcd came back with another history
@@ -119,6 +122,21 @@ func (c *conn) answered() { c.lastAnswer.Store(time.Now().UnixNano()) }
 func (c *conn) answeredWithin(d time.Duration) bool {
 	last := c.lastAnswer.Load()
 	return last != 0 && time.Since(time.Unix(0, last)) < d
+}
+
+// failing reports whether the client's connection is failing: its last
+// attempt to reach every endpoint failed (TRANSIENT_FAILURE), and the next
+// comes when gRPC's reconnection backoff says. A request sent meanwhile
+// only waits for that (clientv3's calls wait for a ready connection) until
+// its deadline, so Ping answers at once instead: a member probing a dead
+// etcd sends nothing beyond gRPC's own reconnection attempts. It is false
+// when the state is not followed (Config.Client without a connection).
+func (c *conn) failing() (connectivity.State, bool) {
+	if c.grpcConn == nil {
+		return 0, false
+	}
+	st := c.grpcConn.GetState()
+	return st, st == connectivity.TransientFailure
 }
 
 // observe feeds a linearizable response's header to the history; on a

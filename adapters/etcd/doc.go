@@ -139,12 +139,21 @@
 // records, so a fleet probing once a second adds constant leader work per
 // process.
 //
+// Ping sends nothing when it need not: when etcd answered the registry's
+// own traffic less than Config.PassivePing ago on a ready connection, it
+// succeeds; when the client's connection is failing (its last attempt at
+// every endpoint failed: gRPC's TRANSIENT_FAILURE), it answers an error
+// wrapping registry.ErrUnavailable at once, as a request would only wait
+// for gRPC's next reconnection attempt until its deadline. A process
+// probing a dead etcd thus costs it no calls beyond gRPC's reconnection
+// attempts.
+//
 // # Files
 //
 // Each file owns one part. Only registry.go, which builds and closes the
-// others, and microcodec.go (the go-micro layout, which reads the
-// Registry's codec) use each other's declarations both ways
-// (scripts/shape.sh -pairs lists such pairs).
+// others, and codec.go (the record layout, which reads the Registry's
+// codec) use each other's declarations both ways (scripts/shape.sh -pairs
+// lists such pairs).
 //
 //   - registry.go: the Registry type, New, Close, Ping, GetService,
 //     ListServices, and the monitor of the client's connection.

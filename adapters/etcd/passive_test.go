@@ -2,13 +2,19 @@ package etcd
 
 import (
 	"context"
+	"errors"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	clientv3 "go.etcd.io/etcd/client/v3"
+	"go.uber.org/zap"
+	"google.golang.org/grpc"
 
 	"github.com/regchain/regchain/embedetcd/etcdtest"
 	"github.com/regchain/regchain/internal/testsupport/testutil"
+	"github.com/regchain/regchain/registry"
 )
 
 // rangesReceived is how many Range requests the embedded etcds of this
@@ -79,4 +85,65 @@ func TestPassivePing(t *testing.T) {
 		return ""
 	})
 	t.Logf("Ping failed %v after etcd stopped", d)
+}
+
+// TestPingWhileFailing: once the client's connection is failing (etcd
+// stopped), Ping answers ErrUnavailable without sending a request, even with
+// PassivePing negative; when etcd is back, Ping succeeds again.
+func TestPingWhileFailing(t *testing.T) {
+	srv := etcdtest.Start(t)
+	ctx := ctxT(t, time.Minute)
+	var sent atomic.Int64
+	client, err := clientv3.New(clientv3.Config{
+		Endpoints:   []string{srv.Endpoint()},
+		DialTimeout: 5 * time.Second,
+		Logger:      zap.NewNop(),
+		DialOptions: []grpc.DialOption{grpc.WithChainUnaryInterceptor(
+			func(ctx context.Context, method string, req, reply any, cc *grpc.ClientConn, invoker grpc.UnaryInvoker, opts ...grpc.CallOption) error {
+				sent.Add(1)
+				return invoker(ctx, method, req, reply, cc, opts...)
+			})},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { client.Close() })
+	cfg := testConfig(t, "")
+	cfg.Endpoints, cfg.Client, cfg.PassivePing = nil, client, -1
+	r := newRegistry(t, cfg)
+	if err := r.Ping(ctx); err != nil {
+		t.Fatalf("Ping: %v", err)
+	}
+
+	srv.Stop()
+	testutil.WaitFor(t, 30*time.Second, "the client's connection fails", func() string {
+		if st, bad := r.c.failing(); !bad {
+			return "connection " + st.String()
+		}
+		return ""
+	})
+	before := sent.Load()
+	for range 20 {
+		err := r.Ping(ctx)
+		if !errors.Is(err, registry.ErrUnavailable) {
+			t.Fatalf("Ping while failing: %v, want ErrUnavailable", err)
+		}
+	}
+	// The connection may have left TRANSIENT_FAILURE for a reconnection
+	// attempt between two pings, sending one.
+	if n := sent.Load() - before; n > 2 {
+		t.Fatalf("20 pings while the connection failed sent %d requests, want none (a stray one tolerated)", n)
+	}
+
+	if err := srv.Start(); err != nil {
+		t.Fatal(err)
+	}
+	testutil.WaitFor(t, 2*time.Minute, "Ping succeeds once etcd is back", func() string {
+		pctx, cancel := context.WithTimeout(ctx, time.Second)
+		defer cancel()
+		if err := r.Ping(pctx); err != nil {
+			return err.Error()
+		}
+		return ""
+	})
 }

@@ -99,6 +99,7 @@ func New(cfg Config) (*Registry, error) {
 	r.rec = newRecords(c, cfg.Codec, r.unmarshal)
 	r.hub = newHub(c, cfg.hubLinger)
 	if conn := client.ActiveConnection(); conn != nil && !cfg.noConnMonitor {
+		c.grpcConn = conn
 		c.spawn(func() { r.monitorConn(conn) })
 	}
 	return r, nil
@@ -225,6 +226,9 @@ func (r *Registry) Ping(ctx context.Context) error {
 	}
 	if r.passive > 0 && r.c.ready.Load() && r.c.answeredWithin(r.passive) {
 		return nil // etcd answered our own traffic just now: no request needed
+	}
+	if _, bad := r.c.failing(); bad {
+		return fmt.Errorf("etcd: ping: %w: the client's connection to etcd is failing (every endpoint refused or dropped the last attempt; gRPC tries again on its backoff)", registry.ErrUnavailable)
 	}
 	octx, cancel := r.c.opCtx(ctx)
 	defer cancel()
