@@ -398,3 +398,11 @@ func (c *Chain) confirmServed(now time.Time) {
 		}
 	}
 }
+
+// kickLoop asks the loop for a turn.
+func (c *Chain) kickLoop() {
+	select {
+	case c.kick <- struct{}{}:
+	default:
+	}
+}

@@ -30,14 +30,6 @@ func (c *Chain) loop() {
 	}
 }
 
-// kickLoop asks the loop for a turn.
-func (c *Chain) kickLoop() {
-	select {
-	case c.kick <- struct{}{}:
-	default:
-	}
-}
-
 // loopState is what the loop keeps between turns; only the loop touches
 // it, except where a field says otherwise.
 type loopState struct {
