@@ -2,7 +2,6 @@ package grpcbalancer
 
 import (
 	"context"
-	"strings"
 	"time"
 
 	"google.golang.org/grpc"
@@ -69,32 +68,22 @@ func RetryInterceptor(cfg RetryConfig) grpc.UnaryClientInterceptor {
 		cfg.Attempts = DefaultRetryAttempts
 	}
 	idem := append([]string{HealthCheck}, cfg.Idempotent...)
-	var adaptive *nearest.AttemptTimeouts
-	if cfg.AttemptTimeout == 0 {
-		adaptive = &nearest.AttemptTimeouts{}
-	}
+	budget := nearest.NewAttemptBudget(cfg.AttemptTimeout)
 	return func(ctx context.Context, method string, req, reply any, cc *grpc.ClientConn, invoker grpc.UnaryInvoker, opts ...grpc.CallOption) error {
-		if cfg.Attempts <= 1 || !idempotent(method, idem) {
+		if cfg.Attempts <= 1 || !nearest.MatchMethod(method, idem) {
 			return invoker(ctx, method, req, reply, cc, opts...)
 		}
 		ctx, _ = nearest.WithTried(ctx)
 		op := cc.Target() + " " + method
 		for attempt := 1; ; attempt++ {
-			var d time.Duration
-			switch {
-			case attempt == cfg.Attempts || cfg.AttemptTimeout < 0:
-				// The last attempt keeps the rest of the call's deadline.
-			case adaptive != nil:
-				d = adaptive.Timeout(op)
-			default:
-				d = cfg.AttemptTimeout
+			var d time.Duration // the last attempt keeps the rest of the call's deadline
+			if attempt < cfg.Attempts {
+				d = budget.Timeout(op)
 			}
 			start := time.Now()
 			timedOut, err := invokeAttempt(ctx, d, method, req, reply, cc, invoker, opts)
 			if err == nil {
-				if adaptive != nil {
-					adaptive.Observe(op, time.Since(start))
-				}
+				budget.Observe(op, time.Since(start))
 				return nil
 			}
 			if attempt >= cfg.Attempts || ctx.Err() != nil {
@@ -123,13 +112,4 @@ func invokeAttempt(ctx context.Context, d time.Duration, method string, req, rep
 	// before the client's own timer fires.
 	timedOut = err != nil && ctx.Err() == nil && (actx.Err() != nil || status.Code(err) == codes.DeadlineExceeded)
 	return timedOut, err
-}
-
-func idempotent(method string, list []string) bool {
-	for _, m := range list {
-		if method == m || (strings.HasSuffix(m, "/") && strings.HasPrefix(method, m)) {
-			return true
-		}
-	}
-	return false
 }

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"net"
 	"net/http"
-	"strings"
 	"time"
 
 	kerrors "github.com/go-kratos/kratos/v2/errors"
@@ -65,30 +64,22 @@ func Retry(cfg RetryConfig) middleware.Middleware {
 		cfg.Attempts = DefaultRetryAttempts
 	}
 	idem := append([]string{HealthCheck}, cfg.Idempotent...)
-	var adaptive *nearest.AttemptTimeouts
-	if cfg.AttemptTimeout == 0 {
-		adaptive = &nearest.AttemptTimeouts{}
-	}
+	budget := nearest.NewAttemptBudget(cfg.AttemptTimeout)
 	return func(next middleware.Handler) middleware.Handler {
 		return func(ctx context.Context, req any) (any, error) {
 			ctx, tried := nearest.WithTried(ctx)
 			op := operation(ctx)
-			bounded := cfg.Attempts > 1 && cfg.AttemptTimeout >= 0 && retrySafe(ctx, context.DeadlineExceeded, true, idem)
+			bounded := cfg.Attempts > 1 && budget.Bounded() && retrySafe(ctx, context.DeadlineExceeded, true, idem)
 			for attempt := 1; ; attempt++ {
 				picked := tried.Len()
-				var d time.Duration
-				switch {
-				case !bounded || attempt == cfg.Attempts:
-					// The last attempt keeps the rest of the call's deadline.
-				case adaptive != nil:
-					d = adaptive.Timeout(op)
-				default:
-					d = cfg.AttemptTimeout
+				var d time.Duration // the last attempt keeps the rest of the call's deadline
+				if bounded && attempt < cfg.Attempts {
+					d = budget.Timeout(op)
 				}
 				start := time.Now()
 				reply, timedOut, err := callAttempt(ctx, d, next, req)
-				if err == nil && adaptive != nil {
-					adaptive.Observe(op, time.Since(start))
+				if err == nil {
+					budget.Observe(op, time.Since(start))
 				}
 				if err == nil || attempt >= cfg.Attempts || ctx.Err() != nil || tried.Len() == picked {
 					// Done, out of attempts, out of time, or no instance was
@@ -155,7 +146,7 @@ func retrySafe(ctx context.Context, err error, timedOut bool, idempotent []strin
 		hasBody := r.Body != nil && r.Body != http.NoBody
 		return !hasBody && idempotentHTTP(r) && (timedOut || gatewayFailure(err))
 	case transport.KindGRPC:
-		if !idempotentGRPC(tr.Operation(), idempotent) {
+		if !nearest.MatchMethod(tr.Operation(), idempotent) {
 			return false
 		}
 		if timedOut {
@@ -192,13 +183,4 @@ func idempotentHTTP(r *http.Request) bool {
 		return true
 	}
 	return r.Header.Get("Idempotency-Key") != "" || r.Header.Get("X-Idempotency-Key") != ""
-}
-
-func idempotentGRPC(op string, list []string) bool {
-	for _, m := range list {
-		if op == m || (strings.HasSuffix(m, "/") && strings.HasPrefix(op, m)) {
-			return true
-		}
-	}
-	return false
 }

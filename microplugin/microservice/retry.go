@@ -125,25 +125,21 @@ func Backoff(context.Context, client.Request, int) (time.Duration, error) { retu
 // left to go-micro. Nearest installs it.
 func AttemptTimeouts(cfg RetryConfig) client.Wrapper {
 	idem := append([]string(nil), cfg.Idempotent...)
-	var adaptive *nearest.AttemptTimeouts
-	if cfg.AttemptTimeout == 0 {
-		adaptive = &nearest.AttemptTimeouts{}
-	}
+	budget := nearest.NewAttemptBudget(cfg.AttemptTimeout)
 	return func(c client.Client) client.Client {
-		return &attemptClient{Client: c, idem: idem, fixed: cfg.AttemptTimeout, adaptive: adaptive}
+		return &attemptClient{Client: c, idem: idem, budget: budget}
 	}
 }
 
 type attemptClient struct {
 	client.Client
-	idem     []string
-	fixed    time.Duration
-	adaptive *nearest.AttemptTimeouts // nil: fixed
+	idem   []string
+	budget *nearest.AttemptBudget
 }
 
 // Call implements client.Client.
 func (c *attemptClient) Call(ctx context.Context, req client.Request, rsp any, opts ...client.CallOption) error {
-	if req.Stream() || c.fixed < 0 || !idempotent(req.Endpoint(), c.idem) {
+	if req.Stream() || !c.budget.Bounded() || !idempotent(req.Endpoint(), c.idem) {
 		return c.Client.Call(ctx, req, rsp, opts...)
 	}
 	if _, ok := fresh(rsp); !ok {
@@ -158,10 +154,7 @@ func (c *attemptClient) Call(ctx context.Context, req client.Request, rsp any, o
 		return func(ctx context.Context, node *mreg.Node, req client.Request, rsp any, o client.CallOptions) error {
 			var d time.Duration
 			if int(attempts.Add(1)) <= o.Retries { // not the last attempt
-				d = c.fixed
-				if c.adaptive != nil {
-					d = c.adaptive.Timeout(op)
-				}
+				d = c.budget.Timeout(op)
 			}
 			// go-micro returns from a timed-out attempt, and from a call
 			// whose context ended, while the attempt's goroutines may
@@ -173,9 +166,7 @@ func (c *attemptClient) Call(ctx context.Context, req client.Request, rsp any, o
 			err := attempt(d, func() error { return next(ctx, node, req, own, o) })
 			if err == nil {
 				answer.Store(&own)
-				if c.adaptive != nil {
-					c.adaptive.Observe(op, time.Since(start))
-				}
+				c.budget.Observe(op, time.Since(start))
 			}
 			return err
 		}
