@@ -126,17 +126,36 @@ func (c *conn) answeredWithin(d time.Duration) bool {
 
 // failing reports whether the client's connection is failing: its last
 // attempt to reach every endpoint failed (TRANSIENT_FAILURE), and the next
-// comes when gRPC's reconnection backoff says. A request sent meanwhile
-// only waits for that (clientv3's calls wait for a ready connection) until
-// its deadline, so Ping answers at once instead: a member probing a dead
-// etcd sends nothing beyond gRPC's own reconnection attempts. It is false
-// when the state is not followed (Config.Client without a connection).
+// comes when gRPC's reconnection backoff says. It is false when the state
+// is not followed (Config.Client without a connection).
 func (c *conn) failing() (connectivity.State, bool) {
 	if c.grpcConn == nil {
 		return 0, false
 	}
 	st := c.grpcConn.GetState()
 	return st, st == connectivity.TransientFailure
+}
+
+// awaitConnection returns at once unless the client's connection is
+// failing; then it waits, sending nothing, until the connection is ready
+// again (or idle, or shut down) and returns nil, or until ctx ends and
+// returns an error wrapping ctx's (classify makes a deadline
+// registry.ErrUnavailable). A request sent while
+// the connection fails would only wait for it in gRPC (clientv3's calls
+// wait for a ready connection), counted as a call and holding a stream;
+// waiting here instead still answers the moment the connection is back.
+func (c *conn) awaitConnection(ctx context.Context) error {
+	st, bad := c.failing()
+	for bad {
+		if !c.grpcConn.WaitForStateChange(ctx, st) {
+			return fmt.Errorf("the client's connection to etcd is failing (every endpoint refused or dropped the last attempt; gRPC tries again on its backoff): %w", ctx.Err())
+		}
+		st = c.grpcConn.GetState()
+		// A reconnection attempt (CONNECTING) that fails goes back to
+		// TRANSIENT_FAILURE: keep waiting through it.
+		bad = st == connectivity.TransientFailure || st == connectivity.Connecting
+	}
+	return nil
 }
 
 // observe feeds a linearizable response's header to the history; on a

@@ -142,11 +142,13 @@
 // Ping sends nothing when it need not: when etcd answered the registry's
 // own traffic less than Config.PassivePing ago on a ready connection, it
 // succeeds; when the client's connection is failing (its last attempt at
-// every endpoint failed: gRPC's TRANSIENT_FAILURE), it answers an error
-// wrapping registry.ErrUnavailable at once, as a request would only wait
-// for gRPC's next reconnection attempt until its deadline. A process
-// probing a dead etcd thus costs it no calls beyond gRPC's reconnection
-// attempts.
+// every endpoint failed: gRPC's TRANSIENT_FAILURE), it waits for the
+// connection without sending anything, answering the moment it is ready
+// again (then with its request) or, at its deadline, an error wrapping
+// registry.ErrUnavailable. A request sent meanwhile would only have waited
+// in gRPC for the same thing. A process probing a dead etcd thus costs it
+// no calls beyond gRPC's reconnection attempts, and sees it back as soon
+// as before.
 //
 // # Files
 //

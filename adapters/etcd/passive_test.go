@@ -88,8 +88,10 @@ func TestPassivePing(t *testing.T) {
 }
 
 // TestPingWhileFailing: once the client's connection is failing (etcd
-// stopped), Ping answers ErrUnavailable without sending a request, even with
-// PassivePing negative; when etcd is back, Ping succeeds again.
+// stopped), Ping sends no request, even with PassivePing negative, and
+// answers ErrUnavailable at its deadline; a Ping waiting when etcd comes
+// back succeeds (it waited for the connection, not for a request's
+// answer that could not come).
 func TestPingWhileFailing(t *testing.T) {
 	srv := etcdtest.Start(t)
 	ctx := ctxT(t, time.Minute)
@@ -123,27 +125,37 @@ func TestPingWhileFailing(t *testing.T) {
 		return ""
 	})
 	before := sent.Load()
-	for range 20 {
-		err := r.Ping(ctx)
+	for range 5 {
+		pctx, cancel := context.WithTimeout(ctx, 50*time.Millisecond)
+		err := r.Ping(pctx)
+		cancel()
 		if !errors.Is(err, registry.ErrUnavailable) {
 			t.Fatalf("Ping while failing: %v, want ErrUnavailable", err)
 		}
 	}
-	// The connection may have left TRANSIENT_FAILURE for a reconnection
-	// attempt between two pings, sending one.
-	if n := sent.Load() - before; n > 2 {
-		t.Fatalf("20 pings while the connection failed sent %d requests, want none (a stray one tolerated)", n)
+	if n := sent.Load() - before; n != 0 {
+		t.Fatalf("5 pings while the connection failed sent %d requests, want none", n)
 	}
 
+	// A Ping waiting for the connection when etcd comes back succeeds once
+	// the connection is ready (gRPC's reconnection backoff decides when).
+	if _, bad := r.c.failing(); !bad {
+		t.Log("the connection left TRANSIENT_FAILURE before the waiting Ping started")
+	}
+	done := make(chan error, 1)
+	go func() {
+		// Ping's wait, without Config.Timeout's bound (gRPC's backoff may
+		// be longer): it must end with the connection ready.
+		if err := r.c.awaitConnection(ctx); err != nil {
+			done <- err
+			return
+		}
+		done <- r.Ping(ctx)
+	}()
 	if err := srv.Start(); err != nil {
 		t.Fatal(err)
 	}
-	testutil.WaitFor(t, 2*time.Minute, "Ping succeeds once etcd is back", func() string {
-		pctx, cancel := context.WithTimeout(ctx, time.Second)
-		defer cancel()
-		if err := r.Ping(pctx); err != nil {
-			return err.Error()
-		}
-		return ""
-	})
+	if err := <-done; err != nil {
+		t.Fatalf("Ping waiting for the connection when etcd came back: %v", err)
+	}
 }

@@ -227,11 +227,11 @@ func (r *Registry) Ping(ctx context.Context) error {
 	if r.passive > 0 && r.c.ready.Load() && r.c.answeredWithin(r.passive) {
 		return nil // etcd answered our own traffic just now: no request needed
 	}
-	if _, bad := r.c.failing(); bad {
-		return fmt.Errorf("etcd: ping: %w: the client's connection to etcd is failing (every endpoint refused or dropped the last attempt; gRPC tries again on its backoff)", registry.ErrUnavailable)
-	}
 	octx, cancel := r.c.opCtx(ctx)
 	defer cancel()
+	if err := r.c.awaitConnection(octx); err != nil {
+		return r.c.wrapErr(ctx, "ping", err)
+	}
 	if err := r.c.probe(octx); err != nil {
 		return r.c.wrapErr(ctx, "ping", err)
 	}
