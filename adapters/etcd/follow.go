@@ -100,8 +100,12 @@ type stream struct {
 	ctx    context.Context // ends the watch; cancelled by stop
 	cancel context.CancelFunc
 	why    atomic.Pointer[error] // why stop ended the follow
-	hist   <-chan struct{}       // closed when etcd's history changes
-	lostc  chan struct{}         // capacity 1: the watchdog saw a loss
+	hist   <-chan struct{}       // closed when etcd's history changes; nil once seen
+
+	// Armed when the last watcher has gone: the follow ends when it fires
+	// and none has come back.
+	linger  *time.Timer
+	lingerC <-chan time.Time
 
 	// Owned by the follow's goroutine.
 	progressed bool // a response arrived
@@ -135,28 +139,20 @@ type stream struct {
 // While etcd does not answer, it tries every confirmRetry; after
 // confirmWait it ends with errNoConfirm and run lists again.
 func (f *follower) follow(rev int64) (progressed bool, err error) {
-	s := &stream{f: f, hist: f.c.historyChanged.Wait(), lostc: make(chan struct{}, 1), applied: rev}
+	s := &stream{f: f, hist: f.c.historyChanged.Wait(), applied: rev}
 	s.ctx, s.cancel = context.WithCancel(clientv3.WithRequireLeader(f.c.ctx))
 	defer s.cancel()
 	defer func() {
 		if s.retryTimer != nil {
 			s.retryTimer.Stop()
 		}
+		if s.linger != nil {
+			s.linger.Stop()
+		}
 	}()
 	f.h.setFollowing(true)
 	defer f.h.setFollowing(false)
-	// clientv3's Watch blocks while its stream is (re)connecting: the
-	// watchdog cancels it when follow must end.
-	done, watchdogDone := make(chan struct{}), make(chan struct{})
-	go func() {
-		defer close(watchdogDone)
-		s.watchdog(done)
-	}()
-	defer func() {
-		close(done)
-		<-watchdogDone
-	}()
-	wch := f.c.client.Watch(s.ctx, f.h.prefix, clientv3.WithPrefix(), clientv3.WithRev(rev+1), clientv3.WithProgressNotify())
+	wch := s.open(rev)
 	for {
 		resp, ok := s.next(wch)
 		if !ok || s.why.Load() != nil {
@@ -183,63 +179,71 @@ func (s *stream) stop(err error) {
 	s.cancel()
 }
 
-// watchdog ends the follow when etcd's history changes or the hub has been
-// without watchers for its linger, and reports a lost connection to the
-// watchers, until done is closed. It runs on its own goroutine: clientv3's
-// Watch call blocks while the stream is connecting.
-func (s *stream) watchdog(done <-chan struct{}) {
-	h := s.f.h
-	// Armed when the last watcher has gone: the follow ends when it fires
-	// and none has come back.
-	var linger *time.Timer
-	var lingerC <-chan time.Time
-	defer func() {
-		if linger != nil {
-			linger.Stop()
-		}
+// open starts the watch from rev+1. clientv3's Watch blocks while its
+// stream is (re)connecting, so it runs on a goroutine of its own meanwhile,
+// while this one ends the follow if etcd's history changes or the hub stays
+// without watchers (Watch then returns, its context cancelled); that
+// goroutine ends with the call. Once the watch is open, next does the same.
+func (s *stream) open(rev int64) clientv3.WatchChan {
+	opened := make(chan clientv3.WatchChan, 1)
+	go func() {
+		opened <- s.f.c.client.Watch(s.ctx, s.f.h.prefix, clientv3.WithPrefix(), clientv3.WithRev(rev+1), clientv3.WithProgressNotify())
 	}()
 	for {
 		select {
-		case <-h.lost:
-			s.f.c.log.Debug("etcd: connection lost; the watch resumes when it is back", "prefix", h.prefix)
-			h.fail(s.f.c.wrapErr(context.Background(), "watch "+h.prefix, errConnLost))
-			poke(s.lostc)
+		case wch := <-opened:
+			return wch
 		case <-s.hist:
+			s.hist = nil
 			s.stop(errHistoryChanged)
-			return
-		case <-h.wake:
-			if lingerC != nil || h.subscribers() > 0 {
-				continue
-			}
-			if h.linger <= 0 {
-				s.stop(errIdle)
-				return
-			}
-			linger = time.NewTimer(h.linger)
-			lingerC = linger.C
-		case <-lingerC:
-			lingerC = nil
-			if h.subscribers() > 0 {
-				continue
-			}
-			if h.isStale() {
-				// A failure awaits its confirmation: the watchers of a
-				// recovering tier may come back.
-				linger.Reset(h.linger)
-				lingerC = linger.C
-				continue
-			}
-			s.stop(errIdle)
-			return
-		case <-done:
-			return
+		case <-s.f.h.wake:
+			s.watchersChanged()
+		case <-s.lingerC:
+			s.lingered()
 		}
 	}
 }
 
+// watchersChanged arms the linger when the last watcher has gone, or ends
+// the follow at once when the hub does not linger.
+func (s *stream) watchersChanged() {
+	h := s.f.h
+	if s.lingerC != nil || h.subscribers() > 0 {
+		return
+	}
+	if h.linger <= 0 {
+		s.stop(errIdle)
+		return
+	}
+	if s.linger == nil {
+		s.linger = time.NewTimer(h.linger)
+	} else {
+		s.linger.Reset(h.linger)
+	}
+	s.lingerC = s.linger.C
+}
+
+// lingered ends the follow when the hub has been without watchers for its
+// linger, unless one came back or a failure awaits its confirmation (the
+// watchers of a recovering tier may come back).
+func (s *stream) lingered() {
+	h := s.f.h
+	s.lingerC = nil
+	if h.subscribers() > 0 {
+		return
+	}
+	if h.isStale() {
+		s.linger.Reset(h.linger)
+		s.lingerC = s.linger.C
+		return
+	}
+	s.stop(errIdle)
+}
+
 // next returns the next watch response, handling meanwhile what else
-// comes: services to fetch for new watchers, a lost connection, and the
-// confirmation of the states after it.
+// comes: services to fetch for new watchers, a lost connection and the
+// confirmation of the states after it, a history change, the watchers
+// leaving.
 func (s *stream) next(wch clientv3.WatchChan) (clientv3.WatchResponse, bool) {
 	for {
 		select {
@@ -249,11 +253,21 @@ func (s *stream) next(wch clientv3.WatchChan) (clientv3.WatchResponse, bool) {
 			if err := s.f.l.fetchPending(s.ctx); err != nil {
 				s.stop(err)
 			}
-		case <-s.lostc:
+		case <-s.f.h.lost:
+			// The hub has told the watchers (connLost); the states are
+			// confirmed once the connection is back.
+			s.f.c.log.Debug("etcd: connection lost; the watch resumes when it is back", "prefix", s.f.h.prefix)
 			s.back, s.retryC, s.giveUp = s.f.c.reconnected.Wait(), nil, nil
 			if s.f.c.ready.Load() {
 				s.back = closedChan // ready again already
 			}
+		case <-s.hist:
+			s.hist = nil
+			s.stop(errHistoryChanged)
+		case <-s.f.h.wake:
+			s.watchersChanged()
+		case <-s.lingerC:
+			s.lingered()
 		case <-s.retryC:
 			s.retryC, s.back = nil, closedChan
 		case <-s.back:

@@ -131,9 +131,10 @@ func (h *hub) endAll(err error) {
 	h.feeds.EndAll(err)
 }
 
-// connLost tells the follower that the client's connection was lost:
-// watchers report it, and their states are confirmed once the watch has
-// caught up after the reconnection.
+// connLost reports to the watchers that the client's connection was lost,
+// at once (clientv3 itself stays silent), and tells the follower, which
+// confirms their states once the watch has caught up after the
+// reconnection.
 func (h *hub) connLost(state connectivity.State) {
 	h.mu.Lock()
 	running := h.running
@@ -142,6 +143,7 @@ func (h *hub) connLost(state connectivity.State) {
 		return
 	}
 	h.c.log.Warn("etcd: connection lost; watchers report it, and their states are confirmed once etcd answers", "state", state.String(), "watchers", h.feeds.Len())
+	h.fail(h.c.wrapErr(context.Background(), "watch "+h.prefix, errConnLost))
 	poke(h.lost)
 }
 
