@@ -408,12 +408,12 @@ func newReach(r *Registry) *reach {
 	return &reach{r: r, changed: make(chan struct{})}
 }
 
-// state returns whether the server is known to be unreachable, why, and a
-// channel closed at the next change.
-func (x *reach) state() (down bool, err error, changed <-chan struct{}) {
+// state returns whether the server is known to be unreachable, a channel
+// closed at the next change, and why.
+func (x *reach) state() (down bool, changed <-chan struct{}, err error) {
 	x.mu.Lock()
 	defer x.mu.Unlock()
-	return x.down, x.err, x.changed
+	return x.down, x.changed, x.err
 }
 
 // outageCount returns how many outages there have been.
@@ -470,7 +470,7 @@ func (x *reach) answered() {
 // error.
 func (x *reach) wait(ctx context.Context) error {
 	for {
-		down, _, changed := x.state()
+		down, changed, _ := x.state()
 		if !down {
 			return nil
 		}

@@ -434,7 +434,7 @@ func (r *Registry) upkeep(ctx context.Context) {
 	timer := time.NewTimer(time.Hour)
 	defer timer.Stop()
 	for {
-		down, _, changed := r.reach.state()
+		down, changed, _ := r.reach.state()
 		var due []*registration
 		var next time.Time
 		now := time.Now()

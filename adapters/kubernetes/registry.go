@@ -166,7 +166,7 @@ func (r *Registry) ready(ctx context.Context) error {
 	r.start()
 	select {
 	case <-r.synced:
-		if down, err, _ := r.reach.state(); down {
+		if down, _, err := r.reach.state(); down {
 			return fmt.Errorf("%w: %w", registry.ErrUnavailable, err)
 		}
 		return nil
@@ -175,7 +175,7 @@ func (r *Registry) ready(ctx context.Context) error {
 	timer := time.NewTimer(r.cfg.Timeout)
 	defer timer.Stop()
 	for {
-		down, err, changed := r.reach.state()
+		down, changed, err := r.reach.state()
 		if down {
 			return fmt.Errorf("%w: %w", registry.ErrUnavailable, err)
 		}

@@ -52,7 +52,7 @@ func (r *Registry) Watch(ctx context.Context, name string) (registry.Watcher, er
 	r.newFeeds = append(r.newFeeds, s)
 	r.mu.Unlock()
 	r.hub.Add(feed, name)
-	if down, err, _ := r.reach.state(); down {
+	if down, _, err := r.reach.state(); down {
 		feed.Fail(fmt.Errorf("kubernetes: %w: %w", registry.ErrUnavailable, err))
 	}
 	r.signal()
