@@ -54,8 +54,11 @@ for m in interop bench; do
   if [ -f "$m/go.mod" ]; then modules+=("$m"); fi
 done
 # The Kubernetes tier is a nested module of its own (client-go reaches only
-# the builds that import it); its tests start a real kube-apiserver.
-if [ -f adapters/kubernetes/go.mod ]; then modules+=(adapters/kubernetes); fi
+# the builds that import it), and so is its example; their tests start a
+# real kube-apiserver.
+for m in adapters/kubernetes examples/kubernetes; do
+  if [ -f "$m/go.mod" ]; then modules+=("$m"); fi
+done
 
 echo "== setup: Consul and kube-apiserver builds in the background; ZooKeeper, Chromium and Go modules meanwhile"
 t0=$(date +%s)
