@@ -19,7 +19,7 @@ func Start(tb testing.TB, opts Options) *Server {
 	}
 	s, err := New(opts)
 	if err != nil {
-		tb.Fatalf("kubetest: %v", err)
+		tb.Fatal(err) // err names kubetest already
 	}
 	tb.Cleanup(s.Close)
 	return s
