@@ -3,6 +3,7 @@ package regconfig
 import (
 	"fmt"
 	"net"
+	"net/netip"
 	"strconv"
 	"strings"
 
@@ -346,10 +347,34 @@ func checkEndpoint(ep, typ string) error {
 	if host == "" {
 		return fmt.Errorf("no host")
 	}
+	if !validHost(host) {
+		// A KEY=VALUE written where the address goes (a forgotten '?')
+		// is not a host, and may be a secret that %v would then print.
+		return fmt.Errorf("the host is neither a DNS name nor an IP address")
+	}
 	if n, err := strconv.Atoi(port); err != nil || n <= 0 || n > 65535 {
 		return fmt.Errorf("the port is not a number between 1 and 65535")
 	}
 	return nil
+}
+
+// validHost reports whether host is an IP address or a DNS name (letters,
+// digits, '-', '_' and '.', at most 253 bytes).
+func validHost(host string) bool {
+	if _, err := netip.ParseAddr(host); err == nil {
+		return true
+	}
+	if len(host) > 253 {
+		return false
+	}
+	for _, c := range []byte(host) {
+		switch {
+		case 'a' <= c && c <= 'z', 'A' <= c && c <= 'Z', '0' <= c && c <= '9', c == '-', c == '_', c == '.':
+		default:
+			return false
+		}
+	}
+	return true
 }
 
 func (c *ChainConfig) validate() error {
