@@ -441,7 +441,7 @@ func (x *reach) failed(err error) {
 	x.mu.Unlock()
 	if !wasDown {
 		x.r.log.Warn("API server unreachable: reads answer ErrUnavailable, informers and upkeep wait for it", "err", err)
-		x.r.hub.Fail(fmt.Errorf("kubernetes: %w: %w", registry.ErrUnavailable, err))
+		x.r.failWatchers(fmt.Errorf("kubernetes: %w: %w", registry.ErrUnavailable, err))
 	}
 	if start && !x.r.goBackground(x.probe) {
 		x.mu.Lock()
@@ -560,5 +560,5 @@ func (r *Registry) listFailed(what string, err error) {
 	} else {
 		r.log.Debug("cannot read "+what, "err", cerr)
 	}
-	r.hub.Fail(fmt.Errorf("kubernetes: read %s: %w", what, cerr))
+	r.failWatchers(fmt.Errorf("kubernetes: read %s: %w", what, cerr))
 }

@@ -381,6 +381,19 @@ func (r *Registry) Close() error {
 	r.hub.EndAll(errClosed("watch"))
 	r.cancel()
 	r.wg.Wait()
+	// The dispatcher has returned: the watchers it had not given a first
+	// state yet (not in the hub), and any it added after the EndAll above,
+	// end too.
+	r.mu.Lock()
+	fresh := r.newFeeds
+	r.newFeeds = nil
+	r.mu.Unlock()
+	for _, s := range fresh {
+		if s.feed != nil {
+			s.feed.End(errClosed("watch"))
+		}
+	}
+	r.hub.EndAll(errClosed("watch"))
 	if r.tr != nil {
 		r.tr.CloseIdleConnections()
 	}

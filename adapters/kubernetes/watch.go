@@ -51,7 +51,8 @@ func (r *Registry) Watch(ctx context.Context, name string) (registry.Watcher, er
 	}
 	r.newFeeds = append(r.newFeeds, s)
 	r.mu.Unlock()
-	r.hub.Add(feed, name)
+	// The dispatcher adds the feed to the hub with its first state, so
+	// that the hub knows what a watch-all was shown (registry.Hub's rule).
 	if down, _, err := r.reach.state(); down {
 		feed.Fail(fmt.Errorf("kubernetes: %w: %w", registry.ErrUnavailable, err))
 	}
@@ -71,6 +72,21 @@ func (r *Registry) unsubscribe(s *subscription) {
 		r.watchAll--
 	} else if r.watched[s.name]--; r.watched[s.name] <= 0 {
 		delete(r.watched, s.name)
+	}
+}
+
+// failWatchers reports a transient error to every watcher: those in the
+// hub, and those still waiting for their first state (the dispatcher adds
+// them to the hub with it, which may never come while the error lasts).
+func (r *Registry) failWatchers(err error) {
+	r.mu.Lock()
+	waiting := slices.Clone(r.newFeeds)
+	r.mu.Unlock()
+	r.hub.Fail(err)
+	for _, s := range waiting {
+		if s.feed != nil {
+			s.feed.Fail(err)
+		}
 	}
 }
 
@@ -142,14 +158,16 @@ func (r *Registry) dispatch(ctx context.Context) {
 		}
 		for _, s := range fresh {
 			if s.name != "" {
-				s.feed.Publish(r.update(s.name, rev, now))
+				r.hub.Add(s.feed, s.name, r.update(s.name, rev, now))
 				continue
 			}
+			var first []*registry.Update
 			for _, n := range r.serviceNames() {
 				if u := r.update(n, rev, now); len(u.Instances) > 0 {
-					s.feed.Publish(u)
+					first = append(first, u)
 				}
 			}
+			r.hub.Add(s.feed, "", first...)
 		}
 	}
 }
