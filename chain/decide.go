@@ -30,6 +30,20 @@ type tierIn struct {
 	since  time.Time // when the current watch started (its first state is awaited since)
 	stable bool      // may become the source again (hysteresis passed, or proven)
 	auth   bool      // an authority for the service's absence (rule 3)
+	// seen is when the tier last answered the chain (a probe or a call):
+	// a down tier's last state was confirmed by it until then (rule 4's
+	// max age counts from the later of this and the state's Time).
+	seen time.Time
+}
+
+// keptSince returns when tier i's last state was last confirmed: the later
+// of its Time and the tier's last answer.
+func (in *decideIn) keptSince(i int) time.Time {
+	t := &in.tiers[i]
+	if t.seen.After(t.data.Time) {
+		return t.seen
+	}
+	return t.data.Time
 }
 
 // heldDrop is a drop the guard keeps back (rule 5). It is a value: decide
@@ -269,7 +283,7 @@ func (in *decideIn) candidate() (u *registry.Update, mask uint64, ok bool) {
 				// A tier that is down, or whose current watch has not
 				// answered yet: its last state still says who exists,
 				// within the max age.
-				if len(d.Instances) > 0 && (in.maxAge <= 0 || in.now.Sub(d.Time) <= in.maxAge) && (curMask&bit(i) != 0 || curMask == 0) {
+				if len(d.Instances) > 0 && (in.maxAge <= 0 || in.now.Sub(in.keptSince(i)) <= in.maxAge) && (curMask&bit(i) != 0 || curMask == 0) {
 					parts = append(parts, i)
 					mask |= bit(i)
 				}
@@ -419,6 +433,14 @@ func (in *decideIn) recheck(d decision) time.Time {
 		}
 		if in.cur == nil {
 			earliest(t.since.Add(in.callTimeout)) // a first read gives up
+		}
+	}
+	if in.policy == Merge && in.maxAge > 0 && !d.keep {
+		// A down tier's last state in the union leaves it once too old.
+		for i, t := range in.tiers {
+			if d.mask&bit(i) != 0 && t.data != nil && (!t.up || !t.fresh) {
+				earliest(in.keptSince(i).Add(in.maxAge + time.Nanosecond))
+			}
 		}
 	}
 	if !d.expires.IsZero() {

@@ -273,6 +273,14 @@ func TestDecide(t *testing.T) {
 			want: "t1[a c]", wantMask: 1,
 		},
 		{
+			name: "merge: a down tier's state ages from the tier's last answer, not from its last change",
+			in: decideIn{
+				policy: Merge, cur: &state{u: st("t1+t2", "a", "b"), mask: 3}, now: t0, maxAge: time.Minute,
+				tiers: []tierIn{tin("t1", true, st("t1", "a")), func() tierIn { d := down("t2", true, st("t2", "b")); d.seen = t0.Add(-10 * time.Second); return d }()},
+			},
+			want: "t1+t2[a b]", wantMask: 3,
+		},
+		{
 			name: "first view: the snapshot answers while the first tier's state is on its way",
 			in:   decideIn{tiers: []tierIn{tin("t1", false, nil)}, snap: st(SnapshotSource, "a")},
 			want: "snapshot[a]",
@@ -407,5 +415,33 @@ func TestDecideHedge(t *testing.T) {
 	in.now = t0.Add(time.Second)
 	if d := decide(&in); !d.keep || !d.recheck.Equal(t0.Add(2*time.Second)) {
 		t.Errorf("with the snapshot served: keep %v, recheck %v; want keep, recheck at +2s", d.keep, d.recheck.Sub(t0))
+	}
+}
+
+// TestDecideRecheckKeptState: under Merge, a down tier's last state kept in
+// the union is decided on again the moment it grows older than the max age
+// (counted from the tier's last answer), so that it leaves the union then
+// and not at the next unrelated change.
+func TestDecideRecheckKeptState(t *testing.T) {
+	t0 := time.Unix(2000, 0)
+	t2 := down("t2", true, st("t2", "b"))
+	t2.seen = t0.Add(-10 * time.Second)
+	in := decideIn{
+		name: "svc", policy: Merge, cur: &state{u: st("t1+t2", "a", "b"), mask: 3}, now: t0, maxAge: time.Minute,
+		guard: Guard{Window: 60 * time.Second, Confirmations: 4},
+		tiers: []tierIn{tin("t1", true, st("t1", "a", "c")), t2},
+	}
+	withDefaults(&in)
+	d := decide(&in)
+	if got := ids2(d.u); got != "t1+t2[a b c]" {
+		t.Fatalf("served %s, want t1+t2[a b c]", got)
+	}
+	if want := t2.seen.Add(time.Minute + time.Nanosecond); !d.recheck.Equal(want) {
+		t.Fatalf("recheck at %v, want %v (the kept state's expiry)", d.recheck, want)
+	}
+	in.now = d.recheck
+	in.cur = &state{u: d.u, mask: d.mask}
+	if d := decide(&in); ids2(d.u) != "t1[a c]" {
+		t.Fatalf("at the recheck: served %s, want t1[a c]", ids2(d.u))
 	}
 }

@@ -6,9 +6,12 @@
 // loopback, as the EndpointSlice controller would have written it).
 //
 // A reader reads through a chain over both (policy Merge: the union of
-// every tier that is up) and sees all four. Then the API server is killed:
-// the reader keeps the VMs; it comes back: four again. Then etcd stops:
-// the reader keeps the Pods.
+// every tier) and sees all four. Then the API server is killed: the reader
+// keeps all four, the Pods from the Kubernetes tier's last state, marked
+// stale (chain rule 4: as far as the chain knows they still exist), until
+// that state is older than the chain's max age (3 s here, to keep the run
+// short): then the VMs. The API server comes back: four again. Then etcd
+// stops: the same the other way round.
 //
 // It is a module of its own, as adapters/kubernetes is, so that client-go
 // reaches only the builds that want it.
@@ -116,44 +119,57 @@ func run(ctx context.Context, out io.Writer) (err error) {
 		{Name: "kubernetes", Registry: pods, ReadOnly: true},
 		{Name: "etcd", Registry: vms},
 	}, chain.WithReadPolicy(chain.Merge), chain.WithProbeInterval(100*time.Millisecond),
-		chain.WithFailureThreshold(1), chain.WithLogger(quiet))
+		chain.WithFailureThreshold(1), chain.WithSnapshotMaxAge(maxAge), chain.WithLogger(quiet))
 	if err != nil {
 		return err
 	}
 	cl.add(func() { c.Close() })
 
-	show := func(what string, want []string) error {
-		got, src, err := waitFor(ctx, c, want)
+	show := func(what string, want []string, stale bool) error {
+		got, err := waitFor(ctx, c, want, stale)
 		if err != nil {
 			return fmt.Errorf("%s: %w", what, err)
 		}
-		fmt.Fprintf(out, "%s: %s has %d instances %v (source %s)\n", what, service, len(got), got, src)
+		mark := ""
+		if got.Stale {
+			mark = ", stale"
+		}
+		fmt.Fprintf(out, "%s: %s has %d instances %v (source %s%s)\n", what, service, len(want), want, got.Source, mark)
 		return nil
 	}
 	all := []string{"10.244.1.5:9000", "10.244.2.7:9000", "vm-1", "vm-2"}
-	if err := show("both sides up", all); err != nil {
+	if err := show("both sides up", all, false); err != nil {
 		return err
 	}
 	api.Kill()
-	if err := show("the API server killed", all[2:]); err != nil {
+	if err := show("the API server killed", all, true); err != nil {
+		return err
+	}
+	if err := show("past the max age", all[2:], false); err != nil {
 		return err
 	}
 	if err := api.Start(); err != nil {
 		return err
 	}
-	if err := show("the API server back", all); err != nil {
+	if err := show("the API server back", all, false); err != nil {
 		return err
 	}
 	vmEtcd.Stop()
-	if err := show("etcd stopped", all[:2]); err != nil {
+	if err := show("etcd stopped", all, true); err != nil {
+		return err
+	}
+	if err := show("past the max age", all[:2], false); err != nil {
 		return err
 	}
 	return nil
 }
 
+// maxAge is how long the chain keeps serving a down tier's last state.
+const maxAge = 3 * time.Second
+
 // waitFor reads the chain until it serves the instance IDs want (sorted),
-// and returns them with the state's source.
-func waitFor(ctx context.Context, c *chain.Chain, want []string) ([]string, string, error) {
+// stale or not as asked, and returns that answer.
+func waitFor(ctx context.Context, c *chain.Chain, want []string, stale bool) (chain.Answer, error) {
 	tick := time.NewTicker(50 * time.Millisecond)
 	defer tick.Stop()
 	var last []string
@@ -166,15 +182,15 @@ func waitFor(ctx context.Context, c *chain.Chain, want []string) ([]string, stri
 				ids[i] = in.ID
 			}
 			slices.Sort(ids)
-			if slices.Equal(ids, want) {
-				return ids, a.Source, nil
+			if slices.Equal(ids, want) && a.Stale == stale {
+				return a, nil
 			}
 			last = ids
 		}
 		lastErr = err
 		select {
 		case <-ctx.Done():
-			return nil, "", fmt.Errorf("still %v (%v) when %w", last, lastErr, ctx.Err())
+			return chain.Answer{}, fmt.Errorf("still %v (%v) when %w", last, lastErr, ctx.Err())
 		case <-tick.C:
 		}
 	}

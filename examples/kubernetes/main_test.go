@@ -26,9 +26,11 @@ func TestRun(t *testing.T) {
 	t.Log("\n" + out.String())
 	want := []string{
 		"both sides up: checkout has 4 instances [10.244.1.5:9000 10.244.2.7:9000 vm-1 vm-2] (source kubernetes+etcd)",
-		"the API server killed: checkout has 2 instances [vm-1 vm-2] (source etcd)",
+		"the API server killed: checkout has 4 instances [10.244.1.5:9000 10.244.2.7:9000 vm-1 vm-2] (source kubernetes+etcd, stale)",
+		"past the max age: checkout has 2 instances [vm-1 vm-2] (source etcd)",
 		"the API server back: checkout has 4 instances [10.244.1.5:9000 10.244.2.7:9000 vm-1 vm-2] (source kubernetes+etcd)",
-		"etcd stopped: checkout has 2 instances [10.244.1.5:9000 10.244.2.7:9000] (source kubernetes)",
+		"etcd stopped: checkout has 4 instances [10.244.1.5:9000 10.244.2.7:9000 vm-1 vm-2] (source kubernetes+etcd, stale)",
+		"past the max age: checkout has 2 instances [10.244.1.5:9000 10.244.2.7:9000] (source kubernetes)",
 	}
 	if got := strings.Split(strings.TrimSpace(out.String()), "\n"); strings.Join(got, "\n") != strings.Join(want, "\n") {
 		t.Errorf("output:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
