@@ -154,3 +154,39 @@ func TestProgressAfterLossConfirmsNothing(t *testing.T) {
 		t.Fatal("a progress notification confirmed the states while the connection was reported lost")
 	}
 }
+
+// A loss whose states a list has confirmed since (reported while the
+// follower was listing) is not confirmed again when the next follow takes
+// it: every watcher would get the same state twice in a row.
+func TestConfirmedLossNotConfirmedAgain(t *testing.T) {
+	srv := shared.Server(t)
+	cfg := testConfig(t, srv.Endpoint())
+	cfg.noConnMonitor = true // the test reports the loss itself
+	r := newRegistry(t, cfg)
+	r.c.ready.Store(true)
+	cli := newClient(t, srv.Endpoint())
+	ctx := ctxT(t, time.Minute)
+	a, b := instance("leftover", "a", 9000), instance("leftover", "b", 9001)
+	if _, err := cli.Put(ctx, r.rec.key(a.Name, a.ID), mustMarshal(t, a)); err != nil {
+		t.Fatal(err)
+	}
+	rd := watchReader(t, r, a.Name)
+	rd.Until(t, 10*time.Second, a.Name, a)
+	if r.hub.isStale() {
+		t.Fatal("states awaiting a confirmation before any loss")
+	}
+	poke(r.hub.lost) // a loss the states were confirmed after, left for the follow
+	testutil.WaitFor(t, 10*time.Second, "the follow took the leftover loss", func() string {
+		if len(r.hub.lost) != 0 {
+			return "not yet"
+		}
+		return ""
+	})
+	if _, err := cli.Put(ctx, r.rec.key(b.Name, b.ID), mustMarshal(t, b)); err != nil {
+		t.Fatal(err)
+	}
+	res, ok := nextResult(rd, 10*time.Second)
+	if !ok || res.Err != nil || len(res.U.Instances) != 2 {
+		t.Fatalf("next after the leftover loss: %+v, %v (ok %v); want the state with a and b, not a again", res.U, res.Err, ok)
+	}
+}

@@ -254,6 +254,13 @@ func (s *stream) next(wch clientv3.WatchChan) (clientv3.WatchResponse, bool) {
 				s.stop(err)
 			}
 		case <-s.f.h.lost:
+			if !s.f.h.isStale() {
+				// A loss reported while the follower was listing, whose
+				// list has confirmed the states since: nothing to confirm
+				// (confirming again would give every watcher the same
+				// state twice).
+				continue
+			}
 			// The hub has told the watchers (connLost); the states are
 			// confirmed once the connection is back.
 			s.f.c.log.Debug("etcd: connection lost; the watch resumes when it is back", "prefix", s.f.h.prefix)
