@@ -30,17 +30,20 @@ type tierIn struct {
 	since  time.Time // when the current watch started (its first state is awaited since)
 	stable bool      // may become the source again (hysteresis passed, or proven)
 	auth   bool      // an authority for the service's absence (rule 3)
-	// seen is when the tier last answered the chain (a probe or a call):
-	// a down tier's last state was confirmed by it until then (rule 4's
-	// max age counts from the later of this and the state's Time).
+	// seen, for a tier that is down, is its last answer before it went
+	// down: its watches confirmed their states until then (rule 4's max
+	// age counts from the later of this and the state's Time). Zero for a
+	// tier that is up: a state its current watch has not confirmed ages
+	// from its own Time.
 	seen time.Time
 }
 
-// keptSince returns when tier i's last state was last confirmed: the later
-// of its Time and the tier's last answer.
+// keptSince returns when tier i's last state was last confirmed: its Time,
+// or for a tier that is down the later of that and its last answer before
+// it went down.
 func (in *decideIn) keptSince(i int) time.Time {
 	t := &in.tiers[i]
-	if t.seen.After(t.data.Time) {
+	if !t.up && t.seen.After(t.data.Time) {
 		return t.seen
 	}
 	return t.data.Time

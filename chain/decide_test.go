@@ -445,3 +445,22 @@ func TestDecideRecheckKeptState(t *testing.T) {
 		t.Fatalf("at the recheck: served %s, want t1[a c]", ids2(d.u))
 	}
 }
+
+// TestDecideUpNotFreshAgesFromItsTime: a tier that is up but whose watch
+// has not confirmed its last state (a restarted watch, late) does not keep
+// that state young with its probes' answers: it ages from its own Time.
+func TestDecideUpNotFreshAgesFromItsTime(t *testing.T) {
+	t0 := time.Unix(20000, 0)
+	old := st("t2", "b")
+	old.Time = t0.Add(-2 * time.Hour) // the watch's last state, before a 2 h outage
+	t2 := tierIn{name: "t2", up: true, watched: true, stable: true, auth: true, data: old, fresh: false,
+		since: t0.Add(-30 * time.Minute), // the restarted watch's first state is long late
+		seen:  t0.Add(-time.Second)}      // an answer a second ago
+	in := decideIn{name: "svc", policy: Merge, cur: &state{u: st("t1+t2", "a", "b"), mask: 3}, now: t0, maxAge: time.Minute,
+		guard: Guard{Window: 60 * time.Second, Confirmations: 4},
+		tiers: []tierIn{tin("t1", true, st("t1", "a", "c")), t2}}
+	withDefaults(&in)
+	if d := decide(&in); d.keep || ids2(d.u) != "t1[a c]" {
+		t.Errorf("a 2 h old state (max age 1 m) of an up tier still served: %s", ids2(d.u))
+	}
+}

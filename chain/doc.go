@@ -143,9 +143,10 @@
 //     keeps its last state in the union: its instances still exist as far
 //     as the chain knows, so they stay, marked stale (Answer.Stale), until
 //     the tier answers again or, with WithSnapshotMaxAge, until that state
-//     is older than the max age, counted from the tier's last answer (it
-//     confirmed the state until then); the chain decides again at that
-//     moment. When no tier can serve, the snapshot serves the last
+//     is older than the max age, counted from the tier's last answer
+//     before it went down (its watch confirmed the state until then; a
+//     state of a tier that is up but whose watch has not answered counts
+//     from its own Time); the chain decides again at that moment. When no tier can serve, the snapshot serves the last
 //     state the chain accepted, Source "snapshot", Time the last time its
 //     source was seen healthy. Source and Time always say where a state came
 //     from and how old it is, so a reader can tell a stale one.

@@ -127,7 +127,7 @@ func (s *service) inputLocked(now time.Time) decideIn {
 			ti.watched, ti.since = true, w.since
 		}
 		ti.auth = s.auth&bit(i) != 0 || own&bit(i) != 0
-		ti.seen = t.lastConfirmed()
+		ti.seen = t.downConfirmed()
 		ti.stable = t.stable(now) || (curIdx < n && t.provenAs(c.tiers[curIdx]))
 	}
 	var confirmed time.Time

@@ -46,6 +46,9 @@ type tier struct {
 	consecutive int
 	lastErr     error
 	lastOK      time.Time
+	// okBeforeDown is lastOK when the breaker last opened: the tier's last
+	// answer before it went down, which no later answer moves.
+	okBeforeDown time.Time
 }
 
 func newTier(c *Chain, idx int, t Tier) *tier {
@@ -109,6 +112,17 @@ func (t *tier) stableAt() (time.Time, bool) {
 	return t.upSince.Add(t.c.opts.failbackAfter), true
 }
 
+// downConfirmed returns, while the tier is down, its last answer before
+// it went down (zero if it never answered); zero while it is up.
+func (t *tier) downConfirmed() time.Time {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.up.Load() {
+		return time.Time{}
+	}
+	return t.okBeforeDown
+}
+
 func (t *tier) lastConfirmed() time.Time {
 	t.mu.Lock()
 	defer t.mu.Unlock()
@@ -150,6 +164,7 @@ func (t *tier) report(err error, probe bool) {
 	if opened {
 		t.up.Store(false)
 		t.since = now
+		t.okBeforeDown = t.lastOK
 	}
 	t.mu.Unlock()
 	if opened {
