@@ -79,6 +79,32 @@ func TestOutageAndRestart(t *testing.T) {
 	if err == nil || !errors.Is(err, registry.ErrUnavailable) || errors.Is(err, registry.ErrStopped) {
 		t.Errorf("Next during the outage = %v, %v; want a transient ErrUnavailable", u, err)
 	}
+	// A watcher started during the outage hears of it too, after the
+	// caches' state its first Next would give (which alone looks current).
+	w2, err := r.Watch(ctxT(t, 5*time.Minute), "svc")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w2.Stop()
+	testutil.WaitFor(t, 30*time.Second, "the new watcher joined the hub with its first state", func() string {
+		if n := r.hub.Len(); n != 2 {
+			return fmt.Sprintf("%d feeds in the hub", n)
+		}
+		return ""
+	})
+	var seen []string
+	testutil.WaitFor(t, 30*time.Second, "the new watcher hears of the outage", func() string {
+		for {
+			u, ok, err := w2.(*registry.Feed).TryNext()
+			if !ok {
+				return fmt.Sprintf("saw %v", seen)
+			}
+			if errors.Is(err, registry.ErrUnavailable) && !errors.Is(err, registry.ErrStopped) {
+				return ""
+			}
+			seen = append(seen, fmt.Sprintf("%v/%v", u, err))
+		}
+	})
 
 	if err := srv.Start(); err != nil {
 		t.Fatal(err)

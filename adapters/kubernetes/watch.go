@@ -3,6 +3,7 @@ package kubernetes
 import (
 	"context"
 	"fmt"
+	"maps"
 	"slices"
 	"time"
 
@@ -169,7 +170,32 @@ func (r *Registry) dispatch(ctx context.Context) {
 			}
 			r.hub.Add(s.feed, "", first...)
 		}
+		// A first state is the caches' and clears the feed's pending error:
+		// a new watcher still hears of a failure that lasts (the API server
+		// down, a read refused), which failWatchers told before it joined
+		// the hub, or while the dispatcher was adding it.
+		if len(fresh) > 0 {
+			if err := r.failure(); err != nil {
+				for _, s := range fresh {
+					s.feed.Fail(err)
+				}
+			}
+		}
 	}
+}
+
+// failure returns the failure watchers are told of while it lasts: the API
+// server unreachable, else a source that cannot be read; nil if none.
+func (r *Registry) failure() error {
+	if down, _, err := r.reach.state(); down {
+		return fmt.Errorf("kubernetes: %w: %w", registry.ErrUnavailable, err)
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if keys := slices.Sorted(maps.Keys(r.listErrs)); len(keys) > 0 {
+		return fmt.Errorf("kubernetes: read %s: %w", keys[0], r.listErrs[keys[0]])
+	}
+	return nil
 }
 
 // update returns the current state of name.
