@@ -39,6 +39,9 @@ type conn struct {
 	lastAnswer atomic.Int64     // unix nanos of the last answer observed
 	ready      atomic.Bool      // the client's connection is ready (Registry.monitorConn)
 	grpcConn   *grpc.ClientConn // the client's connection when its state is followed, else nil
+	// failedSinceReady: the connection went through TRANSIENT_FAILURE since
+	// it was last ready (set by failing and the monitor, cleared at READY).
+	failedSinceReady atomic.Bool
 
 	hist           history       // the identity of the history etcd serves
 	historyChanged signal.Signal // fired when etcd came back with another history
@@ -124,16 +127,29 @@ func (c *conn) answeredWithin(d time.Duration) bool {
 	return last != 0 && time.Since(time.Unix(0, last)) < d
 }
 
-// failing reports whether the client's connection is failing: its last
-// attempt to reach every endpoint failed (TRANSIENT_FAILURE), and the next
-// comes when gRPC's reconnection backoff says. It is false when the state
-// is not followed (Config.Client without a connection).
+// failing reports whether the client's connection is failing: it went
+// through TRANSIENT_FAILURE (its last attempt to reach every endpoint
+// failed) and has not been ready since; a reconnection attempt
+// (CONNECTING) in between counts as failing too, as gRPC goes back to
+// TRANSIENT_FAILURE when it fails. The next attempt comes when gRPC's
+// reconnection backoff says. It is false when the state is not followed
+// (Config.Client without a connection), and while the connection is
+// connecting for the first time.
 func (c *conn) failing() (connectivity.State, bool) {
 	if c.grpcConn == nil {
 		return 0, false
 	}
 	st := c.grpcConn.GetState()
-	return st, st == connectivity.TransientFailure
+	switch st {
+	case connectivity.TransientFailure:
+		c.failedSinceReady.Store(true)
+		return st, true
+	case connectivity.Connecting:
+		return st, c.failedSinceReady.Load()
+	case connectivity.Ready:
+		c.failedSinceReady.Store(false)
+	}
+	return st, false
 }
 
 // awaitConnection returns at once unless the client's connection is
@@ -150,10 +166,7 @@ func (c *conn) awaitConnection(ctx context.Context) error {
 		if !c.grpcConn.WaitForStateChange(ctx, st) {
 			return fmt.Errorf("the client's connection to etcd is failing (every endpoint refused or dropped the last attempt; gRPC tries again on its backoff): %w", ctx.Err())
 		}
-		st = c.grpcConn.GetState()
-		// A reconnection attempt (CONNECTING) that fails goes back to
-		// TRANSIENT_FAILURE: keep waiting through it.
-		bad = st == connectivity.TransientFailure || st == connectivity.Connecting
+		st, bad = c.failing()
 	}
 	return nil
 }

@@ -142,7 +142,8 @@
 // Ping sends nothing when it need not: when etcd answered the registry's
 // own traffic less than Config.PassivePing ago on a ready connection, it
 // succeeds; when the client's connection is failing (its last attempt at
-// every endpoint failed: gRPC's TRANSIENT_FAILURE), it waits for the
+// every endpoint failed: gRPC's TRANSIENT_FAILURE, or a reconnection
+// attempt since, not yet ready), it waits for the
 // connection without sending anything, answering the moment it is ready
 // again (then with its request) or, at its deadline, an error wrapping
 // registry.ErrUnavailable. A request sent meanwhile would only have waited

@@ -123,6 +123,12 @@ func (r *Registry) monitorConn(conn *grpc.ClientConn) {
 		c.ready.Store(state == connectivity.Ready)
 		switch state {
 		case connectivity.Ready:
+			c.failedSinceReady.Store(false)
+		case connectivity.TransientFailure:
+			c.failedSinceReady.Store(true)
+		}
+		switch state {
+		case connectivity.Ready:
 			if !ready {
 				ready = true
 				// A watch awaiting its confirmation reads etcd's revision
