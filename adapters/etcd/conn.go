@@ -133,8 +133,9 @@ func (c *conn) answeredWithin(d time.Duration) bool {
 // (CONNECTING) in between counts as failing too, as gRPC goes back to
 // TRANSIENT_FAILURE when it fails. The next attempt comes when gRPC's
 // reconnection backoff says. It is false when the state is not followed
-// (Config.Client without a connection), and while the connection is
-// connecting for the first time.
+// (Config.Client without a connection), while the connection is
+// connecting for the first time, and while it is IDLE (gRPC reconnects an
+// idle channel only for a request, so a Ping then sends its own).
 func (c *conn) failing() (connectivity.State, bool) {
 	if c.grpcConn == nil {
 		return 0, false

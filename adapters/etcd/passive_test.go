@@ -133,8 +133,12 @@ func TestPingWhileFailing(t *testing.T) {
 			t.Fatalf("Ping while failing: %v, want ErrUnavailable", err)
 		}
 	}
-	if n := sent.Load() - before; n != 0 {
-		t.Fatalf("5 pings while the connection failed sent %d requests, want none", n)
+	// Between two reconnection attempts gRPC may report the connection IDLE
+	// for a moment; a ping then sends its request (as it must: that is also
+	// how a channel gone idle is woken). One such stray is tolerated; a
+	// ping per attempt is not.
+	if n := sent.Load() - before; n > 1 {
+		t.Fatalf("5 pings while the connection failed sent %d requests, want none (one stray tolerated)", n)
 	}
 
 	// A Ping waiting for the connection when etcd comes back succeeds once
